@@ -1,0 +1,3 @@
+from edgebit.cli.main import main
+
+main()

@@ -1,0 +1,36 @@
+"""The `edgebit` command. Commands are thin: they parse options and call library functions, importing
+the heavy libraries (torch, onnx, executorch) inside the command so `edgebit --help` stays instant."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from edgebit.cli import bench_cmd, checkpoint_cmd, inspect_cmd
+
+app = typer.Typer(
+    name="edgebit",
+    help="BitNet b1.58 (ternary) LLMs on phones and boards: inspect, export, verify, run and profile.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("inspect")(inspect_cmd.inspect)
+app.command("random-checkpoint")(checkpoint_cmd.random_checkpoint)
+app.add_typer(bench_cmd.app, name="bench")
+
+
+def main() -> None:
+    from edgebit.errors import EdgebitError
+
+    try:
+        app()
+    except EdgebitError as e:
+        # One line that names the file, tensor or option; exit code 2 like a usage error.
+        from edgebit.cli.console import err
+
+        err.print(f"[bold red]error:[/] {e}", soft_wrap=True, markup=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,193 @@
+"""A checkpoint directory on disk: config.json, safetensors files (single or sharded), tokenizer.json.
+
+open_checkpoint() checks everything it can without reading tensor data: the config, that every file stays
+inside the directory, and that the tensor set and every shape and dtype are what the config implies.
+Tensors are then read one at a time, on demand.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgebit.errors import CheckpointError
+from edgebit.model.config import ModelConfig, normalize_config, read_config_json
+from edgebit.model.safetensors_io import SafetensorsFile, TensorInfo
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+FLOAT_DTYPES = ("F32", "F16", "BF16")
+INDEX_NAME = "model.safetensors.index.json"
+# Tensors some exporters leave behind that carry nothing the model needs (recomputed from the config).
+IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
+
+LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+           "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+
+
+def layer_prefix(i: int) -> str:
+    return f"model.layers.{i}."
+
+
+def linear_shape(cfg: ModelConfig, linear: str) -> tuple[int, int]:
+    return cfg.linear_shapes()[linear.split(".")[1]]
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: ModelConfig
+    raw_config: dict
+    weight_form: str  # "packed" (HF offline uint8 + weight_scale) | "master" (float weights, ternarized at load)
+    index: dict[str, SafetensorsFile] = field(repr=False)
+
+    def info(self, name: str) -> TensorInfo:
+        return self.index[name].tensors[name]
+
+    def read(self, name: str):
+        return self.index[name].read(name)
+
+    def file_of(self, name: str) -> Path:
+        return self.index[name].path
+
+    def close(self) -> None:
+        for f in {id(f): f for f in self.index.values()}.values():
+            f.close()
+
+    def __enter__(self) -> "Checkpoint":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _confined(root: Path, name, where: Path) -> Path:
+    """A weight file named by the checkpoint must resolve (symlinks included) inside the checkpoint dir."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise CheckpointError(f"{where}: weight file {name!r} must be a relative path inside {root}")
+    path = root / name
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise CheckpointError(f"{where}: weight file {name!r} resolves to {resolved}, outside {root}")
+    return path
+
+
+def _weight_files(root: Path) -> tuple[dict[str, Path], dict[Path, SafetensorsFile]]:
+    """tensor name -> file path, and the opened files."""
+    index_path = root / INDEX_NAME
+    opened: dict[Path, SafetensorsFile] = {}
+
+    def open_file(p: Path) -> SafetensorsFile:
+        if p not in opened:
+            if not p.is_file():
+                raise CheckpointError(f"{p}: weight file not found")
+            opened[p] = SafetensorsFile(p)
+        return opened[p]
+
+    located: dict[str, Path] = {}
+    if index_path.exists():
+        try:
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+            weight_map = index["weight_map"]
+            assert isinstance(weight_map, dict)
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AssertionError):
+            raise CheckpointError(f"{index_path}: expected JSON with a 'weight_map' object") from None
+        for name, file_name in weight_map.items():
+            path = _confined(root, file_name, index_path)
+            if name not in open_file(path).tensors:
+                raise CheckpointError(f"{path}: tensor '{name}' listed in {INDEX_NAME} is not in this file")
+            located[name] = path
+        return located, opened
+    files = sorted(root.glob("*.safetensors"))
+    if not files:
+        pickles = sorted(p.name for p in root.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise CheckpointError(
+                f"{root / pickles[0]}: pickle checkpoints are never loaded (unpickling can run code); "
+                "convert the weights to safetensors"
+            )
+        raise CheckpointError(f"{root}: no *.safetensors weight files")
+    for path in files:
+        path = _confined(root, path.name, root)
+        for name in open_file(path).tensors:
+            if name in located:
+                raise CheckpointError(f"{path}: tensor '{name}' also appears in {located[name]}")
+            located[name] = path
+    return located, opened
+
+
+def expected_tensors(cfg: ModelConfig, form: str) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+    """tensor name -> (allowed dtypes, shape) for a checkpoint of this config and weight form."""
+    h, v = cfg.hidden_size, cfg.vocab_size
+    want: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
+        "model.embed_tokens.weight": (FLOAT_DTYPES, (v, h)),
+        "model.norm.weight": (FLOAT_DTYPES, (h,)),
+    }
+    if not cfg.tie_word_embeddings:
+        want["lm_head.weight"] = (FLOAT_DTYPES, (v, h))
+    for i in range(cfg.num_layers):
+        p = layer_prefix(i)
+        want[p + "input_layernorm.weight"] = (FLOAT_DTYPES, (h,))
+        want[p + "post_attention_layernorm.weight"] = (FLOAT_DTYPES, (h,))
+        if cfg.sub_norms:
+            want[p + "self_attn.attn_sub_norm.weight"] = (FLOAT_DTYPES, (cfg.q_size,))
+            want[p + "mlp.ffn_sub_norm.weight"] = (FLOAT_DTYPES, (cfg.intermediate_size,))
+        for linear in LINEARS:
+            n, k = linear_shape(cfg, linear)
+            if form == "packed":
+                if n % 4:
+                    raise CheckpointError(f"{p + linear}.weight: out_features {n} is not a multiple of 4 (HF packing)")
+                want[p + linear + ".weight"] = (("U8",), (n // 4, k))
+                want[p + linear + ".weight_scale"] = (FLOAT_DTYPES, (1,))
+            else:
+                want[p + linear + ".weight"] = (FLOAT_DTYPES, (n, k))
+    return want
+
+
+def _detect_form(located: dict[str, Path], opened: dict[Path, SafetensorsFile], root: Path) -> str:
+    probe = layer_prefix(0) + "self_attn.q_proj.weight"
+    if probe not in located:
+        raise CheckpointError(f"{root}: tensor '{probe}' is missing")
+    dtype = opened[located[probe]].tensors[probe].dtype
+    if dtype == "U8":
+        return "packed"
+    if dtype in FLOAT_DTYPES:
+        return "master"
+    raise CheckpointError(
+        f"{located[probe]}: tensor '{probe}': dtype {dtype} is neither packed ternary (U8) nor float master weights"
+    )
+
+
+def open_checkpoint(path: str | Path) -> Checkpoint:
+    root = Path(path)
+    if not root.is_dir():
+        raise CheckpointError(f"{root}: not a checkpoint directory (expected config.json + *.safetensors)")
+    raw = read_config_json(root / "config.json")
+    cfg = normalize_config(raw, root / "config.json")
+    located, opened = _weight_files(root)
+    try:
+        form = _detect_form(located, opened, root)
+        want = expected_tensors(cfg, form)
+        for name, (dtypes, shape) in want.items():
+            if name not in located:
+                raise CheckpointError(f"{root}: tensor '{name}' is missing ({form} weights, {cfg.num_layers} layers)")
+            info = opened[located[name]].tensors[name]
+            # weight_scale may be stored as [1] or as a scalar; both hold one number.
+            shape_ok = info.shape == shape or (name.endswith(".weight_scale") and info.numel == 1)
+            if info.dtype not in dtypes or not shape_ok:
+                raise CheckpointError(
+                    f"{located[name]}: tensor '{name}': expected {'|'.join(dtypes)}{list(shape)}, "
+                    f"got {info.dtype}{list(info.shape)}"
+                )
+        for name, file in located.items():
+            tied_head = name == "lm_head.weight" and cfg.tie_word_embeddings
+            if name not in want and not tied_head and not name.endswith(IGNORED_SUFFIXES):
+                raise CheckpointError(
+                    f"{file}: unexpected tensor '{name}' for a {cfg.family} model with {cfg.num_layers} layers"
+                )
+    except CheckpointError:
+        for f in opened.values():
+            f.close()
+        raise
+    index = {name: opened[p] for name, p in located.items()}
+    return Checkpoint(root, cfg, raw, form, index)

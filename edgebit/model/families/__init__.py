@@ -1,0 +1,3 @@
+"""Checkpoint families. Each module registers one Family; importing this package registers them all."""
+
+from edgebit.model.families import bitnet, llama_bitnet  # noqa: F401

@@ -1,0 +1,161 @@
+"""The reference model: BitNet b1.58 inference in plain PyTorch, the golden truth every artifact is held to.
+
+Read it top to bottom. Every ternary linear is W1.58A8 as BitNet was trained:
+    x_q, s = per-token int8 quantization of x        (edgebit/quant/ternary.py)
+    acc    = x_q . W_t                               integer-exact (see ternary_linear)
+    y      = acc / s * gamma
+Everything else (RMSNorm, RoPE, attention, the head) runs in fp32; fp16 overflows on ReLU^2 activations.
+Shapes: B batch, T new tokens, S cached + new positions, H hidden, F ffn, D head dim, V vocab.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from edgebit.model.config import ModelConfig, RopeConfig
+from edgebit.model.weights import LayerWeights, ModelWeights, TernaryWeight
+from edgebit.quant.packing import unpack_ternary
+from edgebit.quant.ternary import quantize_activations
+
+HEAD_CHUNK_ROWS = 16384  # vocab rows of a bf16 head converted to fp32 at a time
+
+
+def ternary_linear(x: torch.Tensor, w: TernaryWeight) -> torch.Tensor:
+    """(..., K) fp32 -> (..., N) fp32. The fp32 matmul of integers is exact: every partial sum is an
+    integer of magnitude <= 128 * K <= 2^24 (K <= 131072, which ModelConfig enforces)."""
+    x_q, s = quantize_activations(x)
+    w_t = unpack_ternary(w.packed, w.in_features).float()  # (N, K)
+    acc = x_q @ w_t.T
+    return acc / s * w.gamma
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def rope_inv_freq(head_dim: int, rope: RopeConfig) -> torch.Tensor:
+    """(D/2,) inverse frequencies; "llama3" rescales the low frequencies as Llama 3.1 does."""
+    inv_freq = 1.0 / (rope.theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    if rope.kind == "default":
+        return inv_freq
+    old_len = rope.original_max_position_embeddings
+    low_wavelen = old_len / rope.low_freq_factor
+    high_wavelen = old_len / rope.high_freq_factor
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_wavelen, inv_freq / rope.factor, inv_freq)
+    smooth = (old_len / wavelen - rope.low_freq_factor) / (rope.high_freq_factor - rope.low_freq_factor)
+    smoothed = (1 - smooth) * scaled / rope.factor + smooth * scaled
+    is_medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
+    return torch.where(is_medium, smoothed, scaled)
+
+
+def rope_cos_sin(inv_freq: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    freqs = positions[:, None].float() * inv_freq[None, :]  # (T, D/2)
+    emb = torch.cat((freqs, freqs), dim=-1)  # (T, D): rotate-half order
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x (B, heads, T, D); rotate-half: pairs are (i, i + D/2)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
+class KVCache:
+    """Keys and values of every layer for positions [0, length): (B, KVH, max_seq_len, D) each."""
+
+    def __init__(self, cfg: ModelConfig, batch: int, max_seq_len: int):
+        shape = (batch, cfg.num_kv_heads, max_seq_len, cfg.head_dim)
+        self.k = [torch.zeros(shape) for _ in range(cfg.num_layers)]
+        self.v = [torch.zeros(shape) for _ in range(cfg.num_layers)]
+        self.max_seq_len = max_seq_len
+        self.length = 0
+
+
+class ReferenceModel:
+    def __init__(self, weights: ModelWeights):
+        self.w = weights
+        self.cfg = weights.config
+        self.inv_freq = rope_inv_freq(self.cfg.head_dim, self.cfg.rope)
+
+    def new_cache(self, batch: int = 1, max_seq_len: int | None = None) -> KVCache:
+        return KVCache(self.cfg, batch, max_seq_len or self.cfg.max_position_embeddings)
+
+    @torch.no_grad()
+    def forward(self, input_ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """input_ids (B, T) -> logits (B, T, V). With a cache, the T tokens follow the cached ones
+        (prefill when the cache is empty, one-token decode when T == 1) and the cache is extended."""
+        cfg = self.cfg
+        batch, t = input_ids.shape
+        cache = cache or self.new_cache(batch, t)
+        start = cache.length
+        if start + t > cache.max_seq_len:
+            raise ValueError(f"sequence of {start + t} tokens exceeds the cache's {cache.max_seq_len}")
+        positions = torch.arange(start, start + t)
+        cos, sin = rope_cos_sin(self.inv_freq, positions)
+
+        x = self.w.embed[input_ids].float()  # (B, T, H)
+        for i, layer in enumerate(self.w.layers):
+            x = x + self.attention(i, layer, rms_norm(x, layer.attn_norm, cfg.rms_norm_eps), cos, sin, cache, start)
+            x = x + self.mlp(layer, rms_norm(x, layer.mlp_norm, cfg.rms_norm_eps))
+        cache.length = start + t
+        return self.logits(rms_norm(x, self.w.final_norm, cfg.rms_norm_eps))
+
+    def attention(self, i: int, layer: LayerWeights, x: torch.Tensor, cos, sin, cache: KVCache, start: int):
+        cfg = self.cfg
+        batch, t, _ = x.shape
+        q = ternary_linear(x, layer.q).view(batch, t, cfg.num_heads, cfg.head_dim).transpose(1, 2)
+        k = ternary_linear(x, layer.k).view(batch, t, cfg.num_kv_heads, cfg.head_dim).transpose(1, 2)
+        v = ternary_linear(x, layer.v).view(batch, t, cfg.num_kv_heads, cfg.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # (B, heads, T, D)
+
+        end = start + t
+        cache.k[i][:, :, start:end] = k
+        cache.v[i][:, :, start:end] = v
+        group = cfg.num_heads // cfg.num_kv_heads  # GQA: each KV head serves `group` query heads
+        keys = cache.k[i][:, :, :end].repeat_interleave(group, dim=1)  # (B, heads, S, D)
+        values = cache.v[i][:, :, :end].repeat_interleave(group, dim=1)
+
+        scores = (q @ keys.transpose(2, 3)) * cfg.head_dim**-0.5  # (B, heads, T, S)
+        # query at position start+r may see keys at positions <= start+r
+        causal = torch.arange(end)[None, :] > (torch.arange(t)[:, None] + start)
+        scores = scores.masked_fill(causal, float("-inf"))
+        out = torch.softmax(scores, dim=-1) @ values  # (B, heads, T, D)
+        out = out.transpose(1, 2).reshape(batch, t, cfg.q_size)
+        if layer.attn_sub_norm is not None:
+            out = rms_norm(out, layer.attn_sub_norm, cfg.rms_norm_eps)
+        return ternary_linear(out, layer.o)
+
+    def mlp(self, layer: LayerWeights, x: torch.Tensor) -> torch.Tensor:
+        gate = ternary_linear(x, layer.gate)  # (B, T, F)
+        act = F.relu(gate).square() if self.cfg.activation == "relu2" else F.silu(gate)
+        h = act * ternary_linear(x, layer.up)
+        if layer.ffn_sub_norm is not None:
+            h = rms_norm(h, layer.ffn_sub_norm, self.cfg.rms_norm_eps)
+        return ternary_linear(h, layer.down)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        head = self.w.head  # (V, H)
+        if head.dtype == torch.float32:
+            return x @ head.T
+        # A bf16 head of a real model is ~0.7 GB; converting it whole to fp32 would double that.
+        chunks = [x @ head[r : r + HEAD_CHUNK_ROWS].float().T for r in range(0, head.shape[0], HEAD_CHUNK_ROWS)]
+        return torch.cat(chunks, dim=-1)
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: list[int], max_new_tokens: int, stop_ids: tuple[int, ...] = ()) -> list[int]:
+        """Greedy decoding with the KV cache: one prefill, then one token at a time."""
+        cache = self.new_cache(1, len(prompt_ids) + max_new_tokens)
+        logits = self.forward(torch.tensor([prompt_ids]), cache)
+        out: list[int] = []
+        for _ in range(max_new_tokens):
+            token = int(logits[0, -1].argmax())
+            out.append(token)
+            if token in stop_ids or len(out) == max_new_tokens:
+                break
+            logits = self.forward(torch.tensor([[token]]), cache)
+        return out

@@ -1,0 +1,91 @@
+"""What `edgebit inspect` reports about a checkpoint: shapes, parameter counts, zero fractions, sizes and
+the bytes one decoded token reads. Weights are read one tensor at a time; nothing is kept."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+
+from edgebit.model.checkpoint import LINEARS, Checkpoint, layer_prefix, linear_shape
+from edgebit.model.weights import load_ternary
+from edgebit.quant.packing import LAYOUT_VERSION, unpack_codes
+
+BF16_BYTES = 2
+GAMMA_BYTES = 4  # one fp32 gamma per ternary tensor
+
+
+@dataclass
+class LayerSummary:
+    index: int
+    zero_fraction: float  # of the layer's ternary weights
+    linear_zero_fraction: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Summary:
+    path: str
+    family: str
+    weight_form: str
+    layout_version: int
+    config: dict
+    linear_shapes: dict[str, list[int]]  # per decoder layer: name -> [out, in]
+    ternary_params: int
+    float_params: int
+    total_params: int
+    zero_fraction: float
+    bytes_bf16: int  # every parameter at 16 bits
+    bytes_packed: int  # ternary at 2 bits + gammas, float parameters at bf16
+    bytes_per_token: int  # one decoded token: packed ternary body + bf16 head + norms + one embedding row
+    kv_cache_bytes_per_position: int  # fp32 keys and values of every layer
+    layers: list[LayerSummary]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def summarize(ckpt: Checkpoint, on_layer: Callable[[int], None] | None = None) -> Summary:
+    cfg = ckpt.config
+    shapes = {name.split(".")[1]: list(linear_shape(cfg, name)) for name in LINEARS}
+    ternary_per_layer = sum(n * k for n, k in shapes.values())
+    norms_per_layer = 2 * cfg.hidden_size + (cfg.q_size + cfg.intermediate_size if cfg.sub_norms else 0)
+    embed = cfg.vocab_size * cfg.hidden_size
+    head = 0 if cfg.tie_word_embeddings else embed
+    ternary = ternary_per_layer * cfg.num_layers
+    floats = embed + head + cfg.hidden_size + norms_per_layer * cfg.num_layers
+
+    layers, zeros_total = [], 0
+    for i in range(cfg.num_layers):
+        per_linear, zeros_layer = {}, 0
+        for name in LINEARS:
+            n, k = linear_shape(cfg, name)
+            w = load_ternary(ckpt, layer_prefix(i) + name, (n, k))
+            zeros = int((unpack_codes(w.packed, k) == 1).sum())
+            per_linear[name.split(".")[1]] = zeros / (n * k)
+            zeros_layer += zeros
+        zeros_total += zeros_layer
+        layers.append(LayerSummary(i, zeros_layer / ternary_per_layer, per_linear))
+        if on_layer:
+            on_layer(i)
+
+    packed_body = ternary // 4 + GAMMA_BYTES * len(LINEARS) * cfg.num_layers
+    norm_bytes = BF16_BYTES * (cfg.hidden_size + norms_per_layer * cfg.num_layers)
+    return Summary(
+        path=str(ckpt.path),
+        family=cfg.family,
+        weight_form=ckpt.weight_form,
+        layout_version=LAYOUT_VERSION,
+        config=cfg.to_dict(),
+        linear_shapes=shapes,
+        ternary_params=ternary,
+        float_params=floats,
+        total_params=ternary + floats,
+        zero_fraction=zeros_total / ternary,
+        bytes_bf16=BF16_BYTES * (ternary + floats),
+        bytes_packed=packed_body + BF16_BYTES * floats,
+        bytes_per_token=packed_body + BF16_BYTES * cfg.vocab_size * cfg.hidden_size + norm_bytes
+        + BF16_BYTES * cfg.hidden_size,
+        kv_cache_bytes_per_position=2 * cfg.num_layers * cfg.kv_size * torch.finfo(torch.float32).bits // 8,
+        layers=layers,
+    )

@@ -1,0 +1,136 @@
+"""Loading a checkpoint into the weights every later stage uses: ternary linears in edgebit's packed layout
+(2 bits a weight + one fp32 gamma), float norms, and the embedding / head in their stored precision.
+
+Tensors are read and converted one at a time, so peak memory is what is kept plus one tensor in flight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from edgebit.errors import CheckpointError, LayoutError
+from edgebit.model.checkpoint import LINEARS, Checkpoint, layer_prefix, linear_shape, open_checkpoint
+from edgebit.model.config import ModelConfig
+from edgebit.quant.packing import codes_to_layout, hf_unpack_codes, pack_ternary
+from edgebit.quant.ternary import absmean_ternarize
+
+
+@dataclass
+class TernaryWeight:
+    packed: torch.Tensor  # uint8 [N, K/4], layout v1 (edgebit/quant/packing.py)
+    gamma: torch.Tensor  # fp32 0-dim: y = (x_q . W_t) / s * gamma
+    out_features: int
+    in_features: int
+
+
+@dataclass
+class LayerWeights:
+    attn_norm: torch.Tensor  # (H,) input_layernorm
+    q: TernaryWeight
+    k: TernaryWeight
+    v: TernaryWeight
+    o: TernaryWeight
+    attn_sub_norm: torch.Tensor | None  # (Hq,) before o_proj; BitNet only
+    mlp_norm: torch.Tensor  # (H,) post_attention_layernorm
+    gate: TernaryWeight
+    up: TernaryWeight
+    down: TernaryWeight
+    ffn_sub_norm: torch.Tensor | None  # (F,) before down_proj; BitNet only
+
+
+@dataclass
+class ModelWeights:
+    config: ModelConfig
+    embed: torch.Tensor  # (V, H), stored precision
+    layers: list[LayerWeights]
+    final_norm: torch.Tensor  # (H,)
+    lm_head: torch.Tensor | None  # (V, H); None when tied to embed
+
+    @property
+    def head(self) -> torch.Tensor:
+        return self.embed if self.lm_head is None else self.lm_head
+
+    def kept_bytes(self) -> int:
+        seen: dict[int, int] = {}
+        for t in _all_tensors(self):
+            seen[t.data_ptr()] = t.numel() * t.element_size()
+        return sum(seen.values())
+
+
+def _all_tensors(w: ModelWeights):
+    yield w.embed
+    yield w.final_norm
+    if w.lm_head is not None:
+        yield w.lm_head
+    for layer in w.layers:
+        for value in vars(layer).values():
+            if isinstance(value, TernaryWeight):
+                yield value.packed
+                yield value.gamma
+            elif value is not None:
+                yield value
+
+
+def load_ternary(ckpt: Checkpoint, name: str, shape: tuple[int, int]) -> TernaryWeight:
+    """One linear's weight as layout v1, from either checkpoint form. `name` has no '.weight' suffix."""
+    n, k = shape
+    try:
+        if ckpt.weight_form == "packed":
+            scale = ckpt.read(name + ".weight_scale").float().reshape(())
+            # transformers' BitLinear computes y / (s * weight_scale): the stored scale is 1/gamma.
+            if not bool(torch.isfinite(scale)) or float(scale) <= 0:
+                raise CheckpointError(
+                    f"{ckpt.file_of(name + '.weight_scale')}: tensor '{name}.weight_scale': "
+                    f"expected a positive finite number, got {float(scale)}"
+                )
+            gamma = torch.ones((), dtype=torch.float32) / scale
+            packed = codes_to_layout(hf_unpack_codes(ckpt.read(name + ".weight")), name + ".weight")
+        else:
+            w = ckpt.read(name + ".weight")
+            if not bool(torch.isfinite(w).all()):
+                raise CheckpointError(f"{ckpt.file_of(name + '.weight')}: tensor '{name}.weight': non-finite values")
+            w_t, gamma = absmean_ternarize(w)
+            del w
+            packed = pack_ternary(w_t)
+    except LayoutError as e:
+        raise CheckpointError(f"{ckpt.file_of(name + '.weight')}: {e}") from None
+    return TernaryWeight(packed, gamma, n, k)
+
+
+def _float(ckpt: Checkpoint, name: str) -> torch.Tensor:
+    return ckpt.read(name).float()
+
+
+def load_weights(ckpt: Checkpoint, on_tensor: Callable[[str], None] | None = None) -> ModelWeights:
+    cfg = ckpt.config
+    tick = on_tensor or (lambda name: None)
+    layers = []
+    for i in range(cfg.num_layers):
+        p = layer_prefix(i)
+        lin = {}
+        for linear in LINEARS:
+            lin[linear.split(".")[1]] = load_ternary(ckpt, p + linear, linear_shape(cfg, linear))
+            tick(p + linear)
+        layers.append(
+            LayerWeights(
+                attn_norm=_float(ckpt, p + "input_layernorm.weight"),
+                q=lin["q_proj"], k=lin["k_proj"], v=lin["v_proj"], o=lin["o_proj"],
+                attn_sub_norm=_float(ckpt, p + "self_attn.attn_sub_norm.weight") if cfg.sub_norms else None,
+                mlp_norm=_float(ckpt, p + "post_attention_layernorm.weight"),
+                gate=lin["gate_proj"], up=lin["up_proj"], down=lin["down_proj"],
+                ffn_sub_norm=_float(ckpt, p + "mlp.ffn_sub_norm.weight") if cfg.sub_norms else None,
+            )
+        )
+    embed = ckpt.read("model.embed_tokens.weight")
+    tick("model.embed_tokens")
+    lm_head = None if cfg.tie_word_embeddings else ckpt.read("lm_head.weight")
+    return ModelWeights(cfg, embed, layers, _float(ckpt, "model.norm.weight"), lm_head)
+
+
+def load_model_weights(path: str | Path, on_tensor: Callable[[str], None] | None = None) -> ModelWeights:
+    with open_checkpoint(path) as ckpt:
+        return load_weights(ckpt, on_tensor)
