@@ -1,0 +1,152 @@
+/*
+ * edgebit ternary kernels: public C API.
+ *
+ * Computes y[m, n] = ((float)acc[m, n] / s[m]) * gamma with
+ *   acc[m, n] = sum_k xq[m, k] * w[n, k]   (int32, exact)
+ * for int8 activations xq (one float scale s[m] per row, see edgebit_quantize_rows) and
+ * ternary weights w in {-1, 0, +1} stored in packed layout version 1 (below).
+ *
+ * Every kernel variant (scalar, avx2, avx512vnni, neon, neon_dotprod, neon_i8mm) returns
+ * bit-identical int32 sums, hence bit-identical float outputs, for any thread count.
+ *
+ * Packed layout, version 1 (EDGEBIT_LAYOUT_VERSION):
+ *   W_t [N, K], K % 128 == 0  ->  uint8 packed[N, K/4], row-major.
+ *   Block b (0 .. K/128-1) of row n is the 32 bytes at packed[n*K/4 + 32*b].
+ *   Byte j (0..31) of a block holds, in bits 2i..2i+1 (i = 0..3), the code of weight
+ *   k = 128*b + 32*i + j. Code = w + 1 (0 -> -1, 1 -> 0, 2 -> +1).
+ *   Code 3 never appears in valid data; every variant treats it as weight +2 (code - 1),
+ *   so the result is still defined and identical across variants.
+ *
+ * Thread safety: all compute functions are reentrant. edgebit_force_variant changes a
+ * process-wide selection and should not race with running kernels.
+ * Errors: functions return EDGEBIT_OK (0) or a positive status; edgebit_last_error()
+ * then returns a message for the calling thread. No function throws or aborts on bad input.
+ */
+#ifndef EDGEBIT_KERNELS_H
+#define EDGEBIT_KERNELS_H
+
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define EDGEBIT_API
+#else
+/* Default visibility even under -fvisibility=hidden: these are the only exported symbols
+ * of libedgebit_kernels.so. Runtime plug-ins that link the same objects but must export
+ * only their entry point hide these with a linker version script. */
+#define EDGEBIT_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EDGEBIT_LAYOUT_VERSION 1
+#define EDGEBIT_BLOCK_K 128 /* K must be a multiple of this */
+
+/* Status codes. */
+enum {
+    EDGEBIT_OK = 0,
+    EDGEBIT_ERR_NULL_POINTER = 1,     /* a required pointer argument is NULL */
+    EDGEBIT_ERR_BAD_SHAPE = 2,        /* M, N or K <= 0, or beyond the supported limits */
+    EDGEBIT_ERR_K_NOT_MULTIPLE = 3,   /* K % 128 != 0: the packed layout cannot hold it */
+    EDGEBIT_ERR_UNKNOWN_VARIANT = 4,  /* variant name is not one edgebit knows */
+    EDGEBIT_ERR_VARIANT_NOT_BUILT = 5,/* known variant, not compiled into this library */
+    EDGEBIT_ERR_VARIANT_UNSUPPORTED = 6, /* compiled, but this CPU lacks the instructions */
+    EDGEBIT_ERR_OUT_OF_MEMORY = 7,
+    EDGEBIT_ERR_INTERNAL = 8
+};
+
+/* Limits checked by every entry point. K_MAX keeps |acc| <= 128 * 2 * K < 2^31. */
+#define EDGEBIT_MAX_K (INT64_C(1) << 22)
+#define EDGEBIT_MAX_DIM (INT64_C(1) << 31)       /* M and N */
+#define EDGEBIT_MAX_ELEMENTS (INT64_C(1) << 48)  /* M*K, N*K, M*N */
+
+/* ---- threading ------------------------------------------------------------------- */
+
+/* One unit of work: the kernels call it once for every task_index in [0, n_tasks). */
+typedef void (*edgebit_task_fn)(void* task_ctx, int64_t task_index);
+
+/* A runtime's parallel-for: must call task(task_ctx, i) exactly once for each i in
+ * [0, n_tasks), in any order and on any threads, and return only when all calls returned.
+ * pool_ctx is edgebit_threading.pool_ctx, passed through untouched. */
+typedef void (*edgebit_parallel_for_fn)(void* pool_ctx, int64_t n_tasks,
+                                        edgebit_task_fn task, void* task_ctx);
+
+typedef struct edgebit_threading {
+    /* The runtime's pool (ONNX Runtime, ExecuTorch threadpool, ...). NULL: use the built-in
+     * std::thread fallback with num_threads threads. */
+    edgebit_parallel_for_fn parallel_for;
+    void* pool_ctx;
+    /* Threads for the fallback (<= 1: run on the calling thread). Ignored when
+     * parallel_for is set. */
+    int32_t num_threads;
+} edgebit_threading;
+
+/* Work is split along N into chunks of this many output rows; chunk boundaries depend
+ * only on N, so results never depend on the thread count or on the pool. */
+#define EDGEBIT_N_CHUNK 64
+
+/* The std::thread fallback as a parallel-for: pool_ctx points to an int32_t thread count
+ * (NULL or <= 1: serial). Spawns threads per call; meant for standalone tools and tests. */
+EDGEBIT_API void edgebit_std_thread_parallel_for(void* pool_ctx, int64_t n_tasks,
+                                                 edgebit_task_fn task, void* task_ctx);
+
+/* ---- compute ---------------------------------------------------------------------- */
+
+/* Per-row int8 quantization: absmax = max_k |x[m,k]|, scales[m] = 127 / max(absmax, 1e-5),
+ * xq = clamp(round_half_even(x * scales[m]), -128, 127). x [M,K], xq [M,K], scales [M].
+ * Any K > 0 is accepted here. NaN elements quantize to 0 (defined, not meaningful). */
+EDGEBIT_API int edgebit_quantize_rows(const float* x, int64_t M, int64_t K,
+                                      int8_t* xq, float* scales);
+
+/* Exact int32 product acc[M,N] = xq[M,K] . W_t[N,K]^T. Exposed for tests and tools. */
+EDGEBIT_API int edgebit_ternary_gemm_i32(const int8_t* xq, int64_t M, const uint8_t* packed,
+                                         int64_t N, int64_t K, int32_t* acc,
+                                         const edgebit_threading* threads);
+
+/* y[M,N] = (acc / scales[m]) * gamma. GEMV when M == 1, GEMM when M > 1.
+ * threads may be NULL (single-threaded). */
+EDGEBIT_API int edgebit_ternary_gemm_q8(const int8_t* xq, const float* scales, int64_t M,
+                                        const uint8_t* packed, int64_t N, int64_t K,
+                                        float gamma, float* y,
+                                        const edgebit_threading* threads);
+
+/* Fused: quantize each row of x [M,K] then edgebit_ternary_gemm_q8. What custom ops call. */
+EDGEBIT_API int edgebit_ternary_linear_f32(const float* x, int64_t M, int64_t K,
+                                           const uint8_t* packed, int64_t N, float gamma,
+                                           float* y, const edgebit_threading* threads);
+
+/* ---- variants ---------------------------------------------------------------------- */
+
+/* Name of the variant in use ("scalar", "avx2", "avx512vnni", "neon", "neon_dotprod",
+ * "neon_i8mm"); "none" if EDGEBIT_KERNEL named a variant that cannot run here, in which
+ * case every compute call returns the selection error (see edgebit_last_error). */
+EDGEBIT_API const char* edgebit_kernel_variant(void);
+
+/* Force a variant by name for this process; NULL or "auto" returns to automatic choice
+ * (which ignores EDGEBIT_KERNEL). Errors: UNKNOWN_VARIANT, VARIANT_NOT_BUILT,
+ * VARIANT_UNSUPPORTED; the previous selection stays in place on error. */
+EDGEBIT_API int edgebit_force_variant(const char* name);
+
+/* Variants compiled into this library, in increasing order of preference (index 0 is
+ * always "scalar"; automatic choice takes the last one the CPU supports).
+ * edgebit_variant_name returns NULL for an index out of range. */
+EDGEBIT_API int edgebit_variant_count(void);
+EDGEBIT_API const char* edgebit_variant_name(int index);
+
+/* 1 if the named variant is compiled in and this CPU can run it, else 0. */
+EDGEBIT_API int edgebit_variant_supported(const char* name);
+
+/* Message for the last error on the calling thread ("" if none yet). */
+EDGEBIT_API const char* edgebit_last_error(void);
+
+/* Short fixed description of a status code. */
+EDGEBIT_API const char* edgebit_status_string(int status);
+
+EDGEBIT_API int edgebit_layout_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDGEBIT_KERNELS_H */

@@ -1,0 +1,73 @@
+// Internal interface between the C API (ternary_api.cpp), the dispatcher (dispatch.cpp) and
+// the per-ISA kernel files. Each ISA file is compiled with its own -m/-march flags and
+// exports exactly one tile function with the TileFn signature; nothing else in the
+// library is compiled with ISA flags, so no wider instruction can leak into common code.
+#ifndef EDGEBIT_KERNEL_VARIANT_H
+#define EDGEBIT_KERNEL_VARIANT_H
+
+#include <stdint.h>
+
+namespace edgebit {
+
+// One unit of kernel work: the int32 products of all M activation rows with `nr`
+// consecutive packed weight rows.
+struct TileArgs {
+    const int8_t* xq;     // (M, K) int8 activations, row stride K
+    const int32_t* xsum;  // (M,) sum_k xq[m, k]; SIMD kernels multiply by the unsigned
+                          // code (w + 1) and subtract this once per output
+    int64_t M;
+    int64_t K;            // multiple of 128, validated by the caller
+    const uint8_t* w;     // (nr, K/4) packed rows, layout version 1
+    int64_t nr;
+    int32_t* acc;         // acc[m * ld + r] for m < M, r < nr
+    int64_t ld;
+};
+
+using TileFn = void (*)(const TileArgs&);
+
+// The scalar reference: always compiled, the end of every dispatch chain.
+void tile_scalar(const TileArgs& a);
+
+#if defined(EDGEBIT_HAVE_AVX2)
+void tile_avx2(const TileArgs& a);
+#endif
+#if defined(EDGEBIT_HAVE_AVX512VNNI)
+void tile_avx512vnni(const TileArgs& a);
+#endif
+#if defined(EDGEBIT_HAVE_NEON)
+void tile_neon(const TileArgs& a);
+#endif
+#if defined(EDGEBIT_HAVE_NEON_DOTPROD)
+void tile_neon_dotprod(const TileArgs& a);
+#endif
+#if defined(EDGEBIT_HAVE_NEON_I8MM)
+void tile_neon_i8mm(const TileArgs& a);
+#endif
+
+// CPU feature probes (cpu_features.cpp). False on architectures where they do not apply.
+bool cpu_has_avx2();
+bool cpu_has_avx512vnni();  // F + BW + VL + VNNI and OS-enabled zmm state
+bool cpu_has_neon();
+bool cpu_has_neon_dotprod();
+bool cpu_has_neon_i8mm();   // i8mm and dot-product (the i8mm variant uses both)
+
+struct KernelVariant {
+    const char* name;
+    bool (*cpu_supports)();
+    TileFn tile;
+};
+
+// The variant chosen for this process (never null; scalar at worst). Returns nullptr and
+// fills *status / message when EDGEBIT_KERNEL forced a variant that cannot run here.
+const KernelVariant* active_variant(int* status);
+
+// Thread-local error message helpers (errors.cpp). Always return `status`.
+int set_error(int status, const char* fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+}  // namespace edgebit
+
+#endif  // EDGEBIT_KERNEL_VARIANT_H

@@ -1,0 +1,182 @@
+// C entry points for the ternary product: argument checks, the split of N into fixed
+// chunks handed to the thread pool, and the float epilogue. The epilogue lives here (one
+// place, baseline ISA, -ffp-contract=off) so every variant shares it: variants only ever
+// produce int32 sums, which are exact, hence outputs are bit-identical across variants.
+#include <stddef.h>
+
+#include <new>
+#include <vector>
+
+#include "edgebit_kernels.h"
+#include "kernel_variant.h"
+#include "parallel_for.h"
+
+namespace edgebit {
+namespace {
+
+// The float path runs at most this many activation rows per pass, bounding the int32
+// scratch at kMSlab * N values while keeping a slab's weight reuse in the GEMM tiles.
+constexpr int64_t kMSlab = 64;
+
+int check_shape(const char* fn, int64_t M, int64_t N, int64_t K) {
+    if (M <= 0 || N <= 0 || K <= 0)
+        return set_error(EDGEBIT_ERR_BAD_SHAPE, "%s: M, N, K must be positive (M=%lld N=%lld K=%lld)",
+                         fn, (long long)M, (long long)N, (long long)K);
+    if (K % EDGEBIT_BLOCK_K != 0)
+        return set_error(EDGEBIT_ERR_K_NOT_MULTIPLE,
+                         "%s: K=%lld is not a multiple of %d; packed layout v%d cannot hold it",
+                         fn, (long long)K, EDGEBIT_BLOCK_K, EDGEBIT_LAYOUT_VERSION);
+    if (M > EDGEBIT_MAX_DIM || N > EDGEBIT_MAX_DIM || K > EDGEBIT_MAX_K ||
+        M > EDGEBIT_MAX_ELEMENTS / K || N > EDGEBIT_MAX_ELEMENTS / K ||
+        M > EDGEBIT_MAX_ELEMENTS / N)
+        return set_error(EDGEBIT_ERR_BAD_SHAPE,
+                         "%s: shape beyond supported limits (M=%lld N=%lld K=%lld; K <= %lld)",
+                         fn, (long long)M, (long long)N, (long long)K,
+                         (long long)EDGEBIT_MAX_K);
+    return EDGEBIT_OK;
+}
+
+struct GemmJob {
+    TileFn tile;
+    const int8_t* xq;      // (M, K)
+    const int32_t* xsum;   // (M,)
+    int64_t M, N, K;
+    const uint8_t* packed; // (N, K/4)
+    int32_t* acc;          // (M, N)
+    // Float epilogue, when y != nullptr: y[m, n] = ((float)acc[m, n] / scales[m]) * gamma.
+    const float* scales;
+    float gamma;
+    float* y;
+};
+
+void gemm_task(void* ctx, int64_t chunk) {
+    const GemmJob& j = *static_cast<const GemmJob*>(ctx);
+    const int64_t n0 = chunk * EDGEBIT_N_CHUNK;
+    const int64_t nr = j.N - n0 < EDGEBIT_N_CHUNK ? j.N - n0 : EDGEBIT_N_CHUNK;
+    TileArgs a;
+    a.xq = j.xq;
+    a.xsum = j.xsum;
+    a.M = j.M;
+    a.K = j.K;
+    a.w = j.packed + n0 * (j.K / 4);
+    a.nr = nr;
+    a.acc = j.acc + n0;
+    a.ld = j.N;
+    j.tile(a);
+    if (j.y == nullptr) return;
+    for (int64_t m = 0; m < j.M; ++m) {
+        const float s = j.scales[m];
+        const int32_t* acc = j.acc + m * j.N + n0;
+        float* y = j.y + m * j.N + n0;
+        for (int64_t r = 0; r < nr; ++r) y[r] = (static_cast<float>(acc[r]) / s) * j.gamma;
+    }
+}
+
+void row_sums(const int8_t* xq, int64_t M, int64_t K, int32_t* xsum) {
+    for (int64_t m = 0; m < M; ++m) {
+        int32_t s = 0;
+        for (int64_t k = 0; k < K; ++k) s += xq[m * K + k];
+        xsum[m] = s;
+    }
+}
+
+void run_gemm(GemmJob& job, const edgebit_threading* threads) {
+    const int64_t chunks = (job.N + EDGEBIT_N_CHUNK - 1) / EDGEBIT_N_CHUNK;
+    run_parallel(threads, chunks, gemm_task, &job);
+}
+
+// Float output in slabs of kMSlab activation rows. Arguments already validated.
+int gemm_q8(const char* fn, TileFn tile, const int8_t* xq, const float* scales, int64_t M,
+            const uint8_t* packed, int64_t N, int64_t K, float gamma, float* y,
+            const edgebit_threading* threads) {
+    try {
+        const int64_t slab = M < kMSlab ? M : kMSlab;
+        std::vector<int32_t> xsum(static_cast<size_t>(M));
+        std::vector<int32_t> acc(static_cast<size_t>(slab * N));
+        row_sums(xq, M, K, xsum.data());
+        for (int64_t m0 = 0; m0 < M; m0 += slab) {
+            GemmJob job;
+            job.tile = tile;
+            job.xq = xq + m0 * K;
+            job.xsum = xsum.data() + m0;
+            job.M = M - m0 < slab ? M - m0 : slab;
+            job.N = N;
+            job.K = K;
+            job.packed = packed;
+            job.acc = acc.data();
+            job.scales = scales + m0;
+            job.gamma = gamma;
+            job.y = y + m0 * N;
+            run_gemm(job, threads);
+        }
+    } catch (const std::bad_alloc&) {
+        return set_error(EDGEBIT_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch buffers", fn);
+    } catch (...) {
+        return set_error(EDGEBIT_ERR_INTERNAL, "%s: unexpected exception", fn);
+    }
+    return EDGEBIT_OK;
+}
+
+}  // namespace
+}  // namespace edgebit
+
+extern "C" {
+
+int edgebit_ternary_gemm_i32(const int8_t* xq, int64_t M, const uint8_t* packed, int64_t N,
+                             int64_t K, int32_t* acc, const edgebit_threading* threads) {
+    using namespace edgebit;
+    const char* fn = "edgebit_ternary_gemm_i32";
+    if (xq == nullptr || packed == nullptr || acc == nullptr)
+        return set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
+    if (int st = check_shape(fn, M, N, K)) return st;
+    int status = 0;
+    const KernelVariant* v = active_variant(&status);
+    if (v == nullptr) return status;
+    try {
+        std::vector<int32_t> xsum(static_cast<size_t>(M));
+        row_sums(xq, M, K, xsum.data());
+        GemmJob job = {v->tile, xq, xsum.data(), M, N, K, packed, acc, nullptr, 0.0f, nullptr};
+        run_gemm(job, threads);
+    } catch (const std::bad_alloc&) {
+        return set_error(EDGEBIT_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch buffers", fn);
+    }
+    return EDGEBIT_OK;
+}
+
+int edgebit_ternary_gemm_q8(const int8_t* xq, const float* scales, int64_t M,
+                            const uint8_t* packed, int64_t N, int64_t K, float gamma, float* y,
+                            const edgebit_threading* threads) {
+    using namespace edgebit;
+    const char* fn = "edgebit_ternary_gemm_q8";
+    if (xq == nullptr || scales == nullptr || packed == nullptr || y == nullptr)
+        return set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
+    if (int st = check_shape(fn, M, N, K)) return st;
+    int status = 0;
+    const KernelVariant* v = active_variant(&status);
+    if (v == nullptr) return status;
+    return gemm_q8(fn, v->tile, xq, scales, M, packed, N, K, gamma, y, threads);
+}
+
+int edgebit_ternary_linear_f32(const float* x, int64_t M, int64_t K, const uint8_t* packed,
+                               int64_t N, float gamma, float* y,
+                               const edgebit_threading* threads) {
+    using namespace edgebit;
+    const char* fn = "edgebit_ternary_linear_f32";
+    if (x == nullptr || packed == nullptr || y == nullptr)
+        return set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
+    if (int st = check_shape(fn, M, N, K)) return st;
+    int status = 0;
+    const KernelVariant* v = active_variant(&status);
+    if (v == nullptr) return status;
+    try {
+        std::vector<int8_t> xq(static_cast<size_t>(M * K));
+        std::vector<float> scales(static_cast<size_t>(M));
+        if (int st = edgebit_quantize_rows(x, M, K, xq.data(), scales.data())) return st;
+        return gemm_q8(fn, v->tile, xq.data(), scales.data(), M, packed, N, K, gamma, y,
+                       threads);
+    } catch (const std::bad_alloc&) {
+        return set_error(EDGEBIT_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch buffers", fn);
+    }
+}
+
+}  // extern "C"

@@ -1,0 +1,405 @@
+// Kernel tests: every compiled variant this CPU supports must match the scalar reference bit
+// for bit (int32 sums and float outputs, memcmp), for 1 and 3 threads, with the std::thread
+// fallback and a custom parallel-for; the scalar reference itself is checked against an
+// independent naive computation; argument errors return a status and never read out of
+// bounds. Prints "N passed, N failed" last and exits non-zero on any failure.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "edgebit_kernels.h"
+
+namespace {
+
+int g_passed = 0;
+int g_failed = 0;
+
+void check(bool ok, const char* what, const std::string& detail = "") {
+    if (ok) {
+        ++g_passed;
+    } else {
+        ++g_failed;
+        printf("FAIL %s %s\n", what, detail.c_str());
+    }
+}
+
+std::string fmt(const char* f, long long a, long long b, long long c) {
+    char buf[128];
+    snprintf(buf, sizeof(buf), f, a, b, c);
+    return buf;
+}
+
+// xorshift64*: deterministic across platforms, unlike std:: distributions.
+struct Rng {
+    uint64_t s;
+    explicit Rng(uint64_t seed) : s(seed * 2654435761ULL + 1) {}
+    uint64_t next() {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        return s * 2685821657736338717ULL;
+    }
+    int64_t uniform(int64_t lo, int64_t hi) {  // inclusive
+        return lo + static_cast<int64_t>(next() % static_cast<uint64_t>(hi - lo + 1));
+    }
+};
+
+// ---- independent packing and naive product (the checks of the reference itself) -------
+
+// Pack W[N][K] (values -1..+2; +2 is the invalid code 3) into layout version 1.
+std::vector<uint8_t> pack(const std::vector<int8_t>& w, int64_t N, int64_t K) {
+    std::vector<uint8_t> p(static_cast<size_t>(N * K / 4), 0);
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t k = 0; k < K; ++k) {
+            const int64_t b = k / 128, i = (k % 128) / 32, j = k % 32;
+            const int code = w[n * K + k] + 1;
+            p[n * (K / 4) + 32 * b + j] |= static_cast<uint8_t>(code << (2 * i));
+        }
+    return p;
+}
+
+// Decode packed bytes back to weights by walking bytes (not weights), then a triple loop.
+std::vector<int32_t> naive_gemm(const std::vector<int8_t>& xq, int64_t M,
+                                const std::vector<uint8_t>& packed, int64_t N, int64_t K) {
+    std::vector<int8_t> w(static_cast<size_t>(N * K));
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t byte = 0; byte < K / 4; ++byte)
+            for (int i = 0; i < 4; ++i) {
+                const int code = (packed[n * (K / 4) + byte] >> (2 * i)) & 3;
+                const int64_t k = (byte / 32) * 128 + 32 * i + byte % 32;
+                w[n * K + k] = static_cast<int8_t>(code - 1);
+            }
+    std::vector<int32_t> acc(static_cast<size_t>(M * N));
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+            int64_t s = 0;
+            for (int64_t k = 0; k < K; ++k) s += int64_t(xq[m * K + k]) * w[n * K + k];
+            acc[m * N + n] = static_cast<int32_t>(s);
+        }
+    return acc;
+}
+
+void reference_quantize(const float* x, int64_t K, int8_t* xq, float* scale) {
+    float absmax = 0.0f;
+    for (int64_t k = 0; k < K; ++k) absmax = fmaxf(absmax, fabsf(x[k]));
+    const float s = 127.0f / fmaxf(absmax, 1e-5f);
+    *scale = s;
+    for (int64_t k = 0; k < K; ++k) {
+        float v = nearbyintf(x[k] * s);
+        v = fminf(fmaxf(v, -128.0f), 127.0f);
+        xq[k] = static_cast<int8_t>(v);
+    }
+}
+
+// ---- threading configurations -------------------------------------------------------
+
+// A foreign pool: 3 threads, thread t runs tasks t, t+3, ... in reverse order.
+std::atomic<int> g_custom_calls{0};
+void custom_parallel_for(void* pool_ctx, int64_t n_tasks, edgebit_task_fn task, void* ctx) {
+    const int threads = *static_cast<int*>(pool_ctx);
+    g_custom_calls.fetch_add(1);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+        pool.emplace_back([=] {
+            int64_t last = n_tasks - 1 - ((n_tasks - 1 - t) % threads + threads) % threads;
+            for (int64_t i = last; i >= 0; i -= threads)
+                if (i % threads == t) task(ctx, i);
+        });
+    for (auto& th : pool) th.join();
+}
+
+int g_three = 3;
+int32_t g_three32 = 3;
+const edgebit_threading kFallback3 = {nullptr, nullptr, 3};
+const edgebit_threading kCustom3 = {custom_parallel_for, &g_three, 0};
+const edgebit_threading kStdHelper3 = {edgebit_std_thread_parallel_for, &g_three32, 0};
+const edgebit_threading kOne = {nullptr, nullptr, 1};
+struct ThreadCfg {
+    const char* name;
+    const edgebit_threading* t;
+};
+const ThreadCfg kThreadCfgs[] = {{"null", nullptr}, {"1", &kOne}, {"fallback3", &kFallback3},
+                                 {"custom3", &kCustom3}, {"std_helper3", &kStdHelper3}};
+
+// ---- test data --------------------------------------------------------------------
+
+struct Case {
+    int64_t M, N, K;
+    std::vector<float> x;      // (M, K) float activations
+    std::vector<int8_t> xq;    // (M, K) int8, with -128 rows injected directly
+    std::vector<float> scales; // (M,)
+    std::vector<uint8_t> packed;
+    float gamma;
+};
+
+Case make_case(int64_t M, int64_t N, int64_t K, uint64_t seed, bool invalid_codes) {
+    Rng rng(seed);
+    Case c;
+    c.M = M;
+    c.N = N;
+    c.K = K;
+    c.gamma = 0.5f + static_cast<float>(rng.uniform(0, 1000)) / 997.0f;
+    c.x.resize(static_cast<size_t>(M * K));
+    c.xq.resize(static_cast<size_t>(M * K));
+    c.scales.resize(static_cast<size_t>(M));
+    for (int64_t m = 0; m < M; ++m) {
+        const int64_t kind = rng.uniform(0, 5);
+        const float mag = static_cast<float>(rng.uniform(1, 1000)) / 37.0f;
+        for (int64_t k = 0; k < K; ++k) {
+            float v = (static_cast<float>(rng.uniform(-100000, 100000)) / 100000.0f) * mag;
+            if (kind == 0 && m % 2 == 1) v = 0.0f;  // all-zero row: the 1e-5 clamp
+            c.x[m * K + k] = v;
+            int8_t q = static_cast<int8_t>(rng.uniform(-128, 127));
+            if (kind == 1) q = -128;                // extreme activations
+            if (kind == 2) q = static_cast<int8_t>(rng.uniform(0, 1) ? -128 : 127);
+            c.xq[m * K + k] = q;
+        }
+        c.scales[m] = static_cast<float>(rng.uniform(1, 100000)) / 1000.0f;
+    }
+    std::vector<int8_t> w(static_cast<size_t>(N * K));
+    for (int64_t n = 0; n < N; ++n) {
+        const int64_t kind = rng.uniform(0, 4);
+        for (int64_t k = 0; k < K; ++k) {
+            int8_t v = static_cast<int8_t>(rng.uniform(-1, 1));
+            if (kind == 0) v = -1;  // with -128 activations: the largest |sum|
+            if (kind == 1) v = 1;
+            if (invalid_codes && rng.uniform(0, 7) == 0) v = 2;  // code 3
+            w[n * K + k] = v;
+        }
+    }
+    c.packed = pack(w, N, K);
+    return c;
+}
+
+struct Outputs {
+    std::vector<int32_t> acc;
+    std::vector<float> y_q8, y_f32;
+    int status = 0;
+};
+
+Outputs run(const Case& c, const edgebit_threading* t) {
+    Outputs o;
+    o.acc.assign(static_cast<size_t>(c.M * c.N), 0x7f7f7f7f);
+    o.y_q8.assign(static_cast<size_t>(c.M * c.N), -1.0f);
+    o.y_f32.assign(static_cast<size_t>(c.M * c.N), -1.0f);
+    o.status |= edgebit_ternary_gemm_i32(c.xq.data(), c.M, c.packed.data(), c.N, c.K,
+                                         o.acc.data(), t);
+    o.status |= edgebit_ternary_gemm_q8(c.xq.data(), c.scales.data(), c.M, c.packed.data(),
+                                        c.N, c.K, c.gamma, o.y_q8.data(), t);
+    o.status |= edgebit_ternary_linear_f32(c.x.data(), c.M, c.K, c.packed.data(), c.N,
+                                           c.gamma, o.y_f32.data(), t);
+    return o;
+}
+
+bool same(const Outputs& a, const Outputs& b) {
+    return a.status == 0 && b.status == 0 &&
+           memcmp(a.acc.data(), b.acc.data(), a.acc.size() * 4) == 0 &&
+           memcmp(a.y_q8.data(), b.y_q8.data(), a.y_q8.size() * 4) == 0 &&
+           memcmp(a.y_f32.data(), b.y_f32.data(), a.y_f32.size() * 4) == 0;
+}
+
+std::vector<std::string> g_variants;  // compiled and supported here, "scalar" first
+
+void test_case(const Case& c, const char* label) {
+    const std::string shape = fmt("M=%lld N=%lld K=%lld", c.M, c.N, c.K) + " " + label;
+    edgebit_force_variant("scalar");
+    const Outputs ref = run(c, nullptr);
+    check(ref.status == 0, "scalar status", shape + " " + edgebit_last_error());
+    check(ref.acc == naive_gemm(c.xq, c.M, c.packed, c.N, c.K), "scalar vs naive", shape);
+    // The float epilogue, spelled out once more.
+    bool epi = true;
+    for (int64_t m = 0; m < c.M; ++m)
+        for (int64_t n = 0; n < c.N; ++n) {
+            const float want = (static_cast<float>(ref.acc[m * c.N + n]) / c.scales[m]) * c.gamma;
+            epi = epi && memcmp(&want, &ref.y_q8[m * c.N + n], 4) == 0;
+        }
+    check(epi, "q8 epilogue", shape);
+    for (const std::string& v : g_variants) {
+        check(edgebit_force_variant(v.c_str()) == 0, "force", v);
+        for (const ThreadCfg& tc : kThreadCfgs) {
+            if (v == "scalar" && tc.t == nullptr) continue;
+            check(same(ref, run(c, tc.t)), "bit-exact", v + " threads=" + tc.name + " " + shape);
+        }
+    }
+}
+
+void test_shapes() {
+    uint64_t seed = 1;
+    const int64_t Ks[] = {128, 256, 384, 2560, 6912};
+    for (int64_t K : Ks)  // decode GEMV: odd N, tails of the 4-row kernels, several chunks
+        for (int64_t N : {1, 3, 5, 7, 13, 67, 130})
+            test_case(make_case(1, N, K, seed++, false), "gemv");
+    for (int64_t M : {2, 3, 5, 17})
+        for (int64_t N : {1, 7, 13, 67})
+            for (int64_t K : {128, 384, 2560})
+                test_case(make_case(M, N, K, seed++, false), "gemm");
+    test_case(make_case(128, 69, 256, seed++, false), "gemm m128");
+    test_case(make_case(128, 5, 6912, seed++, false), "gemm m128 k6912");
+    test_case(make_case(70, 9, 128, seed++, false), "gemm two slabs");
+    test_case(make_case(3, 13, 384, seed++, true), "invalid code 3");
+    test_case(make_case(1, 9, 256, seed++, true), "invalid code 3 gemv");
+    Rng rng(99);
+    for (int i = 0; i < 12; ++i)
+        test_case(make_case(rng.uniform(1, 20), rng.uniform(1, 150), 128 * rng.uniform(1, 12),
+                            seed++, i % 4 == 0),
+                  "random");
+}
+
+void test_quantize() {
+    // Ties: absmax 127 gives s == 1 exactly, so x = k + 0.5 must round half to even.
+    const float ties[] = {127.0f, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 126.5f, -127.0f, 3.0f};
+    const int8_t want[] = {127, 0, 2, 2, 0, -2, -2, 126, -127, 3};
+    int8_t q[10];
+    float s = 0.0f;
+    check(edgebit_quantize_rows(ties, 1, 10, q, &s) == 0 && s == 1.0f &&
+              memcmp(q, want, 10) == 0,
+          "quantize ties half-even");
+    // Zero row: scale from the 1e-5 clamp, all codes 0.
+    std::vector<float> zeros(256, 0.0f);
+    std::vector<int8_t> zq(256, 5);
+    check(edgebit_quantize_rows(zeros.data(), 1, 256, zq.data(), &s) == 0 &&
+              s == 127.0f / 1e-5f && zq == std::vector<int8_t>(256, 0),
+          "quantize zero row");
+    // NaN quantizes to 0 (defined); the rest of the row is unaffected.
+    const float withnan[] = {1.0f, NAN, -1.0f};
+    int8_t nq[3];
+    check(edgebit_quantize_rows(withnan, 1, 3, nq, &s) == 0 && nq[0] == 127 && nq[1] == 0 &&
+              nq[2] == -127,
+          "quantize NaN");
+    // Random rows of many magnitudes against nearbyintf; K not a multiple of 128 is fine here.
+    Rng rng(7);
+    for (int t = 0; t < 40; ++t) {
+        const int64_t M = rng.uniform(1, 4), K = rng.uniform(1, 700);
+        std::vector<float> x(static_cast<size_t>(M * K));
+        const float mag = ldexpf(1.0f, static_cast<int>(rng.uniform(-30, 30)));
+        for (float& v : x) v = static_cast<float>(rng.uniform(-1000000, 1000000)) * 1e-6f * mag;
+        std::vector<int8_t> got(x.size()), ref(x.size());
+        std::vector<float> gs(static_cast<size_t>(M)), rs(static_cast<size_t>(M));
+        const int st = edgebit_quantize_rows(x.data(), M, K, got.data(), gs.data());
+        for (int64_t m = 0; m < M; ++m)
+            reference_quantize(x.data() + m * K, K, ref.data() + m * K, &rs[m]);
+        check(st == 0 && got == ref && memcmp(gs.data(), rs.data(), gs.size() * 4) == 0,
+              "quantize vs nearbyintf", fmt("M=%lld K=%lld t=%lld", M, K, t));
+    }
+}
+
+void expect_status(int got, int want, const char* what) {
+    check(got == want, what,
+          fmt("status %lld want %lld", got, want, 0) + " msg: " + edgebit_last_error());
+    check(got == 0 || strlen(edgebit_last_error()) > 0, "error message set", what);
+}
+
+void test_errors() {
+    edgebit_force_variant("auto");
+    // K not a multiple of 128: buffers hold exactly N*K/4 packed bytes; nothing may be read.
+    for (int64_t K : {100, 129, 130, 250}) {
+        const int64_t M = 2, N = 3;
+        std::vector<float> x(static_cast<size_t>(M * K), 1.0f), y(static_cast<size_t>(M * N));
+        std::vector<int8_t> xq(static_cast<size_t>(M * K), 1);
+        std::vector<uint8_t> w(static_cast<size_t>(N * K / 4));
+        std::vector<int32_t> acc(static_cast<size_t>(M * N));
+        float sc[2] = {1.0f, 1.0f};
+        expect_status(edgebit_ternary_linear_f32(x.data(), M, K, w.data(), N, 1.0f, y.data(),
+                                                 nullptr),
+                      EDGEBIT_ERR_K_NOT_MULTIPLE, "linear K%128");
+        expect_status(edgebit_ternary_gemm_q8(xq.data(), sc, M, w.data(), N, K, 1.0f, y.data(),
+                                              nullptr),
+                      EDGEBIT_ERR_K_NOT_MULTIPLE, "q8 K%128");
+        expect_status(edgebit_ternary_gemm_i32(xq.data(), M, w.data(), N, K, acc.data(), nullptr),
+                      EDGEBIT_ERR_K_NOT_MULTIPLE, "i32 K%128");
+    }
+    float x[128] = {0}, y[4] = {0}, sc[1] = {1.0f};
+    int8_t xq[128] = {0};
+    uint8_t w[32] = {0};
+    int32_t acc[4] = {0};
+    expect_status(edgebit_ternary_linear_f32(nullptr, 1, 128, w, 1, 1.0f, y, nullptr),
+                  EDGEBIT_ERR_NULL_POINTER, "null x");
+    expect_status(edgebit_ternary_linear_f32(x, 1, 128, nullptr, 1, 1.0f, y, nullptr),
+                  EDGEBIT_ERR_NULL_POINTER, "null packed");
+    expect_status(edgebit_ternary_gemm_q8(xq, nullptr, 1, w, 1, 128, 1.0f, y, nullptr),
+                  EDGEBIT_ERR_NULL_POINTER, "null scales");
+    expect_status(edgebit_ternary_gemm_i32(xq, 1, w, 1, 128, nullptr, nullptr),
+                  EDGEBIT_ERR_NULL_POINTER, "null acc");
+    expect_status(edgebit_quantize_rows(x, 1, 128, nullptr, sc), EDGEBIT_ERR_NULL_POINTER,
+                  "null xq");
+    expect_status(edgebit_ternary_linear_f32(x, 0, 128, w, 1, 1.0f, y, nullptr),
+                  EDGEBIT_ERR_BAD_SHAPE, "M=0");
+    expect_status(edgebit_ternary_linear_f32(x, 1, 128, w, -1, 1.0f, y, nullptr),
+                  EDGEBIT_ERR_BAD_SHAPE, "N<0");
+    expect_status(edgebit_ternary_gemm_i32(xq, 1, w, 1, -128, acc, nullptr),
+                  EDGEBIT_ERR_BAD_SHAPE, "K<0");
+    expect_status(edgebit_ternary_gemm_i32(xq, 1, w, 1, int64_t(1) << 23, acc, nullptr),
+                  EDGEBIT_ERR_BAD_SHAPE, "K too large");
+    expect_status(edgebit_ternary_gemm_i32(xq, int64_t(1) << 40, w, 1, 128, acc, nullptr),
+                  EDGEBIT_ERR_BAD_SHAPE, "M absurd");
+    expect_status(edgebit_quantize_rows(x, 1, 0, xq, sc), EDGEBIT_ERR_BAD_SHAPE, "quantize K=0");
+
+    // Variant selection errors leave the previous selection in place.
+    const std::string before = edgebit_kernel_variant();
+    expect_status(edgebit_force_variant("bogus"), EDGEBIT_ERR_UNKNOWN_VARIANT, "force bogus");
+#if defined(__aarch64__)
+    expect_status(edgebit_force_variant("avx2"), EDGEBIT_ERR_VARIANT_NOT_BUILT, "force avx2 on arm");
+#else
+    expect_status(edgebit_force_variant("neon"), EDGEBIT_ERR_VARIANT_NOT_BUILT, "force neon on x86");
+#endif
+    check(before == edgebit_kernel_variant(), "selection kept after error");
+    check(edgebit_variant_supported("scalar") == 1 && edgebit_variant_supported("bogus") == 0,
+          "variant_supported");
+    check(edgebit_layout_version() == EDGEBIT_LAYOUT_VERSION, "layout version");
+    check(strcmp(edgebit_variant_name(0), "scalar") == 0 &&
+              edgebit_variant_name(edgebit_variant_count()) == nullptr,
+          "variant list");
+}
+
+// Runs before anything forces a variant: EDGEBIT_KERNEL must take effect, or be rejected
+// with a status (never SIGILL) when it names a variant this CPU or build cannot run.
+void test_env_selection() {
+    const char* env = getenv("EDGEBIT_KERNEL");
+    if (env == nullptr || env[0] == '\0' || strcmp(env, "auto") == 0) {
+        printf("auto-selected variant: %s\n", edgebit_kernel_variant());
+        check(strcmp(edgebit_kernel_variant(), "none") != 0, "auto selection");
+        return;
+    }
+    float x[128] = {0}, y[1] = {0};
+    uint8_t w[32] = {0};
+    const int st = edgebit_ternary_linear_f32(x, 1, 128, w, 1, 1.0f, y, nullptr);
+    if (edgebit_variant_supported(env)) {
+        printf("EDGEBIT_KERNEL=%s selected: %s\n", env, edgebit_kernel_variant());
+        check(st == 0 && strcmp(edgebit_kernel_variant(), env) == 0, "env selection", env);
+    } else {
+        printf("EDGEBIT_KERNEL=%s rejected (status %d): %s\n", env, st, edgebit_last_error());
+        check(st != 0 && strcmp(edgebit_kernel_variant(), "none") == 0 &&
+                  strstr(edgebit_last_error(), "EDGEBIT_KERNEL") != nullptr,
+              "env selection rejected", env);
+    }
+}
+
+}  // namespace
+
+int main() {
+    test_env_selection();
+    for (int i = 0; i < edgebit_variant_count(); ++i) {
+        const char* name = edgebit_variant_name(i);
+        if (edgebit_variant_supported(name)) {
+            g_variants.push_back(name);
+            printf("variant %-13s compiled, supported: tested\n", name);
+        } else {
+            const int st = edgebit_force_variant(name);
+            printf("variant %-13s compiled, unsupported on this CPU: %s\n", name,
+                   edgebit_last_error());
+            check(st == EDGEBIT_ERR_VARIANT_UNSUPPORTED, "force unsupported is an error", name);
+        }
+    }
+    test_quantize();
+    test_errors();
+    test_shapes();
+    check(g_custom_calls.load() > 0, "custom parallel_for used");
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed == 0 ? 0 : 1;
+}
