@@ -1,0 +1,65 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def transformers_param_count(path) -> int:
+    """transformers' own count for the checkpoint's architecture (linears counted as dense weights)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = AutoConfig.from_pretrained(path)
+    del cfg.quantization_config  # count the dense architecture, not transformers' packed buffers
+    model = AutoModelForCausalLM.from_config(cfg)
+    return model.num_parameters()
+
+
+@pytest.mark.parametrize("family,form,tie", [("bitnet", "master", True), ("bitnet", "packed", False),
+                                             ("llama", "packed", False)])
+def test_inspect_json_counts_equal_transformers(hf_checkpoint, cli, family, form, tie):
+    path = hf_checkpoint(family, form, tie)
+    result = cli("inspect", path, "--json")
+    assert result.returncode == 0, result.stderr
+    s = json.loads(result.stdout)
+    assert s["total_params"] == transformers_param_count(path)
+    assert s["weight_form"] == form and s["family"] == ("bitnet" if family == "bitnet" else "llama-bitnet")
+    per_layer = 128 * 128 * 2 + 64 * 128 * 2 + 256 * 128 * 3
+    assert s["ternary_params"] == 2 * per_layer
+    assert s["bytes_packed"] < s["bytes_bf16"]
+    assert s["linear_shapes"]["down_proj"] == [128, 256]
+    assert 0.2 < s["zero_fraction"] < 0.5 and len(s["layers"]) == 2
+
+
+def test_inspect_zero_fraction_is_counted(tmp_path, cli):
+    from edgebit.model.synthetic import write_random_checkpoint
+
+    path = write_random_checkpoint(tmp_path / "ckpt", "tiny")
+    s = json.loads(cli("inspect", path, "--json").stdout)
+    # random codes 0..2: a third are zeros
+    assert abs(s["zero_fraction"] - 1 / 3) < 0.01
+    # packed body (2 bits/weight + gammas) + bf16 head + bf16 norms + one embedding row
+    layers, h, f, v = 2, 128, 256, 512
+    assert s["bytes_per_token"] == s["ternary_params"] // 4 + 4 * 7 * layers + 2 * v * h + 2 * (
+        h + layers * (2 * h + h + f)) + 2 * h
+
+
+def test_inspect_table_output(hf_checkpoint, cli):
+    result = cli("inspect", hf_checkpoint("bitnet", "packed"))
+    assert result.returncode == 0, result.stderr
+    for text in ("bitnet (packed weights)", "q_proj", "[256, 128]", "bytes read per decoded token"):
+        assert text in result.stdout
+
+
+def test_help_is_instant_and_imports_no_heavy_library():
+    code = ("import sys, edgebit.cli.main as m; "
+            "print(sorted(x for x in ('torch', 'onnx', 'executorch', 'transformers') if x in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    result = subprocess.run([sys.executable, "-m", "edgebit", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "inspect" in result.stdout
+
+
+def test_bad_option_value_is_a_usage_error(cli, tmp_path):
+    result = cli("random-checkpoint", "-o", tmp_path / "x", "--preset", "huge")
+    assert result.returncode == 2 and "--preset" in result.stderr
