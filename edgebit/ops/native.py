@@ -1,0 +1,115 @@
+"""The compiled kernel core (libedgebit_kernels.so, built from runtime_ops/ by `pip install`), through its
+C API with ctypes. Used by benchmarks and by tests that hold the C++ kernels to the PyTorch reference."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+from pathlib import Path
+
+from edgebit.errors import EdgebitError
+
+LIB_NAME = "libedgebit_kernels.so"
+
+
+class KernelError(EdgebitError):
+    pass
+
+
+class _Threading(ctypes.Structure):
+    _fields_ = [("parallel_for", ctypes.c_void_p), ("pool_ctx", ctypes.c_void_p), ("num_threads", ctypes.c_int32)]
+
+
+def library_path() -> Path:
+    """The installed library, or the one in $EDGEBIT_LIB_DIR (a developer's own CMake build)."""
+    candidates = [Path(os.environ["EDGEBIT_LIB_DIR"]) / LIB_NAME] if os.environ.get("EDGEBIT_LIB_DIR") else []
+    candidates.append(Path(__file__).resolve().parent.parent / "lib" / LIB_NAME)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise KernelError(f"{candidates[-1]}: the compiled kernels are missing; reinstall edgebit with `pip install .` "
+                      "(it builds runtime_ops/ with CMake) or point EDGEBIT_LIB_DIR at a build of it")
+
+
+@functools.cache
+def lib() -> ctypes.CDLL:
+    from edgebit.quant.packing import LAYOUT_VERSION
+
+    so = ctypes.CDLL(str(library_path()))
+    i64, p = ctypes.c_int64, ctypes.c_void_p
+    so.edgebit_quantize_rows.argtypes = [p, i64, i64, p, p]
+    so.edgebit_ternary_gemm_i32.argtypes = [p, i64, p, i64, i64, p, ctypes.POINTER(_Threading)]
+    so.edgebit_ternary_gemm_q8.argtypes = [p, p, i64, p, i64, i64, ctypes.c_float, p, ctypes.POINTER(_Threading)]
+    so.edgebit_ternary_linear_f32.argtypes = [p, i64, i64, p, i64, ctypes.c_float, p, ctypes.POINTER(_Threading)]
+    for name in ("edgebit_kernel_variant", "edgebit_last_error", "edgebit_variant_name"):
+        getattr(so, name).restype = ctypes.c_char_p
+    so.edgebit_force_variant.argtypes = [ctypes.c_char_p]
+    so.edgebit_variant_supported.argtypes = [ctypes.c_char_p]
+    so.edgebit_variant_name.argtypes = [ctypes.c_int]
+    if so.edgebit_layout_version() != LAYOUT_VERSION:
+        raise KernelError(f"{library_path()}: kernels read layout v{so.edgebit_layout_version()}, "
+                          f"this edgebit writes v{LAYOUT_VERSION}; reinstall edgebit")
+    return so
+
+
+def _check(status: int) -> None:
+    if status:
+        raise KernelError(lib().edgebit_last_error().decode())
+
+
+def _threads(n: int) -> _Threading:
+    return _Threading(None, None, n)
+
+
+def variant() -> str:
+    return lib().edgebit_kernel_variant().decode()
+
+
+def compiled_variants() -> list[str]:
+    return [lib().edgebit_variant_name(i).decode() for i in range(lib().edgebit_variant_count())]
+
+
+def runnable_variants() -> list[str]:
+    return [v for v in compiled_variants() if lib().edgebit_variant_supported(v.encode())]
+
+
+def force_variant(name: str | None) -> None:
+    _check(lib().edgebit_force_variant(name.encode() if name else None))
+
+
+def quantize_rows(x):
+    """fp32 (M, K) -> (int8 x_q (M, K), fp32 scales (M,))."""
+    import torch
+
+    x = x.contiguous().float()
+    m, k = x.shape
+    x_q, s = torch.empty(m, k, dtype=torch.int8), torch.empty(m)
+    _check(lib().edgebit_quantize_rows(x.data_ptr(), m, k, x_q.data_ptr(), s.data_ptr()))
+    return x_q, s
+
+
+def ternary_gemm_i32(x_q, packed, n: int, k: int, threads: int = 1):
+    import torch
+
+    x_q = x_q.contiguous()
+    acc = torch.empty(x_q.shape[0], n, dtype=torch.int32)
+    t = _threads(threads)
+    _check(lib().edgebit_ternary_gemm_i32(x_q.data_ptr(), x_q.shape[0], packed.contiguous().data_ptr(), n, k,
+                                          acc.data_ptr(), ctypes.byref(t)))
+    return acc
+
+
+def ternary_linear(x, w, threads: int = 1):
+    """fp32 (M, K) -> (M, N) with a TernaryWeight, through the fused C entry point custom ops call."""
+    import torch
+
+    x = x.contiguous().float()
+    m, k = x.shape
+    if k != w.in_features:
+        raise KernelError(f"ternary_linear: x has {k} features, the weight expects {w.in_features}")
+    y = torch.empty(m, w.out_features)
+    t = _threads(threads)
+    _check(lib().edgebit_ternary_linear_f32(x.data_ptr(), m, k, w.packed.contiguous().data_ptr(), w.out_features,
+                                            float(w.gamma), y.data_ptr(), ctypes.byref(t)))
+    return y

@@ -1,0 +1,73 @@
+"""The compiled kernels (every variant this CPU runs) are bit-exact to the PyTorch reference."""
+
+import pytest
+import torch
+
+from edgebit.model.reference import ternary_linear as reference_linear
+from edgebit.model.weights import TernaryWeight
+from edgebit.ops import native
+from edgebit.quant.packing import pack_ternary, unpack_ternary
+from edgebit.quant.ternary import quantize_activations
+
+VARIANTS = native.runnable_variants()
+
+
+@pytest.fixture(params=VARIANTS)
+def variant(request):
+    native.force_variant(request.param)
+    yield request.param
+    native.force_variant(None)
+
+
+def random_weight(n, k, seed):
+    g = torch.Generator().manual_seed(seed)
+    w_t = torch.randint(-1, 2, (n, k), generator=g, dtype=torch.int8)
+    return TernaryWeight(pack_ternary(w_t), torch.tensor(0.0137), n, k)
+
+
+def test_host_runs_more_than_scalar():
+    assert VARIANTS[0] == "scalar" and len(VARIANTS) >= 2, VARIANTS
+
+
+@pytest.mark.parametrize("m,n,k,threads", [(1, 64, 128, 1), (1, 7, 2560, 2), (5, 130, 384, 1), (17, 64, 6912, 2)])
+def test_fused_linear_bit_exact(variant, m, n, k, threads):
+    w = random_weight(n, k, seed=m * n + k)
+    x = torch.randn(m, k) * 4
+    x[0, 3] = 1e4  # a dominant value: most others quantize to 0
+    if m > 2:
+        x[2] = 0  # all-zero row: the 1e-5 clamp, no NaN
+    expected = reference_linear(x, w)
+    got = native.ternary_linear(x, w, threads=threads)
+    assert torch.equal(got, expected), (got - expected).abs().max()
+
+
+def test_quantize_rows_bit_exact(variant):
+    x = torch.randn(9, 384) * 10
+    x[1] = 0
+    x[2, :4] = torch.tensor([0.5, 1.5, 2.5, -0.5]) * (1 / 127)  # ties after scaling
+    x_q, s = native.quantize_rows(x)
+    ref_q, ref_s = quantize_activations(x)
+    assert torch.equal(s, ref_s[:, 0]) and torch.equal(x_q.float(), ref_q)
+
+
+def test_int32_sums_exact_with_extreme_activations(variant):
+    n, k = 33, 2560
+    w = random_weight(n, k, seed=3)
+    x_q = torch.full((2, k), -128, dtype=torch.int8)
+    x_q[1, ::2] = 127
+    acc = native.ternary_gemm_i32(x_q, w.packed, n, k, threads=2)
+    expected = x_q.long() @ unpack_ternary(w.packed, k).long().T
+    assert torch.equal(acc.long(), expected)
+
+
+def test_bad_k_is_a_clear_error():
+    w = random_weight(4, 128, seed=0)
+    bad = TernaryWeight(w.packed, w.gamma, 4, 100)
+    with pytest.raises(native.KernelError, match="128"):
+        native.ternary_linear(torch.randn(1, 100), bad)
+
+
+def test_forcing_an_unknown_variant_is_an_error():
+    with pytest.raises(native.KernelError):
+        native.force_variant("sse9000")
+    assert native.variant() in VARIANTS
