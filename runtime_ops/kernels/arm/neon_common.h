@@ -58,6 +58,7 @@ struct NeonMicro {
         int32x4_t acc[R];
         for (int r = 0; r < R; ++r) acc[r] = vdupq_n_s32(0);
         for (int64_t b = 0; b < nblocks; ++b) {
+            prefetch_ahead<R>(w, row_bytes, b);
             int8x16_t xv[8];
             load_block_x(x + 128 * b, xv);
             for (int r = 0; r < R; ++r) {

@@ -49,6 +49,7 @@ struct Avx2 {
         __m256i acc[R];
         for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
         for (int64_t b = 0; b < nblocks; ++b) {
+            prefetch_ahead<R>(w, row_bytes, b);
             for (int r = 0; r < R; ++r) {
                 const __m256i p = _mm256_loadu_si256(
                     reinterpret_cast<const __m256i*>(w + r * row_bytes + 32 * b));

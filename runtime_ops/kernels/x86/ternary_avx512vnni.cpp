@@ -51,6 +51,7 @@ struct Avx512Vnni {
         __m512i acc0[R], acc1[R];
         for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_si512();
         for (int64_t b = 0; b < nblocks; ++b) {
+            prefetch_ahead<R>(w, row_bytes, b);
             const __m512i x01 = _mm512_loadu_si512(x + 128 * b);
             const __m512i x23 = _mm512_loadu_si512(x + 128 * b + 64);
             for (int r = 0; r < R; ++r) {
