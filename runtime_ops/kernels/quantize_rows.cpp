@@ -5,7 +5,19 @@
 // rounding mode equals nearbyintf(v) for |v| < 2^22 (here |v| <= 127 * (1 + 2^-23) because
 // s = 127 / max(absmax, 1e-5)), without a libm call per element, and vectorizable.
 // This must not be contracted into an FMA with x * s: hence -ffp-contract=off on this file.
+//
+// The loops are written with the baseline vector ISA of each architecture (SSE2 on x86-64,
+// NEON on aarch64; both always present) because GCC will not vectorize the NaN-ignoring max
+// reduction without -ffinite-math-only. Each vector lane performs exactly the scalar
+// operations below (max is order-independent, the rest is element-wise), so results are
+// identical to the scalar loop, which handles the tail and other architectures.
 #include <math.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 #include "edgebit_kernels.h"
 #include "kernel_variant.h"
@@ -13,16 +25,73 @@
 namespace edgebit {
 namespace {
 
-void quantize_row(const float* x, int64_t K, int8_t* xq, float* scale) {
+constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
+
+float row_absmax(const float* x, int64_t K) {
     float absmax = 0.0f;
-    for (int64_t k = 0; k < K; ++k) {
+    int64_t k = 0;
+#if defined(__SSE2__)
+    const __m128 sign = _mm_set1_ps(-0.0f);
+    __m128 m = _mm_setzero_ps();
+    for (; k + 4 <= K; k += 4)  // maxps returns its second operand for NaN: NaN is ignored
+        m = _mm_max_ps(_mm_andnot_ps(sign, _mm_loadu_ps(x + k)), m);
+    float lanes[4];
+    _mm_storeu_ps(lanes, m);
+    for (float v : lanes) absmax = v > absmax ? v : absmax;
+#elif defined(__aarch64__)
+    float32x4_t m = vdupq_n_f32(0.0f);
+    for (; k + 4 <= K; k += 4) {  // compare-select so NaN is ignored (vmaxq would propagate it)
+        const float32x4_t a = vabsq_f32(vld1q_f32(x + k));
+        m = vbslq_f32(vcgtq_f32(a, m), a, m);
+    }
+    float lanes[4];
+    vst1q_f32(lanes, m);
+    for (float v : lanes) absmax = v > absmax ? v : absmax;
+#endif
+    for (; k < K; ++k) {
         const float a = fabsf(x[k]);
         absmax = a > absmax ? a : absmax;  // NaN never compares greater: ignored
     }
-    const float s = 127.0f / fmaxf(absmax, 1e-5f);
+    return absmax;
+}
+
+void quantize_row(const float* x, int64_t K, int8_t* xq, float* scale) {
+    const float s = 127.0f / fmaxf(row_absmax(x, K), 1e-5f);
     *scale = s;
-    const float kRound = 12582912.0f;  // 1.5 * 2^23
-    for (int64_t k = 0; k < K; ++k) {
+    int64_t k = 0;
+#if defined(__SSE2__)
+    const __m128 vs = _mm_set1_ps(s), rnd = _mm_set1_ps(kRound);
+    const __m128 lo = _mm_set1_ps(-128.0f), hi = _mm_set1_ps(127.0f);
+    for (; k + 16 <= K; k += 16) {
+        __m128i q[4];
+        for (int i = 0; i < 4; ++i) {
+            const __m128 v = _mm_mul_ps(_mm_loadu_ps(x + k + 4 * i), vs);
+            __m128 r = _mm_sub_ps(_mm_add_ps(v, rnd), rnd);
+            r = _mm_and_ps(r, _mm_cmpord_ps(r, r));  // NaN -> 0
+            r = _mm_min_ps(_mm_max_ps(r, lo), hi);
+            q[i] = _mm_cvtps_epi32(r);               // exact: r is integral
+        }
+        const __m128i q16a = _mm_packs_epi32(q[0], q[1]), q16b = _mm_packs_epi32(q[2], q[3]);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(xq + k), _mm_packs_epi16(q16a, q16b));
+    }
+#elif defined(__aarch64__)
+    const float32x4_t vs = vdupq_n_f32(s), rnd = vdupq_n_f32(kRound);
+    const float32x4_t lo = vdupq_n_f32(-128.0f), hi = vdupq_n_f32(127.0f);
+    for (; k + 16 <= K; k += 16) {
+        int32x4_t q[4];
+        for (int i = 0; i < 4; ++i) {
+            const float32x4_t v = vmulq_f32(vld1q_f32(x + k + 4 * i), vs);
+            float32x4_t r = vsubq_f32(vaddq_f32(v, rnd), rnd);
+            r = vbslq_f32(vceqq_f32(r, r), r, vdupq_n_f32(0.0f));  // NaN -> 0
+            r = vminq_f32(vmaxq_f32(r, lo), hi);
+            q[i] = vcvtq_s32_f32(r);                                // exact: r is integral
+        }
+        const int16x8_t q16a = vcombine_s16(vqmovn_s32(q[0]), vqmovn_s32(q[1]));
+        const int16x8_t q16b = vcombine_s16(vqmovn_s32(q[2]), vqmovn_s32(q[3]));
+        vst1q_s8(xq + k, vcombine_s8(vqmovn_s16(q16a), vqmovn_s16(q16b)));
+    }
+#endif
+    for (; k < K; ++k) {
         const float v = x[k] * s;
         float r = (v + kRound) - kRound;
         r = r < -128.0f ? -128.0f : r;

@@ -260,6 +260,22 @@ void test_quantize() {
     check(edgebit_quantize_rows(ties, 1, 10, q, &s) == 0 && s == 1.0f &&
               memcmp(q, want, 10) == 0,
           "quantize ties half-even");
+    // The same ties, NaN and infinities across the vector body (16+ elements) and tail.
+    std::vector<float> row(67);
+    for (size_t k = 0; k < row.size(); ++k) row[k] = static_cast<float>(int(k % 9) - 4) + 0.5f;
+    row[0] = -127.0f;
+    row[20] = NAN;
+    row[33] = 126.5f;
+    std::vector<int8_t> got(row.size()), ref(row.size());
+    float rs = 0.0f;
+    reference_quantize(row.data(), 67, ref.data(), &rs);
+    ref[20] = 0;  // NaN is defined to quantize to 0 (the reference's cast would be UB)
+    check(edgebit_quantize_rows(row.data(), 1, 67, got.data(), &s) == 0 && s == rs && got == ref,
+          "quantize ties, vector body");
+    row[40] = INFINITY;  // s == 0: inf * 0 is NaN -> 0, every other element 0
+    check(edgebit_quantize_rows(row.data(), 1, 67, got.data(), &s) == 0 && s == 0.0f &&
+              got == std::vector<int8_t>(67, 0),
+          "quantize infinity");
     // Zero row: scale from the 1e-5 clamp, all codes 0.
     std::vector<float> zeros(256, 0.0f);
     std::vector<int8_t> zq(256, 5);
