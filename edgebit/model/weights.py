@@ -6,6 +6,9 @@ Tensors are read and converted one at a time, so peak memory is what is kept plu
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -75,8 +78,9 @@ def _all_tensors(w: ModelWeights):
                 yield value
 
 
-def load_ternary(ckpt: Checkpoint, name: str, shape: tuple[int, int]) -> TernaryWeight:
-    """One linear's weight as layout v1, from either checkpoint form. `name` has no '.weight' suffix."""
+def load_ternary(ckpt: Checkpoint, name: str, shape: tuple[int, int], out: torch.Tensor | None = None) -> TernaryWeight:
+    """One linear's weight as layout v1, from either checkpoint form, written into `out` ([N, K/4] uint8)
+    when given. `name` has no '.weight' suffix."""
     n, k = shape
     try:
         if ckpt.weight_form == "packed":
@@ -88,17 +92,32 @@ def load_ternary(ckpt: Checkpoint, name: str, shape: tuple[int, int]) -> Ternary
                     f"expected a positive finite number, got {float(scale)}"
                 )
             gamma = torch.ones((), dtype=torch.float32) / scale
-            packed = codes_to_layout(hf_unpack_codes(ckpt.read(name + ".weight")), name + ".weight")
+            packed = codes_to_layout(hf_unpack_codes(ckpt.read(name + ".weight")), name + ".weight", out)
         else:
             w = ckpt.read(name + ".weight")
             if not bool(torch.isfinite(w).all()):
                 raise CheckpointError(f"{ckpt.file_of(name + '.weight')}: tensor '{name}.weight': non-finite values")
             w_t, gamma = absmean_ternarize(w)
             del w
-            packed = pack_ternary(w_t)
+            packed = pack_ternary(w_t) if out is None else out.copy_(pack_ternary(w_t))
     except LayoutError as e:
         raise CheckpointError(f"{ckpt.file_of(name + '.weight')}: {e}") from None
     return TernaryWeight(packed, gamma, n, k)
+
+
+@functools.cache
+def _libc():
+    name = ctypes.util.find_library("c")
+    lib = ctypes.CDLL(name) if name else None
+    return lib if lib is not None and hasattr(lib, "malloc_trim") else None
+
+
+def release_free_memory() -> None:
+    """Hand freed per-tensor temporaries back to the OS. Without it glibc keeps them (its mmap threshold
+    grows to their size, so they land on the heap) and a 2B model's load peaks ~0.7 GB above what is kept."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def _float(ckpt: Checkpoint, name: str) -> torch.Tensor:
@@ -108,12 +127,21 @@ def _float(ckpt: Checkpoint, name: str) -> torch.Tensor:
 def load_weights(ckpt: Checkpoint, on_tensor: Callable[[str], None] | None = None) -> ModelWeights:
     cfg = ckpt.config
     tick = on_tensor or (lambda name: None)
+    # All packed weights live in one arena allocated up front: kept tensors interleaved with freed
+    # per-tensor temporaries would fragment the heap and hold peak memory well above what is kept.
+    per_layer = sum(n * k // 4 for n, k in (linear_shape(cfg, name) for name in LINEARS))
+    arena = torch.empty(per_layer * cfg.num_layers, dtype=torch.uint8)
+    offset = 0
     layers = []
     for i in range(cfg.num_layers):
         p = layer_prefix(i)
         lin = {}
         for linear in LINEARS:
-            lin[linear.split(".")[1]] = load_ternary(ckpt, p + linear, linear_shape(cfg, linear))
+            n, k = linear_shape(cfg, linear)
+            out = arena[offset : offset + n * k // 4].view(n, k // 4)
+            offset += n * k // 4
+            lin[linear.split(".")[1]] = load_ternary(ckpt, p + linear, (n, k), out)
+            release_free_memory()
             tick(p + linear)
         layers.append(
             LayerWeights(

@@ -71,8 +71,9 @@ def hf_pack(w_t: torch.Tensor) -> torch.Tensor:
     return codes[0] | (codes[1] << 2) | (codes[2] << 4) | (codes[3] << 6)
 
 
-def codes_to_layout(codes: torch.Tensor, what: str) -> torch.Tensor:
-    """uint8 codes [N, K] -> layout v1, refusing code 3 (no ternary value) with the tensor's name."""
+def codes_to_layout(codes: torch.Tensor, what: str, out: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 codes [N, K] -> layout v1 (into `out` [N, K/4] if given), refusing code 3 (no ternary value)
+    with the tensor's name."""
     bad = codes == 3
     if bool(bad.any()):
         row, col = (int(v) for v in bad.nonzero()[0])
@@ -80,4 +81,8 @@ def codes_to_layout(codes: torch.Tensor, what: str) -> torch.Tensor:
     n, k = codes.shape
     check_packable(n, k, what)
     c = codes.reshape(n, k // BLOCK_K, 4, BLOCK_BYTES)
-    return (c[:, :, 0] | (c[:, :, 1] << 2) | (c[:, :, 2] << 4) | (c[:, :, 3] << 6)).reshape(n, k // 4)
+    packed = (c[:, :, 0] | (c[:, :, 1] << 2) | (c[:, :, 2] << 4) | (c[:, :, 3] << 6)).reshape(n, k // 4)
+    if out is None:
+        return packed
+    out.copy_(packed)
+    return out
