@@ -57,3 +57,51 @@ def load(
     out.print(f"edgebit keeps {ours['kept_bytes'] / base['kept_bytes']:.2f}x the bytes of the stored checkpoint "
               f"(weights in kernel layout), at {ours['peak_added_bytes'] / base['peak_added_bytes']:.2f}x the peak "
               f"memory of reading it as stored; peak / kept = {ours['peak_over_kept']:.2f}")
+
+
+@app.command("kernels")
+def kernels(
+    variant: Annotated[str, typer.Option(help="Kernel variant to force ('auto' = what this CPU gets).")] = "auto",
+    sweep: Annotated[bool, typer.Option(help="Also run the decode sweep over a whole 2B4T-shaped model.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """edgebit's ternary kernels vs PyTorch fp32, ONNX Runtime MatMulInteger and MatMulNBits (2/4-bit)."""
+    from edgebit.bench import kernels as kb
+    from edgebit.cli.console import err, out
+    from edgebit.ops import native
+
+    if variant != "auto":
+        if variant not in native.compiled_variants():
+            raise typer.BadParameter(f"{variant!r} is not one of {', '.join(native.compiled_variants())}",
+                                     param_hint="--variant")
+        native.force_variant(variant)
+    with err.status("measuring streaming read bandwidth"):
+        bandwidth = kb.measure_bandwidth()
+    rows = []
+    with err.status("timing kernels and baselines") as status:
+        def progress(row):
+            rows.append(row)
+            status.update(f"timing kernels and baselines ({len(rows)} rows done)")
+
+        kb.bench_shapes(bandwidth_gbps=bandwidth, on_row=progress)
+        if sweep:
+            status.update("decode sweep over a 2B4T-shaped model's ternary matrices")
+            kb.bench_decode_sweep(bandwidth_gbps=bandwidth, on_row=progress)
+    if as_json:
+        print(json.dumps({"stream_read_gbps": bandwidth, "rows": [r.to_dict() for r in rows]}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"ternary kernels ({native.variant()}), streaming read {bandwidth:.1f} GB/s (1 thread)",
+                  title_justify="left")
+    for col in ("[N, K]", "M", "thr", "ms", "GB/s", "of bw", "x fp32", "x int8", "x nbits2", "x nbits4"):
+        table.add_column(col.replace("[", "\\["), justify="right")
+    for r in rows:
+        s = r.speedup_vs
+        shape = "2B4T sweep" if isinstance(r.shape, str) else f"[{r.shape[0]}, {r.shape[1]}]"
+        table.add_row(shape.replace("[", "\\["), str(r.m), str(r.threads), f"{r.seconds * 1e3:.3f}",
+                      f"{r.weight_gbps:.1f}", f"{100 * r.bandwidth_fraction:.0f}%",
+                      *(f"{s[b]:.2f}" for b in kb.BASELINES))
+    out.print(table)
+    out.print("x <baseline> = baseline time / edgebit time (above 1: edgebit is faster). Sweep baselines: "
+              f"torch fp32 timed on {kb.FP32_SWEEP_LAYERS} of {kb.NUM_LAYERS} layers and scaled.")
