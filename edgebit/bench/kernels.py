@@ -56,7 +56,7 @@ def _baseline_calls(mats: list[np.ndarray], m: int, threads: int, seed: int) -> 
     ks = sorted({w.shape[1] for w in mats})
     x = {k: torch.randn(m, k, generator=g) for k in ks}
     feeds_f = {f"x_{k}": x[k].numpy() for k in ks}
-    feeds_q = {f"x_{k}": np.clip(np.rint(x[k].numpy() * 40), -128, 127).astype(np.int8) for k in ks}
+    feeds_q = {f"x_{k}": (np.clip(np.rint(x[k].numpy() * 40), -128, 127) + 128).astype(np.uint8) for k in ks}
     fp32 = [(torch.from_numpy(w).float() * 0.02, x[w.shape[1]]) for w in mats]
     pairs = [(w, 0.02) for w in mats]
     int8 = matmul_integer_session(pairs, threads)
