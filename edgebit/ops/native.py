@@ -42,6 +42,7 @@ def lib() -> ctypes.CDLL:
     so.edgebit_ternary_gemm_i32.argtypes = [p, i64, p, i64, i64, p, ctypes.POINTER(_Threading)]
     so.edgebit_ternary_gemm_q8.argtypes = [p, p, i64, p, i64, i64, ctypes.c_float, p, ctypes.POINTER(_Threading)]
     so.edgebit_ternary_linear_f32.argtypes = [p, i64, i64, p, i64, ctypes.c_float, p, ctypes.POINTER(_Threading)]
+    so.edgebit_ternary_linear_f32_channels.argtypes = [p, i64, i64, p, i64, p, p, ctypes.POINTER(_Threading)]
     for name in ("edgebit_kernel_variant", "edgebit_last_error", "edgebit_variant_name"):
         getattr(so, name).restype = ctypes.c_char_p
     so.edgebit_force_variant.argtypes = [ctypes.c_char_p]
@@ -112,4 +113,23 @@ def ternary_linear(x, w, threads: int = 1):
     t = _threads(threads)
     _check(lib().edgebit_ternary_linear_f32(x.data_ptr(), m, k, w.packed.contiguous().data_ptr(), w.out_features,
                                             float(w.gamma), y.data_ptr(), ctypes.byref(t)))
+    return y
+
+
+def ternary_linear_channels(x, packed, gamma, threads: int = 1):
+    """fp32 (M, K) -> (M, N) with packed uint8 (N, K/4) and one fp32 scale per output channel, gamma (N,):
+    the entry point the ONNX Runtime op calls (q/k/v or gate/up concatenated along N)."""
+    import torch
+
+    x = x.contiguous().float()
+    m, k = x.shape
+    n = packed.shape[0]
+    gamma = gamma.contiguous().float()
+    if packed.shape[1] * 4 != k or gamma.shape != (n,):
+        raise KernelError(f"ternary_linear_channels: x (M, {k}) needs packed ({n}, {k // 4}) and gamma ({n},), "
+                          f"got packed {tuple(packed.shape)} and gamma {tuple(gamma.shape)}")
+    y = torch.empty(m, n)
+    t = _threads(threads)
+    _check(lib().edgebit_ternary_linear_f32_channels(x.data_ptr(), m, k, packed.contiguous().data_ptr(), n,
+                                                     gamma.data_ptr(), y.data_ptr(), ctypes.byref(t)))
     return y

@@ -116,6 +116,15 @@ EDGEBIT_API int edgebit_ternary_linear_f32(const float* x, int64_t M, int64_t K,
                                            const uint8_t* packed, int64_t N, float gamma,
                                            float* y, const edgebit_threading* threads);
 
+/* As edgebit_ternary_linear_f32 with one scale per output channel:
+ * y[m, n] = ((float)acc[m, n] / s[m]) * gamma[n], gamma [N]. Linears that share an input
+ * (q/k/v, gate/up) run as one call on their concatenated weights and gammas, sharing one
+ * activation quantization. Same kernels, chunking and threading as the per-tensor entry. */
+EDGEBIT_API int edgebit_ternary_linear_f32_channels(const float* x, int64_t M, int64_t K,
+                                                    const uint8_t* packed, int64_t N,
+                                                    const float* gamma, float* y,
+                                                    const edgebit_threading* threads);
+
 /* ---- variants ---------------------------------------------------------------------- */
 
 /* Name of the variant in use ("scalar", "avx2", "avx512vnni", "neon", "neon_dotprod",

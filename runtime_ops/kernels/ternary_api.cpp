@@ -43,9 +43,11 @@ struct GemmJob {
     int64_t M, N, K;
     const uint8_t* packed; // (N, K/4)
     int32_t* acc;          // (M, N)
-    // Float epilogue, when y != nullptr: y[m, n] = ((float)acc[m, n] / scales[m]) * gamma.
+    // Float epilogue, when y != nullptr: y[m, n] = ((float)acc[m, n] / scales[m]) * g[n],
+    // g[n] = gammas[n] (one scale per output channel) or, when gammas is null, gamma.
     const float* scales;
     float gamma;
+    const float* gammas;  // (N,) or nullptr
     float* y;
 };
 
@@ -68,7 +70,12 @@ void gemm_task(void* ctx, int64_t chunk) {
         const float s = j.scales[m];
         const int32_t* acc = j.acc + m * j.N + n0;
         float* y = j.y + m * j.N + n0;
-        for (int64_t r = 0; r < nr; ++r) y[r] = (static_cast<float>(acc[r]) / s) * j.gamma;
+        if (j.gammas != nullptr) {
+            const float* g = j.gammas + n0;
+            for (int64_t r = 0; r < nr; ++r) y[r] = (static_cast<float>(acc[r]) / s) * g[r];
+        } else {
+            for (int64_t r = 0; r < nr; ++r) y[r] = (static_cast<float>(acc[r]) / s) * j.gamma;
+        }
     }
 }
 
@@ -85,10 +92,11 @@ void run_gemm(GemmJob& job, const edgebit_threading* threads) {
     run_parallel(threads, chunks, gemm_task, &job);
 }
 
-// Float output in slabs of kMSlab activation rows. Arguments already validated.
+// Float output in slabs of kMSlab activation rows. Arguments already validated. gammas
+// (N,) gives one scale per output channel; nullptr means the single gamma for all.
 int gemm_q8(const char* fn, TileFn tile, const int8_t* xq, const float* scales, int64_t M,
-            const uint8_t* packed, int64_t N, int64_t K, float gamma, float* y,
-            const edgebit_threading* threads) {
+            const uint8_t* packed, int64_t N, int64_t K, float gamma, const float* gammas,
+            float* y, const edgebit_threading* threads) {
     try {
         const int64_t slab = M < kMSlab ? M : kMSlab;
         std::vector<int32_t> xsum(static_cast<size_t>(M));
@@ -106,6 +114,7 @@ int gemm_q8(const char* fn, TileFn tile, const int8_t* xq, const float* scales, 
             job.acc = acc.data();
             job.scales = scales + m0;
             job.gamma = gamma;
+            job.gammas = gammas;
             job.y = y + m0 * N;
             run_gemm(job, threads);
         }
@@ -115,6 +124,27 @@ int gemm_q8(const char* fn, TileFn tile, const int8_t* xq, const float* scales, 
         return set_error(EDGEBIT_ERR_INTERNAL, "%s: unexpected exception", fn);
     }
     return EDGEBIT_OK;
+}
+
+// The fused entry points: quantize each row, then gemm_q8 (per-tensor gamma or gammas[N]).
+int linear_f32(const char* fn, const float* x, int64_t M, int64_t K, const uint8_t* packed,
+               int64_t N, float gamma, const float* gammas, float* y,
+               const edgebit_threading* threads) {
+    if (x == nullptr || packed == nullptr || y == nullptr)
+        return set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
+    if (int st = check_shape(fn, M, N, K)) return st;
+    int status = 0;
+    const KernelVariant* v = active_variant(&status);
+    if (v == nullptr) return status;
+    try {
+        std::vector<int8_t> xq(static_cast<size_t>(M * K));
+        std::vector<float> scales(static_cast<size_t>(M));
+        if (int st = edgebit_quantize_rows(x, M, K, xq.data(), scales.data())) return st;
+        return gemm_q8(fn, v->tile, xq.data(), scales.data(), M, packed, N, K, gamma, gammas, y,
+                       threads);
+    } catch (const std::bad_alloc&) {
+        return set_error(EDGEBIT_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch buffers", fn);
+    }
 }
 
 }  // namespace
@@ -135,7 +165,8 @@ int edgebit_ternary_gemm_i32(const int8_t* xq, int64_t M, const uint8_t* packed,
     try {
         std::vector<int32_t> xsum(static_cast<size_t>(M));
         row_sums(xq, M, K, xsum.data());
-        GemmJob job = {v->tile, xq, xsum.data(), M, N, K, packed, acc, nullptr, 0.0f, nullptr};
+        GemmJob job = {v->tile, xq,      xsum.data(), M,    N,      K,
+                       packed,  acc,     nullptr,     0.0f, nullptr, nullptr};
         run_gemm(job, threads);
     } catch (const std::bad_alloc&) {
         return set_error(EDGEBIT_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch buffers", fn);
@@ -154,29 +185,24 @@ int edgebit_ternary_gemm_q8(const int8_t* xq, const float* scales, int64_t M,
     int status = 0;
     const KernelVariant* v = active_variant(&status);
     if (v == nullptr) return status;
-    return gemm_q8(fn, v->tile, xq, scales, M, packed, N, K, gamma, y, threads);
+    return gemm_q8(fn, v->tile, xq, scales, M, packed, N, K, gamma, nullptr, y, threads);
 }
 
 int edgebit_ternary_linear_f32(const float* x, int64_t M, int64_t K, const uint8_t* packed,
                                int64_t N, float gamma, float* y,
                                const edgebit_threading* threads) {
-    using namespace edgebit;
-    const char* fn = "edgebit_ternary_linear_f32";
-    if (x == nullptr || packed == nullptr || y == nullptr)
-        return set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
-    if (int st = check_shape(fn, M, N, K)) return st;
-    int status = 0;
-    const KernelVariant* v = active_variant(&status);
-    if (v == nullptr) return status;
-    try {
-        std::vector<int8_t> xq(static_cast<size_t>(M * K));
-        std::vector<float> scales(static_cast<size_t>(M));
-        if (int st = edgebit_quantize_rows(x, M, K, xq.data(), scales.data())) return st;
-        return gemm_q8(fn, v->tile, xq.data(), scales.data(), M, packed, N, K, gamma, y,
-                       threads);
-    } catch (const std::bad_alloc&) {
-        return set_error(EDGEBIT_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch buffers", fn);
-    }
+    return edgebit::linear_f32("edgebit_ternary_linear_f32", x, M, K, packed, N, gamma, nullptr,
+                               y, threads);
+}
+
+int edgebit_ternary_linear_f32_channels(const float* x, int64_t M, int64_t K,
+                                        const uint8_t* packed, int64_t N, const float* gamma,
+                                        float* y, const edgebit_threading* threads) {
+    if (gamma == nullptr)
+        return edgebit::set_error(EDGEBIT_ERR_NULL_POINTER,
+                                  "edgebit_ternary_linear_f32_channels: null pointer argument");
+    return edgebit::linear_f32("edgebit_ternary_linear_f32_channels", x, M, K, packed, N, 0.0f,
+                               gamma, y, threads);
 }
 
 }  // extern "C"

@@ -136,6 +136,7 @@ struct Case {
     std::vector<float> scales; // (M,)
     std::vector<uint8_t> packed;
     float gamma;
+    std::vector<float> gammas;  // (N,) distinct per-channel scales
 };
 
 Case make_case(int64_t M, int64_t N, int64_t K, uint64_t seed, bool invalid_codes) {
@@ -174,12 +175,16 @@ Case make_case(int64_t M, int64_t N, int64_t K, uint64_t seed, bool invalid_code
         }
     }
     c.packed = pack(w, N, K);
+    Rng grng(seed + 7777);  // its own stream: the cases above stay as they were
+    for (int64_t n = 0; n < N; ++n)
+        c.gammas.push_back(static_cast<float>(grng.uniform(1, 100000)) / 31337.0f);
     return c;
 }
 
 struct Outputs {
     std::vector<int32_t> acc;
     std::vector<float> y_q8, y_f32;
+    std::vector<float> y_ch, y_ch_uniform;  // per-channel entry: gammas, and gamma N times
     int status = 0;
 };
 
@@ -194,6 +199,13 @@ Outputs run(const Case& c, const edgebit_threading* t) {
                                         c.N, c.K, c.gamma, o.y_q8.data(), t);
     o.status |= edgebit_ternary_linear_f32(c.x.data(), c.M, c.K, c.packed.data(), c.N,
                                            c.gamma, o.y_f32.data(), t);
+    o.y_ch.assign(static_cast<size_t>(c.M * c.N), -1.0f);
+    o.y_ch_uniform.assign(static_cast<size_t>(c.M * c.N), -1.0f);
+    const std::vector<float> uniform(static_cast<size_t>(c.N), c.gamma);
+    o.status |= edgebit_ternary_linear_f32_channels(c.x.data(), c.M, c.K, c.packed.data(), c.N,
+                                                    c.gammas.data(), o.y_ch.data(), t);
+    o.status |= edgebit_ternary_linear_f32_channels(c.x.data(), c.M, c.K, c.packed.data(), c.N,
+                                                    uniform.data(), o.y_ch_uniform.data(), t);
     return o;
 }
 
@@ -201,7 +213,9 @@ bool same(const Outputs& a, const Outputs& b) {
     return a.status == 0 && b.status == 0 &&
            memcmp(a.acc.data(), b.acc.data(), a.acc.size() * 4) == 0 &&
            memcmp(a.y_q8.data(), b.y_q8.data(), a.y_q8.size() * 4) == 0 &&
-           memcmp(a.y_f32.data(), b.y_f32.data(), a.y_f32.size() * 4) == 0;
+           memcmp(a.y_f32.data(), b.y_f32.data(), a.y_f32.size() * 4) == 0 &&
+           memcmp(a.y_ch.data(), b.y_ch.data(), a.y_ch.size() * 4) == 0 &&
+           memcmp(a.y_ch_uniform.data(), b.y_ch_uniform.data(), a.y_ch_uniform.size() * 4) == 0;
 }
 
 std::vector<std::string> g_variants;  // compiled and supported here, "scalar" first
@@ -220,6 +234,22 @@ void test_case(const Case& c, const char* label) {
             epi = epi && memcmp(&want, &ref.y_q8[m * c.N + n], 4) == 0;
         }
     check(epi, "q8 epilogue", shape);
+    // Per-channel entry: with gamma repeated N times it is the per-tensor entry, bit for bit;
+    // with distinct gammas it is quantize_rows + gemm_i32 + the epilogue with gammas[n].
+    check(memcmp(ref.y_ch_uniform.data(), ref.y_f32.data(), ref.y_f32.size() * 4) == 0,
+          "channels with uniform gamma == per-tensor", shape);
+    std::vector<int8_t> xq(c.x.size());
+    std::vector<float> s(static_cast<size_t>(c.M));
+    std::vector<int32_t> acc(static_cast<size_t>(c.M * c.N));
+    bool ch = edgebit_quantize_rows(c.x.data(), c.M, c.K, xq.data(), s.data()) == 0 &&
+              edgebit_ternary_gemm_i32(xq.data(), c.M, c.packed.data(), c.N, c.K, acc.data(),
+                                       nullptr) == 0;
+    for (int64_t m = 0; ch && m < c.M; ++m)
+        for (int64_t n = 0; n < c.N; ++n) {
+            const float want = (static_cast<float>(acc[m * c.N + n]) / s[m]) * c.gammas[n];
+            ch = ch && memcmp(&want, &ref.y_ch[m * c.N + n], 4) == 0;
+        }
+    check(ch, "per-channel epilogue", shape);
     for (const std::string& v : g_variants) {
         check(edgebit_force_variant(v.c_str()) == 0, "force", v);
         for (const ThreadCfg& tc : kThreadCfgs) {
@@ -340,6 +370,11 @@ void test_errors() {
                   EDGEBIT_ERR_NULL_POINTER, "null packed");
     expect_status(edgebit_ternary_gemm_q8(xq, nullptr, 1, w, 1, 128, 1.0f, y, nullptr),
                   EDGEBIT_ERR_NULL_POINTER, "null scales");
+    const float g1[1] = {1.0f};
+    expect_status(edgebit_ternary_linear_f32_channels(x, 1, 128, w, 1, nullptr, y, nullptr),
+                  EDGEBIT_ERR_NULL_POINTER, "channels: null gamma");
+    expect_status(edgebit_ternary_linear_f32_channels(x, 1, 100, w, 1, g1, y, nullptr),
+                  EDGEBIT_ERR_K_NOT_MULTIPLE, "channels: K=100");
     expect_status(edgebit_ternary_gemm_i32(xq, 1, w, 1, 128, nullptr, nullptr),
                   EDGEBIT_ERR_NULL_POINTER, "null acc");
     expect_status(edgebit_quantize_rows(x, 1, 128, nullptr, sc), EDGEBIT_ERR_NULL_POINTER,

@@ -41,6 +41,24 @@ def test_fused_linear_bit_exact(variant, m, n, k, threads):
     assert torch.equal(got, expected), (got - expected).abs().max()
 
 
+@pytest.mark.parametrize("m,threads", [(1, 1), (5, 2), (70, 2)])
+def test_per_channel_linear_bit_exact(variant, m, threads):
+    """q/k/v-style: three weights with their own gammas concatenated along N, one call, one quantization."""
+    k, parts = 384, [(64, 0.011), (32, 0.7), (45, 3.25)]
+    weights = [random_weight(n, k, seed=i + 10) for i, (n, _) in enumerate(parts)]
+    gammas = [torch.full((n,), g) for n, g in parts]
+    gammas[0] = gammas[0] * torch.linspace(0.5, 2.0, parts[0][0])  # distinct per channel too
+    packed = torch.cat([w.packed for w in weights])
+    gamma = torch.cat(gammas)
+    x = torch.randn(m, k) * 3
+    x[0, 7] = -500.0
+    expected = reference_linear(x, TernaryWeight(packed, gamma, packed.shape[0], k))
+    got = native.ternary_linear_channels(x, packed, gamma, threads=threads)
+    assert torch.equal(got, expected), (got - expected).abs().max()
+    uniform = native.ternary_linear_channels(x, weights[1].packed, torch.full((32,), 0.0137), threads=threads)
+    assert torch.equal(uniform, native.ternary_linear(x, weights[1], threads=threads))
+
+
 def test_quantize_rows_bit_exact(variant):
     x = torch.randn(9, 384) * 10
     x[1] = 0
