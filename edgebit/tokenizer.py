@@ -38,3 +38,26 @@ def byte_level_tokenizer(vocab_size: int, bos: str = "<s>", eos: str = "</s>"):
     tok.add_special_tokens([bos, eos])
     tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, 256)])
     return tok
+
+
+class TextStream:
+    """Turns generated token ids into printable text as they arrive, holding back a multi-byte character
+    until all its byte tokens are in (byte-level BPE splits characters across tokens)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.shown = ""
+
+    def push(self, token: int) -> str:
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            return ""
+        new, self.shown = text[len(self.shown):], text
+        return new
+
+    def flush(self) -> str:
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        new, self.shown = text[len(self.shown):], text
+        return new

@@ -17,4 +17,11 @@ def register(name: str):
 
 
 def targets() -> dict[str, Callable]:
+    """Every export target: each subpackage of this package registers itself when imported."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        if info.ispkg:
+            importlib.import_module(f"{__name__}.{info.name}")
     return dict(_TARGETS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -15,3 +15,24 @@ ModelArg = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for machines instead of tables.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output if it already exists.")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output directory (written atomically).")]
+OptionalModelArg = Annotated[
+    Optional[Path],
+    typer.Argument(help="Checkpoint directory (config.json, *.safetensors, tokenizer.json); default: the model "
+                        "edgebit ships.", show_default=False),
+]
+ArtifactArg = Annotated[Path, typer.Argument(help="Artifact directory made by `edgebit export`.", show_default=False)]
+ThreadsOpt = Annotated[Optional[int], typer.Option(help="Threads for the runtime (default: the runtime's choice).",
+                                                   min=1, max=256)]
+
+
+def resolve_model(model: Path | None) -> Path:
+    """MODEL as given, or the model this edgebit ships when none is given."""
+    if model is not None:
+        return model
+    from edgebit.errors import EdgebitError
+
+    try:
+        from edgebit.model.shipped import default_model_path
+    except ImportError:
+        raise EdgebitError("MODEL: no checkpoint given and this edgebit ships no default model") from None
+    return default_model_path()

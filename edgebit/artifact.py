@@ -1,0 +1,63 @@
+"""Artifact directories (what `edgebit export` writes) and their manifest.json: what made the artifact, from
+which checkpoint, with which weight layout and op library, and a hash of every file in it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from edgebit import __version__
+from edgebit.errors import EdgebitError
+from edgebit.quant.packing import LAYOUT_VERSION
+
+MANIFEST = "manifest.json"
+FORMAT = "edgebit-artifact"
+FORMAT_VERSION = 1
+
+
+class ArtifactError(EdgebitError):
+    pass
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checkpoint_fingerprint(checkpoint_dir: Path) -> dict:
+    files = sorted(p for p in checkpoint_dir.iterdir()
+                   if p.suffix in (".json", ".safetensors") and p.is_file())
+    return {"path": str(checkpoint_dir.resolve()), "sha256": {p.name: sha256_file(p) for p in files}}
+
+
+def write_manifest(directory: Path, fields: dict) -> dict:
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "edgebit_version": __version__,
+                "layout_version": LAYOUT_VERSION, **fields,
+                "files": {p.name: sha256_file(p) for p in sorted(directory.iterdir()) if p.is_file()}}
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def read_manifest(artifact_dir: str | Path) -> dict:
+    path = Path(artifact_dir) / MANIFEST
+    if not Path(artifact_dir).is_dir():
+        raise ArtifactError(f"{artifact_dir}: not an artifact directory (made by `edgebit export`)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing; is {artifact_dir} an artifact made by `edgebit export`?") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ArtifactError(f"{path}: not valid JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: not an edgebit artifact manifest")
+    if manifest.get("layout_version") != LAYOUT_VERSION:
+        raise ArtifactError(f"{path}: weight layout v{manifest.get('layout_version')}, this edgebit reads "
+                            f"v{LAYOUT_VERSION}; re-export the model with this version")
+    for name in manifest.get("files", {}):
+        if not (Path(artifact_dir) / name).is_file():
+            raise ArtifactError(f"{Path(artifact_dir) / name}: listed in {MANIFEST} but missing; re-export")
+    return manifest

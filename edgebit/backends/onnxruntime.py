@@ -1,0 +1,63 @@
+"""ONNX Runtime running an exported decoder, with edgebit's op library registered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgebit.artifact import ArtifactError
+
+
+class OnnxRuntimeBackend:
+    def __init__(self, artifact_dir: Path, manifest: dict, threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or 0
+        opts.inter_op_num_threads = 1
+        library = manifest.get("op_library")
+        if library:
+            path = artifact_dir / library
+            if not path.is_file():
+                raise ArtifactError(
+                    f"{path}: missing; model.onnx needs this library for its edgebit.BitLinear nodes: re-export, "
+                    f"or register a build of it with SessionOptions.register_custom_ops_library('{path}')")
+            opts.register_custom_ops_library(str(path))
+        try:
+            self.session = ort.InferenceSession(str(artifact_dir / manifest["model_file"]), opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types with long messages
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ArtifactError(f"{artifact_dir / manifest['model_file']}: onnxruntime cannot load it: {first}") from None
+        cfg = manifest["config"]
+        self.layers, self.kv_heads, self.head_dim = cfg["num_layers"], cfg["num_kv_heads"], cfg["head_dim"]
+        self.vocab_size = cfg["vocab_size"]
+        self.max_seq_len = manifest["max_seq_len"]
+        self.name = f"onnxruntime {ort.__version__}"
+        self.reset()
+
+    def reset(self) -> None:
+        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=np.float32)
+        self.past = [(empty, empty) for _ in range(self.layers)]
+        self.length = 0
+
+    def forward(self, token_ids: list[int]) -> np.ndarray:
+        t = len(token_ids)
+        if self.length + t > self.max_seq_len:
+            raise ArtifactError(f"sequence of {self.length + t} tokens exceeds the artifact's max_seq_len "
+                                f"{self.max_seq_len} (export with a larger --max-seq-len)")
+        feeds = {
+            "input_ids": np.array([token_ids], dtype=np.int64),
+            "attention_mask": np.ones((1, self.length + t), dtype=np.int64),
+            "position_ids": np.arange(self.length, self.length + t, dtype=np.int64)[None, :],
+        }
+        for i, (k, v) in enumerate(self.past):
+            feeds[f"past_key_values.{i}.key"] = k
+            feeds[f"past_key_values.{i}.value"] = v
+        outputs = self.session.run(None, feeds)
+        names = [o.name for o in self.session.get_outputs()]
+        by_name = dict(zip(names, outputs))
+        self.past = [(by_name[f"present.{i}.key"], by_name[f"present.{i}.value"]) for i in range(self.layers)]
+        self.length += t
+        return by_name["logits"][0]

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from edgebit.cli.options import ForceOpt, OptionalModelArg, OutputOpt, resolve_model
+
+app = typer.Typer(help="Turn a checkpoint into an artifact whose ternary linears run on edgebit's kernels.",
+                  no_args_is_help=True)
+
+HeadOpt = Annotated[str, typer.Option(help="Embedding and LM head precision: fp32 or int8 (per-row).")]
+SeqOpt = Annotated[Optional[int], typer.Option(help="Longest sequence (prompt + generated) the artifact serves; "
+                                                    "default: the model's, capped at 4096.", min=1)]
+
+
+@app.command("onnx")
+def onnx(
+    model: OptionalModelArg = None,
+    output: OutputOpt = ...,
+    max_seq_len: SeqOpt = None,
+    head: HeadOpt = "fp32",
+    ops: Annotated[str, typer.Option(help="edgebit (our BitLinear op + library) or standard (ONNX Runtime's "
+                                          "MatMulNBits bits=2, no library needed).")] = "edgebit",
+    force: ForceOpt = False,
+) -> None:
+    """Export to ONNX: model.onnx + libedgebit_ort.so + tokenizer + genai_config.json + manifest.json."""
+    from edgebit.cli.console import err
+    from edgebit.exporters import targets
+
+    for name, value, allowed in (("--head", head, ("fp32", "int8")), ("--ops", ops, ("edgebit", "standard"))):
+        if value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=name)
+    with err.status("exporting") as status:
+        path = targets()["onnx"](resolve_model(model), output, max_seq_len, head, ops, force,
+                                 on_step=lambda what: status.update(f"exporting: {what}"))
+    err.print(f"wrote {path}")

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgebit.cli.options import ArtifactArg, JsonOpt, ThreadsOpt
+
+
+def verify(
+    artifact: ArtifactArg,
+    model: Annotated[Optional[Path], typer.Option(help="Source checkpoint (default: the one in manifest.json).")] = None,
+    threads: ThreadsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hold an artifact to the reference model: logit difference, top-1 agreement, perplexity. Exit 1 on failure."""
+    from edgebit.cli.console import err, out
+    from edgebit.verify import verify as run_verify
+
+    with err.status("verifying"):
+        report = run_verify(artifact, model, threads)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        t = report.thresholds
+        out.print(f"artifact   {report.artifact} ({report.backend})\nreference  {report.reference}")
+        out.print(f"max |logit diff|   {report.max_abs_diff:.3g}" + (f"  (limit {t['max_abs_diff']:g})" if t["max_abs_diff"] else ""))
+        out.print(f"top-1 agreement    {100 * report.top1_agreement:.2f}% over {report.positions_compared} positions"
+                  f"  (limit {100 * t['top1_agreement']:g}%)")
+        out.print(f"perplexity         reference {report.perplexity_reference:.4g}, artifact "
+                  f"{report.perplexity_artifact:.4g} ({100 * report.perplexity_rel_diff:.3f}% apart, limit "
+                  f"{100 * t['perplexity_rel_diff']:g}%)")
+        out.print("[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]")
+    if not report.passed:
+        raise typer.Exit(1)

@@ -1,0 +1,108 @@
+"""`edgebit verify`: an artifact against the reference model on a fixed prompt set (prefill and decode)
+and a fixed text: max abs logit difference, top-1 agreement and both perplexities, with thresholds per
+artifact kind (docs/verify.md)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+PROMPTS = [
+    "In the beginning",
+    "The quick brown fox jumps over the lazy dog.",
+    "Once upon a time, in a land far away, there lived",
+    "def fibonacci(n):",
+]
+# Genesis 1:1-5 (King James Version, public domain): the perplexity text.
+TEXT = ("In the beginning God created the heaven and the earth. And the earth was without form, and void; "
+        "and darkness was upon the face of the deep. And the Spirit of God moved upon the face of the waters. "
+        "And God said, Let there be light: and there was light. And God saw the light, that it was good: "
+        "and God divided the light from the darkness. And God called the light Day, and the darkness he "
+        "called Night. And the evening and the morning were the first day.")
+DECODE_STEPS = 8
+
+# (ops, head) -> limits. Our op is exact up to float summation order; an int8 head or ONNX Runtime's
+# MatMulNBits (which requantizes activations per block) trade a little accuracy, bounded here.
+THRESHOLDS = {
+    ("edgebit", "fp32"): {"max_abs_diff": 1e-3, "top1_agreement": 1.0, "perplexity_rel_diff": 1e-3},
+    ("edgebit", "int8"): {"max_abs_diff": None, "top1_agreement": 0.9, "perplexity_rel_diff": 0.05},
+    ("standard", "fp32"): {"max_abs_diff": None, "top1_agreement": 0.9, "perplexity_rel_diff": 0.05},
+    ("standard", "int8"): {"max_abs_diff": None, "top1_agreement": 0.85, "perplexity_rel_diff": 0.1},
+}
+
+
+@dataclass
+class VerifyReport:
+    artifact: str
+    reference: str
+    backend: str
+    prompts: int
+    positions_compared: int
+    max_abs_diff: float
+    top1_agreement: float
+    perplexity_reference: float
+    perplexity_artifact: float
+    perplexity_rel_diff: float
+    thresholds: dict
+    passed: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _token_prompts(tokenizer, vocab: int, max_len: int) -> tuple[list[list[int]], list[int]]:
+    if tokenizer is not None:
+        prompts = [tokenizer.encode(p).ids[: max_len - DECODE_STEPS] for p in PROMPTS]
+        text = tokenizer.encode(TEXT).ids[:max_len]
+    else:  # a checkpoint without tokenizer.json: fixed pseudo-random ids
+        rng = np.random.default_rng(0)
+        prompts = [rng.integers(0, vocab, size=n).tolist() for n in (3, 7, 12, 5)]
+        text = rng.integers(0, vocab, size=min(96, max_len)).tolist()
+    return [p for p in prompts if p], text
+
+
+def _perplexity(logits: np.ndarray, ids: list[int]) -> float:
+    z = logits[:-1].astype(np.float64)
+    logz = z.max(-1) + np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1))
+    nll = logz - z[np.arange(len(ids) - 1), ids[1:]]
+    return float(np.exp(nll.mean()))
+
+
+def verify(artifact_dir: Path, model: Path | None = None, threads: int | None = None) -> VerifyReport:
+    from edgebit.artifact import ArtifactError, read_manifest
+    from edgebit.backends import open_backend
+    from edgebit.backends.reference import ReferenceBackend
+    from edgebit.tokenizer import load_tokenizer
+
+    manifest = read_manifest(artifact_dir)
+    model = Path(model or manifest["source"]["path"])
+    if not model.is_dir():
+        raise ArtifactError(f"{model}: the artifact's source checkpoint is not there; pass --model CHECKPOINT")
+    artifact = open_backend(artifact_dir, threads)
+    reference = ReferenceBackend(model, artifact.max_seq_len)
+    tokenizer = load_tokenizer(artifact_dir) if (Path(artifact_dir) / "tokenizer.json").is_file() else None
+    prompts, text = _token_prompts(tokenizer, artifact.vocab_size, artifact.max_seq_len)
+
+    max_abs, agree, compared = 0.0, 0, 0
+    for prompt in prompts:
+        reference.reset()
+        artifact.reset()
+        ref, art = reference.forward(prompt), artifact.forward(prompt)
+        for _ in range(DECODE_STEPS + 1):
+            max_abs = max(max_abs, float(np.abs(ref - art).max()))
+            agree += int((ref.argmax(-1) == art.argmax(-1)).sum())
+            compared += ref.shape[0]
+            token = int(ref[-1].argmax())  # both follow the reference's tokens, so positions stay aligned
+            ref, art = reference.forward([token]), artifact.forward([token])
+    reference.reset()
+    artifact.reset()
+    ppl_ref = _perplexity(reference.forward(text), text)
+    ppl_art = _perplexity(artifact.forward(text), text)
+    rel = abs(ppl_art - ppl_ref) / ppl_ref
+    limits = THRESHOLDS[(manifest.get("ops", "edgebit"), manifest.get("head", "fp32"))]
+    passed = (limits["max_abs_diff"] is None or max_abs <= limits["max_abs_diff"]) \
+        and agree / compared >= limits["top1_agreement"] and rel <= limits["perplexity_rel_diff"]
+    return VerifyReport(str(artifact_dir), str(model), artifact.name, len(prompts), compared, max_abs,
+                        agree / compared, ppl_ref, ppl_art, rel, limits, passed)

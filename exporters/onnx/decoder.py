@@ -1,0 +1,208 @@
+"""The ONNX decoder graph: the reference model (edgebit/model/reference.py), op for op, with a KV cache in
+the form onnxruntime-genai drives.
+
+Inputs:  input_ids [B, T] int64, attention_mask [B, P+T] int64, position_ids [B, T] int64,
+         past_key_values.{i}.key / .value [B, KVH, P, D] float
+Outputs: logits [B, T, V] float, present.{i}.key / .value [B, KVH, P+T, D] float
+Ternary linears are edgebit.BitLinear nodes (activation quantization fused in); q/k/v and gate/up are each
+one node over concatenated weights with per-channel gamma, so they share one quantization of their input.
+With ops="standard" they are standard ONNX activation quantization + com.microsoft MatMulNBits (bits=2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from edgebit.model.config import ModelConfig
+from edgebit.model.reference import rope_cos_sin, rope_inv_freq
+from edgebit.model.weights import ModelWeights, TernaryWeight
+from edgebit.quant.head import quantize_rows_int8
+from edgebit.quant.packing import unpack_ternary
+from .builder import EDGEBIT_DOMAIN, FLOAT, INT64, MS_DOMAIN, GraphBuilder
+
+NBITS_BLOCK = 128
+MASKED = float(np.finfo(np.float32).min)  # not -inf: a fully padded row then softmaxes to uniform, not NaN
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    max_seq_len: int
+    head: str = "fp32"  # "fp32" | "int8"
+    ops: str = "edgebit"  # "edgebit" | "standard"
+
+
+def _concat(weights: list[TernaryWeight]) -> tuple[np.ndarray, np.ndarray]:
+    """Packed rows of several linears sharing an input, and their per-channel gamma [N]."""
+    packed = torch.cat([w.packed for w in weights]).numpy()
+    gamma = torch.cat([w.gamma.expand(w.out_features) for w in weights]).numpy().astype(np.float32)
+    return packed, gamma
+
+
+class DecoderGraph:
+    def __init__(self, weights: ModelWeights, opts: ExportOptions):
+        self.w = weights
+        self.cfg: ModelConfig = weights.config
+        self.opts = opts
+        self.g = GraphBuilder()
+        self.uses_ms = opts.ops == "standard" or opts.head == "int8"
+
+    # ---- building blocks -------------------------------------------------------------------------
+    def rms_norm(self, x: str, weight: torch.Tensor, name: str) -> str:
+        g = self.g
+        w = g.initializer(name, weight.float().numpy())
+        mean_sq = g.op("ReduceMean", [g.op("Mul", [x, x]), g.const([-1])], keepdims=1)
+        inv = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [mean_sq, g.const(self.cfg.rms_norm_eps, np.float32)])])])
+        return g.op("Mul", [w, g.op("Mul", [x, inv])], hint="normed")
+
+    def ternary(self, x: str, weights: list[TernaryWeight], name: str) -> str:
+        packed, gamma = _concat(weights)
+        if self.opts.ops == "edgebit":
+            g = self.g
+            return g.op("BitLinear", [x, g.initializer(name + ".packed", packed), g.initializer(name + ".gamma", gamma)],
+                        hint=name.split(".")[-1], domain=EDGEBIT_DOMAIN)
+        return self.standard_ternary(x, weights, name)
+
+    def standard_ternary(self, x: str, weights: list[TernaryWeight], name: str) -> str:
+        """BitNet's per-token int8 activation quantization in standard ops, then MatMulNBits on the ternary
+        weights as 2-bit codes (q = w + 2, ORT's default zero point) with gamma as every block's scale."""
+        g = self.g
+        absmax = g.op("Max", [g.op("ReduceMax", [g.op("Abs", [x]), g.const([-1])], keepdims=1),
+                              g.const(1e-5, np.float32)])
+        s = g.op("Div", [g.const(127.0, np.float32), absmax])
+        x_q = g.op("Clip", [g.op("Round", [g.op("Mul", [x, s])]), g.const(-128.0, np.float32),
+                            g.const(127.0, np.float32)])
+        x_dq = g.op("Div", [x_q, s])
+        w_t = torch.cat([unpack_ternary(w.packed, w.in_features) for w in weights])
+        n, k = w_t.shape
+        q = (w_t.to(torch.int16) + 2).to(torch.uint8).reshape(n, k // 4, 4)
+        blob = (q[..., 0] | (q[..., 1] << 2) | (q[..., 2] << 4) | (q[..., 3] << 6)).reshape(n, k // NBITS_BLOCK, -1)
+        _, gamma = _concat(weights)
+        scales = np.repeat(gamma, k // NBITS_BLOCK).astype(np.float32)
+        return g.op("MatMulNBits", [x_dq, g.initializer(name + ".nbits", blob.numpy()),
+                                    g.initializer(name + ".scales", scales)],
+                    hint=name.split(".")[-1], domain=MS_DOMAIN, K=k, N=n, bits=2, block_size=NBITS_BLOCK,
+                    accuracy_level=4)
+
+    def heads(self, n: int, t: str) -> str:
+        """[B, T, n*D] -> [B, n, T, D]"""
+        g = self.g
+        return g.op("Transpose", [g.op("Reshape", [t, g.const([0, 0, n, self.cfg.head_dim])])], perm=[0, 2, 1, 3])
+
+    def rope(self, x: str, cos: str, sin: str) -> str:
+        g = self.g
+        half = self.cfg.head_dim // 2
+        x1, x2 = g.op("Split", [x, g.const([half, half])], n_out=2, axis=-1)
+        rotated = g.op("Concat", [g.op("Neg", [x2]), x1], axis=-1)
+        return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [rotated, sin])], hint="roped")
+
+    # ---- the model ---------------------------------------------------------------------------------
+    def build(self):
+        cfg, g = self.cfg, self.g
+        ids = g.input("input_ids", INT64, ["batch", "seq"])
+        mask = g.input("attention_mask", INT64, ["batch", "total_seq"])
+        positions = g.input("position_ids", INT64, ["batch", "seq"])
+
+        # RoPE tables computed exactly as the reference computes them, gathered by position: [B, 1, T, D]
+        cos_t, sin_t = rope_cos_sin(rope_inv_freq(cfg.head_dim, cfg.rope), torch.arange(self.opts.max_seq_len))
+        cos = g.op("Unsqueeze", [g.op("Gather", [g.initializer("rope.cos", cos_t.numpy()), positions]), g.const([1])])
+        sin = g.op("Unsqueeze", [g.op("Gather", [g.initializer("rope.sin", sin_t.numpy()), positions]), g.const([1])])
+
+        # Attention bias [B, 1, 1, T, S]: query t (absolute index P+t) sees keys j <= P+t that are not padding.
+        total = g.op("Gather", [g.op("Shape", [mask]), g.const(1)])
+        new = g.op("Gather", [g.op("Shape", [ids]), g.const(1)])
+        key_idx = g.op("Range", [g.const(0), total, g.const(1)])
+        query_idx = g.op("Range", [g.op("Sub", [total, new]), total, g.const(1)])
+        causal = g.op("LessOrEqual", [key_idx, g.op("Unsqueeze", [query_idx, g.const([1])])])  # [T, S]
+        not_pad = g.op("Unsqueeze", [g.op("Cast", [mask], to=9), g.const([1])])  # [B, 1, S] bool
+        allowed = g.op("And", [causal, not_pad])  # [B, T, S]
+        bias = g.op("Where", [allowed, g.const(0.0, np.float32), g.const(MASKED, np.float32)])
+        bias = g.op("Unsqueeze", [bias, g.const([1, 2])], hint="attn_bias")
+
+        x = self.embed(ids)  # [B, T, H]
+        for i, layer in enumerate(self.w.layers):
+            h = self.rms_norm(x, layer.attn_norm, f"layers.{i}.attn_norm")
+            x = g.op("Add", [x, self.attention(i, layer, h, cos, sin, bias)], hint="resid")
+            h = self.rms_norm(x, layer.mlp_norm, f"layers.{i}.mlp_norm")
+            x = g.op("Add", [x, self.mlp(i, layer, h)], hint="resid")
+        x = self.rms_norm(x, self.w.final_norm, "final_norm")
+        g.output(self.logits(x), "logits", FLOAT, ["batch", "seq", cfg.vocab_size])
+        return g.model("edgebit_decoder", self.uses_ms)
+
+    def attention(self, i: int, layer, x: str, cos: str, sin: str, bias: str) -> str:
+        cfg, g = self.cfg, self.g
+        kvh, group, d = cfg.num_kv_heads, cfg.num_heads // cfg.num_kv_heads, cfg.head_dim
+        qkv = self.ternary(x, [layer.q, layer.k, layer.v], f"layers.{i}.qkv")
+        q, k, v = g.op("Split", [qkv, g.const([cfg.q_size, cfg.kv_size, cfg.kv_size])], n_out=3, axis=-1)
+        q = self.rope(self.heads(cfg.num_heads, q), cos, sin)  # [B, NH, T, D]
+        k = self.rope(self.heads(kvh, k), cos, sin)  # [B, KVH, T, D]
+        v = self.heads(kvh, v)
+        past_k = g.input(f"past_key_values.{i}.key", FLOAT, ["batch", kvh, "past_seq", d])
+        past_v = g.input(f"past_key_values.{i}.value", FLOAT, ["batch", kvh, "past_seq", d])
+        k = g.op("Concat", [past_k, k], axis=2)  # [B, KVH, S, D]
+        v = g.op("Concat", [past_v, v], axis=2)
+        g.output(k, f"present.{i}.key", FLOAT, ["batch", kvh, "total_seq", d])
+        g.output(v, f"present.{i}.value", FLOAT, ["batch", kvh, "total_seq", d])
+
+        # GQA without copying the cache: queries grouped per KV head, keys broadcast over the group.
+        q5 = g.op("Reshape", [q, g.const([0, kvh, group, -1, d])])  # [B, KVH, G, T, D]
+        k5 = g.op("Transpose", [g.op("Unsqueeze", [k, g.const([2])])], perm=[0, 1, 2, 4, 3])  # [B, KVH, 1, D, S]
+        v5 = g.op("Unsqueeze", [v, g.const([2])])  # [B, KVH, 1, S, D]
+        scores = g.op("Mul", [g.op("MatMul", [q5, k5]), g.const(d ** -0.5, np.float32)])
+        probs = g.op("Softmax", [g.op("Add", [scores, bias])], axis=-1)
+        out = g.op("MatMul", [probs, v5])  # [B, KVH, G, T, D]
+        out = g.op("Transpose", [g.op("Reshape", [out, g.const([0, cfg.num_heads, -1, d])])], perm=[0, 2, 1, 3])
+        out = g.op("Reshape", [out, g.const([0, 0, cfg.q_size])])  # [B, T, NH*D]
+        if layer.attn_sub_norm is not None:
+            out = self.rms_norm(out, layer.attn_sub_norm, f"layers.{i}.attn_sub_norm")
+        return self.ternary(out, [layer.o], f"layers.{i}.o_proj")
+
+    def mlp(self, i: int, layer, x: str) -> str:
+        cfg, g = self.cfg, self.g
+        gate_up = self.ternary(x, [layer.gate, layer.up], f"layers.{i}.gate_up")
+        gate, up = g.op("Split", [gate_up, g.const([cfg.intermediate_size, cfg.intermediate_size])], n_out=2, axis=-1)
+        if cfg.activation == "relu2":
+            r = g.op("Relu", [gate])
+            act = g.op("Mul", [r, r])
+        else:
+            act = g.op("Mul", [gate, g.op("Sigmoid", [gate])])
+        h = g.op("Mul", [act, up])
+        if layer.ffn_sub_norm is not None:
+            h = self.rms_norm(h, layer.ffn_sub_norm, f"layers.{i}.ffn_sub_norm")
+        return self.ternary(h, [layer.down], f"layers.{i}.down_proj")
+
+    # ---- embedding and head ------------------------------------------------------------------------
+    def _int8_table(self, table: torch.Tensor, name: str) -> tuple[str, str, str]:
+        """Per-row int8 [V, H] stored as MatMulNBits' 8-bit blob (uint8 = q + 128, ORT's default zero point),
+        which the embedding Gather reads too; the per-row scale [V]; and the same scale per block for the head."""
+        q, scale = quantize_rows_int8(table)
+        v, h = q.shape
+        blob = (q.to(torch.int16) + 128).to(torch.uint8).reshape(v, h // NBITS_BLOCK, NBITS_BLOCK).numpy()
+        g = self.g
+        return (g.initializer(name + ".int8", blob), g.initializer(name + ".scale", scale.numpy()),
+                g.initializer(name + ".block_scales", np.repeat(scale.numpy(), h // NBITS_BLOCK)))
+
+    def embed(self, ids: str) -> str:
+        g = self.g
+        if self.opts.head == "fp32":
+            self.embed_table = g.initializer("embed_tokens", self.w.embed.float().numpy())
+            return g.op("Gather", [self.embed_table, ids], hint="embedded")
+        self.embed_int8 = self._int8_table(self.w.embed, "embed_tokens")
+        blob, scale, _ = self.embed_int8
+        rows = g.op("Reshape", [g.op("Gather", [blob, ids]), g.const([0, 0, self.cfg.hidden_size])])
+        centered = g.op("Sub", [g.op("Cast", [rows], to=FLOAT), g.const(128.0, np.float32)])
+        row_scale = g.op("Unsqueeze", [g.op("Gather", [scale, ids]), g.const([-1])])
+        return g.op("Mul", [centered, row_scale], hint="embedded")
+
+    def logits(self, x: str) -> str:
+        cfg, g = self.cfg, self.g
+        if self.opts.head == "fp32":
+            table = self.embed_table if self.w.lm_head is None else g.initializer("lm_head", self.w.lm_head.float().numpy())
+            flat = g.op("Reshape", [x, g.const([-1, cfg.hidden_size])])
+            out_shape = g.op("Concat", [g.op("Shape", [x], start=0, end=2), g.const([cfg.vocab_size])], axis=0)
+            return g.op("Reshape", [g.op("Gemm", [flat, table], transB=1), out_shape], hint="logits")
+        blob, _, block_scales = self.embed_int8 if self.w.lm_head is None else self._int8_table(self.w.lm_head, "lm_head")
+        return g.op("MatMulNBits", [x, blob, block_scales], hint="logits", domain=MS_DOMAIN, K=cfg.hidden_size,
+                    N=cfg.vocab_size, bits=8, block_size=NBITS_BLOCK, accuracy_level=4)

@@ -1,0 +1,86 @@
+"""`edgebit export onnx`: checkpoint -> artifact dir (model.onnx [+ model.onnx.data], op library, tokenizer,
+genai_config.json, manifest.json), written to a temp dir and renamed only when complete."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from edgebit.atomic import atomic_output_dir
+from edgebit.errors import EdgebitError
+from .. import register
+
+MODEL_FILE = "model.onnx"
+PROTOBUF_LIMIT = 1_800_000_000  # bytes of initializers above which weights go to external data (limit: 2 GiB)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
+
+
+@register("onnx")
+def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head: str = "fp32",
+                ops: str = "edgebit", force: bool = False,
+                on_step: Callable[[str], None] | None = None) -> Path:
+    import onnx
+
+    from edgebit.artifact import checkpoint_fingerprint, write_manifest
+    from edgebit.model.weights import load_model_weights
+    from .decoder import DecoderGraph, ExportOptions
+    from .genai_config import genai_config
+
+    step = on_step or (lambda what: None)
+    if head not in ("fp32", "int8"):
+        raise EdgebitError(f"--head: {head!r} is not one of fp32, int8")
+    if ops not in ("edgebit", "standard"):
+        raise EdgebitError(f"--ops: {ops!r} is not one of edgebit, standard")
+    library = None
+    if ops == "edgebit":
+        from edgebit.ops.ort_library import library_path
+
+        library = library_path()
+    step("loading checkpoint")
+    weights = load_model_weights(model)
+    cfg = weights.config
+    seq = max_seq_len or min(cfg.max_position_embeddings, 4096)
+    if not 1 <= seq <= cfg.max_position_embeddings:
+        raise EdgebitError(f"--max-seq-len: {seq} is outside 1..{cfg.max_position_embeddings} (the model's limit)")
+    step("building graph")
+    proto = DecoderGraph(weights, ExportOptions(seq, head, ops)).build()
+    if library:
+        onnx.helper.set_model_props(proto, {"edgebit.op_library": (
+            f"edgebit.BitLinear nodes need {library.name} (next to this file): "
+            f"onnxruntime.SessionOptions().register_custom_ops_library('{library.name}')")})
+    del weights
+    external = sum(len(t.raw_data) for t in proto.graph.initializer) > PROTOBUF_LIMIT
+    with atomic_output_dir(output, force=force) as tmp:
+        step("writing model")
+        if external:
+            onnx.save_model(proto, tmp / MODEL_FILE, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=MODEL_FILE + ".data", size_threshold=1024)
+            onnx.checker.check_model(str(tmp / MODEL_FILE))
+        else:
+            onnx.checker.check_model(proto)
+            onnx.save_model(proto, tmp / MODEL_FILE)
+        del proto
+        if library:
+            shutil.copy2(library, tmp / library.name)
+        for name in TOKENIZER_FILES:
+            if (Path(model) / name).is_file():
+                shutil.copy2(Path(model) / name, tmp / name)
+        (tmp / "genai_config.json").write_text(
+            json.dumps(genai_config(cfg, seq, MODEL_FILE, library.name if library else None), indent=2) + "\n")
+        step("hashing")
+        write_manifest(tmp, {
+            "target": "onnx",
+            "model_file": MODEL_FILE,
+            "ops": ops,
+            "op_library": library.name if library else None,
+            "op_domain": "edgebit" if library else None,
+            "op_names": ["BitLinear"] if library else ["MatMulNBits"],
+            "op_abi": "onnxruntime-custom-op-api-21" if library else None,
+            "head": head,
+            "max_seq_len": seq,
+            "config": cfg.to_dict(),
+            "source": checkpoint_fingerprint(Path(model)),
+        })
+    return output

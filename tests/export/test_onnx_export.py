@@ -1,0 +1,110 @@
+"""ONNX export end to end: the artifact passes onnx.checker, runs in a plain onnxruntime session with our
+library registered, matches the reference, and `edgebit run` generates what transformers generates."""
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from edgebit.backends import open_backend
+from edgebit.backends.reference import ReferenceBackend
+from edgebit.exporters.onnx.export import export_onnx
+from edgebit.verify import verify
+
+
+@pytest.fixture(scope="module")
+def artifacts(hf_checkpoint, tmp_path_factory):
+    """(family, form, head, ops) -> exported artifact dir, built once per module."""
+    made = {}
+
+    def make(family="bitnet", form="packed", head="fp32", ops="edgebit"):
+        key = (family, form, head, ops)
+        if key not in made:
+            out = tmp_path_factory.mktemp("art") / "artifact"
+            made[key] = export_onnx(hf_checkpoint(family, form, family == "bitnet"), out, 64, head, ops)
+        return made[key]
+
+    return make
+
+
+@pytest.mark.parametrize("family,form", [("bitnet", "packed"), ("bitnet", "master"), ("llama", "packed")])
+def test_artifact_is_checked_and_runs_in_plain_onnxruntime(artifacts, hf_checkpoint, family, form):
+    art = artifacts(family, form)
+    manifest = json.loads((art / "manifest.json").read_text())
+    onnx.checker.check_model(str(art / "model.onnx"))
+    model = onnx.load(str(art / "model.onnx"))
+    bitlinear = [n for n in model.graph.node if n.op_type == "BitLinear"]
+    assert all(n.domain == "edgebit" for n in bitlinear)
+    assert len(bitlinear) == 4 * manifest["config"]["num_layers"]  # qkv, o_proj, gate_up, down_proj
+    opts = ort.SessionOptions()
+    opts.register_custom_ops_library(str(art / manifest["op_library"]))
+    session = ort.InferenceSession(str(art / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    assert {i.name for i in session.get_inputs()} >= {"input_ids", "attention_mask", "position_ids",
+                                                      "past_key_values.0.key", "past_key_values.1.value"}
+    assert {o.name for o in session.get_outputs()} >= {"logits", "present.0.key", "present.1.value"}
+
+
+@pytest.mark.parametrize("family,form", [("bitnet", "packed"), ("bitnet", "master"), ("llama", "packed")])
+def test_verify_passes_with_fp32_head(artifacts, family, form):
+    report = verify(artifacts(family, form))
+    assert report.passed, report
+    assert report.top1_agreement == 1.0 and report.max_abs_diff < 1e-3
+
+
+def test_int8_head_and_standard_ops_report_their_cost(artifacts):
+    for head, ops in (("int8", "edgebit"), ("fp32", "standard")):
+        report = verify(artifacts(head=head, ops=ops))
+        assert report.passed, (head, ops, report)
+        assert report.top1_agreement >= 0.9
+
+
+def test_prefill_and_decode_logits_match_reference(artifacts, hf_checkpoint):
+    art = artifacts()
+    backend, ref = open_backend(art, threads=2), ReferenceBackend(hf_checkpoint("bitnet", "packed"), 64)
+    prompt = [256, 10, 11, 12, 13]
+    assert np.abs(backend.forward(prompt) - ref.forward(prompt)).max() < 1e-3
+    for token in (7, 250, 3):
+        assert np.abs(backend.forward([token]) - ref.forward([token])).max() < 1e-3
+
+
+def test_run_generates_transformers_greedy_tokens(artifacts, hf_checkpoint, load_hf, cli):
+    art = artifacts("llama", "packed")
+    prompt = [256, 10, 20, 30]
+    result = cli("run", art, "--prompt-ids", ",".join(map(str, prompt)), "--max-new-tokens", "10", "--json")
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    with torch.no_grad():
+        expected = load_hf(hf_checkpoint("llama", "packed", False)).generate(
+            torch.tensor([prompt]), max_new_tokens=10, do_sample=False, eos_token_id=None, pad_token_id=0)
+    assert got["generated_ids"] == expected[0, len(prompt):].tolist()
+    assert got["prompt_ids"] == prompt and got["decode_tokens_per_s"] > 0
+
+
+def test_run_streams_text_with_the_tokenizer(artifacts, cli):
+    result = cli("run", artifacts(), "--prompt", "Hello", "--max-new-tokens", "5")
+    assert result.returncode == 0, result.stderr
+    assert "decode" in result.stderr and "tok/s" in result.stderr
+
+
+def test_without_the_library_the_error_says_how_to_register_it(artifacts, tmp_path, cli):
+    art = shutil.copytree(artifacts(), tmp_path / "art")
+    with pytest.raises(Exception, match="BitLinear"):
+        ort.InferenceSession(str(art / "model.onnx"), providers=["CPUExecutionProvider"])
+    (art / "libedgebit_ort.so").unlink()
+    result = cli("run", art, "--prompt-ids", "1,2,3")
+    assert result.returncode == 2
+    assert "register_custom_ops_library" in result.stderr and "libedgebit_ort.so" in result.stderr
+
+
+def test_export_refuses_existing_output_and_bad_options(hf_checkpoint, tmp_path, cli):
+    ckpt = hf_checkpoint("bitnet", "packed")
+    (tmp_path / "out").mkdir()
+    result = cli("export", "onnx", ckpt, "-o", tmp_path / "out")
+    assert result.returncode == 2 and "already exists" in result.stderr
+    result = cli("export", "onnx", ckpt, "-o", tmp_path / "o2", "--head", "fp8")
+    assert result.returncode == 2 and "--head" in result.stderr
+    assert not (tmp_path / "o2").exists()
