@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from edgebit.cli import bench_cmd, checkpoint_cmd, inspect_cmd
+from edgebit.cli import bench_cmd, checkpoint_cmd, generate_cmd, inspect_cmd, perplexity_cmd, train_cmd
 
 app = typer.Typer(
     name="edgebit",
@@ -18,6 +18,9 @@ app = typer.Typer(
 )
 app.command("inspect")(inspect_cmd.inspect)
 app.command("random-checkpoint")(checkpoint_cmd.random_checkpoint)
+app.command("train")(train_cmd.train)
+app.command("generate")(generate_cmd.generate)
+app.command("perplexity")(perplexity_cmd.perplexity)
 app.add_typer(bench_cmd.app, name="bench")
 
 

@@ -1,0 +1,33 @@
+"""`edgebit generate`: continue a prompt with the reference model (exact W1.58A8 arithmetic, plain PyTorch)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from edgebit.cli.options import OptionalModelArg, resolve_model
+
+
+def generate(
+    model: OptionalModelArg = None,
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to continue.")] = "In the beginning",
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", help="Tokens to generate at most.")] = 60,
+    temperature: Annotated[float, typer.Option(help="0 = greedy; otherwise sample at this temperature.")] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling: keep the most likely tokens up to this mass.")] = 0.9,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
+) -> None:
+    """Generate text from a checkpoint with the reference model (slow but exact; greedy by default)."""
+    from edgebit.cli.console import out
+    from edgebit.model.reference import ReferenceModel
+    from edgebit.model.sampling import generate as run
+    from edgebit.model.weights import load_model_weights
+    from edgebit.tokenizer import load_tokenizer
+
+    path = resolve_model(model)
+    tok = load_tokenizer(path)
+    ref = ReferenceModel(load_model_weights(path))
+    ids = tok.encode(prompt).ids
+    new = run(ref, ids, max_new_tokens, temperature, top_p, seed, stop_ids=ref.cfg.eos_token_ids)
+    text = tok.decode(ids + new, skip_special_tokens=True)
+    out.print(text.strip(), markup=False, highlight=False)
