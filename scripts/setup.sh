@@ -19,4 +19,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# ONNX Runtime's C/C++ headers for libedgebit_ort.so (the custom-op library): the pip wheel has none.
+# A user's own include dir in EDGEBIT_ORT_INCLUDE_DIR wins; otherwise fetch Debian's (nothing is installed).
+if [ "${CI:-}" = true ]; then export EDGEBIT_REQUIRE_ORT=ON; fi
+if [ -z "${EDGEBIT_ORT_INCLUDE_DIR:-}" ]; then
+  if ort_inc="$(scripts/fetch_ort_headers.sh)"; then
+    export EDGEBIT_ORT_INCLUDE_DIR="$ort_inc"
+  elif [ "${CI:-}" = true ]; then
+    echo "setup.sh: could not fetch the ONNX Runtime headers (scripts/fetch_ort_headers.sh)" >&2
+    exit 1
+  else
+    echo "setup.sh: warning: no ONNX Runtime headers; libedgebit_ort.so (the ONNX Runtime op library) is not built" >&2
+  fi
+fi
+
 python3 -m pip install --quiet ".[test]"

@@ -1,0 +1,277 @@
+// ONNX Runtime custom-op library libedgebit_ort.so: registration only. The arithmetic is the
+// kernel core's edgebit_ternary_linear_f32_channels (runtime_ops/kernels), linked from the
+// same objects as every other edgebit library; threads are ONNX Runtime's intra-op pool.
+//
+// Op schema (also in docs/ops.md):
+//   domain "edgebit", op type "BitLinear", since version 1, CPU execution provider
+//   inputs   0 X      float32 [..., K]    rank >= 1; M = product of the leading dims (may be 0)
+//            1 W      uint8   [N, K/4]    packed ternary layout v1 (edgebit_kernels.h); K % 128 == 0
+//            2 gamma  float32 [N]         one scale per output channel
+//   output   0 Y      float32 [..., N]
+//   Y[m, n] = ((float)acc[m, n] / s[m]) * gamma[n], acc = x_q[m] . W_t[n] exact in int32, where
+//   x_q, s = per-row int8 quantization of X (edgebit_quantize_rows); bit-exact to
+//   edgebit.model.reference.ternary_linear. Linears sharing an input (q/k/v, gate/up) are one
+//   node on concatenated W and gamma: one activation quantization.
+//
+// Bad inputs (dtype, rank, shapes) give an error status naming the op, the input and what was
+// expected, when the node runs. (Inputs are declared with any element type so a wrong dtype gets
+// this message too; with fixed types ORT only says "Input1 ... is invalid".)
+#define ORT_API_MANUAL_INIT
+#include <onnxruntime_cxx_api.h>
+#undef ORT_API_MANUAL_INIT
+
+#include <stdio.h>
+
+#include <exception>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "edgebit_kernels.h"
+
+namespace {
+
+constexpr const char* kDomain = "edgebit";
+constexpr const char* kOpName = "BitLinear";
+constexpr const char* kInputNames[] = {"X", "W", "gamma"};
+constexpr ONNXTensorElementDataType kInputTypes[] = {ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
+                                                     ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8,
+                                                     ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
+constexpr const char* kInputExpect[] = {"float32 [..., K]", "uint8 [N, K/4] (packed ternary v1)",
+                                        "float32 [N]"};
+
+std::string dims_str(const std::vector<int64_t>& d) {
+    std::string s = "[";
+    for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
+    return s + "]";
+}
+
+const char* type_name(ONNXTensorElementDataType t) {
+    switch (t) {
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "float32";
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return "uint8";
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return "int8";
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16: return "uint16";
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16: return "int16";
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return "int32";
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return "int64";
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return "float16";
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "bfloat16";
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return "float64";
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return "bool";
+        default: return "another type";
+    }
+}
+
+OrtStatus* fail(const std::string& what) {
+    const std::string msg = std::string(kDomain) + "." + kOpName + ": " + what;
+    return Ort::GetApi().CreateStatus(ORT_INVALID_ARGUMENT, msg.c_str());
+}
+
+OrtStatus* input_error(size_t i, const std::string& what) {
+    return fail("input " + std::to_string(i) + " '" + kInputNames[i] + "' " + what);
+}
+
+// ---- ONNX Runtime's intra-op pool as an edgebit_parallel_for_fn ----------------------------
+
+struct OrtPool {
+    const OrtApi* api;
+    const OrtKernelContext* ctx;
+};
+
+struct Trampoline {
+    edgebit_task_fn task;
+    void* task_ctx;
+};
+
+void run_task(void* p, size_t i) {
+    const Trampoline* t = static_cast<const Trampoline*>(p);
+    t->task(t->task_ctx, static_cast<int64_t>(i));
+}
+
+// ORT's KernelContext_ParallelFor (API 17+) fails only before running anything (no context);
+// then, or without the entry, every task runs here on the calling thread.
+void ort_parallel_for(void* pool_ctx, int64_t n_tasks, edgebit_task_fn task, void* task_ctx) {
+    const OrtPool* pool = static_cast<const OrtPool*>(pool_ctx);
+    if (n_tasks > 1 && pool->api->KernelContext_ParallelFor != nullptr) {
+        Trampoline t = {task, task_ctx};
+        OrtStatus* st = pool->api->KernelContext_ParallelFor(
+            pool->ctx, run_task, static_cast<size_t>(n_tasks), 0, &t);
+        if (st == nullptr) return;
+        pool->api->ReleaseStatus(st);
+    }
+    for (int64_t i = 0; i < n_tasks; ++i) task(task_ctx, i);
+}
+
+// ---- the kernel --------------------------------------------------------------------------
+
+struct BitLinearKernel {
+    OrtStatusPtr ComputeV2(OrtKernelContext* context) {
+        try {
+            return compute(context);
+        } catch (const Ort::Exception& e) {
+            return fail(e.what());
+        } catch (const std::exception& e) {
+            return fail(std::string("unexpected error: ") + e.what());
+        }
+    }
+
+    OrtStatusPtr compute(OrtKernelContext* context) {
+        Ort::KernelContext ctx(context);
+        if (ctx.GetInputCount() != 3) return fail("expects 3 inputs (X, W, gamma)");
+        Ort::ConstValue in[3] = {ctx.GetInput(0), ctx.GetInput(1), ctx.GetInput(2)};
+        std::vector<int64_t> shape[3];
+        for (size_t i = 0; i < 3; ++i) {
+            if (!in[i] || !in[i].IsTensor())
+                return input_error(i, std::string("is missing; expected ") + kInputExpect[i]);
+            Ort::TensorTypeAndShapeInfo info = in[i].GetTensorTypeAndShapeInfo();
+            if (info.GetElementType() != kInputTypes[i])
+                return input_error(i, std::string("must be ") + kInputExpect[i] + ", got " +
+                                          type_name(info.GetElementType()));
+            shape[i] = info.GetShape();
+        }
+        const std::vector<int64_t>& xs = shape[0];
+        const std::vector<int64_t>& ws = shape[1];
+        const std::vector<int64_t>& gs = shape[2];
+        if (xs.empty()) return input_error(0, "must have rank >= 1 ([..., K]), got a scalar (rank 0)");
+        const int64_t K = xs.back();
+        if (K <= 0 || K % EDGEBIT_BLOCK_K != 0)
+            return input_error(0, "last dim K=" + std::to_string(K) + " must be a positive multiple of " +
+                                      std::to_string(EDGEBIT_BLOCK_K) + " (packed layout v1), X shape " +
+                                      dims_str(xs));
+        if (ws.size() != 2)
+            return input_error(1, "must be 2-D [N, K/4], got rank " + std::to_string(ws.size()) +
+                                      " " + dims_str(ws));
+        const int64_t N = ws[0];
+        if (ws[1] != K / 4)
+            return input_error(1, "must be [N, K/4] = [N, " + std::to_string(K / 4) + "] for K=" +
+                                      std::to_string(K) + " (X's last dim), got " + dims_str(ws));
+        if (gs.size() != 1 || gs[0] != N)
+            return input_error(2, "must be [N] = [" + std::to_string(N) + "] (one scale per row of W), got " +
+                                      dims_str(gs));
+        int64_t M = 1;
+        for (size_t d = 0; d + 1 < xs.size(); ++d) M *= xs[d];
+        std::vector<int64_t> ys = xs;
+        ys.back() = N;
+        Ort::UnownedValue out = ctx.GetOutput(0, ys);
+        if (M == 0 || N == 0) return nullptr;
+        OrtPool pool = {&Ort::GetApi(), context};
+        edgebit_threading threads = {ort_parallel_for, &pool, 0};
+        const int st = edgebit_ternary_linear_f32_channels(
+            in[0].GetTensorData<float>(), M, K, in[1].GetTensorData<uint8_t>(), N,
+            in[2].GetTensorData<float>(), out.GetTensorMutableData<float>(), &threads);
+        if (st != EDGEBIT_OK) return fail(std::string("kernel failed: ") + edgebit_last_error());
+        return nullptr;
+    }
+};
+
+OrtStatusPtr ORT_API_CALL infer_output_shape(const OrtCustomOp*, OrtShapeInferContext* ctx);
+
+struct BitLinearOp : Ort::CustomOpBase<BitLinearOp, BitLinearKernel, /*WithStatus=*/true> {
+    // Our own shape function on the C API: Ort::ShapeInferContext cannot tell an unknown rank
+    // from rank 0 and does not expose element types.
+    BitLinearOp() { InferOutputShapeFn = infer_output_shape; }
+    OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo*, void** kernel) const {
+        *kernel = new (std::nothrow) BitLinearKernel();
+        return *kernel ? nullptr : fail("out of memory creating the kernel");
+    }
+    const char* GetName() const { return kOpName; }
+    const char* GetExecutionProviderType() const { return "CPUExecutionProvider"; }
+    size_t GetInputTypeCount() const { return 3; }
+    // Any type here, so a wrong dtype reaches the kernel and gets our message.
+    ONNXTensorElementDataType GetInputType(size_t) const {
+        return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+    }
+    size_t GetOutputTypeCount() const { return 1; }
+    ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+};
+
+// Y's shape [..., N] for the graph, when X's rank and W's dims are known (symbolic names kept).
+// ONNX Runtime ignores (and never frees) a status returned from here, so this reports nothing:
+// it releases its own statuses and leaves Y's shape unknown when anything is off; the kernel
+// checks dtypes and shapes at run time with messages.
+OrtStatus* infer_output_shape_impl(const OrtApi& api, OrtShapeInferContext* ctx) {
+    size_t n_inputs = 0;
+    if (OrtStatus* st = api.ShapeInferContext_GetInputCount(ctx, &n_inputs)) return st;
+    if (n_inputs != 3) return nullptr;
+    std::vector<int64_t> shape[3];
+    std::vector<const char*> sym[3];  // symbolic dim names ("" if none), owned by ORT
+    for (size_t i = 0; i < 3; ++i) {
+        OrtTensorTypeAndShapeInfo* info = nullptr;  // owned by ORT: not released here
+        if (OrtStatus* st = api.ShapeInferContext_GetInputTypeShape(ctx, i, &info)) return st;
+        ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+        size_t rank = 0;
+        if (OrtStatus* st = api.GetTensorElementType(info, &type)) return st;
+        if (type != kInputTypes[i]) return nullptr;
+        if (OrtStatus* st = api.GetDimensionsCount(info, &rank)) return st;
+        shape[i].resize(rank);
+        sym[i].assign(rank, nullptr);
+        if (rank == 0) continue;
+        if (OrtStatus* st = api.GetDimensions(info, shape[i].data(), rank)) return st;
+        if (OrtStatus* st = api.GetSymbolicDimensions(info, sym[i].data(), rank)) return st;
+    }
+    // An unknown rank also reads as rank 0 here.
+    if (shape[0].empty() || shape[1].size() != 2) return nullptr;
+    std::vector<int64_t> ys = shape[0];
+    std::vector<const char*> ysym = sym[0];
+    ys.back() = shape[1][0];  // -1 (unknown) stays unknown
+    ysym.back() = sym[1][0];
+    for (const char*& name : ysym)
+        if (name == nullptr) name = "";
+    OrtTensorTypeAndShapeInfo* out = nullptr;
+    if (OrtStatus* st = api.CreateTensorTypeAndShapeInfo(&out)) return st;
+    OrtStatus* st = api.SetTensorElementType(out, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+    if (st == nullptr) st = api.SetDimensions(out, ys.data(), ys.size());
+    if (st == nullptr) st = api.SetSymbolicDimensions(out, ysym.data(), ysym.size());
+    if (st == nullptr) st = api.ShapeInferContext_SetOutputTypeShape(ctx, 0, out);
+    api.ReleaseTensorTypeAndShapeInfo(out);
+    return st;
+}
+
+OrtStatusPtr ORT_API_CALL infer_output_shape(const OrtCustomOp*, OrtShapeInferContext* ctx) {
+    const OrtApi& api = Ort::GetApi();
+    if (OrtStatus* st = infer_output_shape_impl(api, ctx)) api.ReleaseStatus(st);
+    return nullptr;
+}
+
+// Lives for the library's life: ORT calls RegisterCustomOps once per session and keeps
+// pointers to the domain and op in every session created with it.
+std::once_flag g_once;
+Ort::CustomOpDomain* g_domain = nullptr;
+BitLinearOp* g_op = nullptr;
+std::string g_init_error;
+
+void init_domain() {
+    try {
+        g_op = new BitLinearOp();
+        g_domain = new Ort::CustomOpDomain(kDomain);
+        g_domain->Add(g_op);
+    } catch (const std::exception& e) {
+        g_init_error = e.what();
+        g_domain = nullptr;
+    }
+}
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL
+RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
+    const OrtApi* api = api_base ? api_base->GetApi(ORT_API_VERSION) : nullptr;
+    if (api == nullptr) {
+        // This runtime predates the API the library was built for; report with the oldest API.
+        const OrtApi* old = api_base ? api_base->GetApi(1) : nullptr;
+        if (old == nullptr) return nullptr;
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "libedgebit_ort: needs ONNX Runtime with C API version >= %d, this runtime is %s",
+                 ORT_API_VERSION, api_base->GetVersionString());
+        return old->CreateStatus(ORT_FAIL, msg);
+    }
+    Ort::InitApi(api);
+    std::call_once(g_once, init_domain);
+    if (g_domain == nullptr)
+        return api->CreateStatus(ORT_FAIL, ("libedgebit_ort: cannot create the edgebit op domain: " +
+                                            g_init_error).c_str());
+    return api->AddCustomOpDomain(options, *g_domain);
+}

@@ -1,0 +1,172 @@
+"""libedgebit_ort.so in a real onnxruntime.InferenceSession: one-node edgebit.BitLinear graphs, bit-exact to
+the PyTorch reference (edgebit.model.reference.ternary_linear with a per-channel gamma); bad inputs are
+ONNX Runtime errors that name the problem, and the process carries on."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from edgebit.model.reference import ternary_linear as reference_linear
+from edgebit.model.weights import TernaryWeight
+from edgebit.ops import ort_library
+from edgebit.quant.packing import pack_ternary
+
+K = 384
+QKV = [(128, 0.021), (48, 0.7), (48, 3.5)]  # (rows, gamma) of q, k, v: N = 224, four chunks of 64 rows
+
+
+def bitlinear_model(x_type=TensorProto.FLOAT, w_type=TensorProto.UINT8, g_type=TensorProto.FLOAT,
+                    x_shape=("B", "T", K), w_shape=("N", "K4"), g_shape=("N",)) -> bytes:
+    node = helper.make_node("BitLinear", ["X", "W", "gamma"], ["Y"], domain="edgebit", name="qkv")
+    graph = helper.make_graph(
+        [node], "bitlinear",
+        [helper.make_tensor_value_info("X", x_type, list(x_shape) if x_shape is not None else None),
+         helper.make_tensor_value_info("W", w_type, list(w_shape)),
+         helper.make_tensor_value_info("gamma", g_type, list(g_shape))],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("edgebit", 1)],
+                              ir_version=10)  # onnx 1.23 writes IR 14 by default, too new for ORT 1.31
+    return model.SerializeToString()
+
+
+def session(model: bytes, threads: int = 1) -> ort.InferenceSession:
+    return ort.InferenceSession(model, ort_library.session_options(threads), providers=["CPUExecutionProvider"])
+
+
+def qkv_weight(seed: int = 0) -> TernaryWeight:
+    """q/k/v concatenated along N, each with its own gamma, varied per channel too."""
+    g = torch.Generator().manual_seed(seed)
+    n = sum(rows for rows, _ in QKV)
+    w_t = torch.randint(-1, 2, (n, K), generator=g, dtype=torch.int8)
+    gamma = torch.cat([torch.full((rows,), scale) for rows, scale in QKV])
+    gamma = gamma * (1 + torch.rand(n, generator=g))
+    return TernaryWeight(pack_ternary(w_t), gamma.float(), n, K)
+
+
+def activations(shape, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=g) * 3
+    flat = x.view(-1, shape[-1])
+    if flat.shape[0] > 2:
+        flat[1] = 0  # all-zero row: the 1e-5 clamp
+        flat[2, 5] = 1e4  # one dominant value
+    return x
+
+
+def run(sess, x: torch.Tensor, w: TernaryWeight) -> torch.Tensor:
+    (y,) = sess.run(None, {"X": x.numpy(), "W": w.packed.numpy(), "gamma": w.gamma.numpy()})
+    return torch.from_numpy(y)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(0, K), (1, K), (5, K), (128, K), (2, 3, K), (1, 1, K), (4, 32, K), (0, 7, K)])
+def test_bit_exact_to_reference(shape, threads):
+    w = qkv_weight(seed=len(shape) * 1000 + shape[0])
+    x = activations(shape, seed=shape[0] + threads)
+    x_shape = ("B", "T", K) if len(shape) == 3 else ("M", K)
+    y = run(session(bitlinear_model(x_shape=x_shape), threads), x, w)
+    expected = reference_linear(x, w)
+    assert y.shape == (*shape[:-1], w.out_features)
+    assert torch.equal(y, expected), (y - expected).abs().max()
+
+
+def test_static_shapes_and_inferred_output_shape():
+    w = qkv_weight(seed=7)
+    sess = session(bitlinear_model(x_shape=(5, K), w_shape=(w.out_features, K // 4), g_shape=(w.out_features,)))
+    assert sess.get_outputs()[0].shape == [5, w.out_features]
+    assert session(bitlinear_model()).get_outputs()[0].shape == ["B", "T", "N"]  # symbolic dims carried through
+    x = activations((5, K), seed=3)
+    assert torch.equal(run(sess, x, w), reference_linear(x, w))
+
+
+def test_one_and_two_threads_agree_on_a_wide_layer():
+    g = torch.Generator().manual_seed(11)
+    n, k = 1000, 1280
+    w = TernaryWeight(pack_ternary(torch.randint(-1, 2, (n, k), generator=g, dtype=torch.int8)),
+                      torch.rand(n, generator=g) + 0.01, n, k)
+    x = torch.randn(3, k, generator=g)
+    model = bitlinear_model(x_shape=("M", k))
+    y1, y2 = run(session(model, 1), x, w), run(session(model, 2), x, w)
+    assert torch.equal(y1, y2) and torch.equal(y1, reference_linear(x, w))
+
+
+def feeds(x=None, w=None, gamma=None):
+    wt = qkv_weight()
+    return {"X": np.zeros((2, K), np.float32) if x is None else x,
+            "W": wt.packed.numpy() if w is None else w,
+            "gamma": wt.gamma.numpy() if gamma is None else gamma}
+
+
+N = sum(rows for rows, _ in QKV)
+BAD = {  # name: (graph kwargs, feeds, regex the message must match)
+    "X float64": (dict(x_type=TensorProto.DOUBLE, x_shape=("M", K)), feeds(x=np.zeros((2, K))),
+                  r"input 0 'X' must be float32 \[\.\.\., K\], got float64"),
+    "W int8": (dict(w_type=TensorProto.INT8, x_shape=("M", K)), feeds(w=np.zeros((N, K // 4), np.int8)),
+               r"input 1 'W' must be uint8 .*got int8"),
+    "gamma float16": (dict(g_type=TensorProto.FLOAT16, x_shape=("M", K)), feeds(gamma=np.ones(N, np.float16)),
+                      r"input 2 'gamma' must be float32 \[N\], got float16"),
+    "W 1-D": (dict(w_shape=("L",), x_shape=("M", K)), feeds(w=np.zeros(N * K // 4, np.uint8)),
+              r"input 1 'W' must be 2-D \[N, K/4\], got rank 1"),
+    "W 3-D": (dict(w_shape=("a", "b", "c"), x_shape=("M", K)), feeds(w=np.zeros((2, N, K // 8), np.uint8)),
+              r"input 1 'W' must be 2-D \[N, K/4\], got rank 3"),
+    "W second dim": (dict(x_shape=("M", K)), feeds(w=np.zeros((N, K // 4 - 1), np.uint8)),
+                     rf"input 1 'W' must be \[N, K/4\] = \[N, {K // 4}\] for K={K}.*got \[{N}, {K // 4 - 1}\]"),
+    "K not multiple of 128": (dict(x_shape=("M", "K")), feeds(x=np.zeros((2, 200), np.float32),
+                                                            w=np.zeros((N, 50), np.uint8)),
+                              r"input 0 'X' last dim K=200 must be a positive multiple of 128"),
+    "K zero": (dict(x_shape=("M", "K")), feeds(x=np.zeros((2, 0), np.float32), w=np.zeros((N, 0), np.uint8)),
+               r"input 0 'X' last dim K=0 must be a positive multiple of 128"),
+    "gamma length": (dict(x_shape=("M", K), g_shape=("G",)), feeds(gamma=np.ones(N - 1, np.float32)),
+                     rf"input 2 'gamma' must be \[N\] = \[{N}\].*got \[{N - 1}\]"),
+    "gamma 2-D": (dict(x_shape=("M", K), g_shape=("G", "H")), feeds(gamma=np.ones((1, N), np.float32)),
+                  rf"input 2 'gamma' must be \[N\] = \[{N}\].*got \[1, {N}\]"),
+    "X rank 0": (dict(x_shape=()), feeds(x=np.array(1.0, np.float32)),
+                 r"input 0 'X' must have rank >= 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_inputs_are_clear_errors(case):
+    kwargs, bad_feeds, message = BAD[case]
+    sess = session(bitlinear_model(**kwargs))
+    with pytest.raises(Exception, match=r"edgebit\.BitLinear: " + message):
+        sess.run(None, bad_feeds)
+    # The process survives, and so does a session whose graph also admits good inputs.
+    good = feeds()
+    if kwargs.get("x_shape") == ("M", "K") or set(kwargs) == {"x_shape"}:
+        (y,) = sess.run(None, good)
+        assert y.shape == (2, N)
+    (y,) = session(bitlinear_model(x_shape=("M", K))).run(None, good)
+    assert y.shape == (2, N)
+
+
+def test_model_without_the_library_fails_and_registering_it_fixes_that():
+    model = bitlinear_model()
+    with pytest.raises(Exception, match=r"edgebit:BitLinear.*not a registered"):
+        ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    assert session(model).get_inputs()[0].name == "X"
+
+
+def test_missing_library_is_an_edgebit_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(ort_library, "LIB_NAME", "libedgebit_ort_missing.so")
+    monkeypatch.setenv("EDGEBIT_LIB_DIR", str(tmp_path))
+    with pytest.raises(ort_library.OrtLibraryError, match="fetch_ort_headers"):
+        ort_library.session_options(1)
+
+
+def test_only_register_custom_ops_is_exported():
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("nm (binutils) not installed")
+    out = subprocess.run([nm, "-D", "--defined-only", str(ort_library.library_path())],
+                         capture_output=True, text=True, check=True).stdout
+    symbols = sorted(line.split()[-1] for line in out.splitlines() if line.strip())
+    assert symbols == ["RegisterCustomOps"], symbols
+    undefined = subprocess.run([nm, "-D", "--undefined-only", str(ort_library.library_path())],
+                               capture_output=True, text=True, check=True).stdout
+    assert "OrtGetApiBase" not in undefined and "onnxruntime" not in undefined  # no -lonnxruntime
