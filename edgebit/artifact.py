@@ -58,6 +58,12 @@ def read_manifest(artifact_dir: str | Path) -> dict:
         raise ArtifactError(f"{path}: weight layout v{manifest.get('layout_version')}, this edgebit reads "
                             f"v{LAYOUT_VERSION}; re-export the model with this version")
     for name in manifest.get("files", {}):
-        if not (Path(artifact_dir) / name).is_file():
-            raise ArtifactError(f"{Path(artifact_dir) / name}: listed in {MANIFEST} but missing; re-export")
+        path = Path(artifact_dir) / name
+        if path.is_file():
+            continue
+        if name == manifest.get("op_library"):
+            raise ArtifactError(
+                f"{path}: missing; the model needs this op library for its edgebit ops: re-export, or put a build "
+                f"of it there (onnxruntime: SessionOptions.register_custom_ops_library('{path}'))")
+        raise ArtifactError(f"{path}: listed in {MANIFEST} but missing; re-export")
     return manifest

@@ -8,6 +8,7 @@ os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -92,9 +93,10 @@ def load_hf():
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """The installed `edgebit` command, as a user runs it."""
+    """The installed `edgebit` command, as a user runs it: from outside the source tree, so the installed
+    package (with its compiled libraries) is what runs."""
     return subprocess.run([sys.executable, "-m", "edgebit", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+                          timeout=timeout, env={**os.environ, "COLUMNS": "200"}, cwd=tempfile.gettempdir())
 
 
 @pytest.fixture(scope="session")

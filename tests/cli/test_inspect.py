@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -54,9 +55,11 @@ def test_inspect_table_output(hf_checkpoint, cli):
 def test_help_is_instant_and_imports_no_heavy_library():
     code = ("import sys, edgebit.cli.main as m; "
             "print(sorted(x for x in ('torch', 'onnx', 'executorch', 'transformers') if x in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tempfile.gettempdir()).stdout
     assert out.strip() == "[]"
-    result = subprocess.run([sys.executable, "-m", "edgebit", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "edgebit", "--help"], capture_output=True, text=True,
+                            cwd=tempfile.gettempdir())
     assert result.returncode == 0 and "inspect" in result.stdout
 
 

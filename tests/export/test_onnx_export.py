@@ -108,3 +108,24 @@ def test_export_refuses_existing_output_and_bad_options(hf_checkpoint, tmp_path,
     result = cli("export", "onnx", ckpt, "-o", tmp_path / "o2", "--head", "fp8")
     assert result.returncode == 2 and "--head" in result.stderr
     assert not (tmp_path / "o2").exists()
+
+
+def test_onnxruntime_genai_drives_the_artifact_with_our_library(artifacts):
+    """The stock onnxruntime-genai runner loads genai_config.json (custom_ops_library inside the model dir)
+    and its greedy tokens equal edgebit's backend's."""
+    import onnxruntime_genai as og
+
+    from edgebit.generate import generate
+
+    art = artifacts()
+    prompt = [256, 40, 101, 7]
+    model = og.Model(str(art))
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=len(prompt) + 12, do_sample=False)
+    generator = og.Generator(model, params)
+    generator.append_tokens(prompt)
+    tokens = []
+    while not generator.is_done():
+        generator.generate_next_token()
+        tokens.append(int(generator.get_next_tokens()[0]))
+    assert tokens == generate(open_backend(art), prompt, len(tokens)).generated_ids
