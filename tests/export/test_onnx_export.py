@@ -129,3 +129,29 @@ def test_onnxruntime_genai_drives_the_artifact_with_our_library(artifacts):
         generator.generate_next_token()
         tokens.append(int(generator.get_next_tokens()[0]))
     assert tokens == generate(open_backend(art), prompt, len(tokens)).generated_ids
+
+
+def test_dynamic_batch_with_padding_matches_reference(artifacts, hf_checkpoint):
+    """Batch 2 in one session run, the shorter row left-padded: each row's logits equal the reference's."""
+    from edgebit.model.reference import ReferenceModel
+    from edgebit.model.weights import load_model_weights
+
+    art = artifacts()
+    manifest = json.loads((art / "manifest.json").read_text())
+    cfg = manifest["config"]
+    opts = ort.SessionOptions()
+    opts.register_custom_ops_library(str(art / manifest["op_library"]))
+    session = ort.InferenceSession(str(art / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    rows = [[256, 5, 17, 99, 140], [256, 9, 3]]
+    ids = np.array([rows[0], [0, 0] + rows[1]], dtype=np.int64)
+    mask = np.array([[1] * 5, [0, 0, 1, 1, 1]], dtype=np.int64)
+    positions = np.array([[0, 1, 2, 3, 4], [0, 0, 0, 1, 2]], dtype=np.int64)
+    empty = np.zeros((2, cfg["num_kv_heads"], 0, cfg["head_dim"]), np.float32)
+    feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
+    for i in range(cfg["num_layers"]):
+        feeds[f"past_key_values.{i}.key"] = feeds[f"past_key_values.{i}.value"] = empty
+    logits = session.run(["logits"], feeds)[0]
+    ref = ReferenceModel(load_model_weights(hf_checkpoint("bitnet", "packed")))
+    for row, got in ((rows[0], logits[0]), (rows[1], logits[1, 2:])):
+        expected = ref.forward(torch.tensor([row]))[0].numpy()
+        assert np.abs(got - expected).max() < 1e-3
