@@ -73,12 +73,19 @@ typedef void (*edgebit_parallel_for_fn)(void* pool_ctx, int64_t n_tasks,
                                         edgebit_task_fn task, void* task_ctx);
 
 typedef struct edgebit_threading {
-    /* The runtime's pool (ONNX Runtime, ExecuTorch threadpool, ...). NULL: use the built-in
-     * std::thread fallback with num_threads threads. */
+    /* The runtime's pool (ONNX Runtime, ExecuTorch threadpool, ...), or edgebit's own
+     * (edgebit_threadpool_parallel_for with an edgebit_threadpool as pool_ctx). NULL: use
+     * the built-in fallback, a process-wide edgebit_threadpool with num_threads threads. */
     edgebit_parallel_for_fn parallel_for;
     void* pool_ctx;
-    /* Threads for the fallback (<= 1: run on the calling thread). Ignored when
-     * parallel_for is set. */
+    /* Threads for the fallback (<= 1: run on the calling thread; capped at 256). Ignored
+     * when parallel_for is set. The fallback pool is created on first use and grows to the
+     * largest count asked for (and needed: never more threads than tasks); a call asking
+     * for fewer threads uses only that many. Concurrent fallback calls from several threads
+     * share it: one gets the workers, the others run serially on their own thread (see
+     * edgebit_threadpool below; give each thread its own pool to avoid that). Its workers
+     * live until the library is unloaded or the process exits; a forked child starts a
+     * fresh one. */
     int32_t num_threads;
 } edgebit_threading;
 
@@ -86,9 +93,38 @@ typedef struct edgebit_threading {
  * only on N, so results never depend on the thread count or on the pool. */
 #define EDGEBIT_N_CHUNK 64
 
-/* The std::thread fallback as a parallel-for: pool_ctx points to an int32_t thread count
- * (NULL or <= 1: serial). Spawns threads per call; meant for standalone tools and tests. */
+/* The fallback as a parallel-for: pool_ctx points to an int32_t thread count (NULL or
+ * <= 1: serial). Same as {NULL, NULL, count}: runs on the process-wide pool (no threads are
+ * started per call since the persistent pool was added; the name is historical). */
 EDGEBIT_API void edgebit_std_thread_parallel_for(void* pool_ctx, int64_t n_tasks,
+                                                 edgebit_task_fn task, void* task_ctx);
+
+/* A persistent thread pool. A pool of N threads is the calling thread plus N-1 workers
+ * started by edgebit_threadpool_create; a parallel_for wakes them (they poll briefly after
+ * each call, then sleep on a condition variable), tasks are claimed from an atomic counter,
+ * and the call returns once every task has returned. Use it as
+ *     edgebit_threading t = {edgebit_threadpool_parallel_for, pool, 0};
+ * Concurrency: different pools may be used from different threads at the same time. A pool
+ * runs one parallel_for at a time: a call that finds it busy (another thread's call, or a
+ * task calling back into its own pool) runs all of its tasks on the calling thread instead
+ * of waiting, so it neither deadlocks nor blocks. Results are the same either way (chunking
+ * never depends on threads). Not usable in a forked child; create a new pool there.
+ * Idle workers poll for 100 microseconds after each call before sleeping (a busy core then,
+ * but no wake-up cost for back-to-back calls); the environment variable EDGEBIT_SPIN_US
+ * sets that time (0: sleep at once), read when a pool is created. Pools with more threads
+ * than the machine has cores never poll. */
+typedef struct edgebit_threadpool edgebit_threadpool;
+
+/* num_threads in [1, 1024] (1: no workers, everything runs on the caller). Returns NULL on
+ * a bad count or if the worker threads cannot be started (see edgebit_last_error). */
+EDGEBIT_API edgebit_threadpool* edgebit_threadpool_create(int32_t num_threads);
+
+/* Stops and joins the workers, then frees the pool. NULL is a no-op. Waits for a running
+ * parallel_for to finish; must not be called from one of the pool's tasks. */
+EDGEBIT_API void edgebit_threadpool_destroy(edgebit_threadpool* pool);
+
+/* An edgebit_parallel_for_fn: pool_ctx is an edgebit_threadpool* (NULL: serial). */
+EDGEBIT_API void edgebit_threadpool_parallel_for(void* pool_ctx, int64_t n_tasks,
                                                  edgebit_task_fn task, void* task_ctx);
 
 /* ---- compute ---------------------------------------------------------------------- */

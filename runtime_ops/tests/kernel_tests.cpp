@@ -1,8 +1,9 @@
 // Kernel tests: every compiled variant this CPU supports must match the scalar reference bit
-// for bit (int32 sums and float outputs, memcmp), for 1 and 3 threads, with the std::thread
-// fallback and a custom parallel-for; the scalar reference itself is checked against an
-// independent naive computation; argument errors return a status and never read out of
-// bounds. Prints "N passed, N failed" last and exits non-zero on any failure.
+// for bit (int32 sums and float outputs, memcmp), for 1, 2, 3 and 8 threads, with the
+// fallback pool, edgebit_threadpool and a custom parallel-for; the pool itself is checked
+// for many small calls, create/destroy, nesting and concurrent use; the scalar reference
+// itself is checked against an independent naive computation; argument errors return a
+// status and never read out of bounds. Prints "N passed, N failed" last and exits non-zero on any failure.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,12 +121,23 @@ const edgebit_threading kFallback3 = {nullptr, nullptr, 3};
 const edgebit_threading kCustom3 = {custom_parallel_for, &g_three, 0};
 const edgebit_threading kStdHelper3 = {edgebit_std_thread_parallel_for, &g_three32, 0};
 const edgebit_threading kOne = {nullptr, nullptr, 1};
+const edgebit_threading kFallback2 = {nullptr, nullptr, 2};
+const edgebit_threading kFallback8 = {nullptr, nullptr, 8};
+// edgebit_threadpool configurations; pool_ctx is filled in by main() before any test runs.
+edgebit_threading g_pool1 = {edgebit_threadpool_parallel_for, nullptr, 0};
+edgebit_threading g_pool2 = {edgebit_threadpool_parallel_for, nullptr, 0};
+edgebit_threading g_pool3 = {edgebit_threadpool_parallel_for, nullptr, 0};
+edgebit_threading g_pool8 = {edgebit_threadpool_parallel_for, nullptr, 0};
 struct ThreadCfg {
     const char* name;
     const edgebit_threading* t;
 };
-const ThreadCfg kThreadCfgs[] = {{"null", nullptr}, {"1", &kOne}, {"fallback3", &kFallback3},
-                                 {"custom3", &kCustom3}, {"std_helper3", &kStdHelper3}};
+const ThreadCfg kThreadCfgs[] = {{"null", nullptr},          {"1", &kOne},
+                                 {"fallback2", &kFallback2}, {"fallback3", &kFallback3},
+                                 {"fallback8", &kFallback8}, {"custom3", &kCustom3},
+                                 {"std_helper3", &kStdHelper3}, {"pool1", &g_pool1},
+                                 {"pool2", &g_pool2},        {"pool3", &g_pool3},
+                                 {"pool8", &g_pool8}};
 
 // ---- test data --------------------------------------------------------------------
 
@@ -431,6 +443,117 @@ void test_env_selection() {
     }
 }
 
+// ---- edgebit_threadpool -------------------------------------------------------------
+
+// Each task records which thread ran it and bumps its own counter: every task must run
+// exactly once, and with several threads more than one thread should take part.
+struct CountCtx {
+    std::vector<std::atomic<int>> hits;
+    std::atomic<int64_t> sum{0};
+    explicit CountCtx(int64_t n) : hits(static_cast<size_t>(n)) {}
+};
+void count_task(void* ctx, int64_t i) {
+    CountCtx& c = *static_cast<CountCtx*>(ctx);
+    c.hits[static_cast<size_t>(i)].fetch_add(1);
+    c.sum.fetch_add(i + 1);
+}
+bool all_once(const CountCtx& c) {
+    for (const auto& h : c.hits)
+        if (h.load() != 1) return false;
+    return true;
+}
+
+// Nested: a task calling back into the pool it runs on must not deadlock.
+struct NestCtx {
+    edgebit_threadpool* pool;
+    std::atomic<int64_t> inner{0};
+};
+void inner_task(void* ctx, int64_t) { static_cast<NestCtx*>(ctx)->inner.fetch_add(1); }
+void nest_task(void* ctx, int64_t) {
+    NestCtx& n = *static_cast<NestCtx*>(ctx);
+    edgebit_threadpool_parallel_for(n.pool, 5, inner_task, &n);
+}
+
+void test_threadpool() {
+    // Bad counts are errors with a message, NULL pools are no-ops / serial.
+    check(edgebit_threadpool_create(0) == nullptr && strstr(edgebit_last_error(), "num_threads"),
+          "pool create 0 rejected");
+    check(edgebit_threadpool_create(-3) == nullptr, "pool create -3 rejected");
+    check(edgebit_threadpool_create(1025) == nullptr, "pool create 1025 rejected");
+    edgebit_threadpool_destroy(nullptr);
+    {
+        CountCtx c(7);
+        edgebit_threadpool_parallel_for(nullptr, 7, count_task, &c);
+        check(all_once(c), "pool NULL runs serially");
+    }
+    // Many consecutive tiny calls (the decode pattern) with 1, 2, 3, 8 threads; n_tasks 0
+    // and 1 included. Every task exactly once, every call complete when it returns.
+    for (int nt : {1, 2, 3, 8}) {
+        edgebit_threadpool* pool = edgebit_threadpool_create(nt);
+        check(pool != nullptr, "pool create", std::to_string(nt) + " " + edgebit_last_error());
+        if (pool == nullptr) continue;
+        bool ok = true;
+        for (int call = 0; call < 2000 && ok; ++call) {
+            const int64_t n = call % 11;
+            CountCtx c(n);
+            edgebit_threadpool_parallel_for(pool, n, count_task, &c);
+            ok = all_once(c) && c.sum.load() == n * (n + 1) / 2;
+        }
+        check(ok, "pool 2000 tiny calls", std::to_string(nt) + " threads");
+        NestCtx nest{pool, {0}};
+        edgebit_threadpool_parallel_for(pool, 9, nest_task, &nest);
+        check(nest.inner.load() == 45, "pool nested call");
+        edgebit_threadpool_destroy(pool);
+    }
+    // Create/destroy loops, with and without work in between (a worker may still be waking
+    // up for the last dispatch when destroy runs).
+    bool ok = true;
+    for (int i = 0; i < 200 && ok; ++i) {
+        edgebit_threadpool* pool = edgebit_threadpool_create(1 + i % 4);
+        ok = pool != nullptr;
+        if (ok && i % 2 == 0) {
+            CountCtx c(16);
+            edgebit_threadpool_parallel_for(pool, 16, count_task, &c);
+            ok = all_once(c);
+        }
+        edgebit_threadpool_destroy(pool);
+    }
+    check(ok, "pool create/destroy loop");
+    // Two pools driven from two threads at once, plus one pool shared by two threads (calls
+    // that find it busy run serially), plus the fallback pool from two threads.
+    edgebit_threadpool* a = edgebit_threadpool_create(2);
+    edgebit_threadpool* b = edgebit_threadpool_create(3);
+    check(a != nullptr && b != nullptr, "pool create two");
+    if (a != nullptr && b != nullptr) {
+        const Case c = make_case(3, 300, 512, 4242, false);
+        edgebit_force_variant("scalar");
+        const Outputs ref = run(c, nullptr);
+        edgebit_force_variant("auto");
+        const Outputs want = run(c, nullptr);
+        check(same(ref, want), "auto vs scalar (pool threads test)");
+        edgebit_threading ta = {edgebit_threadpool_parallel_for, a, 0};
+        edgebit_threading tb = {edgebit_threadpool_parallel_for, b, 0};
+        const edgebit_threading* cfgs[2][2] = {{&ta, &tb}, {&ta, &ta}};
+        const char* names[2] = {"two pools, two threads", "one pool, two threads"};
+        for (int k = 0; k < 3; ++k) {
+            std::atomic<int> bad{0};
+            auto body = [&](const edgebit_threading* t) {
+                for (int i = 0; i < 60; ++i)
+                    if (!same(want, run(c, t))) bad.fetch_add(1);
+            };
+            const edgebit_threading* t0 = k < 2 ? cfgs[k][0] : &kFallback2;
+            const edgebit_threading* t1 = k < 2 ? cfgs[k][1] : &kFallback3;
+            std::thread th0(body, t0), th1(body, t1);
+            th0.join();
+            th1.join();
+            check(bad.load() == 0, "pool concurrent bit-exact",
+                  k < 2 ? names[k] : "fallback, two threads");
+        }
+    }
+    edgebit_threadpool_destroy(a);
+    edgebit_threadpool_destroy(b);
+}
+
 }  // namespace
 
 int main() {
@@ -447,9 +570,18 @@ int main() {
             check(st == EDGEBIT_ERR_VARIANT_UNSUPPORTED, "force unsupported is an error", name);
         }
     }
+    edgebit_threadpool* pools[4] = {edgebit_threadpool_create(1), edgebit_threadpool_create(2),
+                                    edgebit_threadpool_create(3), edgebit_threadpool_create(8)};
+    check(pools[0] && pools[1] && pools[2] && pools[3], "create test pools", edgebit_last_error());
+    g_pool1.pool_ctx = pools[0];
+    g_pool2.pool_ctx = pools[1];
+    g_pool3.pool_ctx = pools[2];
+    g_pool8.pool_ctx = pools[3];
     test_quantize();
     test_errors();
+    test_threadpool();
     test_shapes();
+    for (edgebit_threadpool* p : pools) edgebit_threadpool_destroy(p);
     check(g_custom_calls.load() > 0, "custom parallel_for used");
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
