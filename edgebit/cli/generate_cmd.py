@@ -30,4 +30,6 @@ def generate(
     ids = tok.encode(prompt).ids
     new = run(ref, ids, max_new_tokens, temperature, top_p, seed, stop_ids=ref.cfg.eos_token_ids)
     text = tok.decode(ids + new, skip_special_tokens=True)
-    out.print(text.strip(), markup=False, highlight=False)
+    # The byte-level tokenizer adds a prefix space to every encoded line; drop it when printing lines.
+    text = text.replace("\n ", "\n")
+    out.print(text.strip(), markup=False, highlight=False, soft_wrap=True)

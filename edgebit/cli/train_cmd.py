@@ -18,7 +18,7 @@ def train(
                                                   "from Debian's bible-kjv: apt-get install bible-kjv bible-kjv-text).")] = None,
     preset: Annotated[str, typer.Option(help="Model size: 'tiny' (tests) or 'small' (the shipped model).")] = "small",
     vocab: Annotated[int, typer.Option(help="BPE vocabulary size (the tokenizer is trained on the same text).")] = 4096,
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 2000,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 2400,
     batch: Annotated[int, typer.Option(help="Sequences per step.")] = 16,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence (BOS included).")] = 128,
     lr: Annotated[float, typer.Option(help="Stage-one peak learning rate.")] = 3e-3,

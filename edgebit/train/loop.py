@@ -34,7 +34,7 @@ class TrainOptions:
     paths: list[Path] = field(default_factory=list)
     preset: str = "small"
     vocab_size: int = 4096
-    steps: int = 2000
+    steps: int = 2400
     batch: int = 16
     seq_len: int = 128
     lr: float = 3e-3
