@@ -12,8 +12,19 @@ EDGEBIT_DOMAIN = "edgebit"
 MS_DOMAIN = "com.microsoft"
 
 
+EXTERNAL_MIN_BYTES = 1024
+ALIGN = 64
+
+
 class GraphBuilder:
-    def __init__(self):
+    """With `data_path`, every initializer of EXTERNAL_MIN_BYTES or more is streamed to that file as it is
+    added (ONNX external data) instead of being held in the protobuf: a multi-GB model never exists twice
+    in memory, and the model may pass protobuf's 2 GB limit."""
+
+    def __init__(self, data_path=None):
+        self.data_path = data_path
+        self._data = open(data_path, "wb") if data_path is not None else None
+        self._data_bytes = 0
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self.inputs: list[onnx.ValueInfoProto] = []
@@ -32,8 +43,24 @@ class GraphBuilder:
         return outs[0] if n_out == 1 else outs
 
     def initializer(self, name: str, array: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        array = np.ascontiguousarray(array)
+        if self._data is None or array.nbytes < EXTERNAL_MIN_BYTES:
+            self.initializers.append(numpy_helper.from_array(array, name))
+            return name
+        self._data.write(b"\0" * (-self._data.tell() % ALIGN))
+        offset = self._data.tell()
+        self._data.write(memoryview(array).cast("B"))
+        self._data_bytes = self._data.tell()
+        tensor = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(array.dtype),
+                             dims=array.shape, data_location=TensorProto.EXTERNAL)
+        for key, value in (("location", self.data_path.name), ("offset", str(offset)), ("length", str(array.nbytes))):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
+        self.initializers.append(tensor)
         return name
+
+    def external_bytes(self) -> int:
+        return self._data_bytes
 
     def const(self, value, dtype=np.int64) -> str:
         """A small constant, deduplicated by value."""
@@ -52,6 +79,8 @@ class GraphBuilder:
         self.outputs.append(helper.make_tensor_value_info(name, elem_type, shape))
 
     def model(self, name: str, uses_ms_domain: bool) -> onnx.ModelProto:
+        if self._data is not None:
+            self._data.close()
         graph = helper.make_graph(self.nodes, name, self.inputs, self.outputs, self.initializers)
         opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(EDGEBIT_DOMAIN, 1)]
         if uses_ms_domain:

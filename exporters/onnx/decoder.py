@@ -42,11 +42,11 @@ def _concat(weights: list[TernaryWeight]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class DecoderGraph:
-    def __init__(self, weights: ModelWeights, opts: ExportOptions):
+    def __init__(self, weights: ModelWeights, opts: ExportOptions, data_path=None):
         self.w = weights
         self.cfg: ModelConfig = weights.config
         self.opts = opts
-        self.g = GraphBuilder()
+        self.g = GraphBuilder(data_path)
         self.uses_ms = opts.ops == "standard" or opts.head == "int8"
 
     # ---- building blocks -------------------------------------------------------------------------

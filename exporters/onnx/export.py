@@ -13,7 +13,7 @@ from edgebit.errors import EdgebitError
 from .. import register
 
 MODEL_FILE = "model.onnx"
-PROTOBUF_LIMIT = 1_800_000_000  # bytes of initializers above which weights go to external data (limit: 2 GiB)
+INLINE_LIMIT = 1 << 30  # weights above this stay in model.onnx.data (protobuf's hard limit is 2 GiB)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
 
 
@@ -44,24 +44,23 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
     seq = max_seq_len or min(cfg.max_position_embeddings, 4096)
     if not 1 <= seq <= cfg.max_position_embeddings:
         raise EdgebitError(f"--max-seq-len: {seq} is outside 1..{cfg.max_position_embeddings} (the model's limit)")
-    step("building graph")
-    proto = DecoderGraph(weights, ExportOptions(seq, head, ops)).build()
-    if library:
-        onnx.helper.set_model_props(proto, {"edgebit.op_library": (
-            f"edgebit.BitLinear nodes need {library.name} (next to this file): "
-            f"onnxruntime.SessionOptions().register_custom_ops_library('{library.name}')")})
-    del weights
-    external = sum(len(t.raw_data) for t in proto.graph.initializer) > PROTOBUF_LIMIT
     with atomic_output_dir(output, force=force) as tmp:
+        step("building graph")
+        data = tmp / (MODEL_FILE + ".data")
+        graph = DecoderGraph(weights, ExportOptions(seq, head, ops), data_path=data)
+        proto = graph.build()
+        graph.w = weights = None  # the weights now live in the data file
+        if library:
+            onnx.helper.set_model_props(proto, {"edgebit.op_library": (
+                f"edgebit.BitLinear nodes need {library.name} (next to this file): "
+                f"onnxruntime.SessionOptions().register_custom_ops_library('{library.name}')")})
         step("writing model")
-        if external:
-            onnx.save_model(proto, tmp / MODEL_FILE, save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=MODEL_FILE + ".data", size_threshold=1024)
-            onnx.checker.check_model(str(tmp / MODEL_FILE))
-        else:
-            onnx.checker.check_model(proto)
-            onnx.save_model(proto, tmp / MODEL_FILE)
+        if graph.g.external_bytes() < INLINE_LIMIT:  # small enough for one self-contained file
+            onnx.load_external_data_for_model(proto, str(tmp))
+            data.unlink()
+        onnx.save_model(proto, tmp / MODEL_FILE)
         del proto
+        onnx.checker.check_model(str(tmp / MODEL_FILE))
         if library:
             shutil.copy2(library, tmp / library.name)
         for name in TOKENIZER_FILES:
