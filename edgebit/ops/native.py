@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 from pathlib import Path
 
 from edgebit.errors import EdgebitError
+from edgebit.ops.libpath import find_library
 
 LIB_NAME = "libedgebit_kernels.so"
 
@@ -23,13 +23,7 @@ class _Threading(ctypes.Structure):
 
 def library_path() -> Path:
     """The installed library, or the one in $EDGEBIT_LIB_DIR (a developer's own CMake build)."""
-    candidates = [Path(os.environ["EDGEBIT_LIB_DIR"]) / LIB_NAME] if os.environ.get("EDGEBIT_LIB_DIR") else []
-    candidates.append(Path(__file__).resolve().parent.parent / "lib" / LIB_NAME)
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise KernelError(f"{candidates[-1]}: the compiled kernels are missing; reinstall edgebit with `pip install .` "
-                      "(it builds runtime_ops/ with CMake) or point EDGEBIT_LIB_DIR at a build of it")
+    return find_library(LIB_NAME, "reinstall edgebit with `pip install .` (it builds runtime_ops/ with CMake)")
 
 
 @functools.cache

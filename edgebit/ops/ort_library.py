@@ -3,10 +3,10 @@ docs/ops.md), built from runtime_ops/ort/ by `pip install` next to libedgebit_ke
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from edgebit.errors import EdgebitError
+from edgebit.ops.libpath import find_library
 
 LIB_NAME = "libedgebit_ort.so"
 DOMAIN = "edgebit"
@@ -18,16 +18,10 @@ class OrtLibraryError(EdgebitError):
 
 def library_path() -> Path:
     """The installed library, or the one in $EDGEBIT_LIB_DIR (a developer's own CMake build)."""
-    candidates = [Path(os.environ["EDGEBIT_LIB_DIR"]) / LIB_NAME] if os.environ.get("EDGEBIT_LIB_DIR") else []
-    candidates.append(Path(__file__).resolve().parent.parent / "lib" / LIB_NAME)
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise OrtLibraryError(
-        f"{candidates[-1]}: the ONNX Runtime op library is missing; it is built by `pip install .` only when the "
-        "ONNX Runtime headers are found: run scripts/fetch_ort_headers.sh and reinstall with "
-        "EDGEBIT_ORT_INCLUDE_DIR=<the dir it prints> (scripts/setup.sh does both), or point EDGEBIT_LIB_DIR at a "
-        "build of runtime_ops/ that has it")
+    return find_library(LIB_NAME, (
+        "the ONNX Runtime op library is built by `pip install .` only when the ONNX Runtime headers are found: "
+        "run scripts/fetch_ort_headers.sh and reinstall (scripts/setup.sh does both), or point EDGEBIT_LIB_DIR "
+        "at a build of runtime_ops/ that has it"))
 
 
 def session_options(threads: int | None = None):
