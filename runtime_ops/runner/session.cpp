@@ -1,0 +1,143 @@
+#include "session.h"
+
+#include <sys/stat.h>
+
+#include <onnxruntime_cxx_api.h>
+
+#include <stdexcept>
+
+namespace edgebit_runner {
+
+struct Decoder::Impl {
+    Ort::Env env{ORT_LOGGING_LEVEL_ERROR, "edgebit-runner"};
+    Ort::SessionOptions opts;
+    std::unique_ptr<Ort::Session> session;
+    Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+    Manifest m;
+    bool profiling = false;
+    std::vector<std::string> in_names, out_names;
+    std::vector<Ort::Value> past;  // 2 * layers: key, value per layer
+    std::vector<int64_t> logits_index_of;  // output index of logits; present outputs after lookup
+    size_t logits_out = 0;
+    std::vector<size_t> present_out;  // output index for past slot i
+};
+
+static bool is_file(const std::string& p) {
+    struct stat st;
+    return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string Decoder::runtime_version() { return OrtGetApiBase()->GetVersionString(); }
+
+Decoder::Decoder(const SessionConfig& cfg, const Manifest& m) : impl_(new Impl) {
+    Impl& s = *impl_;
+    s.m = m;
+    s.opts.SetIntraOpNumThreads(cfg.threads);
+    s.opts.SetInterOpNumThreads(1);
+    s.opts.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+    if (!cfg.profile_prefix.empty()) {
+        s.opts.EnableProfiling(cfg.profile_prefix.c_str());
+        s.profiling = true;
+    }
+    if (!cfg.op_library.empty()) {
+        if (!is_file(cfg.op_library))
+            throw std::runtime_error(cfg.op_library + ": op library missing (the model's edgebit ops need it)");
+        try {
+            s.opts.RegisterCustomOpsLibrary(cfg.op_library.c_str());
+        } catch (const Ort::Exception& e) {
+            throw std::runtime_error(cfg.op_library + ": ONNX Runtime cannot load it: " + e.what());
+        }
+    }
+    const std::string model = cfg.artifact_dir + "/" + m.model_file;
+    if (!is_file(model)) throw std::runtime_error(model + ": missing (manifest.json names it as model_file)");
+    try {
+        s.session.reset(new Ort::Session(s.env, model.c_str(), s.opts));
+    } catch (const Ort::Exception& e) {
+        std::string what = e.what();
+        throw std::runtime_error(model + ": ONNX Runtime cannot load it: " + what.substr(0, what.find('\n')));
+    }
+    Ort::AllocatorWithDefaultOptions alloc;
+    for (size_t i = 0; i < s.session->GetInputCount(); ++i)
+        s.in_names.push_back(s.session->GetInputNameAllocated(i, alloc).get());
+    for (size_t i = 0; i < s.session->GetOutputCount(); ++i)
+        s.out_names.push_back(s.session->GetOutputNameAllocated(i, alloc).get());
+    auto out_index = [&](const std::string& name) {
+        for (size_t i = 0; i < s.out_names.size(); ++i)
+            if (s.out_names[i] == name) return i;
+        throw std::runtime_error(model + ": no output named '" + name + "'");
+    };
+    s.logits_out = out_index("logits");
+    for (int64_t l = 0; l < m.num_layers; ++l) {
+        s.present_out.push_back(out_index("present." + std::to_string(l) + ".key"));
+        s.present_out.push_back(out_index("present." + std::to_string(l) + ".value"));
+    }
+    // Input order: the three id inputs, then past key/value per layer (names checked by the session).
+    s.in_names.clear();
+    s.in_names = {"input_ids", "attention_mask", "position_ids"};
+    for (int64_t l = 0; l < m.num_layers; ++l) {
+        s.in_names.push_back("past_key_values." + std::to_string(l) + ".key");
+        s.in_names.push_back("past_key_values." + std::to_string(l) + ".value");
+    }
+    reset();
+}
+
+Decoder::~Decoder() = default;
+
+void Decoder::reset() {
+    Impl& s = *impl_;
+    s.past.clear();
+    const int64_t shape[4] = {1, s.m.num_kv_heads, 0, s.m.head_dim};
+    Ort::AllocatorWithDefaultOptions alloc;
+    for (int64_t i = 0; i < 2 * s.m.num_layers; ++i)
+        s.past.push_back(Ort::Value::CreateTensor<float>(alloc, shape, 4));
+    length_ = 0;
+}
+
+int64_t Decoder::forward_argmax(const std::vector<int64_t>& tokens) {
+    Impl& s = *impl_;
+    const int64_t t = static_cast<int64_t>(tokens.size());
+    if (length_ + t > s.m.max_seq_len)
+        throw std::runtime_error("sequence of " + std::to_string(length_ + t) + " tokens exceeds the artifact's "
+                                 "max_seq_len " + std::to_string(s.m.max_seq_len));
+    std::vector<int64_t> ids(tokens), mask(length_ + t, 1), pos(t);
+    for (int64_t i = 0; i < t; ++i) pos[i] = length_ + i;
+    const int64_t ids_shape[2] = {1, t}, mask_shape[2] = {1, length_ + t};
+    std::vector<Ort::Value> inputs;
+    inputs.push_back(Ort::Value::CreateTensor<int64_t>(s.cpu, ids.data(), ids.size(), ids_shape, 2));
+    inputs.push_back(Ort::Value::CreateTensor<int64_t>(s.cpu, mask.data(), mask.size(), mask_shape, 2));
+    inputs.push_back(Ort::Value::CreateTensor<int64_t>(s.cpu, pos.data(), pos.size(), ids_shape, 2));
+    for (auto& p : s.past) inputs.push_back(std::move(p));
+    std::vector<const char*> in_names, out_names;
+    for (auto& n : s.in_names) in_names.push_back(n.c_str());
+    for (auto& n : s.out_names) out_names.push_back(n.c_str());
+    std::vector<Ort::Value> outputs;
+    try {
+        outputs = s.session->Run(Ort::RunOptions{nullptr}, in_names.data(), inputs.data(), inputs.size(),
+                                 out_names.data(), out_names.size());
+    } catch (const Ort::Exception& e) {
+        std::string what = e.what();
+        throw std::runtime_error("ONNX Runtime Run failed: " + what.substr(0, what.find('\n')));
+    }
+    Ort::Value& logits = outputs[s.logits_out];
+    auto shape = logits.GetTensorTypeAndShapeInfo().GetShape();
+    if (shape.size() != 3 || shape[1] != t)
+        throw std::runtime_error("logits output has an unexpected shape (want [1, T, vocab])");
+    const int64_t vocab = shape[2];
+    const float* row = logits.GetTensorData<float>() + (t - 1) * vocab;
+    int64_t best = 0;
+    for (int64_t v = 1; v < vocab; ++v)
+        if (row[v] > row[best]) best = v;  // first maximum, like numpy's argmax
+    s.past.clear();
+    for (size_t i = 0; i < s.present_out.size(); ++i) s.past.push_back(std::move(outputs[s.present_out[i]]));
+    length_ += t;
+    return best;
+}
+
+std::string Decoder::end_profiling() {
+    Impl& s = *impl_;
+    if (!s.profiling) return "";
+    Ort::AllocatorWithDefaultOptions alloc;
+    return s.session->EndProfilingAllocated(alloc).get();
+}
+
+}  // namespace edgebit_runner
