@@ -7,7 +7,8 @@ import sys
 
 import typer
 
-from edgebit.cli import bench_cmd, checkpoint_cmd, generate_cmd, inspect_cmd, perplexity_cmd, train_cmd
+from edgebit.cli import (bench_cmd, bundle_cmd, checkpoint_cmd, generate_cmd, inspect_cmd, perplexity_cmd,
+                         profile_cmd, train_cmd)
 
 app = typer.Typer(
     name="edgebit",
@@ -22,6 +23,8 @@ app.command("train")(train_cmd.train)
 app.command("generate")(generate_cmd.generate)
 app.command("perplexity")(perplexity_cmd.perplexity)
 app.add_typer(bench_cmd.app, name="bench")
+app.command("bundle")(bundle_cmd.bundle)
+app.command("profile")(profile_cmd.profile)
 
 
 def main() -> None:

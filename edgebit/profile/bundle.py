@@ -1,0 +1,214 @@
+"""Device bundles: edgebit-runner, libedgebit_ort.so and the target's libonnxruntime.so in one directory
+(RUNPATH $ORIGIN), built from the runtime_ops sources installed with the package, with the target's
+toolchain file, against the libonnxruntime.so from the onnxruntime wheel of the target platform.
+
+Built once per (target, sources, ONNX Runtime version) into ~/.cache/edgebit/bundles/; `edgebit bundle -o DIR`
+copies that. bundle.json in the bundle names its target, ONNX Runtime version and content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgebit.errors import EdgebitError
+
+TARGETS = ("host", "aarch64-linux-gnu", "android-arm64")
+ORT_VERSION = "1.31.1"
+RUNNER = "edgebit-runner"
+OP_LIBRARY = "libedgebit_ort.so"
+ORT_SONAME = "libonnxruntime.so.1"
+WHEEL_PLATFORMS = {"aarch64-linux-gnu": "manylinux_2_28_aarch64"}
+
+
+class BundleError(EdgebitError):
+    """A bundle cannot be built for this target here (missing toolchain, headers, wheel or NDK)."""
+
+
+@dataclass
+class Bundle:
+    path: Path
+    target: str
+    content_hash: str
+
+    @property
+    def runner(self) -> Path:
+        return self.path / RUNNER
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("EDGEBIT_CACHE_DIR") or Path.home() / ".cache" / "edgebit")
+
+
+def source_dir() -> Path:
+    """runtime_ops/ as installed with the package (edgebit/native_src/), or $EDGEBIT_SOURCE_DIR's checkout."""
+    if os.environ.get("EDGEBIT_SOURCE_DIR"):
+        src = Path(os.environ["EDGEBIT_SOURCE_DIR"]) / "runtime_ops"
+    else:
+        src = Path(__file__).resolve().parent.parent / "native_src" / "runtime_ops"
+    if not (src / "runner" / "CMakeLists.txt").is_file():
+        raise BundleError(f"{src}: no runtime_ops sources with runner/ (reinstall edgebit with `pip install .`, "
+                          "or set EDGEBIT_SOURCE_DIR to a checkout)")
+    return src
+
+
+def host_target() -> str:
+    return f"host-{platform.machine()}"
+
+
+def ort_headers() -> Path:
+    """ONNX Runtime C/C++ headers: $EDGEBIT_ORT_INCLUDE_DIR, else fetched by fetch_ort_headers.sh (cached)."""
+    if os.environ.get("EDGEBIT_ORT_INCLUDE_DIR"):
+        return Path(os.environ["EDGEBIT_ORT_INCLUDE_DIR"])
+    default = Path.home() / ".cache" / "edgebit" / "ort-headers" / "root" / "usr" / "include" / "onnxruntime"
+    if (default / "onnxruntime_c_api.h").is_file():
+        return default
+    script = source_dir().parent / "scripts" / "fetch_ort_headers.sh"
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise BundleError(f"no ONNX Runtime headers: set EDGEBIT_ORT_INCLUDE_DIR, or fix {script} ({tail[0]})")
+    return Path(proc.stdout.strip())
+
+
+def ort_library(target: str) -> Path:
+    """libonnxruntime.so for the target: the installed wheel's for this host, else the target's wheel via pip."""
+    if target == host_target():
+        import onnxruntime
+
+        found = sorted((Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so.*"))
+        if found:
+            return found[-1]
+        raise BundleError(f"{Path(onnxruntime.__file__).parent / 'capi'}: this onnxruntime wheel has no "
+                          "libonnxruntime.so")
+    plat = WHEEL_PLATFORMS[target]
+    dest = cache_root() / "wheels" / f"onnxruntime-{ORT_VERSION}-{plat}"
+    lib = dest / f"libonnxruntime.so.{ORT_VERSION}"
+    if lib.is_file():
+        return lib
+    wheels = cache_root() / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    pattern = f"onnxruntime-{ORT_VERSION}-*{plat}.whl"
+    if not list(wheels.glob(pattern)):
+        cmd = ["python3", "-m", "pip", "download", f"onnxruntime=={ORT_VERSION}", "--platform", plat,
+               "--only-binary=:all:", "--no-deps", "-q", "-d", str(wheels)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not list(wheels.glob(pattern)):
+            raise BundleError(f"pip could not download the onnxruntime {ORT_VERSION} wheel for {plat} "
+                              f"({' '.join(cmd)}): {proc.stderr.strip().splitlines()[-1:] or ''}")
+    wheel = sorted(wheels.glob(pattern))[-1]
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with zipfile.ZipFile(wheel) as z:
+        names = [n for n in z.namelist() if n.startswith("onnxruntime/capi/libonnxruntime.so.")]
+        if not names:
+            raise BundleError(f"{wheel}: no onnxruntime/capi/libonnxruntime.so.* inside")
+        (tmp / lib.name).write_bytes(z.read(names[0]))
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return lib
+
+
+def _hash_files(paths: list[Path], extra: str = "") -> str:
+    h = hashlib.sha256(extra.encode())
+    for p in paths:
+        h.update(p.name.encode() + b"\0")
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _android_error() -> BundleError:
+    return BundleError(
+        "android-arm64 bundles need what cannot be fetched here: set ANDROID_NDK to an Android NDK (r23 or newer) "
+        "and EDGEBIT_ORT_ANDROID_DIR to an unzipped ONNX Runtime Android AAR (onnxruntime-android-"
+        f"{ORT_VERSION}.aar from Maven Central: its jni/arm64-v8a/libonnxruntime.so and headers/)")
+
+
+def _android_inputs() -> tuple[Path, Path, Path]:
+    ndk, aar = os.environ.get("ANDROID_NDK") or os.environ.get("ANDROID_NDK_HOME"), os.environ.get("EDGEBIT_ORT_ANDROID_DIR")
+    if not ndk or not aar:
+        raise _android_error()
+    ndk_p, aar_p = Path(ndk), Path(aar)
+    lib, headers = aar_p / "jni" / "arm64-v8a" / "libonnxruntime.so", aar_p / "headers"
+    toolchain = ndk_p / "build" / "cmake" / "android.toolchain.cmake"
+    for p in (toolchain, lib, headers / "onnxruntime_c_api.h"):
+        if not p.exists():
+            raise BundleError(f"{p}: missing. {_android_error()}")
+    return ndk_p, lib, headers
+
+
+def build_bundle(target: str, jobs: int = 2, log=None) -> Bundle:
+    """The bundle for target ('host' means this machine), built or taken from the cache."""
+    if target not in TARGETS and target != host_target():
+        raise BundleError(f"unknown bundle target '{target}' (one of: {', '.join(TARGETS)})")
+    if target == "host":
+        target = host_target()
+    src = source_dir()
+    cmake_args = ["-DEDGEBIT_BUILD_RUNNER=ON", "-DEDGEBIT_BUILD_TESTS=OFF", "-DCMAKE_BUILD_TYPE=Release"]
+    if target == "android-arm64":
+        ndk, lib, headers = _android_inputs()
+        cmake_args += [f"-DCMAKE_TOOLCHAIN_FILE={src / 'cmake' / 'android-arm64.cmake'}", f"-DANDROID_NDK={ndk}"]
+    else:
+        if target.startswith("host-") and target != host_target():
+            raise BundleError(f"target {target} is neither this machine ({host_target()}) nor aarch64-linux-gnu")
+        if target == "aarch64-linux-gnu":
+            if not shutil.which("aarch64-linux-gnu-g++"):
+                raise BundleError("aarch64-linux-gnu bundles need the cross compiler aarch64-linux-gnu-g++ "
+                                  "(Debian/Ubuntu: apt install g++-aarch64-linux-gnu)")
+            cmake_args += [f"-DCMAKE_TOOLCHAIN_FILE={src / 'cmake' / 'aarch64-linux-gnu.cmake'}",
+                           "-DEDGEBIT_STATIC_EXE=OFF",
+                           "-DCMAKE_SHARED_LINKER_FLAGS=-static-libstdc++ -static-libgcc"]
+        lib, headers = ort_library(target), ort_headers()
+    if not shutil.which("cmake"):
+        raise BundleError("building a bundle needs cmake (apt install cmake, or pip install cmake)")
+    sources = sorted(p for p in src.rglob("*") if p.is_file() and "tests" not in p.relative_to(src).parts)
+    key = _hash_files(sources + [lib], extra=target + "|" + " ".join(cmake_args))[:16]
+    out = cache_root() / "bundles" / f"{target}-{key}"
+    if (out / "bundle.json").is_file():
+        return Bundle(out, target, json.loads((out / "bundle.json").read_text())["content_hash"])
+    build = cache_root() / "bundles" / f"build-{target}"
+    cmake_args += [f"-DEDGEBIT_ORT_INCLUDE_DIR={headers}", f"-DEDGEBIT_ORT_LIBRARY={lib}"]
+    if log:
+        log(f"building the {target} bundle (edgebit-runner, {OP_LIBRARY}) in {build}")
+    for cmd in (["cmake", "-S", str(src), "-B", str(build), *cmake_args],
+                ["cmake", "--build", str(build), "--target", "edgebit-runner", "edgebit_ort", "-j", str(jobs)]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "EDGEBIT_ORT_INCLUDE_DIR": ""})
+        if proc.returncode != 0:
+            lines = [l for l in (proc.stderr + proc.stdout).splitlines() if "rror" in l] or proc.stderr.splitlines()
+            raise BundleError(f"bundle build for {target} failed ({' '.join(cmd[:2])}): "
+                              f"{(lines[:1] or ['see ' + str(build)])[0].strip()}")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copy2(build / "runner" / RUNNER, tmp / RUNNER)
+    shutil.copy2(build / "ort" / OP_LIBRARY, tmp / OP_LIBRARY)
+    shutil.copy2(lib, tmp / ORT_SONAME)
+    files = sorted(tmp.iterdir())
+    info = {"target": target, "runtime": "onnxruntime", "runtime_version": ORT_VERSION,
+            "files": [f.name for f in files], "content_hash": _hash_files(files)}
+    (tmp / "bundle.json").write_text(json.dumps(info, indent=2) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return Bundle(out, target, info["content_hash"])
+
+
+def write_bundle(target: str, output: Path, force: bool = False, log=None) -> Bundle:
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        if not force:
+            raise EdgebitError(f"{output}: exists (use --force to replace it)")
+        shutil.rmtree(output) if output.is_dir() else output.unlink()
+    bundle = build_bundle(target, log=log)
+    tmp = output.with_name(output.name + ".tmp-bundle")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(bundle.path, tmp)
+    if output.exists():
+        output.rmdir()
+    tmp.rename(output)
+    return Bundle(output, bundle.target, bundle.content_hash)

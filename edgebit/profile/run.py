@@ -1,0 +1,96 @@
+"""`edgebit profile`: push the target's bundle and the artifact to a device, run edgebit-runner once per thread
+count (and artifact), and collect its JSON objects, each tagged with where it ran."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgebit.errors import EdgebitError
+from edgebit.profile.bundle import OP_LIBRARY, RUNNER, build_bundle
+from edgebit.profile.transports import DeviceError, open_transport
+
+
+@dataclass
+class ProfileSpec:
+    threads: list[int] = field(default_factory=lambda: [0])  # 0: the runtime's default
+    prompt_len: int = 32
+    gen_len: int = 32
+    runs: int = 3
+    warmup: int = 1
+    seed: int = 0
+    prompt_ids: list[int] | None = None
+    timeout: float = 600
+    ort_profile_dir: Path | None = None
+
+
+def artifact_hash(artifact: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(q for q in artifact.iterdir() if q.is_file()):
+        h.update(p.name.encode() + b"\0")
+        with open(p, "rb") as f:
+            while chunk := f.read(1 << 22):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def check_artifact(artifact: Path) -> dict:
+    manifest_path = artifact / "manifest.json"
+    if not manifest_path.is_file():
+        raise EdgebitError(f"{artifact}: not an edgebit artifact (no manifest.json; make one with `edgebit export`)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as e:
+        raise EdgebitError(f"{manifest_path}: not valid JSON ({e})") from None
+    target = manifest.get("target")
+    if target != "onnx":
+        raise EdgebitError(f"{artifact}: a '{target}' artifact; edgebit-runner profiles ONNX artifacts "
+                           "(the ExecuTorch path of the runner is not built yet)")
+    if not (artifact / manifest.get("model_file", "model.onnx")).is_file():
+        raise EdgebitError(f"{artifact / manifest.get('model_file', 'model.onnx')}: missing")
+    return manifest
+
+
+def profile(artifacts: list[Path], device: str, spec: ProfileSpec, log=lambda msg: None, **transport_opts) -> list[dict]:
+    for a in artifacts:
+        check_artifact(a)
+    transport = open_transport(device, **transport_opts)
+    results = []
+    try:
+        transport.probe()
+        bundle = build_bundle(transport.target, log=log)
+        log(f"{transport.describe()}: bundle {bundle.target} {bundle.content_hash[:12]}")
+        remote_bundle = transport.push(bundle.path, bundle.content_hash)
+        for artifact in artifacts:
+            remote_art = transport.push(artifact, artifact_hash(artifact)) if device not in ("local",) and \
+                not device.startswith("qemu") else str(artifact.resolve())
+            for threads in spec.threads:
+                argv = [f"{remote_bundle}/{RUNNER}", remote_art, "--threads", str(threads),
+                        "--gen-len", str(spec.gen_len), "--runs", str(spec.runs), "--warmup", str(spec.warmup),
+                        "--seed", str(spec.seed), "--op-library", f"{remote_bundle}/{OP_LIBRARY}"]
+                argv += (["--prompt-ids", ",".join(map(str, spec.prompt_ids))] if spec.prompt_ids
+                         else ["--prompt-len", str(spec.prompt_len)])
+                if spec.ort_profile_dir:
+                    argv += ["--ort-profile", f"{remote_bundle}.ort-profile-t{threads}"]
+                log(f"{transport.name}: {artifact.name}, {threads or 'default'} threads")
+                r = transport.run(argv, spec.timeout)
+                if r.returncode != 0:
+                    raise DeviceError(f"{transport.name}: edgebit-runner failed (exit {r.returncode}): "
+                                      f"{(r.stderr.strip().splitlines() or ['no stderr'])[-1]}")
+                try:
+                    obj = json.loads(r.stdout)
+                except json.JSONDecodeError:
+                    raise DeviceError(f"{transport.name}: edgebit-runner printed no JSON: {r.stdout[:200]!r}") from None
+                obj.update(device=device, device_description=transport.describe(), emulated=transport.emulated,
+                           bundle_target=bundle.target, artifact=str(artifact))
+                if spec.ort_profile_dir and obj.get("ort_profile_file"):
+                    spec.ort_profile_dir.mkdir(parents=True, exist_ok=True)
+                    local = spec.ort_profile_dir / f"ort-profile-{artifact.name}-t{threads}.json"
+                    transport.pull(obj["ort_profile_file"], local)
+                    obj["ort_profile_file"] = str(local)
+                results.append(obj)
+    finally:
+        transport.close()
+    return results

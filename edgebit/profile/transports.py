@@ -1,0 +1,278 @@
+"""Device transports, one interface (push / run / pull / close) over four ways to reach a device:
+this machine, qemu-aarch64 on this machine, a Linux board over the system ssh/scp, an Android device over adb.
+push() copies a directory once: the device keeps it under a name made of its content hash, so a later push of
+the same bundle or artifact is a no-op."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgebit.errors import EdgebitError
+from edgebit.profile.bundle import cache_root
+
+COMPLETE = ".edgebit-complete"  # written last into a pushed dir: a dir without it is a torn push
+
+
+class DeviceError(EdgebitError):
+    """The device cannot be reached, or a command on it failed."""
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Transport:
+    name = "device"
+    emulated = False   # timings are emulation, not the device's
+    target = "host"    # bundle target (edgebit.profile.bundle.TARGETS)
+
+    def probe(self) -> None:
+        """Checks the tools and that the device answers; raises DeviceError with what to do."""
+
+    def push(self, local: Path, content_hash: str) -> str:
+        raise NotImplementedError
+
+    def run(self, argv: list[str], timeout: float) -> Result:
+        raise NotImplementedError
+
+    def pull(self, remote: str, local: Path) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return self.name
+
+
+def _run(cmd: list[str], timeout: float, what: str) -> Result:
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise DeviceError(f"{what}: no answer within {timeout:g} s ({shlex.join(cmd[:1])})") from None
+    except FileNotFoundError:
+        raise DeviceError(f"{what}: {cmd[0]} not found") from None
+    return Result(p.returncode, p.stdout, p.stderr)
+
+
+def _last_line(text: str) -> str:
+    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
+    return lines[-1] if lines else "no message"
+
+
+class LocalTransport(Transport):
+    name = "local"
+
+    def __init__(self):
+        self.target = "host"
+
+    def push(self, local: Path, content_hash: str) -> str:
+        return str(local.resolve())  # same filesystem: run in place
+
+    def run(self, argv: list[str], timeout: float) -> Result:
+        return _run(argv, timeout, self.name)
+
+    def pull(self, remote: str, local: Path) -> None:
+        if Path(remote).resolve() != local.resolve():
+            shutil.copy2(remote, local)
+
+
+ARM64_CPUINFO = """processor\t: {n}
+BogoMIPS\t: 50.00
+Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp
+CPU implementer\t: 0x41
+CPU architecture: 8
+CPU variant\t: 0x3
+CPU part\t: 0xd0c
+CPU revision\t: 1
+
+"""
+
+
+class QemuTransport(LocalTransport):
+    """The aarch64 bundle under qemu-aarch64 with a sysroot of Debian's arm64 cross libc (-L). ONNX Runtime's
+    cpuinfo would read the host's x86 /proc/cpuinfo and crash: the sysroot carries an arm64 one (qemu's -L
+    redirects the open). Timings are emulation: correctness only."""
+
+    name = "qemu"
+    emulated = True
+
+    def __init__(self, cpu: str | None = None):
+        self.target = "aarch64-linux-gnu"
+        self.cpu = cpu or os.environ.get("EDGEBIT_QEMU_CPU") or "max"
+        self.libc = Path(os.environ.get("EDGEBIT_AARCH64_SYSROOT", "/usr/aarch64-linux-gnu"))
+        self.sysroot = cache_root() / "qemu-sysroot-aarch64"
+
+    def describe(self) -> str:
+        return f"qemu-aarch64 -cpu {self.cpu} (emulation: timings are not an ARM device's)"
+
+    def probe(self) -> None:
+        if not shutil.which("qemu-aarch64"):
+            raise DeviceError("qemu: qemu-aarch64 not found (Debian/Ubuntu: apt install qemu-user)")
+        if not (self.libc / "lib" / "libc.so.6").is_file():
+            raise DeviceError(f"qemu: no aarch64 libc at {self.libc}/lib (apt install g++-aarch64-linux-gnu, "
+                              "or set EDGEBIT_AARCH64_SYSROOT)")
+        (self.sysroot / "proc").mkdir(parents=True, exist_ok=True)
+        link = self.sysroot / "lib"
+        if not link.is_symlink() or os.readlink(link) != str(self.libc / "lib"):
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(self.libc / "lib")
+        cpus = os.cpu_count() or 1
+        text = "".join(ARM64_CPUINFO.format(n=i) for i in range(cpus))
+        cpuinfo = self.sysroot / "proc" / "cpuinfo"
+        if not cpuinfo.is_file() or cpuinfo.read_text() != text:
+            cpuinfo.write_text(text)
+
+    def run(self, argv: list[str], timeout: float) -> Result:
+        return _run(["qemu-aarch64", "-cpu", self.cpu, "-L", str(self.sysroot), *argv], timeout, self.name)
+
+
+class SshTransport(Transport):
+    """ssh://user@host[:port] with the system ssh and scp: BatchMode (never a password prompt), host-key checking
+    on (an unknown or changed key is an error unless accept_new_host_key), ConnectTimeout, arguments quoted."""
+
+    def __init__(self, spec: str, connect_timeout: float = 10, ssh_config: Path | None = None,
+                 accept_new_host_key: bool = False):
+        m = re.fullmatch(r"ssh://(?:([^@/:\s]+)@)?(\[[0-9a-fA-F:]+\]|[^@/:\s]+)(?::(\d+))?/?", spec)
+        if not m:
+            raise DeviceError(f"{spec!r}: not an ssh device, expected ssh://user@host[:port]")
+        self.user, self.host, self.port = m.group(1), m.group(2).strip("[]"), int(m.group(3) or 22)
+        self.name = spec
+        self.dest = f"{self.user}@{self.host}" if self.user else self.host
+        self.timeout = connect_timeout
+        self.opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(max(1, connect_timeout))}",
+                     "-o", f"StrictHostKeyChecking={'accept-new' if accept_new_host_key else 'yes'}",
+                     "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3"]
+        if ssh_config:
+            self.opts = ["-F", str(ssh_config), *self.opts]
+        self.base = ".cache/edgebit-device"  # relative to the login's home
+
+    def _ssh(self, command: str, timeout: float) -> Result:
+        return _run(["ssh", *self.opts, "-p", str(self.port), self.dest, "--", command], timeout, self.name)
+
+    def _check(self, r: Result, what: str) -> Result:
+        if r.returncode == 255:  # ssh's own failure, not the remote command's
+            msg = _last_line(r.stderr)
+            if "Host key verification failed" in r.stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in r.stderr:
+                msg = (f"host key of {self.host}:{self.port} is unknown or changed; check it and add it to "
+                       "known_hosts (ssh-keyscan), or pass --accept-new-host-key to trust a new host on first use")
+            raise DeviceError(f"{self.name}: {what} failed: {msg}")
+        return r
+
+    def probe(self) -> None:
+        for tool in ("ssh", "scp"):
+            if not shutil.which(tool):
+                raise DeviceError(f"{self.name}: {tool} not found (Debian/Ubuntu: apt install openssh-client)")
+        r = self._check(self._ssh("uname -m", self.timeout + 20), "connecting")
+        if r.returncode != 0:
+            raise DeviceError(f"{self.name}: 'uname -m' failed: {_last_line(r.stderr)}")
+        machine = r.stdout.strip()
+        if machine == platform.machine():
+            self.target = "host"
+        elif machine in ("aarch64", "arm64"):
+            self.target = "aarch64-linux-gnu"
+        else:
+            raise DeviceError(f"{self.name}: a {machine} machine; bundles exist for this host "
+                              f"({platform.machine()}) and aarch64")
+
+    def push(self, local: Path, content_hash: str) -> str:
+        remote = f"{self.base}/{content_hash[:20]}"
+        q = shlex.quote
+        r = self._check(self._ssh(f"test -f {q(remote + '/' + COMPLETE)} && echo cached", 60), "checking the cache")
+        if r.stdout.strip() == "cached":
+            return remote
+        tmp = remote + ".tmp"
+        self._check(self._ssh(f"rm -rf {q(tmp)} && mkdir -p {q(self.base)}", 60), "preparing the cache")
+        scp = _run(["scp", *self.opts, "-P", str(self.port), "-r", "-p", "-q", str(local), f"{self.dest}:{tmp}"],
+                   3600, self.name)
+        if scp.returncode != 0:
+            raise DeviceError(f"{self.name}: scp of {local} failed: {_last_line(scp.stderr)}")
+        r = self._check(self._ssh(f"touch {q(tmp + '/' + COMPLETE)} && rm -rf {q(remote)} && mv {q(tmp)} {q(remote)}",
+                                  60), "finishing the push")
+        if r.returncode != 0:
+            raise DeviceError(f"{self.name}: finishing the push failed: {_last_line(r.stderr)}")
+        return remote
+
+    def run(self, argv: list[str], timeout: float) -> Result:
+        return self._check(self._ssh(shlex.join(argv), timeout), "running the runner")
+
+    def pull(self, remote: str, local: Path) -> None:
+        r = _run(["scp", *self.opts, "-P", str(self.port), "-q", f"{self.dest}:{remote}", str(local)], 600, self.name)
+        if r.returncode != 0:
+            raise DeviceError(f"{self.name}: scp of {remote} failed: {_last_line(r.stderr)}")
+
+
+class AdbTransport(Transport):
+    """adb[:serial] with the system adb; pushes under /data/local/tmp/edgebit/."""
+
+    def __init__(self, spec: str, timeout: float = 10):
+        self.serial = spec.split(":", 1)[1] if ":" in spec else None
+        self.name = spec
+        self.timeout = timeout
+        self.target = "android-arm64"
+        self.base = "/data/local/tmp/edgebit"
+
+    def _adb(self, args: list[str], timeout: float) -> Result:
+        return _run(["adb", *(["-s", self.serial] if self.serial else []), *args], timeout, self.name)
+
+    def probe(self) -> None:
+        if not shutil.which("adb"):
+            raise DeviceError("adb: not found; install Android platform-tools (Debian/Ubuntu: apt install adb)")
+        r = _run(["adb", "devices"], self.timeout + 20, self.name)
+        devices = [l.split("\t")[0] for l in r.stdout.splitlines()[1:] if l.endswith("\tdevice")]
+        if not devices:
+            raise DeviceError(f"{self.name}: no Android device attached ('adb devices' lists none; connect one "
+                              "with USB debugging on, or 'adb connect HOST:PORT')")
+        if self.serial and self.serial not in devices:
+            raise DeviceError(f"{self.name}: no device with serial {self.serial} (attached: {', '.join(devices)})")
+        if not self.serial and len(devices) > 1:
+            raise DeviceError(f"adb: {len(devices)} devices attached ({', '.join(devices)}); pick one: adb:SERIAL")
+        abi = self._adb(["shell", "getprop ro.product.cpu.abi"], self.timeout + 20).stdout.strip()
+        if abi and abi != "arm64-v8a":
+            raise DeviceError(f"{self.name}: ABI {abi}; edgebit bundles exist for arm64-v8a only")
+
+    def push(self, local: Path, content_hash: str) -> str:
+        remote = f"{self.base}/{content_hash[:20]}"
+        q = shlex.quote
+        if self._adb(["shell", f"test -f {q(remote + '/' + COMPLETE)} && echo cached"], 60).stdout.strip() == "cached":
+            return remote
+        tmp = remote + ".tmp"
+        self._adb(["shell", f"rm -rf {q(tmp)} && mkdir -p {q(self.base)}"], 60)
+        r = self._adb(["push", str(local), tmp], 3600)
+        if r.returncode != 0:
+            raise DeviceError(f"{self.name}: adb push of {local} failed: {_last_line(r.stderr + r.stdout)}")
+        self._adb(["shell", f"chmod 755 {q(tmp)}/* && touch {q(tmp + '/' + COMPLETE)} && rm -rf {q(remote)} && "
+                            f"mv {q(tmp)} {q(remote)}"], 60)
+        return remote
+
+    def run(self, argv: list[str], timeout: float) -> Result:
+        return self._adb(["shell", shlex.join(argv)], timeout)
+
+    def pull(self, remote: str, local: Path) -> None:
+        r = self._adb(["pull", remote, str(local)], 600)
+        if r.returncode != 0:
+            raise DeviceError(f"{self.name}: adb pull of {remote} failed: {_last_line(r.stderr + r.stdout)}")
+
+
+def open_transport(device: str, connect_timeout: float = 10, ssh_config: Path | None = None,
+                   accept_new_host_key: bool = False, qemu_cpu: str | None = None) -> Transport:
+    if device == "local":
+        return LocalTransport()
+    if device == "qemu" or device.startswith("qemu:"):
+        return QemuTransport(device.split(":", 1)[1] if ":" in device else qemu_cpu)
+    if device.startswith("ssh://"):
+        return SshTransport(device, connect_timeout, ssh_config, accept_new_host_key)
+    if device == "adb" or device.startswith("adb:"):
+        return AdbTransport(device, connect_timeout)
+    raise DeviceError(f"unknown device {device!r}: one of local, qemu[:CPU], ssh://user@host[:port], adb[:serial]")
