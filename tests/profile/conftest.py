@@ -1,0 +1,52 @@
+"""Fixtures for the profiling tests: a tiny exported ONNX artifact, its greedy tokens by the Python backend, and
+`require(tool)`, which skips when a system tool is missing except under CI=true, where that is a failure."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+def _require(tool: str, why: str) -> str:
+    path = shutil.which(tool)
+    if path:
+        return path
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{tool} not found ({why}); scripts/setup.sh must install it under CI")
+    pytest.skip(f"{tool} not found ({why})")
+
+
+@pytest.fixture(scope="session")
+def require():
+    return _require
+
+
+@pytest.fixture(scope="session")
+def prompt():
+    return PROMPT
+
+
+@pytest.fixture(scope="package")
+def tiny_artifact(hf_checkpoint, tmp_path_factory) -> Path:
+    from edgebit.exporters.onnx.export import export_onnx
+
+    return export_onnx(hf_checkpoint("bitnet", "packed"), tmp_path_factory.mktemp("profile") / "tiny", 64, "fp32",
+                       "edgebit")
+
+
+PROMPT = [256, 10, 11, 12, 40, 41]
+
+
+@pytest.fixture(scope="package")
+def python_greedy(tiny_artifact):
+    """greedy(n) -> the first n tokens the Python ONNX Runtime backend generates greedily after PROMPT."""
+    from edgebit.backends.onnxruntime import OnnxRuntimeBackend
+
+    backend = OnnxRuntimeBackend(tiny_artifact, json.loads((tiny_artifact / "manifest.json").read_text()), threads=1)
+    token, out = int(backend.forward(PROMPT)[-1].argmax()), []
+    for _ in range(16):
+        out.append(token)
+        token = int(backend.forward([token])[-1].argmax())
+    return lambda n: out[:n]
