@@ -7,8 +7,8 @@ import sys
 
 import typer
 
-from edgebit.cli import (bench_cmd, bundle_cmd, checkpoint_cmd, generate_cmd, inspect_cmd, perplexity_cmd,
-                         profile_cmd, train_cmd)
+from edgebit.cli import (bench_cmd, bundle_cmd, checkpoint_cmd, export_cmd, generate_cmd, inspect_cmd, perplexity_cmd,
+                         profile_cmd, run_cmd, train_cmd, verify_cmd)
 
 app = typer.Typer(
     name="edgebit",
@@ -22,6 +22,9 @@ app.command("random-checkpoint")(checkpoint_cmd.random_checkpoint)
 app.command("train")(train_cmd.train)
 app.command("generate")(generate_cmd.generate)
 app.command("perplexity")(perplexity_cmd.perplexity)
+app.add_typer(export_cmd.app, name="export")
+app.command("verify")(verify_cmd.verify)
+app.command("run")(run_cmd.run)
 app.add_typer(bench_cmd.app, name="bench")
 app.command("bundle")(bundle_cmd.bundle)
 app.command("profile")(profile_cmd.profile)
