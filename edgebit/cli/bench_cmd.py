@@ -88,7 +88,7 @@ def kernels(
             status.update("decode sweep over a 2B4T-shaped model's ternary matrices")
             kb.bench_decode_sweep(bandwidth_gbps=bandwidth, on_row=progress)
     if as_json:
-        print(json.dumps({"stream_read_gbps": bandwidth, "rows": [r.to_dict() for r in rows]}, indent=2))
+        print(json.dumps([{**r.to_dict(), "stream_read_gbps": bandwidth} for r in rows], indent=2))
         return
     from rich.table import Table
 
