@@ -16,6 +16,7 @@ class OnnxRuntimeBackend:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or 0
         opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # errors only: ORT warns on every run about symbolic output dims
         library = manifest.get("op_library")
         if library:
             path = artifact_dir / library
