@@ -22,6 +22,10 @@ fi
 # ONNX Runtime's C/C++ headers for libedgebit_ort.so (the custom-op library): the pip wheel has none.
 # A user's own include dir in EDGEBIT_ORT_INCLUDE_DIR wins; otherwise fetch Debian's (nothing is installed).
 if [ "${CI:-}" = true ]; then export EDGEBIT_REQUIRE_ORT=ON; fi
+# libedgebit_executorch.so (the ExecuTorch kernel library) builds against the executorch wheel's headers and
+# libexecutorch.so, found in this interpreter's site-packages (or EDGEBIT_EXECUTORCH_DIR) when edgebit is built:
+# so the wheel is installed before edgebit (below), not in the same pip run.
+if [ "${CI:-}" = true ]; then export EDGEBIT_REQUIRE_EXECUTORCH=ON; fi
 if [ -z "${EDGEBIT_ORT_INCLUDE_DIR:-}" ]; then
   if ort_inc="$(scripts/fetch_ort_headers.sh)"; then
     export EDGEBIT_ORT_INCLUDE_DIR="$ort_inc"
@@ -33,4 +37,6 @@ if [ -z "${EDGEBIT_ORT_INCLUDE_DIR:-}" ]; then
   fi
 fi
 
+python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('executorch') is None)" 2>/dev/null \
+  || python3 -m pip install --quiet "executorch==1.5.1"
 python3 -m pip install --quiet ".[test]"

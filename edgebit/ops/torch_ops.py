@@ -1,0 +1,82 @@
+"""The edgebit ternary linear as a PyTorch op, defined once: `torch.ops.edgebit.bitlinear` and its out variant,
+the schema ExecuTorch programs call and libedgebit_executorch.so implements (docs/ops.md).
+
+    edgebit::bitlinear(Tensor x, Tensor w_packed, Tensor gamma) -> Tensor
+    edgebit::bitlinear.out(Tensor x, Tensor w_packed, Tensor gamma, *, Tensor(a!) out) -> Tensor(a!)
+
+x float32 [..., K], w_packed uint8 [N, K/4] (layout v1, K % 128 == 0), gamma float32 [N] -> float32 [..., N],
+the same semantics as the ONNX edgebit.BitLinear. The CPU implementation here IS the reference's
+ternary_linear (edgebit/model/reference.py), so it is bit-exact to it by construction; the fake kernel gives
+torch.export the output's shape. `to_executorch` swaps each call for the .out variant.
+
+Importing this module registers the op (once per process).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from edgebit.model.reference import ternary_linear
+from edgebit.model.weights import TernaryWeight
+
+NAMESPACE = "edgebit"
+OP = "bitlinear"
+SCHEMA = "(Tensor x, Tensor w_packed, Tensor gamma) -> Tensor"
+OUT_SCHEMA = "(Tensor x, Tensor w_packed, Tensor gamma, *, Tensor(a!) out) -> Tensor(a!)"
+
+
+def _check(x: torch.Tensor, w_packed: torch.Tensor, gamma: torch.Tensor) -> tuple[int, int]:
+    """(N, K), or a ValueError naming the argument and what was expected (the kernel library's checks)."""
+    where = f"{NAMESPACE}::{OP}"
+    if x.dtype != torch.float32 or x.dim() < 1:
+        raise ValueError(f"{where}: x must be float32 [..., K], got {x.dtype} of rank {x.dim()}")
+    k = x.shape[-1]
+    if w_packed.dtype != torch.uint8 or w_packed.dim() != 2:
+        raise ValueError(f"{where}: w_packed must be uint8 [N, K/4], got {w_packed.dtype}{list(w_packed.shape)}")
+    n = w_packed.shape[0]
+    if w_packed.shape[1] * 4 != k:
+        raise ValueError(f"{where}: w_packed must be [N, K/4] = [N, {k // 4}] for K={k}, got {list(w_packed.shape)}")
+    if gamma.dtype != torch.float32 or tuple(gamma.shape) != (n,):
+        raise ValueError(f"{where}: gamma must be float32 [N] = [{n}], got {gamma.dtype}{list(gamma.shape)}")
+    return n, k
+
+
+def bitlinear_reference(x: torch.Tensor, w_packed: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    n, k = _check(x, w_packed, gamma)
+    return ternary_linear(x, TernaryWeight(w_packed, gamma, n, k))
+
+
+def _define() -> None:
+    if hasattr(torch.ops, NAMESPACE) and hasattr(getattr(torch.ops, NAMESPACE), OP):
+        return  # already registered in this process (the module imported under another name)
+    lib = torch.library.Library(NAMESPACE, "DEF")
+    lib.define(OP + SCHEMA)
+    lib.define(OP + ".out" + OUT_SCHEMA)
+    lib.impl(OP, bitlinear_reference, "CPU")
+
+    def out_impl(x, w_packed, gamma, *, out):
+        y = bitlinear_reference(x, w_packed, gamma)
+        out.resize_(y.shape)
+        return out.copy_(y)
+
+    lib.impl(OP + ".out", out_impl, "CPU")
+
+    def fake(x, w_packed, gamma):  # shapes are checked by the kernels, at run time, with messages
+        return x.new_empty((*x.shape[:-1], w_packed.shape[0]))
+
+    torch.library.register_fake(f"{NAMESPACE}::{OP}", fake, lib=lib)
+
+    def fake_out(x, w_packed, gamma, *, out):
+        return out
+
+    torch.library.register_fake(f"{NAMESPACE}::{OP}.out", fake_out, lib=lib)
+    global _LIB
+    _LIB = lib  # the registrations live as long as this object
+
+
+_LIB = None
+_define()
+
+
+def bitlinear(x: torch.Tensor, w_packed: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    return torch.ops.edgebit.bitlinear(x, w_packed, gamma)

@@ -1,0 +1,104 @@
+// ExecuTorch kernel library libedgebit_executorch.so: registration only. The arithmetic is the kernel
+// core's edgebit_ternary_linear_f32_channels (runtime_ops/kernels), linked from the same objects as every
+// other edgebit library; threads are ExecuTorch's threadpool (executorch::extension::parallel_for).
+//
+// Op schema, written once in edgebit/ops/torch_ops.py (also in docs/ops.md):
+//   edgebit::bitlinear.out(Tensor x, Tensor w_packed, Tensor gamma, *, Tensor(a!) out) -> Tensor(a!)
+//   x     float32 [..., K]   rank >= 1; M = product of the leading dims (may be 0); K % 128 == 0
+//   w     uint8   [N, K/4]   packed ternary layout v1 (edgebit_kernels.h)
+//   gamma float32 [N]        one scale per output channel
+//   out   float32 [..., N]   resized here (dynamic shapes)
+//   out[m, n] = ((float)acc[m, n] / s[m]) * gamma[n]; bit-exact to edgebit.model.reference.ternary_linear.
+//
+// Bad arguments log a message naming the argument and what was expected, and fail the call through the
+// KernelRuntimeContext (Error::InvalidArgument): Method::execute returns that error, nothing aborts.
+#include <executorch/extension/kernel_util/make_boxed_from_unboxed_functor.h>
+#include <executorch/runtime/kernel/kernel_includes.h>
+#include <executorch/runtime/kernel/thread_parallel_interface.h>
+
+#include <stdint.h>
+
+#include "edgebit_kernels.h"
+
+namespace {
+
+using executorch::aten::ArrayRef;
+using executorch::aten::ScalarType;
+using executorch::aten::SizesType;
+using executorch::aten::Tensor;
+using executorch::runtime::Error;
+using executorch::runtime::KernelRuntimeContext;
+using executorch::runtime::kTensorDimensionLimit;
+
+// ExecuTorch's threadpool as an edgebit_parallel_for_fn: one work item per task, grain 1 (the kernel
+// core already splits N into chunks of EDGEBIT_N_CHUNK rows). parallel_for fails only on a bad range,
+// before running anything; then every task runs here on the calling thread.
+void et_parallel_for(void*, int64_t n_tasks, edgebit_task_fn task, void* task_ctx) {
+    if (n_tasks > 1) {
+        const bool ok = executorch::extension::parallel_for(
+            0, n_tasks, 1, [&](int64_t begin, int64_t end) {
+                for (int64_t i = begin; i < end; ++i) task(task_ctx, i);
+            });
+        if (ok) return;
+    }
+    for (int64_t i = 0; i < n_tasks; ++i) task(task_ctx, i);
+}
+
+#define EDGEBIT_CHECK(cond, fmt, ...)                                                       \
+    ET_KERNEL_CHECK_MSG(ctx, cond, InvalidArgument, out, "edgebit::bitlinear.out: " fmt, \
+                        ##__VA_ARGS__)
+
+Tensor& bitlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, const Tensor& gamma,
+                      Tensor& out) {
+    EDGEBIT_CHECK(x.scalar_type() == ScalarType::Float, "x must be float32 [..., K], got dtype %d",
+                  static_cast<int>(x.scalar_type()));
+    EDGEBIT_CHECK(w.scalar_type() == ScalarType::Byte,
+                  "w_packed must be uint8 [N, K/4] (packed ternary v1), got dtype %d",
+                  static_cast<int>(w.scalar_type()));
+    EDGEBIT_CHECK(gamma.scalar_type() == ScalarType::Float, "gamma must be float32 [N], got dtype %d",
+                  static_cast<int>(gamma.scalar_type()));
+    EDGEBIT_CHECK(out.scalar_type() == ScalarType::Float, "out must be float32, got dtype %d",
+                  static_cast<int>(out.scalar_type()));
+    EDGEBIT_CHECK(x.dim() >= 1, "x must have rank >= 1 ([..., K]), got rank 0");
+    const int64_t K = x.size(x.dim() - 1);
+    EDGEBIT_CHECK(K > 0 && K % EDGEBIT_BLOCK_K == 0,
+                  "x's last dim K=%lld must be a positive multiple of %d (packed layout v1)",
+                  static_cast<long long>(K), EDGEBIT_BLOCK_K);
+    EDGEBIT_CHECK(w.dim() == 2, "w_packed must be 2-D [N, K/4], got rank %d", static_cast<int>(w.dim()));
+    const int64_t N = w.size(0);
+    EDGEBIT_CHECK(w.size(1) == K / 4, "w_packed must be [N, K/4] = [N, %lld] for K=%lld, got [%lld, %lld]",
+                  static_cast<long long>(K / 4), static_cast<long long>(K), static_cast<long long>(N),
+                  static_cast<long long>(w.size(1)));
+    EDGEBIT_CHECK(gamma.dim() == 1 && gamma.size(0) == N,
+                  "gamma must be [N] = [%lld] (one scale per row of w_packed), got rank %d, %lld elements",
+                  static_cast<long long>(N), static_cast<int>(gamma.dim()),
+                  static_cast<long long>(gamma.numel()));
+
+    SizesType sizes[kTensorDimensionLimit];
+    const size_t rank = static_cast<size_t>(x.dim());
+    EDGEBIT_CHECK(rank <= kTensorDimensionLimit, "x has rank %d, more than ExecuTorch's limit",
+                  static_cast<int>(rank));
+    int64_t M = 1;
+    for (size_t d = 0; d + 1 < rank; ++d) {
+        sizes[d] = x.size(d);
+        M *= x.size(d);
+    }
+    sizes[rank - 1] = static_cast<SizesType>(N);
+    const Error resized = executorch::runtime::resize_tensor(out, ArrayRef<SizesType>(sizes, rank));
+    EDGEBIT_CHECK(resized == Error::Ok, "cannot resize out to [..., %lld] (its planned size is smaller)",
+                  static_cast<long long>(N));
+    if (M == 0 || N == 0) return out;
+
+    edgebit_threading threads = {et_parallel_for, nullptr, 0};
+    const int st = edgebit_ternary_linear_f32_channels(x.const_data_ptr<float>(), M, K,
+                                                       w.const_data_ptr<uint8_t>(), N,
+                                                       gamma.const_data_ptr<float>(),
+                                                       out.mutable_data_ptr<float>(), &threads);
+    ET_KERNEL_CHECK_MSG(ctx, st == EDGEBIT_OK, Internal, out, "edgebit::bitlinear.out: kernel failed: %s",
+                        edgebit_last_error());
+    return out;
+}
+
+}  // namespace
+
+EXECUTORCH_LIBRARY(edgebit, "bitlinear.out", bitlinear_out);
