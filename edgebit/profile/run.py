@@ -64,8 +64,9 @@ def profile(artifacts: list[Path], device: str, spec: ProfileSpec, log=lambda ms
         log(f"{transport.describe()}: bundle {bundle.target} {bundle.content_hash[:12]}")
         remote_bundle = transport.push(bundle.path, bundle.content_hash)
         for artifact in artifacts:
-            remote_art = transport.push(artifact, artifact_hash(artifact)) if device not in ("local",) and \
-                not device.startswith("qemu") else str(artifact.resolve())
+            # On this machine (local, qemu) the artifact runs in place; elsewhere it is pushed once by content hash.
+            remote_art = (transport.push(artifact, artifact_hash(artifact)) if transport.remote
+                          else str(artifact.resolve()))
             for threads in spec.threads:
                 argv = [f"{remote_bundle}/{RUNNER}", remote_art, "--threads", str(threads),
                         "--gen-len", str(spec.gen_len), "--runs", str(spec.runs), "--warmup", str(spec.warmup),

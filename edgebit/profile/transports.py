@@ -34,6 +34,7 @@ class Result:
 class Transport:
     name = "device"
     emulated = False   # timings are emulation, not the device's
+    remote = False     # files must be copied to reach the device
     target = "host"    # bundle target (edgebit.profile.bundle.TARGETS)
 
     def probe(self) -> None:
@@ -142,6 +143,8 @@ class SshTransport(Transport):
     """ssh://user@host[:port] with the system ssh and scp: BatchMode (never a password prompt), host-key checking
     on (an unknown or changed key is an error unless accept_new_host_key), ConnectTimeout, arguments quoted."""
 
+    remote = True
+
     def __init__(self, spec: str, connect_timeout: float = 10, ssh_config: Path | None = None,
                  accept_new_host_key: bool = False):
         m = re.fullmatch(r"ssh://(?:([^@/:\s]+)@)?(\[[0-9a-fA-F:]+\]|[^@/:\s]+)(?::(\d+))?/?", spec)
@@ -215,6 +218,8 @@ class SshTransport(Transport):
 
 class AdbTransport(Transport):
     """adb[:serial] with the system adb; pushes under /data/local/tmp/edgebit/."""
+
+    remote = True
 
     def __init__(self, spec: str, timeout: float = 10):
         self.serial = spec.split(":", 1)[1] if ":" in spec else None
