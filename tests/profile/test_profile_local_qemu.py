@@ -100,3 +100,24 @@ def test_android_bundle_says_what_to_provide(cli, tmp_path, monkeypatch):
     assert "ANDROID_NDK" in r.stderr and "jni/arm64-v8a/libonnxruntime.so" in r.stderr and "headers/" in r.stderr
     r = cli("bundle", "--target", "riscv", "-o", tmp_path / "x")
     assert r.returncode == 2 and "unknown bundle target 'riscv'" in r.stderr
+
+
+
+def test_broken_model_and_op_library_fail_in_one_line(tiny_artifact, cli, tmp_path):
+    import shutil
+
+    from edgebit.profile.bundle import build_bundle
+
+    art = tmp_path / "broken"
+    shutil.copytree(tiny_artifact, art)
+    (art / "model.onnx").write_bytes(b"not a protobuf")
+    r = cli("profile", art, "--prompt-len", "4", "--gen-len", "2", "--runs", "1")
+    assert r.returncode == 2 and "model.onnx: ONNX Runtime cannot load it" in r.stderr, r.stderr
+    runner = build_bundle("host").runner
+    (tmp_path / "bad.so").write_bytes(b"\x7fELF garbage")
+    for extra, expect in ((["--op-library", str(tmp_path / "bad.so")], "bad.so: ONNX Runtime cannot load it"),
+                          (["--op-library", str(tmp_path / "none.so")], "none.so: op library missing"),
+                          (["--prompt-ids", "299,300"], "prompt id 300 >= vocab_size 300")):
+        p = subprocess.run([runner, str(tiny_artifact), *extra], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and p.stdout == "", p
+        assert p.stderr.count("\n") == 1 and expect in p.stderr, p.stderr
