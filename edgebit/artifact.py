@@ -62,8 +62,11 @@ def read_manifest(artifact_dir: str | Path) -> dict:
         if path.is_file():
             continue
         if name == manifest.get("op_library"):
+            how = ("executorch: ctypes.CDLL(path, os.RTLD_GLOBAL) before load_method"
+                   if manifest.get("target") == "executorch" else
+                   f"onnxruntime: SessionOptions.register_custom_ops_library('{path}')")
             raise ArtifactError(
                 f"{path}: missing; the model needs this op library for its edgebit ops: re-export, or put a build "
-                f"of it there (onnxruntime: SessionOptions.register_custom_ops_library('{path}'))")
+                f"of it there ({how})")
         raise ArtifactError(f"{path}: listed in {MANIFEST} but missing; re-export")
     return manifest

@@ -31,6 +31,13 @@ THRESHOLDS = {
     ("standard", "fp32"): {"max_abs_diff": None, "top1_agreement": 0.9, "perplexity_rel_diff": 0.05},
     ("standard", "int8"): {"max_abs_diff": None, "top1_agreement": 0.85, "perplexity_rel_diff": 0.1},
 }
+# ExecuTorch's CPU kernels (portable/optimized and XNNPACK) round differently from PyTorch's in the last bit
+# (mean, pow, softmax, matmul: measured on random rows). An activation that sits that close to a rounding
+# boundary of the per-token int8 quantization then lands on the neighbouring integer, and that one step moves
+# the logits by ~1e-2. Top-1 and perplexity stay bounded as for the exact path; the logit bound does not hold.
+TARGET_THRESHOLDS = {
+    ("executorch", "edgebit", "fp32"): {"max_abs_diff": None, "top1_agreement": 1.0, "perplexity_rel_diff": 1e-3},
+}
 
 
 @dataclass
@@ -101,7 +108,8 @@ def verify(artifact_dir: Path, model: Path | None = None, threads: int | None = 
     ppl_ref = _perplexity(reference.forward(text), text)
     ppl_art = _perplexity(artifact.forward(text), text)
     rel = abs(ppl_art - ppl_ref) / ppl_ref
-    limits = THRESHOLDS[(manifest.get("ops", "edgebit"), manifest.get("head", "fp32"))]
+    kind = (manifest.get("ops", "edgebit"), manifest.get("head", "fp32"))
+    limits = TARGET_THRESHOLDS.get((manifest.get("target"), *kind), THRESHOLDS[kind])
     passed = (limits["max_abs_diff"] is None or max_abs <= limits["max_abs_diff"]) \
         and agree / compared >= limits["top1_agreement"] and rel <= limits["perplexity_rel_diff"]
     return VerifyReport(str(artifact_dir), str(model), artifact.name, len(prompts), compared, max_abs,

@@ -35,3 +35,26 @@ def onnx(
         path = targets()["onnx"](resolve_model(model), output, max_seq_len, head, ops, force,
                                  on_step=lambda what: status.update(f"exporting: {what}"))
     err.print(f"wrote {path}")
+
+
+@app.command("executorch")
+def executorch(
+    model: OptionalModelArg = None,
+    output: OutputOpt = ...,
+    max_seq_len: SeqOpt = None,
+    head: HeadOpt = "fp32",
+    xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="Delegate the float parts (matmuls, "
+                                          "norms, activations) to XNNPACK; the ternary linears stay on edgebit's "
+                                          "kernel either way.")] = True,
+    force: ForceOpt = False,
+) -> None:
+    """Export to ExecuTorch: program.pte + libedgebit_executorch.so + tokenizer + manifest.json."""
+    from edgebit.cli.console import err
+    from edgebit.exporters import targets
+
+    if head not in ("fp32", "int8"):
+        raise typer.BadParameter(f"{head!r} is not one of fp32, int8", param_hint="--head")
+    with err.status("exporting") as status:
+        path = targets()["executorch"](resolve_model(model), output, max_seq_len, head, xnnpack, force,
+                                       on_step=lambda what: status.update(f"exporting: {what}"))
+    err.print(f"wrote {path}")

@@ -1,0 +1,154 @@
+"""The ExecuTorch decoder: the reference model (edgebit/model/reference.py) as a torch nn.Module that
+torch.export can trace, in the form ExecuTorch's LLM runner drives (DESIGN.md 7):
+
+    forward(tokens int64 [1, T], input_pos int64 [T]) -> logits float32 [1, T, V]
+
+T is dynamic (1 .. max_seq_len): a whole prompt in one call, then one token a call. The KV cache is one pair of
+mutable buffers per layer, [1, KVH, max_seq_len, D], written at input_pos (index_put_, which to_edge turns into
+index_put.out plus a write-back). Keys past the query's position are masked, so starting over at input_pos 0
+needs no clearing. Every ternary linear is one torch.ops.edgebit.bitlinear call; q/k/v and gate/up are one call
+each on concatenated weights with per-channel gamma (one activation quantization), as in the ONNX graph.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import edgebit.ops.torch_ops  # noqa: F401  (registers torch.ops.edgebit.bitlinear)
+from edgebit.model.config import ModelConfig
+from edgebit.model.reference import rope_cos_sin, rope_inv_freq
+from edgebit.model.weights import ModelWeights, TernaryWeight
+from edgebit.quant.head import quantize_rows_int8
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+class BitLinear(nn.Module):
+    """Linears sharing an input, concatenated along N: packed uint8 [N, K/4] and gamma [N]."""
+
+    def __init__(self, weights: list[TernaryWeight]):
+        super().__init__()
+        self.register_buffer("w_packed", torch.cat([w.packed for w in weights]).contiguous())
+        self.register_buffer("gamma", torch.cat([w.gamma.float().expand(w.out_features) for w in weights]).contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.edgebit.bitlinear(x, self.w_packed, self.gamma)
+
+
+class Layer(nn.Module):
+    def __init__(self, cfg: ModelConfig, lw, max_seq_len: int):
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("attn_norm", lw.attn_norm.float())
+        self.register_buffer("mlp_norm", lw.mlp_norm.float())
+        self.attn_sub_norm = None if lw.attn_sub_norm is None else nn.Buffer(lw.attn_sub_norm.float())
+        self.ffn_sub_norm = None if lw.ffn_sub_norm is None else nn.Buffer(lw.ffn_sub_norm.float())
+        self.qkv = BitLinear([lw.q, lw.k, lw.v])
+        self.o = BitLinear([lw.o])
+        self.gate_up = BitLinear([lw.gate, lw.up])
+        self.down = BitLinear([lw.down])
+        cache = (1, cfg.num_kv_heads, max_seq_len, cfg.head_dim)
+        self.register_buffer("k_cache", torch.zeros(cache), persistent=False)
+        self.register_buffer("v_cache", torch.zeros(cache), persistent=False)
+
+    def forward(self, x, cos, sin, masked, input_pos):
+        cfg = self.cfg
+        x = x + self.attention(rms_norm(x, self.attn_norm, cfg.rms_norm_eps), cos, sin, masked, input_pos)
+        return x + self.mlp(rms_norm(x, self.mlp_norm, cfg.rms_norm_eps))
+
+    def attention(self, x, cos, sin, masked, input_pos):
+        cfg = self.cfg
+        t = x.shape[1]
+        kvh, d, group = cfg.num_kv_heads, cfg.head_dim, cfg.num_heads // cfg.num_kv_heads
+        q, k, v = self.qkv(x).split([cfg.q_size, cfg.kv_size, cfg.kv_size], dim=-1)
+        q = apply_rope(q.view(1, t, cfg.num_heads, d).transpose(1, 2), cos, sin)  # (1, NH, T, D)
+        k = apply_rope(k.view(1, t, kvh, d).transpose(1, 2), cos, sin)  # (1, KVH, T, D)
+        v = v.view(1, t, kvh, d).transpose(1, 2)
+        self.k_cache.index_copy_(2, input_pos, k)
+        self.v_cache.index_copy_(2, input_pos, v)
+        # GQA: each KV head serves `group` query heads (expand + reshape, as the reference's repeat_interleave).
+        s = self.k_cache.shape[2]
+        keys = self.k_cache.unsqueeze(2).expand(1, kvh, group, s, d).reshape(1, cfg.num_heads, s, d)
+        values = self.v_cache.unsqueeze(2).expand(1, kvh, group, s, d).reshape(1, cfg.num_heads, s, d)
+        scores = (q @ keys.transpose(2, 3)) * d**-0.5  # (1, NH, T, S)
+        scores = scores.masked_fill(masked, float("-inf"))
+        out = torch.softmax(scores, dim=-1) @ values  # (1, NH, T, D)
+        out = out.transpose(1, 2).reshape(1, t, cfg.q_size)
+        if self.attn_sub_norm is not None:
+            out = rms_norm(out, self.attn_sub_norm, cfg.rms_norm_eps)
+        return self.o(out)
+
+    def mlp(self, x):
+        cfg = self.cfg
+        gate, up = self.gate_up(x).split([cfg.intermediate_size, cfg.intermediate_size], dim=-1)
+        act = F.relu(gate).square() if cfg.activation == "relu2" else F.silu(gate)
+        h = act * up
+        if self.ffn_sub_norm is not None:
+            h = rms_norm(h, self.ffn_sub_norm, cfg.rms_norm_eps)
+        return self.down(h)
+
+
+def apply_rope(x, cos, sin):
+    """Rotate-half RoPE, pairs (i, i + D/2). The halves are taken with unflatten + select, not slices: a slice
+    of a dynamic-length tensor leaves torch.export a guard it cannot prove for every length."""
+    halves = x.unflatten(-1, (2, x.shape[-1] // 2))
+    rotated = torch.stack((-halves.select(-2, 1), halves.select(-2, 0)), dim=-2).flatten(-2)
+    return x * cos + rotated * sin
+
+
+class Int8Table(nn.Module):
+    """Per-row int8 [V, H] + fp32 scale [V] (edgebit/quant/head.py): an embedding gathers and rescales rows;
+    as the head it is dequantized to fp32 on the fly and multiplied (stock ExecuTorch ops, no quantized-kernel
+    library needed; the .pte holds 1 byte a weight, the run time pays one fp32 conversion of the table a call)."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        q, scale = quantize_rows_int8(table)
+        self.register_buffer("q", q)
+        self.register_buffer("scale", scale)
+
+    def embed(self, tokens):
+        return self.q[tokens].float() * self.scale[tokens].unsqueeze(-1)
+
+    def logits(self, x):
+        return (x @ self.q.float().T) * self.scale
+
+
+class Decoder(nn.Module):
+    def __init__(self, weights: ModelWeights, max_seq_len: int, head: str = "fp32"):
+        super().__init__()
+        cfg = self.cfg = weights.config
+        self.head_kind = head
+        self.layers = nn.ModuleList(Layer(cfg, lw, max_seq_len) for lw in weights.layers)
+        self.register_buffer("final_norm", weights.final_norm.float())
+        cos, sin = rope_cos_sin(rope_inv_freq(cfg.head_dim, cfg.rope), torch.arange(max_seq_len))
+        self.register_buffer("rope_cos", cos)
+        self.register_buffer("rope_sin", sin)
+        self.register_buffer("key_pos", torch.arange(max_seq_len))
+        # A tied head reads the embedding's own buffer: one copy in the program.
+        self.tied = weights.lm_head is None
+        if head == "fp32":
+            self.register_buffer("embed", weights.embed.float())
+            if not self.tied:
+                self.register_buffer("lm_head", weights.lm_head.float())
+        else:
+            self.embed_q = Int8Table(weights.embed)
+            if not self.tied:
+                self.head_q = Int8Table(weights.lm_head)
+
+    def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
+        """tokens (1, T), input_pos (T,) -> logits (1, T, V)"""
+        cos = self.rope_cos[input_pos]  # (T, D)
+        sin = self.rope_sin[input_pos]
+        masked = self.key_pos[None, :] > input_pos[:, None]  # (T, S): key after the query
+        x = self.embed[tokens] if self.head_kind == "fp32" else self.embed_q.embed(tokens)  # (1, T, H)
+        for layer in self.layers:
+            x = layer(x, cos, sin, masked, input_pos)
+        x = rms_norm(x, self.final_norm, self.cfg.rms_norm_eps)
+        if self.head_kind == "fp32":
+            return F.linear(x, self.embed if self.tied else self.lm_head)  # (1, T, V)
+        return (self.embed_q if self.tied else self.head_q).logits(x)

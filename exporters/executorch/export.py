@@ -1,0 +1,116 @@
+"""`edgebit export executorch`: checkpoint -> artifact dir (program.pte, libedgebit_executorch.so, tokenizer,
+manifest.json), written to a temp dir and renamed only when complete."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from edgebit.atomic import atomic_output_dir
+from edgebit.errors import EdgebitError
+from .. import register
+
+MODEL_FILE = "program.pte"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
+
+
+def constant_methods(cfg, seq: int) -> dict:
+    """What ExecuTorch's LLM runner reads from the program (DESIGN.md 7)."""
+    methods = {
+        "get_max_seq_len": seq,
+        "get_max_context_len": seq,
+        "use_kv_cache": True,
+        "enable_dynamic_shape": True,  # the whole prompt in one forward call
+        "get_vocab_size": cfg.vocab_size,
+        "get_eos_ids": list(cfg.eos_token_ids),
+    }
+    if cfg.bos_token_id is not None:
+        methods["get_bos_id"] = cfg.bos_token_id
+    return methods
+
+
+def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[str], None]):
+    """ModelWeights -> ExecutorchProgramManager. Our op stays a CPU kernel call (edgebit::bitlinear.out);
+    with xnnpack the float parts it can take (matmuls, norms, activations) go to the XNNPACK delegate."""
+    import torch
+    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge, to_edge_transform_and_lower
+    from executorch.exir.passes import MemoryPlanningPass
+
+    from .decoder import Decoder
+
+    module = Decoder(weights, seq, head).eval()
+    t = torch.export.Dim("seq", min=1, max=seq)
+    example = (torch.zeros(1, 3, dtype=torch.long), torch.arange(3))
+    step("torch.export")
+    with torch.no_grad():
+        ep = torch.export.export(module, example, dynamic_shapes=({1: t}, {0: t}), strict=False)
+    del module
+    step("to_edge" + (" + XNNPACK" if xnnpack else ""))
+    methods = constant_methods(weights.config, seq)
+    config = EdgeCompileConfig(_check_ir_validity=False)
+    if xnnpack:
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+        edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()], compile_config=config,
+                                           constant_methods=methods)
+    else:
+        edge = to_edge(ep, compile_config=config, constant_methods=methods)
+    del ep
+    step("to_executorch")
+    return edge.to_executorch(ExecutorchBackendConfig(
+        memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
+
+
+@register("executorch")
+def export_executorch(model: Path, output: Path, max_seq_len: int | None = None, head: str = "fp32",
+                      xnnpack: bool = True, force: bool = False,
+                      on_step: Callable[[str], None] | None = None) -> Path:
+    from edgebit.artifact import checkpoint_fingerprint, write_manifest
+    from edgebit.model.weights import load_model_weights
+    from edgebit.ops.executorch_library import OP_NAME, library_path
+
+    step = on_step or (lambda what: None)
+    if head not in ("fp32", "int8"):
+        raise EdgebitError(f"--head: {head!r} is not one of fp32, int8")
+    library = library_path()
+    step("loading checkpoint")
+    weights = load_model_weights(model)
+    cfg = weights.config
+    seq = max_seq_len or min(cfg.max_position_embeddings, 4096)
+    if not 1 <= seq <= cfg.max_position_embeddings:
+        raise EdgebitError(f"--max-seq-len: {seq} is outside 1..{cfg.max_position_embeddings} (the model's limit)")
+    with atomic_output_dir(output, force=force) as tmp:
+        program = export_program(weights, seq, head, xnnpack, step)
+        del weights
+        step("writing program")
+        with open(tmp / MODEL_FILE, "wb") as f:
+            program.write_to_file(f)
+        del program
+        shutil.copy2(library, tmp / library.name)
+        for name in TOKENIZER_FILES:
+            if (Path(model) / name).is_file():
+                shutil.copy2(Path(model) / name, tmp / name)
+        step("hashing")
+        write_manifest(tmp, {
+            "target": "executorch",
+            "model_file": MODEL_FILE,
+            "ops": "edgebit",
+            "op_library": library.name,
+            "op_domain": "edgebit",
+            "op_names": [OP_NAME],
+            "op_abi": "executorch-" + _executorch_version(),
+            "xnnpack": xnnpack,
+            "head": head,
+            "max_seq_len": seq,
+            "constant_methods": constant_methods(cfg, seq),
+            "config": cfg.to_dict(),
+            "source": checkpoint_fingerprint(Path(model)),
+        })
+    return output
+
+
+def _executorch_version() -> str:
+    from importlib.metadata import version
+
+    return version("executorch")
