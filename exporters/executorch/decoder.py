@@ -20,7 +20,7 @@ import edgebit.ops.torch_ops  # noqa: F401  (registers torch.ops.edgebit.bitline
 from edgebit.model.config import ModelConfig
 from edgebit.model.reference import rope_cos_sin, rope_inv_freq
 from edgebit.model.weights import ModelWeights, TernaryWeight
-from edgebit.quant.head import quantize_rows_int8
+from edgebit.quant.head import dequantize_rows_int8, quantize_rows_int8
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -101,25 +101,34 @@ def apply_rope(x, cos, sin):
 
 
 class Int8Table(nn.Module):
-    """Per-row int8 [V, H] + fp32 scale [V] (edgebit/quant/head.py): an embedding gathers and rescales rows;
-    as the head it is dequantized to fp32 on the fly and multiplied (stock ExecuTorch ops, no quantized-kernel
-    library needed; the .pte holds 1 byte a weight, the run time pays one fp32 conversion of the table a call)."""
+    """Per-row int8 [V, H] + fp32 scale [V] (edgebit/quant/head.py). As the embedding it gathers and rescales
+    rows. As the head, two forms:
+    - dequantize + matmul (stock portable ops, no quantized-kernel library): the .pte holds 1 byte a weight,
+      but every call converts the whole table to fp32 first;
+    - for XNNPACK (`as_linear`): F.linear on the dequantized table, which the export quantizes back with
+      XNNPACK's dynamic per-channel int8 recipe (pt2e). The round trip gives back these int8 rows and scales
+      (a row's max is 127 * scale); XNNPACK then runs int8 weights x dynamically quantized int8 activations."""
 
-    def __init__(self, table: torch.Tensor):
+    def __init__(self, table: torch.Tensor, as_linear: bool = False):
         super().__init__()
         q, scale = quantize_rows_int8(table)
         self.register_buffer("q", q)
         self.register_buffer("scale", scale)
+        self.as_linear = as_linear
+        if as_linear:
+            self.register_buffer("dequantized", dequantize_rows_int8(q, scale))
 
     def embed(self, tokens):
         return self.q[tokens].float() * self.scale[tokens].unsqueeze(-1)
 
     def logits(self, x):
+        if self.as_linear:
+            return F.linear(x, self.dequantized)
         return (x @ self.q.float().T) * self.scale
 
 
 class Decoder(nn.Module):
-    def __init__(self, weights: ModelWeights, max_seq_len: int, head: str = "fp32"):
+    def __init__(self, weights: ModelWeights, max_seq_len: int, head: str = "fp32", head_as_linear: bool = False):
         super().__init__()
         cfg = self.cfg = weights.config
         self.head_kind = head
@@ -136,9 +145,9 @@ class Decoder(nn.Module):
             if not self.tied:
                 self.register_buffer("lm_head", weights.lm_head.float())
         else:
-            self.embed_q = Int8Table(weights.embed)
+            self.embed_q = Int8Table(weights.embed, head_as_linear and self.tied)
             if not self.tied:
-                self.head_q = Int8Table(weights.lm_head)
+                self.head_q = Int8Table(weights.lm_head, head_as_linear)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
         """tokens (1, T), input_pos (T,) -> logits (1, T, V)"""

@@ -39,13 +39,29 @@ def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[
 
     from .decoder import Decoder
 
-    module = Decoder(weights, seq, head).eval()
+    quantize_head = head == "int8" and xnnpack
+    module = Decoder(weights, seq, head, head_as_linear=quantize_head).eval()
     t = torch.export.Dim("seq", min=1, max=seq)
     example = (torch.zeros(1, 3, dtype=torch.long), torch.arange(3))
+    shapes = ({1: t}, {0: t})
     step("torch.export")
     with torch.no_grad():
-        ep = torch.export.export(module, example, dynamic_shapes=({1: t}, {0: t}), strict=False)
-    del module
+        ep = torch.export.export(module, example, dynamic_shapes=shapes, strict=False)
+        del module
+        if quantize_head:  # the head is the one aten.linear: XNNPACK's dynamic int8 recipe takes only it
+            from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+                XNNPACKQuantizer, get_symmetric_quantization_config)
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+            step("int8 head (XNNPACK dynamic quantization)")
+            quantizer = XNNPACKQuantizer().set_global(
+                get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
+            graph = prepare_pt2e(ep.module(), quantizer)
+            graph(*example)
+            graph = convert_pt2e(graph)
+            _drop_unused_buffers(graph)  # the fp32 table the int8 weights were folded from
+            ep = torch.export.export(graph, example, dynamic_shapes=shapes, strict=False)
+            del graph
     step("to_edge" + (" + XNNPACK" if xnnpack else ""))
     methods = constant_methods(weights.config, seq)
     config = EdgeCompileConfig(_check_ir_validity=False)
@@ -60,6 +76,16 @@ def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[
     step("to_executorch")
     return edge.to_executorch(ExecutorchBackendConfig(
         memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
+
+
+def _drop_unused_buffers(graph) -> None:
+    graph.graph.eliminate_dead_code()
+    used = {node.target for node in graph.graph.nodes if node.op == "get_attr"}
+    for name, _ in list(graph.named_buffers()):
+        if name not in used:
+            owner, _, attr = name.rpartition(".")
+            delattr(graph.get_submodule(owner) if owner else graph, attr)
+    graph.recompile()
 
 
 @register("executorch")

@@ -57,9 +57,11 @@ def test_xnnpack_takes_the_float_parts_and_our_op_stays_ours(et_artifact):
     assert report.passed and report.top1_agreement == 1.0, report
 
 
-def test_int8_head(et_artifact):
-    art = et_artifact(head="int8")
-    assert (art / "program.pte").stat().st_size < (et_artifact() / "program.pte").stat().st_size
+@pytest.mark.parametrize("xnnpack", [False, True])
+def test_int8_head(et_artifact, xnnpack):
+    """Portable: dequantize + matmul; XNNPACK: its dynamic int8 linear on the same int8 rows."""
+    art = et_artifact(head="int8", xnnpack=xnnpack)
+    assert (art / "program.pte").stat().st_size < (et_artifact(xnnpack=xnnpack) / "program.pte").stat().st_size
     report = verify(art)
     assert report.passed and report.top1_agreement >= 0.9, report
 
