@@ -12,11 +12,15 @@ def bundle(
     output: OutputOpt,
     target: Annotated[str, typer.Option(help="host, aarch64-linux-gnu or android-arm64 (needs ANDROID_NDK and "
                                              "EDGEBIT_ORT_ANDROID_DIR).")] = "host",
+    runtime: Annotated[list[str], typer.Option(help="onnxruntime and/or executorch (repeat or comma-separate).")] = [
+        "onnxruntime,executorch"],
     force: ForceOpt = False,
 ) -> None:
-    """Build a device bundle: edgebit-runner, libedgebit_ort.so and the target's libonnxruntime.so (RPATH $ORIGIN)."""
+    """Build a device bundle (RPATH $ORIGIN): edgebit-runner + libedgebit_ort.so + the target's libonnxruntime.so,
+    edgebit-runner-et + libedgebit_executorch.so + the target's libexecutorch*.so."""
     from edgebit.cli.console import err, out
     from edgebit.profile.bundle import write_bundle
 
-    b = write_bundle(target, Path(output), force=force, log=lambda m: err.print(m))
+    runtimes = tuple(r.strip() for v in runtime for r in v.split(",") if r.strip())
+    b = write_bundle(target, Path(output), force=force, log=lambda m: err.print(m), runtimes=runtimes)
     out.print(f"{b.path}: {b.target} bundle ({', '.join(sorted(p.name for p in b.path.iterdir()))})")

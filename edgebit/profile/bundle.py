@@ -1,6 +1,7 @@
-"""Device bundles: edgebit-runner, libedgebit_ort.so and the target's libonnxruntime.so in one directory
-(RUNPATH $ORIGIN), built from the runtime_ops sources installed with the package, with the target's
-toolchain file, against the libonnxruntime.so from the onnxruntime wheel of the target platform.
+"""Device bundles, one directory (RUNPATH $ORIGIN) per target with, per runtime:
+  onnxruntime: edgebit-runner, libedgebit_ort.so and libonnxruntime.so.1 from the target's onnxruntime wheel;
+  executorch:  edgebit-runner-et, libedgebit_executorch.so and libexecutorch*.so from the target's executorch wheel.
+Built from the runtime_ops sources installed with the package, with the target's toolchain file.
 
 Built once per (target, sources, ONNX Runtime version) into ~/.cache/edgebit/bundles/; `edgebit bundle -o DIR`
 copies that. bundle.json in the bundle names its target, ONNX Runtime version and content hash."""
@@ -24,6 +25,13 @@ ORT_VERSION = "1.31.1"
 RUNNER = "edgebit-runner"
 OP_LIBRARY = "libedgebit_ort.so"
 ORT_SONAME = "libonnxruntime.so.1"
+ET_VERSION = "1.5.1"
+ET_LIBS = ("libexecutorch.so", "libexecutorch_threadpool.so", "libexecutorch_kernels_optimized.so",
+           "libexecutorch_backend_xnnpack.so")
+RUNTIMES = ("onnxruntime", "executorch")
+# artifact target -> (runtime, runner, op library)
+RUNNERS = {"onnx": ("onnxruntime", "edgebit-runner", "libedgebit_ort.so"),
+           "executorch": ("executorch", "edgebit-runner-et", "libedgebit_executorch.so")}
 WHEEL_PLATFORMS = {"aarch64-linux-gnu": "manylinux_2_28_aarch64"}
 
 
@@ -92,17 +100,7 @@ def ort_library(target: str) -> Path:
     lib = dest / f"libonnxruntime.so.{ORT_VERSION}"
     if lib.is_file():
         return lib
-    wheels = cache_root() / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    pattern = f"onnxruntime-{ORT_VERSION}-*{plat}.whl"
-    if not list(wheels.glob(pattern)):
-        cmd = ["python3", "-m", "pip", "download", f"onnxruntime=={ORT_VERSION}", "--platform", plat,
-               "--only-binary=:all:", "--no-deps", "-q", "-d", str(wheels)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0 or not list(wheels.glob(pattern)):
-            raise BundleError(f"pip could not download the onnxruntime {ORT_VERSION} wheel for {plat} "
-                              f"({' '.join(cmd)}): {proc.stderr.strip().splitlines()[-1:] or ''}")
-    wheel = sorted(wheels.glob(pattern))[-1]
+    wheel = _download_wheel("onnxruntime", ORT_VERSION, plat)
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -114,6 +112,49 @@ def ort_library(target: str) -> Path:
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return lib
+
+
+def executorch_root(target: str) -> Path:
+    """The executorch package root (include/, lib/, share/cmake/) for the target: the installed one for this host,
+    else the target's wheel via pip, unpacked (those three dirs) into the cache."""
+    if target == host_target():
+        import importlib.util
+
+        spec = importlib.util.find_spec("executorch")
+        if spec is None or not spec.submodule_search_locations:
+            raise BundleError("the executorch package is not installed (pip install executorch==" + ET_VERSION + ")")
+        return Path(list(spec.submodule_search_locations)[0])
+    plat = WHEEL_PLATFORMS[target]
+    dest = cache_root() / "wheels" / f"executorch-{ET_VERSION}-{plat}"
+    if (dest / "share" / "cmake" / "executorch-config.cmake").is_file():
+        return dest
+    wheel = _download_wheel("executorch", ET_VERSION, plat)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            rel = name.removeprefix("executorch/")
+            if name.startswith("executorch/") and rel.split("/")[0] in ("include", "lib", "share") and not name.endswith("/"):
+                out = tmp / rel
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(z.read(name))
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+def _download_wheel(package: str, version: str, plat: str) -> Path:
+    wheels = cache_root() / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    pattern = f"{package}-{version}-*{plat}.whl"
+    if not list(wheels.glob(pattern)):
+        cmd = ["python3", "-m", "pip", "download", f"{package}=={version}", "--platform", plat,
+               "--only-binary=:all:", "--no-deps", "-q", "-d", str(wheels)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not list(wheels.glob(pattern)):
+            raise BundleError(f"pip could not download the {package} {version} wheel for {plat} "
+                              f"({' '.join(cmd)}): {(proc.stderr.strip().splitlines() or [''])[-1]}")
+    return sorted(wheels.glob(pattern))[-1]
 
 
 def _hash_files(paths: list[Path], extra: str = "") -> str:
@@ -144,16 +185,23 @@ def _android_inputs() -> tuple[Path, Path, Path]:
     return ndk_p, lib, headers
 
 
-def build_bundle(target: str, jobs: int = 2, log=None) -> Bundle:
-    """The bundle for target ('host' means this machine), built or taken from the cache."""
+def build_bundle(target: str, runtimes: tuple[str, ...] = RUNTIMES, jobs: int = 2, log=None) -> Bundle:
+    """The bundle for target ('host' means this machine) with the given runtimes, built or taken from the cache."""
     if target not in TARGETS and target != host_target():
         raise BundleError(f"unknown bundle target '{target}' (one of: {', '.join(TARGETS)})")
+    bad = [r for r in runtimes if r not in RUNTIMES]
+    if bad or not runtimes:
+        raise BundleError(f"unknown runtime {bad[0] if bad else '(none)'!r} (one or more of: {', '.join(RUNTIMES)})")
+    runtimes = tuple(r for r in RUNTIMES if r in runtimes)
     if target == "host":
         target = host_target()
     src = source_dir()
     cmake_args = ["-DEDGEBIT_BUILD_RUNNER=ON", "-DEDGEBIT_BUILD_TESTS=OFF", "-DCMAKE_BUILD_TYPE=Release",
                   "-DEDGEBIT_REQUIRE_EXECUTORCH=OFF"]
     if target == "android-arm64":
+        if "executorch" in runtimes:
+            raise BundleError("android-arm64 bundles are ONNX Runtime only for now (--runtime onnxruntime); "
+                              + str(_android_error()))
         ndk, lib, headers = _android_inputs()
         cmake_args += [f"-DCMAKE_TOOLCHAIN_FILE={src / 'cmake' / 'android-arm64.cmake'}", f"-DANDROID_NDK={ndk}"]
     else:
@@ -167,21 +215,33 @@ def build_bundle(target: str, jobs: int = 2, log=None) -> Bundle:
                            "-DEDGEBIT_STATIC_EXE=OFF",
                            "-DCMAKE_SHARED_LINKER_FLAGS=-static-libstdc++ -static-libgcc"]
         lib, headers = ort_library(target), ort_headers()
+    et_root = executorch_root(target) if "executorch" in runtimes else None
+    targets = []
+    if "onnxruntime" in runtimes:
+        targets += ["edgebit-runner", "edgebit_ort"]
+    if et_root:
+        # executorch_DIR too: find_package caches it, and a stale one (another wheel) must not win.
+        cmake_args += ["-DEDGEBIT_BUILD_RUNNER_ET=ON", f"-DEDGEBIT_EXECUTORCH_DIR={et_root}",
+                       f"-Dexecutorch_DIR={et_root / 'share' / 'cmake'}"]
+        targets += ["edgebit-runner-et", "edgebit_executorch"]
     if not shutil.which("cmake"):
         raise BundleError("building a bundle needs cmake (apt install cmake, or pip install cmake)")
     sources = sorted(p for p in src.rglob("*") if p.is_file() and "tests" not in p.relative_to(src).parts)
-    key = _hash_files(sources + [lib], extra=target + "|" + " ".join(cmake_args))[:16]
-    out = cache_root() / "bundles" / f"{target}-{key}"
+    et_libs = [et_root / "lib" / n for n in ET_LIBS] if et_root else []
+    key = _hash_files(sources + [lib] + et_libs, extra=target + "|" + " ".join(cmake_args))[:16]
+    out = cache_root() / "bundles" / f"{target}-{'+'.join(runtimes)}-{key}"
     if (out / "bundle.json").is_file():
         return Bundle(out, target, json.loads((out / "bundle.json").read_text())["content_hash"])
-    build = cache_root() / "bundles" / f"build-{target}"
+    build = cache_root() / "bundles" / f"build-{target}-{'+'.join(runtimes)}"
     cmake_args += [f"-DEDGEBIT_ORT_INCLUDE_DIR={headers}", f"-DEDGEBIT_ORT_LIBRARY={lib}"]
     if log:
-        log(f"building the {target} bundle (edgebit-runner, {OP_LIBRARY}) in {build}")
+        log(f"building the {target} bundle ({', '.join(runtimes)}) in {build}")
     for cmd in (["cmake", "-S", str(src), "-B", str(build), *cmake_args],
-                ["cmake", "--build", str(build), "--target", "edgebit-runner", "edgebit_ort", "-j", str(jobs)]):
-        # Only the runner and the ORT op library are built: the ExecuTorch library's configure must not be required.
-        env = {**os.environ, "EDGEBIT_ORT_INCLUDE_DIR": "", "EDGEBIT_REQUIRE_EXECUTORCH": ""}
+                ["cmake", "--build", str(build), "--target", *targets, "-j", str(jobs)]):
+        # Only what the bundle holds is built: the ExecuTorch library's configure is never required, and the
+        # ExecuTorch dir comes from the command line alone.
+        env = {**os.environ, "EDGEBIT_ORT_INCLUDE_DIR": "", "EDGEBIT_REQUIRE_EXECUTORCH": "",
+               "EDGEBIT_EXECUTORCH_DIR": str(et_root or "")}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             lines = [l for l in (proc.stderr + proc.stdout).splitlines() if "rror" in l] or proc.stderr.splitlines()
@@ -190,24 +250,34 @@ def build_bundle(target: str, jobs: int = 2, log=None) -> Bundle:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shutil.copy2(build / "runner" / RUNNER, tmp / RUNNER)
-    shutil.copy2(build / "ort" / OP_LIBRARY, tmp / OP_LIBRARY)
-    shutil.copy2(lib, tmp / ORT_SONAME)
+    versions = {}
+    if "onnxruntime" in runtimes:
+        shutil.copy2(build / "runner" / RUNNER, tmp / RUNNER)
+        shutil.copy2(build / "ort" / OP_LIBRARY, tmp / OP_LIBRARY)
+        shutil.copy2(lib, tmp / ORT_SONAME)
+        versions["onnxruntime"] = ORT_VERSION
+    if et_root:
+        shutil.copy2(build / "runner" / "edgebit-runner-et", tmp / "edgebit-runner-et")
+        shutil.copy2(build / "executorch" / "libedgebit_executorch.so", tmp / "libedgebit_executorch.so")
+        for p in et_libs:
+            shutil.copy2(p, tmp / p.name)
+        versions["executorch"] = ET_VERSION
     files = sorted(tmp.iterdir())
-    info = {"target": target, "runtime": "onnxruntime", "runtime_version": ORT_VERSION,
-            "files": [f.name for f in files], "content_hash": _hash_files(files)}
+    info = {"target": target, "runtimes": versions, "files": [f.name for f in files],
+            "content_hash": _hash_files(files)}
     (tmp / "bundle.json").write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return Bundle(out, target, info["content_hash"])
 
 
-def write_bundle(target: str, output: Path, force: bool = False, log=None) -> Bundle:
+def write_bundle(target: str, output: Path, force: bool = False, log=None,
+                 runtimes: tuple[str, ...] = RUNTIMES) -> Bundle:
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         if not force:
             raise EdgebitError(f"{output}: exists (use --force to replace it)")
         shutil.rmtree(output) if output.is_dir() else output.unlink()
-    bundle = build_bundle(target, log=log)
+    bundle = build_bundle(target, runtimes, log=log)
     tmp = output.with_name(output.name + ".tmp-bundle")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(bundle.path, tmp)

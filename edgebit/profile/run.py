@@ -1,5 +1,6 @@
-"""`edgebit profile`: push the target's bundle and the artifact to a device, run edgebit-runner once per thread
-count (and artifact), and collect its JSON objects, each tagged with where it ran."""
+"""`edgebit profile`: push the target's bundle and the artifacts to a device, run the runner of each artifact's
+runtime (edgebit-runner for ONNX, edgebit-runner-et for .pte) once per thread count, and collect the JSON objects,
+each tagged with where it ran."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebit.errors import EdgebitError
-from edgebit.profile.bundle import OP_LIBRARY, RUNNER, build_bundle
+from edgebit.profile.bundle import RUNNERS, RUNTIMES, build_bundle
 from edgebit.profile.transports import DeviceError, open_transport
 
 
@@ -45,40 +46,43 @@ def check_artifact(artifact: Path) -> dict:
     except json.JSONDecodeError as e:
         raise EdgebitError(f"{manifest_path}: not valid JSON ({e})") from None
     target = manifest.get("target")
-    if target != "onnx":
-        raise EdgebitError(f"{artifact}: a '{target}' artifact; edgebit-runner profiles ONNX artifacts "
-                           "(the ExecuTorch path of the runner is not built yet)")
-    if not (artifact / manifest.get("model_file", "model.onnx")).is_file():
-        raise EdgebitError(f"{artifact / manifest.get('model_file', 'model.onnx')}: missing")
+    if target not in RUNNERS:
+        raise EdgebitError(f"{artifact}: a '{target}' artifact; edgebit-runner profiles "
+                           f"{' and '.join(RUNNERS)} artifacts")
+    model = artifact / str(manifest.get("model_file", ""))
+    if not model.is_file():
+        raise EdgebitError(f"{model}: missing (manifest.json names it as model_file)")
     return manifest
 
 
 def profile(artifacts: list[Path], device: str, spec: ProfileSpec, log=lambda msg: None, **transport_opts) -> list[dict]:
-    for a in artifacts:
-        check_artifact(a)
+    kinds = {a: check_artifact(a)["target"] for a in artifacts}
+    runtimes = tuple(sorted({RUNNERS[k][0] for k in kinds.values()}))
     transport = open_transport(device, **transport_opts)
     results = []
     try:
         transport.probe()
-        bundle = build_bundle(transport.target, log=log)
+        # One bundle per target holds both runtimes (built once, pushed once); Android has ONNX Runtime only so far.
+        bundle = build_bundle(transport.target, runtimes if transport.target == "android-arm64" else RUNTIMES, log=log)
         log(f"{transport.describe()}: bundle {bundle.target} {bundle.content_hash[:12]}")
         remote_bundle = transport.push(bundle.path, bundle.content_hash)
         for artifact in artifacts:
             # On this machine (local, qemu) the artifact runs in place; elsewhere it is pushed once by content hash.
             remote_art = (transport.push(artifact, artifact_hash(artifact)) if transport.remote
                           else str(artifact.resolve()))
+            _, runner, op_library = RUNNERS[kinds[artifact]]
             for threads in spec.threads:
-                argv = [f"{remote_bundle}/{RUNNER}", remote_art, "--threads", str(threads),
+                argv = [f"{remote_bundle}/{runner}", remote_art, "--threads", str(threads),
                         "--gen-len", str(spec.gen_len), "--runs", str(spec.runs), "--warmup", str(spec.warmup),
-                        "--seed", str(spec.seed), "--op-library", f"{remote_bundle}/{OP_LIBRARY}"]
+                        "--seed", str(spec.seed), "--op-library", f"{remote_bundle}/{op_library}"]
                 argv += (["--prompt-ids", ",".join(map(str, spec.prompt_ids))] if spec.prompt_ids
                          else ["--prompt-len", str(spec.prompt_len)])
-                if spec.ort_profile_dir:
+                if spec.ort_profile_dir and kinds[artifact] == "onnx":
                     argv += ["--ort-profile", f"{remote_bundle}.ort-profile-t{threads}"]
                 log(f"{transport.name}: {artifact.name}, {threads or 'default'} threads")
                 r = transport.run(argv, spec.timeout)
                 if r.returncode != 0:
-                    raise DeviceError(f"{transport.name}: edgebit-runner failed (exit {r.returncode}): "
+                    raise DeviceError(f"{transport.name}: {runner} failed (exit {r.returncode}): "
                                       f"{(r.stderr.strip().splitlines() or ['no stderr'])[-1]}")
                 try:
                     obj = json.loads(r.stdout)

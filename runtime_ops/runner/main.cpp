@@ -22,7 +22,8 @@ namespace {
 
 const char* kUsage =
     "usage: edgebit-runner ARTIFACT_DIR [--threads N] [--prompt-len P | --prompt-ids a,b,c] [--gen-len G]\n"
-    "                      [--runs R] [--warmup W] [--seed S] [--op-library PATH] [--ort-profile PREFIX]\n";
+    "                      [--runs R] [--warmup W] [--seed S] [--op-library PATH] [--profile PREFIX]\n"
+    "  --profile: ONNX Runtime's per-op profiling JSON (file name prefix); not supported by edgebit-runner-et yet\n";
 
 struct Args {
     std::string artifact;
@@ -68,7 +69,7 @@ Args parse(int argc, char** argv) {
         else if (f == "--warmup") a.warmup = static_cast<int>(to_int(f, v, 0, 100000));
         else if (f == "--seed") a.seed = static_cast<uint64_t>(to_int(f, v, 0, INT64_MAX));
         else if (f == "--op-library") { a.op_library = v; a.op_library_set = true; }
-        else if (f == "--ort-profile") a.ort_profile = v;
+        else if (f == "--ort-profile" || f == "--profile") a.ort_profile = v;
         else if (f == "--prompt-ids") {
             std::stringstream ss(v);
             std::string tok;
@@ -153,6 +154,11 @@ int main(int argc, char** argv) {
     Args a = parse(argc, argv);
     try {
         Manifest m = read_manifest(a.artifact);
+        if (m.target != Decoder::artifact_target())
+            throw std::runtime_error(a.artifact + ": a '" + m.target + "' artifact; this runner (" +
+                                     Decoder::runtime_name() + ") runs '" + Decoder::artifact_target() +
+                                     "' artifacts" + (m.target == "executorch" ? " (use edgebit-runner-et)" :
+                                     m.target == "onnx" ? " (use edgebit-runner)" : ""));
         std::vector<int64_t> prompt = a.prompt_ids;
         if (prompt.empty()) {
             std::mt19937_64 rng(a.seed);
@@ -197,7 +203,8 @@ int main(int argc, char** argv) {
         auto num = [](double x) { return jnum(x); };
         auto integer = [](int64_t x) { return std::to_string(x); };
         std::string o = "{";
-        o += "\"runner\": \"edgebit-runner\", \"runtime\": \"onnxruntime\", \"runtime_version\": " +
+        o += "\"runner\": " + jstr(argv[0] ? std::string(argv[0]).substr(std::string(argv[0]).rfind('/') + 1) : "") +
+             ", \"runtime\": " + jstr(Decoder::runtime_name()) + ", \"runtime_version\": " +
              jstr(Decoder::runtime_version());
         o += ", \"artifact\": " + jstr(a.artifact) + ", \"model_file\": " + jstr(m.model_file);
         o += ", \"op_library\": " + jstr(cfg.op_library);
@@ -226,7 +233,9 @@ int main(int argc, char** argv) {
         o += ", \"generated_ids\": " + jlist(runs[0].ids, integer);
         o += ", \"ttft_ms_per_run\": " + jlist(ttft, num);
         o += ", \"token_latencies_ms\": " + jlist(runs.back().token_ms, num);
-        o += ", \"ort_profile_file\": " + (profile_file.empty() ? std::string("null") : jstr(profile_file));
+        o += ", \"profile_file\": " + (profile_file.empty() ? std::string("null") : jstr(profile_file));
+        const bool ort = std::string(Decoder::runtime_name()) == "onnxruntime";
+        o += ", \"ort_profile_file\": " + (profile_file.empty() || !ort ? std::string("null") : jstr(profile_file));
         o += "}\n";
         std::fputs(o.c_str(), stdout);
         return 0;

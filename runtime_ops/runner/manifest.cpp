@@ -129,18 +129,18 @@ Manifest read_manifest(const std::string& dir) {
         throw std::runtime_error(path + ": " + e.what());
     }
     Manifest m;
-    const Value& target = field(root, "target", path);
-    if (target.kind != Value::String || target.str != "onnx")
-        throw std::runtime_error(path + ": target is '" + target.str + "', this runner runs 'onnx' artifacts");
+    m.target = field(root, "target", path).str;
     m.model_file = field(root, "model_file", path).str;
     auto lib = root.fields.find("op_library");
     if (lib != root.fields.end() && lib->second.kind == Value::String) m.op_library = lib->second.str;
     m.max_seq_len = integer(root, "max_seq_len", path);
     const Value& cfg = field(root, "config", path);
     const std::string cpath = path + " config";
-    m.num_layers = integer(cfg, "num_layers", cpath);
-    m.num_kv_heads = integer(cfg, "num_kv_heads", cpath);
-    m.head_dim = integer(cfg, "head_dim", cpath);
+    if (m.target == "onnx") {  // past/present shapes; a .pte keeps its cache inside
+        m.num_layers = integer(cfg, "num_layers", cpath);
+        m.num_kv_heads = integer(cfg, "num_kv_heads", cpath);
+        m.head_dim = integer(cfg, "head_dim", cpath);
+    }
     m.vocab_size = integer(cfg, "vocab_size", cpath);
     auto eos = cfg.fields.find("eos_token_ids");
     if (eos != cfg.fields.end())

@@ -7,6 +7,7 @@
 namespace edgebit_runner {
 
 struct Manifest {
+    std::string target;       // "onnx" or "executorch"
     std::string model_file;   // relative to the artifact dir
     std::string op_library;   // "" when the artifact needs no op library (standard ops)
     int64_t max_seq_len = 0;

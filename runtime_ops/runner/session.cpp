@@ -17,7 +17,6 @@ struct Decoder::Impl {
     bool profiling = false;
     std::vector<std::string> in_names, out_names;
     std::vector<Ort::Value> past;  // 2 * layers: key, value per layer
-    std::vector<int64_t> logits_index_of;  // output index of logits; present outputs after lookup
     size_t logits_out = 0;
     std::vector<size_t> present_out;  // output index for past slot i
 };
@@ -28,6 +27,8 @@ static bool is_file(const std::string& p) {
 }
 
 std::string Decoder::runtime_version() { return OrtGetApiBase()->GetVersionString(); }
+const char* Decoder::runtime_name() { return "onnxruntime"; }
+const char* Decoder::artifact_target() { return "onnx"; }
 
 Decoder::Decoder(const SessionConfig& cfg, const Manifest& m) : impl_(new Impl) {
     Impl& s = *impl_;

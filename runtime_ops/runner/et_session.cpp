@@ -1,0 +1,120 @@
+// The Decoder of edgebit-runner-et: an edgebit .pte through ExecuTorch's Module API (libexecutorch.so from the
+// executorch wheel of the target). forward(tokens int64 [1, T], input_pos int64 [T]) -> logits [1, T, V]; the KV
+// cache is the program's mutable buffers, so reset() only moves the position back to 0 (the program masks keys
+// past the query's position), exactly as edgebit/backends/executorch.py does.
+#include "session.h"
+
+#include <dlfcn.h>
+#include <sys/stat.h>
+
+#include <executorch/extension/module/module.h>
+#include <executorch/extension/tensor/tensor_ptr.h>
+#include <executorch/runtime/platform/runtime.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+
+// The wheel ships libexecutorch_threadpool.so but not threadpool.h: the two entry points used here, declared as
+// ExecuTorch defines them (executorch/extension/threadpool/threadpool.h).
+namespace executorch::extension::threadpool {
+class ThreadPool {
+  public:
+    bool _unsafe_reset_threadpool(uint32_t num_threads);
+};
+ThreadPool* get_threadpool();
+}  // namespace executorch::extension::threadpool
+
+// ExecuTorch logs through this weak PAL hook (to stderr, many lines per missing kernel). The runner keeps stderr
+// to one line: messages are dropped unless EDGEBIT_RUNNER_ET_LOG is set; the first error is kept for the message.
+static std::string g_first_et_error;
+extern "C" void et_pal_emit_log_message(et_timestamp_t, et_pal_log_level_t level, const char* filename,
+                                        const char*, size_t line, const char* message, size_t length) {
+    static const bool verbose = getenv("EDGEBIT_RUNNER_ET_LOG") != nullptr;
+    if (verbose) fprintf(stderr, "[executorch %s:%zu] %.*s\n", filename, line, static_cast<int>(length), message);
+    if (level == kError && g_first_et_error.empty()) g_first_et_error.assign(message, length);
+}
+
+namespace edgebit_runner {
+
+using executorch::aten::ScalarType;
+using executorch::extension::make_tensor_ptr;
+using executorch::extension::module::Module;
+using executorch::runtime::Error;
+
+struct Decoder::Impl {
+    std::unique_ptr<Module> module;
+    Manifest m;
+    std::string model;
+};
+
+std::string Decoder::runtime_version() { return EDGEBIT_EXECUTORCH_VERSION; }
+const char* Decoder::runtime_name() { return "executorch"; }
+const char* Decoder::artifact_target() { return "executorch"; }
+
+static bool is_file(const std::string& p) {
+    struct stat st;
+    return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+Decoder::Decoder(const SessionConfig& cfg, const Manifest& m) : impl_(new Impl) {
+    Impl& s = *impl_;
+    s.m = m;
+    executorch::runtime::runtime_init();
+    if (cfg.threads > 0) {
+        auto* pool = executorch::extension::threadpool::get_threadpool();
+        if (pool) pool->_unsafe_reset_threadpool(static_cast<uint32_t>(cfg.threads));
+    }
+    if (!cfg.op_library.empty()) {
+        if (!is_file(cfg.op_library))
+            throw std::runtime_error(cfg.op_library + ": op library missing (the program's edgebit ops need it)");
+        // RTLD_GLOBAL before load_method: its kernels register into libexecutorch.so's one registry.
+        if (!dlopen(cfg.op_library.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
+            const char* e = dlerror();
+            throw std::runtime_error(cfg.op_library + ": cannot load it: " + (e ? e : "dlopen failed"));
+        }
+    }
+    s.model = cfg.artifact_dir + "/" + m.model_file;
+    if (!is_file(s.model)) throw std::runtime_error(s.model + ": missing (manifest.json names it as model_file)");
+    s.module.reset(new Module(s.model, Module::LoadMode::Mmap));
+    Error err = s.module->load_method("forward");
+    if (err != Error::Ok)
+        throw std::runtime_error(s.model + ": ExecuTorch cannot load method forward (error 0x" +
+                                 [&] { char b[16]; snprintf(b, sizeof b, "%x", static_cast<unsigned>(err)); return std::string(b); }() +
+                                 (g_first_et_error.empty() ? std::string() : ": " + g_first_et_error) + ")");
+    reset();
+}
+
+Decoder::~Decoder() = default;
+
+void Decoder::reset() { length_ = 0; }
+
+int64_t Decoder::forward_argmax(const std::vector<int64_t>& tokens) {
+    Impl& s = *impl_;
+    const int64_t t = static_cast<int64_t>(tokens.size());
+    if (length_ + t > s.m.max_seq_len)
+        throw std::runtime_error("sequence of " + std::to_string(length_ + t) + " tokens exceeds the artifact's "
+                                 "max_seq_len " + std::to_string(s.m.max_seq_len));
+    std::vector<int64_t> ids(tokens), pos(t);
+    for (int64_t i = 0; i < t; ++i) pos[i] = length_ + i;
+    auto ids_t = make_tensor_ptr({1, static_cast<int>(t)}, ids.data(), ScalarType::Long);
+    auto pos_t = make_tensor_ptr({static_cast<int>(t)}, pos.data(), ScalarType::Long);
+    auto result = s.module->execute("forward", {ids_t, pos_t});
+    if (!result.ok())
+        throw std::runtime_error(s.model + ": forward failed (ExecuTorch error 0x" +
+                                 [&] { char b[16]; snprintf(b, sizeof b, "%x", static_cast<unsigned>(result.error())); return std::string(b); }() + ")");
+    const auto& logits = result.get()[0].toTensor();
+    if (logits.dim() != 3 || logits.size(1) != t)
+        throw std::runtime_error("logits output has an unexpected shape (want [1, T, vocab])");
+    const int64_t vocab = logits.size(2);
+    const float* row = logits.const_data_ptr<float>() + (t - 1) * vocab;
+    int64_t best = 0;
+    for (int64_t v = 1; v < vocab; ++v)
+        if (row[v] > row[best]) best = v;
+    length_ += t;
+    return best;
+}
+
+std::string Decoder::end_profiling() { return ""; }
+
+}  // namespace edgebit_runner
