@@ -124,6 +124,8 @@ def html_report(results: list[dict]) -> str:
     rows = "".join(f"<tr><th>{html.escape(name)}</th>" + "".join(f"<td>{html.escape(f(r))}</td>" for r in results)
                    + "</tr>" for name, f in ROWS)
     devices = ", ".join(sorted({html.escape(r.get("device_description") or r.get("device", "")) for r in results}))
+    names = sorted({f"{r.get('runner', 'edgebit-runner')} ({r['runtime']} {r['runtime_version']})" for r in results})
+    runners = ("Runners: " if len(names) > 1 else "Runner: ") + html.escape(", ".join(names))
     banner = f'<p class="emulation"><strong>Emulation:</strong> {html.escape(EMULATION_NOTE)}.</p>' if emulated else ""
     data = html.escape(json.dumps(results, indent=1))
     return f"""<!DOCTYPE html>
@@ -136,7 +138,7 @@ th, td {{ border: 1px solid #ccc; padding: 4px 10px; }} td {{ text-align: right;
 pre {{ background: #f6f6f6; padding: 1em; overflow: auto; font-size: 11px; }}
 </style></head><body>
 <h1>edgebit profile</h1>
-<p>Device: {devices}. Runner: edgebit-runner (ONNX Runtime C API, greedy decode with the KV cache).</p>
+<p>Device: {devices}. {runners}: prompt prefill, then greedy decode with the KV cache.</p>
 {banner}
 <h2>Summary</h2>
 <table><thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table>
