@@ -145,17 +145,3 @@ class ReferenceModel:
         # A bf16 head of a real model is ~0.7 GB; converting it whole to fp32 would double that.
         chunks = [x @ head[r : r + HEAD_CHUNK_ROWS].float().T for r in range(0, head.shape[0], HEAD_CHUNK_ROWS)]
         return torch.cat(chunks, dim=-1)
-
-    @torch.no_grad()
-    def generate(self, prompt_ids: list[int], max_new_tokens: int, stop_ids: tuple[int, ...] = ()) -> list[int]:
-        """Greedy decoding with the KV cache: one prefill, then one token at a time."""
-        cache = self.new_cache(1, len(prompt_ids) + max_new_tokens)
-        logits = self.forward(torch.tensor([prompt_ids]), cache)
-        out: list[int] = []
-        for _ in range(max_new_tokens):
-            token = int(logits[0, -1].argmax())
-            out.append(token)
-            if token in stop_ids or len(out) == max_new_tokens:
-                break
-            logits = self.forward(torch.tensor([[token]]), cache)
-        return out

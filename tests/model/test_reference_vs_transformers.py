@@ -4,6 +4,8 @@ BitNetForCausalLM / LlamaForCausalLM with their bitnet quantization, in both che
 import pytest
 import torch
 
+from edgebit.backends.reference import ReferenceBackend
+from edgebit.generate import generate
 from edgebit.model.reference import ReferenceModel, ternary_linear
 from edgebit.model.weights import TernaryWeight, load_model_weights
 from edgebit.quant.packing import pack_ternary
@@ -83,4 +85,4 @@ def test_generate_greedy_matches_transformers(hf_checkpoint, load_hf):
     with torch.no_grad():
         expected = load_hf(path).generate(torch.tensor([prompt]), max_new_tokens=8, do_sample=False,
                                           eos_token_id=None, pad_token_id=0)[0, len(prompt):].tolist()
-    assert ReferenceModel(load_model_weights(path)).generate(prompt, 8) == expected
+    assert generate(ReferenceBackend(path, 32), prompt, 8).generated_ids == expected
