@@ -33,7 +33,9 @@ def profile(
     json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the runner's JSON (a list when "
                                                                      "several runs are compared).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write a self-contained HTML report.")] = None,
-    ort_profile: Annotated[Optional[Path], typer.Option(help="Directory for ONNX Runtime's per-op profile JSON.")] = None,
+    ort_profile: Annotated[Optional[Path], typer.Option("--op-profile", "--ort-profile",
+                                                        help="Directory for the runtime's per-op profile (ONNX "
+                                                             "Runtime's JSON, ExecuTorch's ETDump).")] = None,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds one runner invocation may take.")] = 600,
     connect_timeout: Annotated[float, typer.Option(min=1, help="Seconds to reach an ssh/adb device.")] = 10,
     ssh_config: Annotated[Optional[Path], typer.Option(help="ssh_config file for ssh/scp (-F).")] = None,

@@ -27,7 +27,7 @@ OP_LIBRARY = "libedgebit_ort.so"
 ORT_SONAME = "libonnxruntime.so.1"
 ET_VERSION = "1.5.1"
 ET_LIBS = ("libexecutorch.so", "libexecutorch_threadpool.so", "libexecutorch_kernels_optimized.so",
-           "libexecutorch_backend_xnnpack.so")
+           "libexecutorch_backend_xnnpack.so", "libexecutorch_etdump.so")
 RUNTIMES = ("onnxruntime", "executorch")
 # artifact target -> (runtime, runner, op library)
 RUNNERS = {"onnx": ("onnxruntime", "edgebit-runner", "libedgebit_ort.so"),

@@ -77,8 +77,8 @@ def profile(artifacts: list[Path], device: str, spec: ProfileSpec, log=lambda ms
                         "--seed", str(spec.seed), "--op-library", f"{remote_bundle}/{op_library}"]
                 argv += (["--prompt-ids", ",".join(map(str, spec.prompt_ids))] if spec.prompt_ids
                          else ["--prompt-len", str(spec.prompt_len)])
-                if spec.ort_profile_dir and kinds[artifact] == "onnx":
-                    argv += ["--ort-profile", f"{remote_bundle}.ort-profile-t{threads}"]
+                if spec.ort_profile_dir:
+                    argv += ["--profile", f"{remote_bundle}.profile-{artifact.name}-t{threads}"]
                 log(f"{transport.name}: {artifact.name}, {threads or 'default'} threads")
                 r = transport.run(argv, spec.timeout)
                 if r.returncode != 0:
@@ -90,11 +90,15 @@ def profile(artifacts: list[Path], device: str, spec: ProfileSpec, log=lambda ms
                     raise DeviceError(f"{transport.name}: edgebit-runner printed no JSON: {r.stdout[:200]!r}") from None
                 obj.update(device=device, device_description=transport.describe(), emulated=transport.emulated,
                            bundle_target=bundle.target, artifact=str(artifact))
-                if spec.ort_profile_dir and obj.get("ort_profile_file"):
+                if spec.ort_profile_dir and obj.get("profile_file"):
                     spec.ort_profile_dir.mkdir(parents=True, exist_ok=True)
-                    local = spec.ort_profile_dir / f"ort-profile-{artifact.name}-t{threads}.json"
-                    transport.pull(obj["ort_profile_file"], local)
-                    obj["ort_profile_file"] = str(local)
+                    kind = "ort-profile" if kinds[artifact] == "onnx" else "etdump"
+                    ext = ".json" if kind == "ort-profile" else ".etdump"
+                    local = spec.ort_profile_dir / f"{kind}-{artifact.name}-t{threads}{ext}"
+                    transport.pull(obj["profile_file"], local)
+                    obj["profile_file"] = str(local)
+                    if kind == "ort-profile":
+                        obj["ort_profile_file"] = str(local)
                 results.append(obj)
     finally:
         transport.close()

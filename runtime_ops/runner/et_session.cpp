@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <sys/stat.h>
 
+#include <executorch/devtools/etdump/etdump_flatcc.h>
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor_ptr.h>
 #include <executorch/runtime/platform/runtime.h>
@@ -46,6 +47,7 @@ struct Decoder::Impl {
     std::unique_ptr<Module> module;
     Manifest m;
     std::string model;
+    std::string etdump_path;  // with --profile: the ETDump written at the end
 };
 
 std::string Decoder::runtime_version() { return EDGEBIT_EXECUTORCH_VERSION; }
@@ -76,7 +78,12 @@ Decoder::Decoder(const SessionConfig& cfg, const Manifest& m) : impl_(new Impl) 
     }
     s.model = cfg.artifact_dir + "/" + m.model_file;
     if (!is_file(s.model)) throw std::runtime_error(s.model + ": missing (manifest.json names it as model_file)");
-    s.module.reset(new Module(s.model, Module::LoadMode::Mmap));
+    std::unique_ptr<executorch::runtime::EventTracer> tracer;
+    if (!cfg.profile_prefix.empty()) {
+        tracer.reset(new executorch::etdump::ETDumpGen());
+        s.etdump_path = cfg.profile_prefix + ".etdump";
+    }
+    s.module.reset(new Module(s.model, Module::LoadMode::Mmap, std::move(tracer)));
     Error err = s.module->load_method("forward");
     if (err != Error::Ok)
         throw std::runtime_error(s.model + ": ExecuTorch cannot load method forward (error 0x" +
@@ -115,6 +122,19 @@ int64_t Decoder::forward_argmax(const std::vector<int64_t>& tokens) {
     return best;
 }
 
-std::string Decoder::end_profiling() { return ""; }
+std::string Decoder::end_profiling() {
+    Impl& s = *impl_;
+    if (s.etdump_path.empty()) return "";
+    auto* gen = static_cast<executorch::etdump::ETDumpGen*>(s.module->event_tracer());
+    executorch::etdump::ETDumpResult result = gen->get_etdump_data();
+    if (!result.buf || !result.size) return "";
+    FILE* f = fopen(s.etdump_path.c_str(), "wb");
+    if (!f) throw std::runtime_error(s.etdump_path + ": cannot write the ETDump");
+    const bool ok = fwrite(result.buf, 1, result.size, f) == result.size;
+    fclose(f);
+    free(result.buf);
+    if (!ok) throw std::runtime_error(s.etdump_path + ": short write");
+    return s.etdump_path;
+}
 
 }  // namespace edgebit_runner

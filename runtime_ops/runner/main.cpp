@@ -23,7 +23,8 @@ namespace {
 const char* kUsage =
     "usage: edgebit-runner ARTIFACT_DIR [--threads N] [--prompt-len P | --prompt-ids a,b,c] [--gen-len G]\n"
     "                      [--runs R] [--warmup W] [--seed S] [--op-library PATH] [--profile PREFIX]\n"
-    "  --profile: ONNX Runtime's per-op profiling JSON (file name prefix); not supported by edgebit-runner-et yet\n";
+    "  --profile PREFIX: the runtime's per-op profile: ONNX Runtime's profiling JSON (PREFIX_<date>.json) or\n"
+    "                    an ETDump (PREFIX.etdump; read it with executorch.devtools.Inspector)\n";
 
 struct Args {
     std::string artifact;

@@ -37,3 +37,15 @@ def test_wrong_runner_for_the_artifact_says_which(tiny_pte, cli):
     runner = build_bundle("host").runner  # the ONNX Runtime runner
     p = subprocess.run([runner, str(tiny_pte)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "use edgebit-runner-et" in p.stderr
+
+
+def test_pte_etdump_is_pulled_and_readable(tiny_pte, cli, tmp_path):
+    r = cli("profile", tiny_pte, "--prompt-len", "5", "--gen-len", "3", "--runs", "1", "--warmup", "0",
+            "--threads", "1", "--json", tmp_path / "p.json", "--op-profile", tmp_path / "prof")
+    assert r.returncode == 0, r.stderr
+    x = json.loads((tmp_path / "p.json").read_text())
+    assert x["profile_file"].endswith(".etdump") and x["ort_profile_file"] is None
+    from edgebit.backends.executorch import op_profile
+
+    rows = op_profile(x["profile_file"])
+    assert any("bitlinear" in row["op"] for row in rows), rows
