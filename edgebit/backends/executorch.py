@@ -83,10 +83,15 @@ def op_profile(etdump_path: Path) -> list[dict]:
     from executorch.devtools import Inspector
 
     frame = Inspector(etdump_path=str(etdump_path)).to_dataframe()
+    # OPERATOR_CALL wraps each kernel call; DELEGATE_CALL wraps a delegate's own events (XNNPACK reports its
+    # operators) when it has any: counting the wrappers too would count that time twice.
+    wrappers = {"OPERATOR_CALL", "Method::execute"}
+    if any(frame["is_delegated_op"]):
+        wrappers.add("DELEGATE_CALL")
     totals: dict[str, list[float]] = {}
     for block, name, raw in zip(frame["event_block_name"], frame["event_name"], frame["raw"]):
-        if block != "Execute" or name in ("OPERATOR_CALL", "Method::execute"):
-            continue  # OPERATOR_CALL wraps each kernel call and would count it twice
+        if block != "Execute" or name in wrappers:
+            continue
         name = name.removeprefix("native_call_")
         row = totals.setdefault(name, [0, 0.0])
         row[0] += len(raw)

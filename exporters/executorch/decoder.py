@@ -65,19 +65,18 @@ class Layer(nn.Module):
         t = x.shape[1]
         kvh, d, group = cfg.num_kv_heads, cfg.head_dim, cfg.num_heads // cfg.num_kv_heads
         q, k, v = self.qkv(x).split([cfg.q_size, cfg.kv_size, cfg.kv_size], dim=-1)
-        q = apply_rope(q.view(1, t, cfg.num_heads, d).transpose(1, 2), cos, sin)  # (1, NH, T, D)
+        q = apply_rope(q.view(1, t, kvh, group, d).permute(0, 2, 3, 1, 4), cos, sin)  # (1, KVH, G, T, D)
         k = apply_rope(k.view(1, t, kvh, d).transpose(1, 2), cos, sin)  # (1, KVH, T, D)
         v = v.view(1, t, kvh, d).transpose(1, 2)
         self.k_cache.index_copy_(2, input_pos, k)
         self.v_cache.index_copy_(2, input_pos, v)
-        # GQA: each KV head serves `group` query heads (expand + reshape, as the reference's repeat_interleave).
-        s = self.k_cache.shape[2]
-        keys = self.k_cache.unsqueeze(2).expand(1, kvh, group, s, d).reshape(1, cfg.num_heads, s, d)
-        values = self.v_cache.unsqueeze(2).expand(1, kvh, group, s, d).reshape(1, cfg.num_heads, s, d)
-        scores = (q @ keys.transpose(2, 3)) * d**-0.5  # (1, NH, T, S)
-        scores = scores.masked_fill(masked, float("-inf"))
-        out = torch.softmax(scores, dim=-1) @ values  # (1, NH, T, D)
-        out = out.transpose(1, 2).reshape(1, t, cfg.q_size)
+        # GQA without copying the cache: the `group` query heads of each KV head stacked along the query axis
+        # (1, KVH, G*T, D), so one batched matmul per KV head reads its keys and values where they lie.
+        q = q.contiguous().view(1, kvh, group * t, d)
+        scores = (q @ self.k_cache.transpose(2, 3)) * d**-0.5  # (1, KVH, G*T, S)
+        scores = scores.masked_fill(masked.repeat(group, 1), float("-inf"))
+        out = torch.softmax(scores, dim=-1) @ self.v_cache  # (1, KVH, G*T, D)
+        out = out.view(1, kvh, group, t, d).permute(0, 3, 1, 2, 4).reshape(1, t, cfg.q_size)
         if self.attn_sub_norm is not None:
             out = rms_norm(out, self.attn_sub_norm, cfg.rms_norm_eps)
         return self.o(out)
