@@ -1,0 +1,70 @@
+"""The model edgebit ships: in the installed package, small, loadable, and it writes readable text."""
+
+import json
+import re
+import shutil
+
+import pytest
+import torch
+
+from edgebit.model.shipped import default_model_path
+
+FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "MODEL_CARD.md")
+
+
+def test_shipped_files_are_installed_and_small():
+    path = default_model_path()
+    assert "site-packages" in str(path) or "dist-packages" in str(path)  # the wheel carries them
+    for name in FILES:
+        assert (path / name).is_file(), name
+    assert sum(f.stat().st_size for f in path.iterdir()) < 15_000_000
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from edgebit.model.reference import ReferenceModel
+    from edgebit.model.weights import load_model_weights
+    from edgebit.tokenizer import load_tokenizer
+
+    path = default_model_path()
+    return load_tokenizer(path), ReferenceModel(load_model_weights(path))
+
+
+@pytest.mark.parametrize("prompt", ["And God said", "The LORD is my shepherd", "Blessed are the"])
+def test_greedy_text_is_words_not_noise(shipped, prompt):
+    from edgebit.model.sampling import generate
+
+    tok, model = shipped
+    ids = tok.encode(prompt).ids
+    new = generate(model, ids, 40, stop_ids=model.cfg.eos_token_ids)
+    assert len(set(new)) >= 12  # not one token (or a short loop) over and over
+    words = re.findall(r"[A-Za-z]+", tok.decode(new))
+    assert len(words) >= 15
+    # A word is known if the BPE vocabulary (trained on the KJV) holds it whole: random token soup would
+    # mostly be word fragments.
+    vocab = tok.get_vocab()
+    known = [w for w in words if "\u0120" + w in vocab or "\u0120" + w.lower() in vocab]
+    assert len(known) >= 0.8 * len(words), tok.decode(new)
+
+
+def test_top_p_sampling_is_seeded(shipped):
+    from edgebit.model.sampling import generate
+
+    tok, model = shipped
+    ids = tok.encode("In the beginning").ids
+    a = generate(model, ids, 20, temperature=0.8, top_p=0.9, seed=3)
+    assert a == generate(model, ids, 20, temperature=0.8, top_p=0.9, seed=3)
+    assert a != generate(model, ids, 20, temperature=0.8, top_p=0.9, seed=4)
+
+
+@pytest.mark.skipif(shutil.which("bible") is None, reason="needs the KJV: apt-get install bible-kjv bible-kjv-text")
+def test_model_card_perplexity_is_reproduced():
+    """`edgebit perplexity` (the reference model on the shipped files) gives what training reported."""
+    from edgebit.train.evaluate import heldout_perplexity
+
+    path = default_model_path()
+    trained = json.loads((path / "training.json").read_text())
+    got = heldout_perplexity(path, "kjv", [], trained["options"]["seq_len"])
+    assert got["heldout_tokens"] // trained["options"]["seq_len"] > 0
+    assert got["heldout_perplexity"] == pytest.approx(trained["heldout_perplexity"], rel=2e-3)
+    assert f"{trained['heldout_perplexity']:.2f}" in (path / "MODEL_CARD.md").read_text()
