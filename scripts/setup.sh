@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(cmake g++ g++-aarch64-linux-gnu qemu-user openssh-client openssh-server adb)
+apt_packages=(cmake g++ g++-aarch64-linux-gnu qemu-user openssh-client openssh-server adb bible-kjv bible-kjv-text)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -12,10 +12,10 @@ from edgebit.model.weights import load_model_weights
 
 
 class ReferenceBackend:
-    def __init__(self, checkpoint: Path, max_seq_len: int):
+    def __init__(self, checkpoint: Path, max_seq_len: int | None = None):
         self.model = ReferenceModel(load_model_weights(checkpoint))
         self.name = f"edgebit reference (torch {torch.__version__})"
-        self.max_seq_len = max_seq_len
+        self.max_seq_len = max_seq_len or self.model.cfg.max_position_embeddings
         self.vocab_size = self.model.cfg.vocab_size
         self.reset()
 

@@ -18,17 +18,18 @@ def generate(
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
 ) -> None:
     """Generate text from a checkpoint with the reference model (slow but exact; greedy by default)."""
+    from edgebit.backends.reference import ReferenceBackend
     from edgebit.cli.console import out
-    from edgebit.model.reference import ReferenceModel
-    from edgebit.model.sampling import generate as run
-    from edgebit.model.weights import load_model_weights
+    from edgebit.generate import Sampling
+    from edgebit.generate import generate as run
     from edgebit.tokenizer import load_tokenizer
 
     path = resolve_model(model)
     tok = load_tokenizer(path)
-    ref = ReferenceModel(load_model_weights(path))
     ids = tok.encode(prompt).ids
-    new = run(ref, ids, max_new_tokens, temperature, top_p, seed, stop_ids=ref.cfg.eos_token_ids)
+    ref = ReferenceBackend(path)
+    max_new_tokens = max(0, min(max_new_tokens, ref.max_seq_len - len(ids)))
+    new = run(ref, ids, max_new_tokens, Sampling(temperature, top_p, seed), ref.model.cfg.eos_token_ids).generated_ids
     text = tok.decode(ids + new, skip_special_tokens=True)
     # The byte-level tokenizer adds a prefix space to every encoded line; drop it when printing lines.
     text = text.replace("\n ", "\n")
