@@ -127,7 +127,6 @@ def bench_decode_sweep(thread_counts=(1, 2), bandwidth_gbps: float = 0.0,
             layers = FP32_SWEEP_LAYERS if name == "torch_fp32" else NUM_LAYERS
             calls = [_baseline_calls([w for w, _ in layer], 1, threads, seed=j)[name] for j in range(layers)]
             base[name] = _timed(lambda: [c() for c in calls], threads) * NUM_LAYERS / layers
-            del calls
         gbps = total_bytes / ours / 1e9
         row = Row("2b4t_all_ternary_matrices", 1, threads, native.variant(), ours, gbps,
                   gbps / bandwidth_gbps if bandwidth_gbps else 0.0, {b: t / ours for b, t in base.items()}, base)

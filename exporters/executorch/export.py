@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Callable
 
 from edgebit.atomic import atomic_output_dir
-from edgebit.errors import EdgebitError
 from .. import register
+from ..common import check_head, copy_tokenizer_files, load_for_export
 
 MODEL_FILE = "program.pte"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
 
 
 def constant_methods(cfg, seq: int) -> dict:
@@ -93,19 +92,14 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
                       xnnpack: bool = True, force: bool = False,
                       on_step: Callable[[str], None] | None = None) -> Path:
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
-    from edgebit.model.weights import load_model_weights
     from edgebit.ops.executorch_library import OP_NAME, library_path
 
     step = on_step or (lambda what: None)
-    if head not in ("fp32", "int8"):
-        raise EdgebitError(f"--head: {head!r} is not one of fp32, int8")
+    check_head(head)
     library = library_path()
     step("loading checkpoint")
-    weights = load_model_weights(model)
+    weights, seq = load_for_export(model, max_seq_len)
     cfg = weights.config
-    seq = max_seq_len or min(cfg.max_position_embeddings, 4096)
-    if not 1 <= seq <= cfg.max_position_embeddings:
-        raise EdgebitError(f"--max-seq-len: {seq} is outside 1..{cfg.max_position_embeddings} (the model's limit)")
     with atomic_output_dir(output, force=force) as tmp:
         program = export_program(weights, seq, head, xnnpack, step)
         del weights
@@ -114,9 +108,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
             program.write_to_file(f)
         del program
         shutil.copy2(library, tmp / library.name)
-        for name in TOKENIZER_FILES:
-            if (Path(model) / name).is_file():
-                shutil.copy2(Path(model) / name, tmp / name)
+        copy_tokenizer_files(model, tmp)
         step("hashing")
         write_manifest(tmp, {
             "target": "executorch",

@@ -11,10 +11,10 @@ from typing import Callable
 from edgebit.atomic import atomic_output_dir
 from edgebit.errors import EdgebitError
 from .. import register
+from ..common import check_head, copy_tokenizer_files, load_for_export
 
 MODEL_FILE = "model.onnx"
 INLINE_LIMIT = 1 << 30  # weights above this stay in model.onnx.data (protobuf's hard limit is 2 GiB)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
 
 
 @register("onnx")
@@ -24,13 +24,11 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
     import onnx
 
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
-    from edgebit.model.weights import load_model_weights
     from .decoder import DecoderGraph, ExportOptions
     from .genai_config import genai_config
 
     step = on_step or (lambda what: None)
-    if head not in ("fp32", "int8"):
-        raise EdgebitError(f"--head: {head!r} is not one of fp32, int8")
+    check_head(head)
     if ops not in ("edgebit", "standard"):
         raise EdgebitError(f"--ops: {ops!r} is not one of edgebit, standard")
     library = None
@@ -39,11 +37,8 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
 
         library = library_path()
     step("loading checkpoint")
-    weights = load_model_weights(model)
+    weights, seq = load_for_export(model, max_seq_len)
     cfg = weights.config
-    seq = max_seq_len or min(cfg.max_position_embeddings, 4096)
-    if not 1 <= seq <= cfg.max_position_embeddings:
-        raise EdgebitError(f"--max-seq-len: {seq} is outside 1..{cfg.max_position_embeddings} (the model's limit)")
     with atomic_output_dir(output, force=force) as tmp:
         step("building graph")
         data = tmp / (MODEL_FILE + ".data")
@@ -63,9 +58,7 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
         onnx.checker.check_model(str(tmp / MODEL_FILE))
         if library:
             shutil.copy2(library, tmp / library.name)
-        for name in TOKENIZER_FILES:
-            if (Path(model) / name).is_file():
-                shutil.copy2(Path(model) / name, tmp / name)
+        copy_tokenizer_files(model, tmp)
         (tmp / "genai_config.json").write_text(
             json.dumps(genai_config(cfg, seq, MODEL_FILE, library.name if library else None), indent=2) + "\n")
         step("hashing")

@@ -1,0 +1,36 @@
+"""What every export target does the same way: check the shared options, load the checkpoint, settle the
+sequence limit, and copy the tokenizer files into the artifact."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from edgebit.errors import EdgebitError
+
+HEADS = ("fp32", "int8")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
+DEFAULT_MAX_SEQ_LEN = 4096
+
+
+def check_head(head: str) -> None:
+    if head not in HEADS:
+        raise EdgebitError(f"--head: {head!r} is not one of {', '.join(HEADS)}")
+
+
+def load_for_export(model: Path, max_seq_len: int | None):
+    """(ModelWeights, the artifact's max sequence length): the model's own limit, capped at 4096 by default."""
+    from edgebit.model.weights import load_model_weights
+
+    weights = load_model_weights(model)
+    limit = weights.config.max_position_embeddings
+    seq = max_seq_len or min(limit, DEFAULT_MAX_SEQ_LEN)
+    if not 1 <= seq <= limit:
+        raise EdgebitError(f"--max-seq-len: {seq} is outside 1..{limit} (the model's limit)")
+    return weights, seq
+
+
+def copy_tokenizer_files(model: Path, dest: Path) -> None:
+    for name in TOKENIZER_FILES:
+        if (Path(model) / name).is_file():
+            shutil.copy2(Path(model) / name, dest / name)
