@@ -29,6 +29,9 @@ def _session(graph, threads: int):
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # The decode sweep runs one session per layer: 30 pools of spinning threads on 2 cores would measure
+    # the spinning, not the kernels.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
