@@ -1,0 +1,82 @@
+#include "jni_support.h"
+
+namespace edgebit_jni {
+namespace {
+
+JavaRefs g_refs{};
+
+jclass global_class(JNIEnv* env, const char* name) {
+    jclass local = env->FindClass(name);
+    if (local == nullptr) return nullptr;
+    auto global = static_cast<jclass>(env->NewGlobalRef(local));
+    env->DeleteLocalRef(local);
+    return global;
+}
+
+}  // namespace
+
+bool init_refs(JNIEnv* env) {
+    JavaRefs r{};
+    r.string_class = global_class(env, "java/lang/String");
+    if (r.string_class == nullptr) return false;
+    r.string_from_bytes = env->GetMethodID(r.string_class, "<init>", "([BLjava/nio/charset/Charset;)V");
+    if (r.string_from_bytes == nullptr) return false;
+
+    jclass charsets = env->FindClass("java/nio/charset/StandardCharsets");
+    if (charsets == nullptr) return false;
+    jfieldID utf8_field = env->GetStaticFieldID(charsets, "UTF_8", "Ljava/nio/charset/Charset;");
+    if (utf8_field == nullptr) return false;
+    jobject utf8 = env->GetStaticObjectField(charsets, utf8_field);
+    r.utf8_charset = env->NewGlobalRef(utf8);
+    env->DeleteLocalRef(utf8);
+    env->DeleteLocalRef(charsets);
+
+    r.exception_class = global_class(env, "dev/edgebit/engine/EdgebitException");
+    if (r.exception_class == nullptr) return false;
+    r.exception_ctor = env->GetMethodID(r.exception_class, "<init>", "(ILjava/lang/String;)V");
+    if (r.exception_ctor == nullptr) return false;
+
+    r.stats_class = global_class(env, "dev/edgebit/engine/GenerationStats");
+    if (r.stats_class == nullptr) return false;
+    r.stats_ctor = env->GetMethodID(r.stats_class, "<init>", "(DDDDJJJJJJI)V");
+    if (r.stats_ctor == nullptr) return false;
+
+    jclass callback = env->FindClass("dev/edgebit/engine/TokenCallback");
+    if (callback == nullptr) return false;
+    r.on_token = env->GetMethodID(callback, "onToken", "(Ljava/lang/String;I)Z");
+    env->DeleteLocalRef(callback);
+    if (r.on_token == nullptr) return false;
+    g_refs = r;
+    return true;
+}
+
+const JavaRefs& refs() { return g_refs; }
+
+jstring java_string(JNIEnv* env, const char* utf8, size_t len) {
+    jbyteArray bytes = env->NewByteArray(static_cast<jsize>(len));
+    if (bytes == nullptr) return nullptr;
+    env->SetByteArrayRegion(bytes, 0, static_cast<jsize>(len), reinterpret_cast<const jbyte*>(utf8));
+    auto s = static_cast<jstring>(env->NewObject(g_refs.string_class, g_refs.string_from_bytes, bytes,
+                                                 g_refs.utf8_charset));
+    env->DeleteLocalRef(bytes);
+    return s;
+}
+
+std::string bytes_of(JNIEnv* env, jbyteArray bytes) {
+    std::string out(static_cast<size_t>(env->GetArrayLength(bytes)), '\0');
+    env->GetByteArrayRegion(bytes, 0, static_cast<jsize>(out.size()), reinterpret_cast<jbyte*>(&out[0]));
+    return out;
+}
+
+void throw_edgebit(JNIEnv* env, int code, const std::string& message) {
+    jstring text = java_string(env, message);
+    if (text == nullptr) return;  // OutOfMemoryError pending: that one propagates instead
+    auto ex = static_cast<jthrowable>(env->NewObject(g_refs.exception_class, g_refs.exception_ctor,
+                                                     static_cast<jint>(code), text));
+    env->DeleteLocalRef(text);
+    if (ex == nullptr) return;
+    env->Throw(ex);
+    env->DeleteLocalRef(ex);
+}
+
+}  // namespace edgebit_jni

@@ -1,0 +1,13 @@
+package dev.edgebit.engine;
+
+/** Receives generated text as it is decoded, on the thread that called generate or chatSend. */
+@FunctionalInterface
+public interface TokenCallback {
+    /**
+     * @param text whole characters only (a character split across tokens arrives with the token that completes
+     *     it), possibly empty
+     * @param tokenId the sampled token
+     * @return true to go on, false to stop the generation (its stop reason becomes CANCELLED)
+     */
+    boolean onToken(String text, int tokenId);
+}
