@@ -145,6 +145,9 @@ public final class EngineHarness {
             expect(s.timeToFirstTokenMs > 0 && s.prefillTokensPerSecond > 0, "TTFT and prefill speed are positive");
             expect(c.generatedIds.length < 2 || s.decodeTokensPerSecond > 0, "decode speed is positive");
             expect(s.peakRssBytes >= s.rssAfterLoadBytes, "peak RSS >= RSS after load");
+            System.out.printf("INFO %sTTFT %.1f ms, prefill %.0f tok/s, decode %.0f tok/s, peak RSS %d MB%n", p,
+                              s.timeToFirstTokenMs, s.prefillTokensPerSecond, s.decodeTokensPerSecond,
+                              s.peakRssBytes >> 20);
         });
     }
 

@@ -10,6 +10,7 @@ import android.view.WindowInsets
 import android.widget.AdapterView
 import android.widget.ArrayAdapter
 import android.widget.Button
+import android.widget.CheckBox
 import android.widget.EditText
 import android.widget.ScrollView
 import android.widget.Spinner
@@ -34,6 +35,7 @@ class ChatActivity : Activity() {
     private lateinit var scroll: ScrollView
     private lateinit var transcript: TextView
     private lateinit var statsView: TextView
+    private lateinit var greedy: CheckBox
     private lateinit var prompt: EditText
     private lateinit var send: Button
     private lateinit var stop: Button
@@ -53,6 +55,7 @@ class ChatActivity : Activity() {
         scroll = findViewById(R.id.transcript_scroll)
         transcript = findViewById(R.id.transcript)
         statsView = findViewById(R.id.stats)
+        greedy = findViewById(R.id.greedy)
         prompt = findViewById(R.id.prompt)
         send = findViewById(R.id.send)
         stop = findViewById(R.id.stop)
@@ -130,6 +133,7 @@ class ChatActivity : Activity() {
         say(getString(R.string.you, text))
         transcript.append(getString(R.string.model))
         setBusy(true)
+        val options = if (greedy.isChecked) GenerationOptions.greedy(MAX_NEW_TOKENS) else sampling()
         worker.execute {
             val e = engine ?: return@execute report(IllegalStateException(getString(R.string.not_loaded)))
             val onToken = TokenCallback { piece, _ ->
@@ -137,7 +141,7 @@ class ChatActivity : Activity() {
                 true
             }
             try {
-                if (chatMode) e.chatSend(text, sampling(), onToken) else e.generate(text, sampling(), onToken)
+                if (chatMode) e.chatSend(text, options, onToken) else e.generate(text, options, onToken)
                 val line = statsLine(e.stats())
                 ui.post {
                     appendAndScroll("\n")
@@ -154,7 +158,10 @@ class ChatActivity : Activity() {
         }
     }
 
-    /** BitNet's usual sample settings (temperature 0.8, repetition penalty 1.1); greedy decoding loops on small models. */
+    /**
+     * BitNet's usual sample settings (temperature 0.8, repetition penalty 1.1): greedy decoding loops on small models,
+     * but is what reproduces `edgebit run`'s text, so the screen offers both.
+     */
     private fun sampling(): GenerationOptions = GenerationOptions().apply {
         maxNewTokens = MAX_NEW_TOKENS
         temperature = 0.8f
@@ -193,10 +200,10 @@ class ChatActivity : Activity() {
     /** Android 15+ draws apps edge to edge: keep the screen clear of the system bars and the keyboard. */
     private fun padForSystemBars(root: View) {
         if (Build.VERSION.SDK_INT < 35) return
-        val (left, top, right, bottom) = listOf(root.paddingLeft, root.paddingTop, root.paddingRight, root.paddingBottom)
+        val pad = root.paddingLeft  // the layout's own padding, the same on every side
         root.setOnApplyWindowInsetsListener { v, insets ->
             val bars = insets.getInsets(WindowInsets.Type.systemBars() or WindowInsets.Type.ime())
-            v.setPadding(left + bars.left, top + bars.top, right + bars.right, bottom + bars.bottom)
+            v.setPadding(pad + bars.left, pad + bars.top, pad + bars.right, pad + bars.bottom)
             insets
         }
     }
