@@ -32,6 +32,8 @@ android {
         }
         externalNativeBuild {
             cmake {
+                // What the APK holds (src/main/cpp/CMakeLists.txt): not the command-line runner it also defines.
+                targets += listOf("edgebit_jni", "edgebit_engine", "edgebit_ort")
                 arguments += listOf(
                     "-DEDGEBIT_ORT_AAR=${onnxruntimeAar.singleFile.absolutePath}",
                     // Three C++ libraries (engine, JNI bridge, op library) share one C++ runtime.

@@ -52,17 +52,27 @@ std::string last_error(edgebit_engine* e, int status) {
     return "edgebit engine: status " + std::to_string(status) + " without a message";
 }
 
-edgebit_sampling sampling(jint max_new_tokens, jfloat temperature, jint top_k, jfloat top_p, jfloat repetition_penalty,
-                          jlong seed) {
+edgebit_sampling sampling_of(JNIEnv* env, jobject o) {
+    const JavaRefs& r = refs();
     edgebit_sampling s;
     edgebit_sampling_init(&s);
-    s.max_new_tokens = max_new_tokens;
-    s.temperature = temperature;
-    s.top_k = top_k;
-    s.top_p = top_p;
-    s.repetition_penalty = repetition_penalty;
-    s.seed = static_cast<uint64_t>(seed);
+    s.max_new_tokens = env->GetIntField(o, r.opt_max_new_tokens);
+    s.temperature = env->GetFloatField(o, r.opt_temperature);
+    s.top_k = env->GetIntField(o, r.opt_top_k);
+    s.top_p = env->GetFloatField(o, r.opt_top_p);
+    s.repetition_penalty = env->GetFloatField(o, r.opt_repetition_penalty);
+    s.seed = static_cast<uint64_t>(env->GetLongField(o, r.opt_seed));
+    s.ignore_eos = env->GetBooleanField(o, r.opt_ignore_eos) ? 1 : 0;
     return s;
+}
+
+jobject native_sampling_defaults(JNIEnv* env, jclass) {
+    edgebit_sampling s;
+    edgebit_sampling_init(&s);
+    return env->NewObject(refs().options_class, refs().options_ctor, static_cast<jint>(s.max_new_tokens),
+                          static_cast<jfloat>(s.temperature), static_cast<jint>(s.top_k), static_cast<jfloat>(s.top_p),
+                          static_cast<jfloat>(s.repetition_penalty), static_cast<jlong>(s.seed),
+                          static_cast<jboolean>(s.ignore_eos != 0));
 }
 
 // generate and chat_send differ only in the C function they call.
@@ -103,10 +113,9 @@ jstring native_info_json(JNIEnv* env, jclass, jlong handle) {
     return java_string(env, info != nullptr ? std::string(info) : std::string("{}"));
 }
 
-jstring native_generate(JNIEnv* env, jclass, jlong handle, jbyteArray prompt, jint max_new_tokens, jfloat temperature,
-                        jint top_k, jfloat top_p, jfloat repetition_penalty, jlong seed, jobject callback) {
+jstring native_generate(JNIEnv* env, jclass, jlong handle, jbyteArray prompt, jobject options, jobject callback) {
     std::string prompt_s = bytes_of(env, prompt);
-    edgebit_sampling s = sampling(max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed);
+    edgebit_sampling s = sampling_of(env, options);
     return stream_call(env, handle, callback, [&](edgebit_engine* e, Stream* stream) {
         return edgebit_engine_generate(e, prompt_s.c_str(), &s, on_piece, stream);
     });
@@ -119,10 +128,9 @@ void native_chat_reset(JNIEnv* env, jclass, jlong handle, jbyteArray system_prom
     if (status != EDGEBIT_OK) throw_edgebit(env, status, last_error(e, status));
 }
 
-jstring native_chat_send(JNIEnv* env, jclass, jlong handle, jbyteArray message, jint max_new_tokens, jfloat temperature,
-                         jint top_k, jfloat top_p, jfloat repetition_penalty, jlong seed, jobject callback) {
+jstring native_chat_send(JNIEnv* env, jclass, jlong handle, jbyteArray message, jobject options, jobject callback) {
     std::string message_s = bytes_of(env, message);
-    edgebit_sampling s = sampling(max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed);
+    edgebit_sampling s = sampling_of(env, options);
     return stream_call(env, handle, callback, [&](edgebit_engine* e, Stream* stream) {
         return edgebit_engine_chat_send(e, message_s.c_str(), &s, on_piece, stream);
     });
@@ -165,16 +173,18 @@ jintArray native_last_generated_ids(JNIEnv* env, jclass, jlong handle) {
     return ids(env, handle, edgebit_engine_last_generated_ids);
 }
 
-#define SAMPLING_SIG "IFIFFJLdev/edgebit/engine/TokenCallback;"
+#define STREAM_SIG "Ldev/edgebit/engine/GenerationOptions;Ldev/edgebit/engine/TokenCallback;"
 const JNINativeMethod kMethods[] = {
+    {const_cast<char*>("nativeSamplingDefaults"), const_cast<char*>("()Ldev/edgebit/engine/GenerationOptions;"),
+     reinterpret_cast<void*>(native_sampling_defaults)},
     {const_cast<char*>("nativeOpen"), const_cast<char*>("([BI[B)J"), reinterpret_cast<void*>(native_open)},
     {const_cast<char*>("nativeClose"), const_cast<char*>("(J)V"), reinterpret_cast<void*>(native_close)},
     {const_cast<char*>("nativeInfoJson"), const_cast<char*>("(J)Ljava/lang/String;"),
      reinterpret_cast<void*>(native_info_json)},
-    {const_cast<char*>("nativeGenerate"), const_cast<char*>("(J[B" SAMPLING_SIG ")Ljava/lang/String;"),
+    {const_cast<char*>("nativeGenerate"), const_cast<char*>("(J[B" STREAM_SIG ")Ljava/lang/String;"),
      reinterpret_cast<void*>(native_generate)},
     {const_cast<char*>("nativeChatReset"), const_cast<char*>("(J[B)V"), reinterpret_cast<void*>(native_chat_reset)},
-    {const_cast<char*>("nativeChatSend"), const_cast<char*>("(J[B" SAMPLING_SIG ")Ljava/lang/String;"),
+    {const_cast<char*>("nativeChatSend"), const_cast<char*>("(J[B" STREAM_SIG ")Ljava/lang/String;"),
      reinterpret_cast<void*>(native_chat_send)},
     {const_cast<char*>("nativeCancel"), const_cast<char*>("(J)V"), reinterpret_cast<void*>(native_cancel)},
     {const_cast<char*>("nativeStats"), const_cast<char*>("(J)Ldev/edgebit/engine/GenerationStats;"),
@@ -184,7 +194,7 @@ const JNINativeMethod kMethods[] = {
     {const_cast<char*>("nativeLastGeneratedIds"), const_cast<char*>("(J)[I"),
      reinterpret_cast<void*>(native_last_generated_ids)},
 };
-#undef SAMPLING_SIG
+#undef STREAM_SIG
 
 }  // namespace
 }  // namespace edgebit_jni

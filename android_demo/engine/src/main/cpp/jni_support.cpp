@@ -46,6 +46,23 @@ bool init_refs(JNIEnv* env) {
     r.on_token = env->GetMethodID(callback, "onToken", "(Ljava/lang/String;I)Z");
     env->DeleteLocalRef(callback);
     if (r.on_token == nullptr) return false;
+
+    r.options_class = global_class(env, "dev/edgebit/engine/GenerationOptions");
+    if (r.options_class == nullptr) return false;
+    r.options_ctor = env->GetMethodID(r.options_class, "<init>", "(IFIFFJZ)V");
+    if (r.options_ctor == nullptr) return false;
+    const struct {
+        jfieldID* id;
+        const char* name;
+        const char* sig;
+    } fields[] = {{&r.opt_max_new_tokens, "maxNewTokens", "I"}, {&r.opt_temperature, "temperature", "F"},
+                  {&r.opt_top_k, "topK", "I"}, {&r.opt_top_p, "topP", "F"},
+                  {&r.opt_repetition_penalty, "repetitionPenalty", "F"}, {&r.opt_seed, "seed", "J"},
+                  {&r.opt_ignore_eos, "ignoreEos", "Z"}};
+    for (const auto& f : fields) {
+        *f.id = env->GetFieldID(r.options_class, f.name, f.sig);
+        if (*f.id == nullptr) return false;
+    }
     g_refs = r;
     return true;
 }

@@ -20,6 +20,10 @@ struct JavaRefs {
     jclass stats_class;           // dev.edgebit.engine.GenerationStats
     jmethodID stats_ctor;         // edgebit_stats field order
     jmethodID on_token;           // TokenCallback.onToken(String, int) -> boolean
+    jclass options_class;         // dev.edgebit.engine.GenerationOptions
+    jmethodID options_ctor;       // edgebit_sampling field order
+    jfieldID opt_max_new_tokens, opt_temperature, opt_top_k, opt_top_p, opt_repetition_penalty, opt_seed,
+        opt_ignore_eos;
 };
 
 // Looks the classes up (JNI_OnLoad); false with a Java exception pending when a class or member is missing.

@@ -59,8 +59,9 @@ public final class EngineHarness {
             return String.join("", pieces);
         }
 
+        /** The sampled ids streamed (without the -1 of a final flush of held-back bytes). */
         int[] idArray() {
-            return ids.stream().mapToInt(Integer::intValue).toArray();
+            return ids.stream().mapToInt(Integer::intValue).filter(id -> id >= 0).toArray();
         }
     }
 

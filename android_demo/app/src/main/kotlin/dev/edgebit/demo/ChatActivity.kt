@@ -162,7 +162,7 @@ class ChatActivity : Activity() {
      * BitNet's usual sample settings (temperature 0.8, repetition penalty 1.1): greedy decoding loops on small models,
      * but is what reproduces `edgebit run`'s text, so the screen offers both.
      */
-    private fun sampling(): GenerationOptions = GenerationOptions().apply {
+    private fun sampling(): GenerationOptions = GenerationOptions.defaults().apply {
         maxNewTokens = MAX_NEW_TOKENS
         temperature = 0.8f
         repetitionPenalty = 1.1f

@@ -65,15 +65,15 @@ public final class EdgebitEngine implements AutoCloseable {
     /**
      * Plain completion from a cleared context: the prompt is encoded as the tokenizer's post-processor does (a BOS
      * in front), then up to options.maxNewTokens tokens are sampled and streamed to onToken (may be null).
+     * options null = {@link GenerationOptions#defaults()}.
      *
      * @return the generated text (the streamed pieces, concatenated)
      */
     public String generate(String prompt, GenerationOptions options, TokenCallback onToken) {
-        GenerationOptions o = options == null ? new GenerationOptions() : options;
+        GenerationOptions o = options == null ? GenerationOptions.defaults() : options;
         byte[] text = utf8(prompt, "prompt");
         synchronized (lock) {
-            return nativeGenerate(open(), text, o.maxNewTokens, o.temperature, o.topK, o.topP,
-                                  o.repetitionPenalty, o.seed, onToken);
+            return nativeGenerate(open(), text, o, onToken);
         }
     }
 
@@ -90,11 +90,10 @@ public final class EdgebitEngine implements AutoCloseable {
      * context between turns. A turn that does not fit fails with CONTEXT_FULL and changes nothing.
      */
     public String chatSend(String message, GenerationOptions options, TokenCallback onToken) {
-        GenerationOptions o = options == null ? new GenerationOptions() : options;
+        GenerationOptions o = options == null ? GenerationOptions.defaults() : options;
         byte[] text = utf8(message, "message");
         synchronized (lock) {
-            return nativeChatSend(open(), text, o.maxNewTokens, o.temperature, o.topK, o.topP,
-                                  o.repetitionPenalty, o.seed, onToken);
+            return nativeChatSend(open(), text, o, onToken);
         }
     }
 
@@ -174,20 +173,25 @@ public final class EdgebitEngine implements AutoCloseable {
         }
     }
 
+    /** The engine's edgebit_sampling_init, for GenerationOptions.defaults(). */
+    static GenerationOptions samplingDefaults() {
+        return nativeSamplingDefaults();
+    }
+
+    private static native GenerationOptions nativeSamplingDefaults();
+
     private static native long nativeOpen(byte[] artifactDir, int threads, byte[] opLibrary);
 
     private static native void nativeClose(long handle);
 
     private static native String nativeInfoJson(long handle);
 
-    private static native String nativeGenerate(long handle, byte[] prompt, int maxNewTokens, float temperature,
-                                                int topK, float topP, float repetitionPenalty, long seed,
+    private static native String nativeGenerate(long handle, byte[] prompt, GenerationOptions options,
                                                 TokenCallback onToken);
 
     private static native void nativeChatReset(long handle, byte[] systemPrompt);
 
-    private static native String nativeChatSend(long handle, byte[] message, int maxNewTokens, float temperature,
-                                                int topK, float topP, float repetitionPenalty, long seed,
+    private static native String nativeChatSend(long handle, byte[] message, GenerationOptions options,
                                                 TokenCallback onToken);
 
     private static native void nativeCancel(long handle);
