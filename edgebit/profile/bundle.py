@@ -1,6 +1,7 @@
-"""Device bundles, one directory (RUNPATH $ORIGIN) per target with, per runtime:
-  onnxruntime: edgebit-runner, libedgebit_ort.so and libonnxruntime.so.1 from the target's onnxruntime wheel;
-  executorch:  edgebit-runner-et, libedgebit_executorch.so and libexecutorch*.so from the target's executorch wheel.
+"""Device bundles, one directory per target: bin/edgebit-runner (RUNPATH $ORIGIN/../lib) and lib/ with
+libedgebit_engine.so (the engine, runtime_ops/engine, built with the bundle's runtimes) and, per runtime:
+  onnxruntime: libedgebit_ort.so and libonnxruntime.so.1 from the target's onnxruntime wheel;
+  executorch:  libedgebit_executorch.so and libexecutorch*.so from the target's executorch wheel.
 Built from the runtime_ops sources installed with the package, with the target's toolchain file.
 
 Built once per (target, sources, ONNX Runtime version) into ~/.cache/edgebit/bundles/; `edgebit bundle -o DIR`
@@ -22,16 +23,17 @@ from edgebit.errors import EdgebitError
 
 TARGETS = ("host", "aarch64-linux-gnu", "android-arm64")
 ORT_VERSION = "1.31.1"
-RUNNER = "edgebit-runner"
+RUNNER = "bin/edgebit-runner"
+ENGINE = "lib/libedgebit_engine.so"
 OP_LIBRARY = "libedgebit_ort.so"
 ORT_SONAME = "libonnxruntime.so.1"
 ET_VERSION = "1.5.1"
 ET_LIBS = ("libexecutorch.so", "libexecutorch_threadpool.so", "libexecutorch_kernels_optimized.so",
            "libexecutorch_backend_xnnpack.so", "libexecutorch_etdump.so")
 RUNTIMES = ("onnxruntime", "executorch")
-# artifact target -> (runtime, runner, op library)
-RUNNERS = {"onnx": ("onnxruntime", "edgebit-runner", "libedgebit_ort.so"),
-           "executorch": ("executorch", "edgebit-runner-et", "libedgebit_executorch.so")}
+# artifact target -> (runtime, runner, op library), paths inside a bundle
+RUNNERS = {"onnx": ("onnxruntime", RUNNER, "lib/libedgebit_ort.so"),
+           "executorch": ("executorch", RUNNER, "lib/libedgebit_executorch.so")}
 WHEEL_PLATFORMS = {"aarch64-linux-gnu": "manylinux_2_28_aarch64"}
 
 
@@ -216,14 +218,15 @@ def build_bundle(target: str, runtimes: tuple[str, ...] = RUNTIMES, jobs: int = 
                            "-DCMAKE_SHARED_LINKER_FLAGS=-static-libstdc++ -static-libgcc"]
         lib, headers = ort_library(target), ort_headers()
     et_root = executorch_root(target) if "executorch" in runtimes else None
-    targets = []
+    targets = ["edgebit-runner", "edgebit_engine"]
+    cmake_args += [f"-DEDGEBIT_ENGINE_ORT={'ON' if 'onnxruntime' in runtimes else 'OFF'}",
+                   f"-DEDGEBIT_ENGINE_ET={'ON' if et_root else 'OFF'}"]
     if "onnxruntime" in runtimes:
-        targets += ["edgebit-runner", "edgebit_ort"]
+        targets += ["edgebit_ort"]
     if et_root:
         # executorch_DIR too: find_package caches it, and a stale one (another wheel) must not win.
-        cmake_args += ["-DEDGEBIT_BUILD_RUNNER_ET=ON", f"-DEDGEBIT_EXECUTORCH_DIR={et_root}",
-                       f"-Dexecutorch_DIR={et_root / 'share' / 'cmake'}"]
-        targets += ["edgebit-runner-et", "edgebit_executorch"]
+        cmake_args += [f"-DEDGEBIT_EXECUTORCH_DIR={et_root}", f"-Dexecutorch_DIR={et_root / 'share' / 'cmake'}"]
+        targets += ["edgebit_executorch"]
     if not shutil.which("cmake"):
         raise BundleError("building a bundle needs cmake (apt install cmake, or pip install cmake)")
     sources = sorted(p for p in src.rglob("*") if p.is_file() and "tests" not in p.relative_to(src).parts)
@@ -249,21 +252,22 @@ def build_bundle(target: str, runtimes: tuple[str, ...] = RUNTIMES, jobs: int = 
                               f"{(lines[:1] or ['see ' + str(build)])[0].strip()}")
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    (tmp / "bin").mkdir(parents=True)
+    (tmp / "lib").mkdir()
     versions = {}
+    shutil.copy2(build / "runner" / "edgebit-runner", tmp / RUNNER)
+    shutil.copy2(build / "engine" / "libedgebit_engine.so", tmp / ENGINE)
     if "onnxruntime" in runtimes:
-        shutil.copy2(build / "runner" / RUNNER, tmp / RUNNER)
-        shutil.copy2(build / "ort" / OP_LIBRARY, tmp / OP_LIBRARY)
-        shutil.copy2(lib, tmp / ORT_SONAME)
+        shutil.copy2(build / "ort" / OP_LIBRARY, tmp / "lib" / OP_LIBRARY)
+        shutil.copy2(lib, tmp / "lib" / ORT_SONAME)
         versions["onnxruntime"] = ORT_VERSION
     if et_root:
-        shutil.copy2(build / "runner" / "edgebit-runner-et", tmp / "edgebit-runner-et")
-        shutil.copy2(build / "executorch" / "libedgebit_executorch.so", tmp / "libedgebit_executorch.so")
+        shutil.copy2(build / "executorch" / "libedgebit_executorch.so", tmp / "lib" / "libedgebit_executorch.so")
         for p in et_libs:
-            shutil.copy2(p, tmp / p.name)
+            shutil.copy2(p, tmp / "lib" / p.name)
         versions["executorch"] = ET_VERSION
-    files = sorted(tmp.iterdir())
-    info = {"target": target, "runtimes": versions, "files": [f.name for f in files],
+    files = sorted(p for p in tmp.rglob("*") if p.is_file())
+    info = {"target": target, "runtimes": versions, "files": [f.relative_to(tmp).as_posix() for f in files],
             "content_hash": _hash_files(files)}
     (tmp / "bundle.json").write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)

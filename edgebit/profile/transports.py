@@ -257,7 +257,7 @@ class AdbTransport(Transport):
         r = self._adb(["push", str(local), tmp], 3600)
         if r.returncode != 0:
             raise DeviceError(f"{self.name}: adb push of {local} failed: {_last_line(r.stderr + r.stdout)}")
-        self._adb(["shell", f"chmod 755 {q(tmp)}/* && touch {q(tmp + '/' + COMPLETE)} && rm -rf {q(remote)} && "
+        self._adb(["shell", f"chmod -R 755 {q(tmp)} && touch {q(tmp + '/' + COMPLETE)} && rm -rf {q(remote)} && "
                             f"mv {q(tmp)} {q(remote)}"], 60)
         return remote
 

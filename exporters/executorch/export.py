@@ -9,6 +9,7 @@ from typing import Callable
 
 from edgebit.atomic import atomic_output_dir
 from .. import register
+from ..chat_template import chat_manifest_entry
 from ..common import check_head, copy_tokenizer_files, load_for_export
 
 MODEL_FILE = "program.pte"
@@ -123,6 +124,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
             "max_seq_len": seq,
             "constant_methods": constant_methods(cfg, seq),
             "config": cfg.to_dict(),
+            "chat": chat_manifest_entry(Path(model), list(cfg.eos_token_ids)),
             "source": checkpoint_fingerprint(Path(model)),
         })
     return output

@@ -11,6 +11,7 @@ from typing import Callable
 from edgebit.atomic import atomic_output_dir
 from edgebit.errors import EdgebitError
 from .. import register
+from ..chat_template import chat_manifest_entry
 from ..common import check_head, copy_tokenizer_files, load_for_export
 
 MODEL_FILE = "model.onnx"
@@ -73,6 +74,7 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
             "head": head,
             "max_seq_len": seq,
             "config": cfg.to_dict(),
+            "chat": chat_manifest_entry(Path(model), list(cfg.eos_token_ids)),
             "source": checkpoint_fingerprint(Path(model)),
         })
     return output

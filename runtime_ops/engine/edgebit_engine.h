@@ -53,12 +53,13 @@ typedef struct {
 } edgebit_engine_config;
 
 typedef struct {
-    int32_t max_new_tokens;   /* default 128 */
+    int32_t max_new_tokens;   /* default 64 (as `edgebit run`) */
     float temperature;        /* 0 = greedy (default) */
     int32_t top_k;            /* 0 = off */
     float top_p;              /* 1 = off */
     float repetition_penalty; /* 1 = off; >1 divides positive / multiplies negative logits of seen ids */
     uint64_t seed;            /* the sampler's RNG seed (same seed, same tokens) */
+    int32_t ignore_eos;       /* non-zero: do not stop at EOS / end-of-turn ids (benchmarks: fixed lengths) */
 } edgebit_sampling;
 
 typedef struct {
@@ -75,9 +76,11 @@ typedef struct {
     int32_t stop_reason;          /* enum edgebit_stop_reason */
 } edgebit_stats;
 
-/* Called once per decoded piece of text, in order. `text` holds whole UTF-8 characters only (a character
- * split across tokens is held back until complete), may be empty (a token that completes nothing yet), and is
- * not NUL-terminated. Return non-zero to stop the generation (stop_reason CANCELLED). */
+/* Called once per sampled token, in order, with the text it completes. `text` holds whole UTF-8 characters only
+ * (a character split across tokens is held back until complete), may be empty (a token that completes nothing
+ * yet, or a special token), and is not NUL-terminated. A stop id (EOS, end of turn) is not passed. When the
+ * generation ends with bytes still held back, one last call with token_id -1 passes them (U+FFFD for an
+ * incomplete character). Return non-zero to stop the generation (stop_reason CANCELLED). */
 typedef int (*edgebit_token_callback)(const char* text, size_t text_len, int32_t token_id, void* user);
 
 EDGEBIT_ENGINE_API int32_t edgebit_engine_abi_version(void);
@@ -91,13 +94,14 @@ EDGEBIT_ENGINE_API edgebit_engine* edgebit_engine_open(const char* artifact_dir,
 EDGEBIT_ENGINE_API void edgebit_engine_close(edgebit_engine* e);
 EDGEBIT_ENGINE_API const char* edgebit_engine_last_error(const edgebit_engine* e);
 
-/* One JSON object: runtime, runtime_version, kernel_variant, model_file, op_library, vocab_size, max_seq_len,
- * bos_token_id, eos_token_ids, has_chat_template. */
+/* One JSON object: runtime, runtime_version, kernel_variant, target, model_file, op_library, vocab_size,
+ * max_seq_len, bos_token_id, eos_token_ids, has_tokenizer, has_chat_template, cpu_features, cpu_model, arch,
+ * online_cpus, artifact_bytes. */
 EDGEBIT_ENGINE_API const char* edgebit_engine_info_json(edgebit_engine* e);
 
 /* Plain completion: clears the KV cache, encodes prompt_utf8 as the tokenizer's post-processor does (e.g. a
  * BOS in front), prefills it and samples up to max_new_tokens, streaming through cb (may be NULL).
- * s may be NULL (greedy, 128 tokens). */
+ * s may be NULL (greedy, 64 tokens). Generates at most max_seq_len - prompt tokens (as `edgebit run`). */
 EDGEBIT_ENGINE_API int edgebit_engine_generate(edgebit_engine* e, const char* prompt_utf8, const edgebit_sampling* s,
                                                edgebit_token_callback cb, void* user);
 /* The same from token ids (benchmarks and profiling: no tokenizer involved). */

@@ -1,14 +1,24 @@
-#include "session.h"
+#include "decoder.h"
+#include "sysinfo.h"
 
-#include <sys/stat.h>
 
 #include <onnxruntime_cxx_api.h>
 
 #include <stdexcept>
 
-namespace edgebit_runner {
+namespace edgebit::engine {
+namespace {
 
-struct Decoder::Impl {
+class OrtDecoder final : public Decoder {
+  public:
+    OrtDecoder(const DecoderConfig& cfg, const Manifest& m);
+    void reset() override;
+    const float* forward(const std::vector<int64_t>& tokens) override;
+    std::string end_profiling() override;
+    const char* runtime_name() const override { return "onnxruntime"; }
+    std::string runtime_version() const override { return OrtGetApiBase()->GetVersionString(); }
+
+  private:
     Ort::Env env{ORT_LOGGING_LEVEL_ERROR, "edgebit-runner"};
     Ort::SessionOptions opts;
     std::unique_ptr<Ort::Session> session;
@@ -19,19 +29,12 @@ struct Decoder::Impl {
     std::vector<Ort::Value> past;  // 2 * layers: key, value per layer
     size_t logits_out = 0;
     std::vector<size_t> present_out;  // output index for past slot i
+    std::vector<Ort::Value> outputs;  // the last run's, kept: forward() returns a pointer into its logits
 };
 
-static bool is_file(const std::string& p) {
-    struct stat st;
-    return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 
-std::string Decoder::runtime_version() { return OrtGetApiBase()->GetVersionString(); }
-const char* Decoder::runtime_name() { return "onnxruntime"; }
-const char* Decoder::artifact_target() { return "onnx"; }
-
-Decoder::Decoder(const SessionConfig& cfg, const Manifest& m) : impl_(new Impl) {
-    Impl& s = *impl_;
+OrtDecoder::OrtDecoder(const DecoderConfig& cfg, const Manifest& m) {
+    OrtDecoder& s = *this;
     s.m = m;
     s.opts.SetIntraOpNumThreads(cfg.threads);
     s.opts.SetInterOpNumThreads(1);
@@ -82,10 +85,9 @@ Decoder::Decoder(const SessionConfig& cfg, const Manifest& m) : impl_(new Impl) 
     reset();
 }
 
-Decoder::~Decoder() = default;
-
-void Decoder::reset() {
-    Impl& s = *impl_;
+void OrtDecoder::reset() {
+    OrtDecoder& s = *this;
+    s.outputs.clear();
     s.past.clear();
     const int64_t shape[4] = {1, s.m.num_kv_heads, 0, s.m.head_dim};
     Ort::AllocatorWithDefaultOptions alloc;
@@ -94,8 +96,8 @@ void Decoder::reset() {
     length_ = 0;
 }
 
-int64_t Decoder::forward_argmax(const std::vector<int64_t>& tokens) {
-    Impl& s = *impl_;
+const float* OrtDecoder::forward(const std::vector<int64_t>& tokens) {
+    OrtDecoder& s = *this;
     const int64_t t = static_cast<int64_t>(tokens.size());
     if (length_ + t > s.m.max_seq_len)
         throw std::runtime_error("sequence of " + std::to_string(length_ + t) + " tokens exceeds the artifact's "
@@ -111,34 +113,39 @@ int64_t Decoder::forward_argmax(const std::vector<int64_t>& tokens) {
     std::vector<const char*> in_names, out_names;
     for (auto& n : s.in_names) in_names.push_back(n.c_str());
     for (auto& n : s.out_names) out_names.push_back(n.c_str());
-    std::vector<Ort::Value> outputs;
+    s.outputs.clear();
     try {
-        outputs = s.session->Run(Ort::RunOptions{nullptr}, in_names.data(), inputs.data(), inputs.size(),
-                                 out_names.data(), out_names.size());
+        s.outputs = s.session->Run(Ort::RunOptions{nullptr}, in_names.data(), inputs.data(), inputs.size(),
+                                   out_names.data(), out_names.size());
     } catch (const Ort::Exception& e) {
+        reset();  // the pasts were handed to the failed run: start over from an empty cache
         std::string what = e.what();
         throw std::runtime_error("ONNX Runtime Run failed: " + what.substr(0, what.find('\n')));
     }
-    Ort::Value& logits = outputs[s.logits_out];
+    Ort::Value& logits = s.outputs[s.logits_out];
     auto shape = logits.GetTensorTypeAndShapeInfo().GetShape();
-    if (shape.size() != 3 || shape[1] != t)
+    if (shape.size() != 3 || shape[1] != t || shape[2] < 1) {
+        reset();
         throw std::runtime_error("logits output has an unexpected shape (want [1, T, vocab])");
-    const int64_t vocab = shape[2];
-    const float* row = logits.GetTensorData<float>() + (t - 1) * vocab;
-    int64_t best = 0;
-    for (int64_t v = 1; v < vocab; ++v)
-        if (row[v] > row[best]) best = v;  // first maximum, like numpy's argmax
+    }
+    vocab_ = shape[2];
     s.past.clear();
-    for (size_t i = 0; i < s.present_out.size(); ++i) s.past.push_back(std::move(outputs[s.present_out[i]]));
+    for (size_t i = 0; i < s.present_out.size(); ++i) s.past.push_back(std::move(s.outputs[s.present_out[i]]));
     length_ += t;
-    return best;
+    return logits.GetTensorData<float>() + (t - 1) * vocab_;
 }
 
-std::string Decoder::end_profiling() {
-    Impl& s = *impl_;
+std::string OrtDecoder::end_profiling() {
+    OrtDecoder& s = *this;
     if (!s.profiling) return "";
     Ort::AllocatorWithDefaultOptions alloc;
     return s.session->EndProfilingAllocated(alloc).get();
 }
 
-}  // namespace edgebit_runner
+}  // namespace
+
+std::unique_ptr<Decoder> open_ort_decoder(const DecoderConfig& cfg, const Manifest& m) {
+    return std::unique_ptr<Decoder>(new OrtDecoder(cfg, m));
+}
+
+}  // namespace edgebit::engine

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <fstream>
 
-namespace edgebit_runner {
+namespace edgebit::engine {
 
 double now_ms() {
     using namespace std::chrono;
@@ -68,4 +68,9 @@ int64_t dir_bytes(const std::string& dir) {
     return total;
 }
 
-}  // namespace edgebit_runner
+bool is_file(const std::string& path) {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+}  // namespace edgebit::engine

@@ -1,11 +1,11 @@
-// The Decoder of edgebit-runner-et: an edgebit .pte through ExecuTorch's Module API (libexecutorch.so from the
+// The ExecuTorch Decoder: an edgebit .pte through ExecuTorch's Module API (libexecutorch.so from the
 // executorch wheel of the target). forward(tokens int64 [1, T], input_pos int64 [T]) -> logits [1, T, V]; the KV
 // cache is the program's mutable buffers, so reset() only moves the position back to 0 (the program masks keys
 // past the query's position), exactly as edgebit/backends/executorch.py does.
-#include "session.h"
+#include "decoder.h"
+#include "sysinfo.h"
 
 #include <dlfcn.h>
-#include <sys/stat.h>
 
 #include <executorch/devtools/etdump/etdump_flatcc.h>
 #include <executorch/extension/module/module.h>
@@ -36,31 +36,33 @@ extern "C" void et_pal_emit_log_message(et_timestamp_t, et_pal_log_level_t level
     if (level == kError && g_first_et_error.empty()) g_first_et_error.assign(message, length);
 }
 
-namespace edgebit_runner {
+namespace edgebit::engine {
+namespace {
 
 using executorch::aten::ScalarType;
 using executorch::extension::make_tensor_ptr;
 using executorch::extension::module::Module;
 using executorch::runtime::Error;
 
-struct Decoder::Impl {
+class EtDecoder final : public Decoder {
+  public:
+    EtDecoder(const DecoderConfig& cfg, const Manifest& m);
+    void reset() override { length_ = 0; }
+    const float* forward(const std::vector<int64_t>& tokens) override;
+    std::string end_profiling() override;
+    const char* runtime_name() const override { return "executorch"; }
+    std::string runtime_version() const override { return EDGEBIT_EXECUTORCH_VERSION; }
+
+  private:
     std::unique_ptr<Module> module;
     Manifest m;
     std::string model;
     std::string etdump_path;  // with --profile: the ETDump written at the end
 };
 
-std::string Decoder::runtime_version() { return EDGEBIT_EXECUTORCH_VERSION; }
-const char* Decoder::runtime_name() { return "executorch"; }
-const char* Decoder::artifact_target() { return "executorch"; }
 
-static bool is_file(const std::string& p) {
-    struct stat st;
-    return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-Decoder::Decoder(const SessionConfig& cfg, const Manifest& m) : impl_(new Impl) {
-    Impl& s = *impl_;
+EtDecoder::EtDecoder(const DecoderConfig& cfg, const Manifest& m) {
+    EtDecoder& s = *this;
     s.m = m;
     executorch::runtime::runtime_init();
     if (cfg.threads > 0) {
@@ -92,12 +94,8 @@ Decoder::Decoder(const SessionConfig& cfg, const Manifest& m) : impl_(new Impl) 
     reset();
 }
 
-Decoder::~Decoder() = default;
-
-void Decoder::reset() { length_ = 0; }
-
-int64_t Decoder::forward_argmax(const std::vector<int64_t>& tokens) {
-    Impl& s = *impl_;
+const float* EtDecoder::forward(const std::vector<int64_t>& tokens) {
+    EtDecoder& s = *this;
     const int64_t t = static_cast<int64_t>(tokens.size());
     if (length_ + t > s.m.max_seq_len)
         throw std::runtime_error("sequence of " + std::to_string(length_ + t) + " tokens exceeds the artifact's "
@@ -113,17 +111,14 @@ int64_t Decoder::forward_argmax(const std::vector<int64_t>& tokens) {
     const auto& logits = result.get()[0].toTensor();
     if (logits.dim() != 3 || logits.size(1) != t)
         throw std::runtime_error("logits output has an unexpected shape (want [1, T, vocab])");
-    const int64_t vocab = logits.size(2);
-    const float* row = logits.const_data_ptr<float>() + (t - 1) * vocab;
-    int64_t best = 0;
-    for (int64_t v = 1; v < vocab; ++v)
-        if (row[v] > row[best]) best = v;
+    if (logits.size(2) < 1) throw std::runtime_error("logits output has an unexpected shape (want [1, T, vocab])");
+    vocab_ = logits.size(2);
     length_ += t;
-    return best;
+    return logits.const_data_ptr<float>() + (t - 1) * vocab_;
 }
 
-std::string Decoder::end_profiling() {
-    Impl& s = *impl_;
+std::string EtDecoder::end_profiling() {
+    EtDecoder& s = *this;
     if (s.etdump_path.empty()) return "";
     auto* gen = static_cast<executorch::etdump::ETDumpGen*>(s.module->event_tracer());
     executorch::etdump::ETDumpResult result = gen->get_etdump_data();
@@ -137,4 +132,10 @@ std::string Decoder::end_profiling() {
     return s.etdump_path;
 }
 
-}  // namespace edgebit_runner
+}  // namespace
+
+std::unique_ptr<Decoder> open_et_decoder(const DecoderConfig& cfg, const Manifest& m) {
+    return std::unique_ptr<Decoder>(new EtDecoder(cfg, m));
+}
+
+}  // namespace edgebit::engine

@@ -1,0 +1,82 @@
+#include "manifest.h"
+
+#include <stdexcept>
+
+#include "json.h"
+
+namespace edgebit::engine {
+namespace {
+
+std::vector<int64_t> id_list(const Json* v, const std::string& where) {
+    std::vector<int64_t> out;
+    if (!v || v->is_null()) return out;
+    if (v->kind != Json::Array) throw std::runtime_error(where + " must be a list of token ids");
+    for (const Json& x : v->items) {
+        if (x.kind != Json::Number || x.number < 0 || x.number != static_cast<double>(static_cast<int64_t>(x.number)))
+            throw std::runtime_error(where + " must be a list of token ids");
+        out.push_back(static_cast<int64_t>(x.number));
+    }
+    return out;
+}
+
+ChatPieces read_chat(const Json& chat, const std::string& where) {
+    ChatPieces c;
+    if (chat.is_null()) return c;
+    if (chat.kind != Json::Object) throw std::runtime_error(where + " must be an object");
+    c.present = true;
+    c.prefix = json_string(chat, "prefix", where);
+    c.user_to_assistant = json_string(chat, "user_to_assistant", where);
+    c.assistant_to_user = json_string(chat, "assistant_to_user", where);
+    const Json* sp = chat.find("system_prefix");
+    if (sp && sp->kind == Json::String) {
+        c.has_system = true;
+        c.system_prefix = sp->str;
+        c.system_to_user = json_string(chat, "system_to_user", where);
+    }
+    const Json* trim = chat.find("trim_content");
+    c.trim_content = trim && trim->kind == Json::Bool && trim->boolean;
+    c.stop_token_ids = id_list(chat.find("stop_token_ids"), where + " 'stop_token_ids'");
+    return c;
+}
+
+}  // namespace
+
+Manifest read_manifest(const std::string& dir) {
+    const std::string path = dir + "/manifest.json";
+    Json root;
+    try {
+        root = parse_json(read_file(path));
+    } catch (const std::exception& e) {
+        const std::string what = e.what();
+        if (what.rfind(path, 0) == 0)
+            throw std::runtime_error(what + " (not an edgebit artifact directory? make one with `edgebit export`)");
+        throw std::runtime_error(path + ": " + what);
+    }
+    if (root.kind != Json::Object) throw std::runtime_error(path + ": not a JSON object");
+    Manifest m;
+    m.target = json_string(root, "target", path);
+    m.model_file = json_string(root, "model_file", path);
+    if (m.model_file.empty() || m.model_file.find('/') != std::string::npos || m.model_file == "..")
+        throw std::runtime_error(path + ": 'model_file' must be a file name inside the artifact");
+    const Json* lib = root.find("op_library");
+    if (lib && lib->kind == Json::String) {
+        m.op_library = lib->str;
+        if (m.op_library.find('/') != std::string::npos || m.op_library == "..")
+            throw std::runtime_error(path + ": 'op_library' must be a file name inside the artifact");
+    }
+    m.max_seq_len = json_int(root, "max_seq_len", path, 1, int64_t(1) << 24);
+    const Json& cfg = json_field(root, "config", path);
+    const std::string cpath = path + " config";
+    if (m.target == "onnx") {  // past/present shapes; a .pte keeps its cache inside
+        m.num_layers = json_int(cfg, "num_layers", cpath, 1, 4096);
+        m.num_kv_heads = json_int(cfg, "num_kv_heads", cpath, 1, 4096);
+        m.head_dim = json_int(cfg, "head_dim", cpath, 1, 65536);
+    }
+    m.vocab_size = json_int(cfg, "vocab_size", cpath, 1, int64_t(1) << 24);
+    m.eos_token_ids = id_list(cfg.find("eos_token_ids"), cpath + " 'eos_token_ids'");
+    const Json* chat = root.find("chat");
+    if (chat) m.chat = read_chat(*chat, path + " chat");
+    return m;
+}
+
+}  // namespace edgebit::engine

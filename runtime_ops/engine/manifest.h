@@ -1,0 +1,33 @@
+// The parts of an edgebit artifact's manifest.json the engine needs.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace edgebit::engine {
+
+// The chat template rendered at export (exporters/chat_template.py) into the strings around each turn, so the
+// device needs no template engine. A first turn is (system ? system_prefix + S + system_to_user : prefix) +
+// U + user_to_assistant; each later turn assistant_to_user + U + user_to_assistant.
+struct ChatPieces {
+    bool present = false;
+    bool has_system = false;
+    bool trim_content = false;
+    std::string prefix, system_prefix, system_to_user, user_to_assistant, assistant_to_user;
+    std::vector<int64_t> stop_token_ids;  // end of sequence and end of turn
+};
+
+struct Manifest {
+    std::string target;       // "onnx" or "executorch"
+    std::string model_file;   // relative to the artifact dir
+    std::string op_library;   // "" when the artifact needs no op library (standard ops)
+    int64_t max_seq_len = 0;
+    int64_t num_layers = 0, num_kv_heads = 0, head_dim = 0, vocab_size = 0;
+    std::vector<int64_t> eos_token_ids;
+    ChatPieces chat;
+};
+
+// Reads <dir>/manifest.json; throws std::runtime_error naming the file and key on any problem.
+Manifest read_manifest(const std::string& dir);
+
+}  // namespace edgebit::engine

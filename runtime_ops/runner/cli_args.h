@@ -1,0 +1,31 @@
+// edgebit-runner's command line: options, their ranges, and the usage text.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "edgebit_engine.h"
+
+namespace edgebit_runner {
+
+enum class Mode { Text, Chat, Bench };
+
+struct Args {
+    Mode mode = Mode::Bench;
+    std::string artifact;
+    int threads = 0;
+    bool json = false;
+    std::string prompt, system;
+    std::vector<int32_t> prompt_ids;
+    int64_t prompt_len = 16, gen_len = 16;  // benchmark mode
+    int runs = 3, warmup = 1;
+    uint64_t seed = 0;
+    edgebit_sampling sampling{};
+    std::string op_library;  // "" = the artifact's own
+    std::string profile;
+};
+
+extern const char* const kUsage;
+Args parse_args(int argc, char** argv);  // usage errors: message + usage on stderr, exit 1
+
+}  // namespace edgebit_runner
