@@ -55,9 +55,27 @@ mkdir -p "$work/classes"
 find "$here/engine/src/main/java" "$here/jvm-test/src" -name '*.java' >"$work/java-sources.txt"
 javac -Xlint:all -Werror -d "$work/classes" "@$work/java-sources.txt"
 
-step "artifacts of the shipped model"
-edgebit export onnx -o "$work/artifacts/onnx" >/dev/null
-edgebit export executorch -o "$work/artifacts/pte" >/dev/null
+quietly() {  # LOG COMMAND...: runs it, shows its output only when it fails
+  local log="$1"; shift
+  "$@" >"$log" 2>&1 || { cat "$log" >&2; die "failed: $*"; }
+}
+
+step "artifacts of the shipped model (ONNX, .pte), and an ONNX one of it with a chat template added"
+mkdir -p "$work/artifacts"
+quietly "$work/export-onnx.log" edgebit export onnx -o "$work/artifacts/onnx"
+quietly "$work/export-pte.log" edgebit export executorch -o "$work/artifacts/pte"
+shipped="$(python3 -c 'import edgebit, pathlib; print(pathlib.Path(edgebit.__file__).parent / "data" / "models" / "bitnet-kjv-small")')"
+cp -r "$shipped" "$work/chat-model"
+# Turns as BitNet b1.58 2B4T writes them ("Role: content" closed by the end token), here with this model's tokens.
+python3 - "$work/chat-model/tokenizer_config.json" <<'EOF'
+import json, pathlib, sys
+path = pathlib.Path(sys.argv[1])
+config = json.loads(path.read_text(encoding="utf-8"))
+config["chat_template"] = ("{{ bos_token }}{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}"
+                           "{{ eos_token }}{% endfor %}{% if add_generation_prompt %}Assistant: {% endif %}")
+path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+EOF
+quietly "$work/export-chat.log" edgebit export onnx "$work/chat-model" -o "$work/artifacts/chat-onnx"
 
 step "expected text: edgebit run"
 expected="$work/expected"
@@ -84,6 +102,21 @@ for label in onnx pte; do
   write_case "$label" "$work/artifacts/$label" "$runtime" ascii "And God said"
   write_case "$label" "$work/artifacts/$label" "$runtime" unicode "In the beginning — “God” créa 🌍 the heaven"
 done
+write_case chat-onnx "$work/artifacts/chat-onnx" onnxruntime ascii "And God said"
+
+step "expected chat: edgebit-runner --chat"
+chat="$expected/artifacts/chat-onnx/chat"
+mkdir -p "$chat"
+printf '%s' "You answer briefly." >"$chat/system.txt"
+printf '%s' "Who made the heaven?" >"$chat/turn1.txt"
+printf '%s' "And the earth?" >"$chat/turn2.txt"
+printf '%s' 12 >"$chat/max_new_tokens.txt"
+# Each reply, then a newline, on stdout; prompts and figures go to stderr.
+printf '%s\n%s\n/quit\n' "$(cat "$chat/turn1.txt")" "$(cat "$chat/turn2.txt")" |
+  "$work/bundle/bin/edgebit-runner" "$work/artifacts/chat-onnx" --chat --system "$(cat "$chat/system.txt")" \
+    --max-new-tokens "$(cat "$chat/max_new_tokens.txt")" --threads "$threads" \
+    >"$chat/runner-stdout.txt" 2>"$work/runner-chat.log" ||
+  { cat "$work/runner-chat.log" >&2; die "edgebit-runner --chat failed"; }
 
 # A missing dir (its name is not ASCII) and what the engine says about it through the bundle's own CLI runner.
 bad="$work/no-such-artefakt-ä-🙂"

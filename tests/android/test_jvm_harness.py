@@ -12,8 +12,8 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "android_demo" / "test-on-jvm.sh"
 # Checks the harness runs: 2 bad-artifact checks, then per artifact (ONNX and .pte) load, 3 per prompt (2 prompts),
-# 3 cancellation, 3 error, 1 chat and 1 close check.
-MIN_CHECKS = 2 + 2 * (1 + 3 * 2 + 3 + 3 + 1 + 1)
+# 3 cancellation, 3 error, 1 chat and 1 close check; the same with one prompt for the ONNX artifact with a chat template.
+MIN_CHECKS = 2 + 2 * (1 + 3 * 2 + 3 + 3 + 1 + 1) + (1 + 3 + 3 + 3 + 1 + 1)
 
 
 def test_engine_on_the_jvm(tmp_path):

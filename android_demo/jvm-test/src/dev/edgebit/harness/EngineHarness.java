@@ -110,7 +110,7 @@ public final class EngineHarness {
         Expected.Case first = a.cases.get(0);
         cancellation(p, engine, first);
         errors(p, engine);
-        chat(p, engine);
+        chat(p, engine, a.chat);
         closing(p, engine, first);
     }
 
@@ -230,29 +230,36 @@ public final class EngineHarness {
         });
     }
 
-    /** An artifact with a chat template keeps its context across turns; one without says so as an exception. */
-    private void chat(String p, EdgebitEngine engine) {
+    /**
+     * An artifact with a chat template converses as `edgebit-runner --chat` does, keeping its context between
+     * turns; one without says so with an exception.
+     */
+    private void chat(String p, EdgebitEngine engine, Expected.Chat expected) {
         boolean hasChat = HAS_CHAT.matcher(engine.infoJson()).find();
-        if (!hasChat) {
+        if (expected == null) {
             checks.check(p + "chat on an artifact without a chat template raises EdgebitException(ARTIFACT)", () -> {
+                expect(!hasChat, "the engine reports no chat template");
                 EdgebitException e = expectThrows(EdgebitException.class, () -> engine.chatReset(null), "chatReset");
                 expectEqual(EdgebitException.ARTIFACT, e.code(), "code");
             });
             return;
         }
-        checks.check(p + "chat keeps the context between turns", () -> {
-            engine.chatReset("You answer briefly.");
+        checks.check(p + "a two-turn chat gives edgebit-runner --chat's replies, keeping the context", () -> {
+            expect(hasChat, "the engine reports a chat template");
+            engine.chatReset(expected.system);
             Stream stream = new Stream();
-            String first = engine.chatSend("Who made the heaven?", GenerationOptions.greedy(12), (piece, id) -> {
-                stream.pieces.add(piece);
-                return true;
-            });
-            expectEqual(first, stream.joined(), "streamed reply");
+            String first = engine.chatSend(expected.turn1, GenerationOptions.greedy(expected.maxNewTokens),
+                                           (piece, id) -> {
+                                               stream.pieces.add(piece);
+                                               return true;
+                                           });
+            expectEqual(first, stream.joined(), "streamed first reply");
             long afterFirst = engine.stats().contextTokens;
-            engine.chatSend("And the earth?", GenerationOptions.greedy(12), null);
+            String second = engine.chatSend(expected.turn2, GenerationOptions.greedy(expected.maxNewTokens), null);
             GenerationStats s = engine.stats();
-            expect(s.contextTokens > afterFirst && s.contextTokens > s.promptTokens + s.generatedTokens - 1,
+            expect(s.contextTokens >= afterFirst + s.promptTokens,
                    "the second turn's context holds the first (" + afterFirst + " then " + s.contextTokens + ")");
+            expectEqual(expected.runnerStdout, first + "\n" + second + "\n", "both replies");
         });
     }
 

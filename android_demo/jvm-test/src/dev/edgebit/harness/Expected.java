@@ -11,7 +11,8 @@ import java.util.stream.Stream;
 /**
  * What `edgebit run` produced, as test-on-jvm.sh wrote it down: one directory per artifact
  * (artifacts/LABEL/{dir.txt, runtime.txt}) with one directory per prompt (cases/NAME/{prompt.txt,
- * max_new_tokens.txt, text.txt, prompt_ids.txt, generated_ids.txt}). Plain UTF-8 files, so the Java side needs
+ * max_new_tokens.txt, text.txt, prompt_ids.txt, generated_ids.txt}) and, for an artifact with a chat template,
+ * chat/{system.txt, turn1.txt, turn2.txt, max_new_tokens.txt, runner-stdout.txt}. Plain UTF-8 files, so the Java side needs
  * no JSON parser and the text reaches it byte for byte.
  */
 final class Expected {
@@ -33,16 +34,36 @@ final class Expected {
         }
     }
 
+    /** A two-turn conversation and what `edgebit-runner --chat` printed for it (each reply, then a newline). */
+    static final class Chat {
+        final String system;
+        final String turn1;
+        final String turn2;
+        final int maxNewTokens;
+        final String runnerStdout;
+
+        Chat(Path dir) throws IOException {
+            system = read(dir.resolve("system.txt"));
+            turn1 = read(dir.resolve("turn1.txt"));
+            turn2 = read(dir.resolve("turn2.txt"));
+            maxNewTokens = Integer.parseInt(read(dir.resolve("max_new_tokens.txt")).trim());
+            runnerStdout = read(dir.resolve("runner-stdout.txt"));
+        }
+    }
+
     static final class Artifact {
         final String label;
         final String dir;
         final String runtime;
         final List<Case> cases = new ArrayList<>();
+        /** null: the artifact has no chat template. */
+        final Chat chat;
 
         Artifact(Path root) throws IOException {
             label = root.getFileName().toString();
             dir = read(root.resolve("dir.txt"));
             runtime = read(root.resolve("runtime.txt")).trim();
+            chat = Files.isDirectory(root.resolve("chat")) ? new Chat(root.resolve("chat")) : null;
             for (Path c : sorted(root.resolve("cases"))) {
                 cases.add(new Case(c));
             }
