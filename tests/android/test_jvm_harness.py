@@ -3,12 +3,9 @@ on the JVM against the real engine (greedy text equal to `edgebit run`, streamin
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "android_demo" / "test-on-jvm.sh"
 # Checks the harness runs: 2 bad-artifact checks, then per artifact (ONNX and .pte) load, 3 per prompt (2 prompts),
@@ -16,12 +13,10 @@ SCRIPT = Path(__file__).resolve().parents[2] / "android_demo" / "test-on-jvm.sh"
 MIN_CHECKS = 2 + 2 * (1 + 3 * 2 + 3 + 3 + 1 + 1) + (1 + 3 + 3 + 3 + 1 + 1)
 
 
-def test_engine_on_the_jvm(tmp_path):
-    for tool in ("javac", "java", "g++"):
-        if shutil.which(tool) is None:
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"{tool} not found; scripts/setup.sh installs it (default-jdk-headless, g++) under CI")
-            pytest.skip(f"{tool} not found (apt install default-jdk-headless g++)")
+def test_engine_on_the_jvm(tmp_path, require):
+    for tool in ("javac", "java"):
+        require(tool, "apt install default-jdk-headless")
+    require("g++", "compiles the JNI bridge")
     # The `edgebit` command and python3 of this interpreter's environment.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "EDGEBIT_JVM_TEST_DIR": str(tmp_path / "jvm")}

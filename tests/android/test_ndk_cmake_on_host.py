@@ -5,30 +5,18 @@ builds the engine, the op library and the JNI bridge from the repository's sourc
 JNI_OnLoad."""
 
 import os
-import shutil
 import subprocess
 import zipfile
 from pathlib import Path
-
-import pytest
 
 CPP_DIR = Path(__file__).resolve().parents[2] / "android_demo" / "engine" / "src" / "main" / "cpp"
 TARGETS = ("edgebit_jni", "edgebit_engine", "edgebit_ort")
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path:
-        return path
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{name} not found; scripts/setup.sh installs it under CI")
-    pytest.skip(f"{name} not found")
-
-
-def test_android_cmakelists_builds_with_the_host_toolchain(tmp_path):
+def test_android_cmakelists_builds_with_the_host_toolchain(tmp_path, require):
     for tool in ("cmake", "g++", "nm"):
-        _tool(tool)
-    jdk_include = Path(os.path.realpath(_tool("javac"))).parents[1] / "include"
+        require(tool, "the host toolchain stands in for the NDK")
+    jdk_include = Path(os.path.realpath(require("javac", "its JDK has jni.h"))).parents[1] / "include"
     from edgebit.profile.bundle import host_target, ort_headers, ort_library
 
     aar = tmp_path / "onnxruntime-android-standin.aar"
