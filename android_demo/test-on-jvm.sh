@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Tests the Android app's engine class (EdgebitEngine) and its JNI bridge on this machine's JVM, against the real
-# engine: builds the host bundle (libedgebit_engine.so and the runtimes), compiles the bridge with the host g++ from
-# the same sources the app's NDK build compiles (every .cpp in engine/src/main/cpp), compiles the Java classes with
-# javac, exports the shipped model, writes down what `edgebit run` generates for a few prompts, and runs
-# jvm-test's EngineHarness, which prints one line per check and then `N passed, N failed`.
+# Tests the Android app's engine class (EdgebitEngine) and its JNI bridge on real JVMs against the real engine:
+#   1. this machine: the host bundle's libedgebit_engine.so, the bridge compiled with g++ from the same sources the
+#      app's NDK build compiles (every .cpp in engine/src/main/cpp), the Java classes compiled with javac;
+#   2. aarch64: the aarch64 bundle's engine (ARM kernels), the same bridge sources cross-compiled, in Debian's arm64
+#      OpenJDK under qemu-aarch64, loading the aarch64 op libraries in place of the artifacts' own, as the app does.
+# Both run jvm-test's EngineHarness on the shipped model's artifacts against what `edgebit run` and `edgebit-runner`
+# produce (jvm-test/write-expected.sh); each prints one line per check and its own `N passed, N failed`; the last
+# line is the total.
 #
-# Needs: javac/java with jni.h (Debian: default-jdk-headless), g++, the `edgebit` command and python3 on PATH.
+# Needs: javac/java with jni.h (Debian: default-jdk-headless), g++, the `edgebit` command and python3 on PATH; for
+# step 2 qemu-aarch64 and aarch64-linux-gnu-g++ (apt: qemu-user g++-aarch64-linux-gnu) and Debian's package
+# servers once (jvm-test/arm64-sysroot.sh caches the arm64 JRE). EDGEBIT_JVM_TEST_AARCH64=0 leaves step 2 out.
 # EDGEBIT_JVM_TEST_DIR=DIR keeps the build and artifacts there (default: a temporary dir, removed at the end);
 # EDGEBIT_JVM_TEST_THREADS (default 1) is the thread count for the engine and for `edgebit run`.
 set -euo pipefail
@@ -13,13 +18,21 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 threads="${EDGEBIT_JVM_TEST_THREADS:-1}"
-max_new_tokens=24
+aarch64="${EDGEBIT_JVM_TEST_AARCH64:-1}"
 
 die() { echo "test-on-jvm.sh: $*" >&2; exit 1; }
 step() { echo "== $*"; }
+quietly() {  # LOG COMMAND...: runs it, shows its output only when it fails
+  local log="$1"; shift
+  "$@" >"$log" 2>&1 || { cat "$log" >&2; die "failed: $*"; }
+}
 
-for tool in javac java g++ edgebit python3; do
-  command -v "$tool" >/dev/null || die "$tool not found on PATH (javac/java: apt install default-jdk-headless; edgebit: pip install . from the repo)"
+tools=(javac java g++ edgebit python3)
+[ "$aarch64" = 1 ] && tools+=(qemu-aarch64 aarch64-linux-gnu-g++)
+for tool in "${tools[@]}"; do
+  command -v "$tool" >/dev/null || die "$tool not found on PATH (javac/java: apt install default-jdk-headless; \
+qemu-aarch64, aarch64-linux-gnu-g++: apt install qemu-user g++-aarch64-linux-gnu, or EDGEBIT_JVM_TEST_AARCH64=0; \
+edgebit: pip install . from the repo)"
 done
 java_home="${JAVA_HOME:-}"
 if [ -z "$java_home" ] || [ ! -f "$java_home/include/jni.h" ]; then
@@ -36,106 +49,81 @@ else
   trap 'rm -rf "$work"' EXIT
 fi
 
+build_bridge() {  # COMPILER BUNDLE OUT: the bridge sources against BUNDLE/lib/libedgebit_engine.so
+  # The flags of engine/src/main/cpp/CMakeLists.txt, plus -Werror: this build is the bridge's compile check.
+  # jni.h and jni_md.h are the same for every Linux architecture.
+  mkdir -p "$(dirname "$3")"
+  "$1" -std=c++17 -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror \
+    -I "$repo/runtime_ops/engine" -I "$java_home/include" -I "$java_home/include/linux" \
+    "$here"/engine/src/main/cpp/*.cpp \
+    "$2/lib/libedgebit_engine.so" -Wl,-rpath,"$2/lib" -Wl,--no-undefined -Wl,--allow-shlib-undefined \
+    -o "$3"
+}
+
+passed=0
+failed=0
+run_harness() {  # LOG JAVA [JAVA OPTIONS...] -- [HARNESS ARGS...]: EngineHarness; its counts go into the totals
+  local log="$1" status summary
+  shift
+  local java_cmd=()
+  while [ "$1" != -- ]; do java_cmd+=("$1"); shift; done
+  shift
+  set +e
+  # -Xcheck:jni: the JVM checks every JNI call of the bridge and reports misuse.
+  "${java_cmd[@]}" -Xcheck:jni -cp "$work/classes" dev.edgebit.harness.EngineHarness "$work/expected" "$threads" "$@" \
+    2>&1 | tee "$log"
+  status="${PIPESTATUS[0]}"
+  set -e
+  summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n1 || true)"
+  if [ -z "$summary" ]; then
+    echo "FAIL the harness printed no summary (exit $status)"
+    failed=$((failed + 1))
+    return
+  fi
+  local p="${summary%% passed*}" f="${summary#*, }"
+  f="${f%% failed*}"
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
+    echo "FAIL the harness exited $status"
+    failed=$((failed + 1))
+  fi
+  if grep -q "WARNING in native method" "$log"; then
+    echo "FAIL -Xcheck:jni reported misuse of JNI by the bridge (above)"
+    failed=$((failed + 1))
+  fi
+}
+
 step "host bundle (the engine library and its runtimes)"
-edgebit bundle --target host -o "$work/bundle" >"$work/bundle.log" 2>&1 || { cat "$work/bundle.log" >&2; die "edgebit bundle --target host failed"; }
-engine_lib="$work/bundle/lib/libedgebit_engine.so"
-[ -f "$engine_lib" ] || die "the host bundle has no lib/libedgebit_engine.so"
+quietly "$work/bundle.log" edgebit bundle --target host -o "$work/bundle"
+[ -f "$work/bundle/lib/libedgebit_engine.so" ] || die "the host bundle has no lib/libedgebit_engine.so"
 
 step "JNI bridge, host build of engine/src/main/cpp/*.cpp"
-# The flags of engine/src/main/cpp/CMakeLists.txt, plus -Werror: this build is the bridge's compile check.
-mkdir -p "$work/jni"
-g++ -std=c++17 -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror \
-  -I "$repo/runtime_ops/engine" -I "$java_home/include" -I "$java_home/include/linux" \
-  "$here"/engine/src/main/cpp/*.cpp \
-  "$engine_lib" -Wl,-rpath,"$work/bundle/lib" -Wl,--no-undefined \
-  -o "$work/jni/libedgebit_jni.so"
+build_bridge g++ "$work/bundle" "$work/jni/libedgebit_jni.so"
 
 step "Java: EdgebitEngine (engine/src/main/java) and the harness (jvm-test/src)"
 mkdir -p "$work/classes"
 find "$here/engine/src/main/java" "$here/jvm-test/src" -name '*.java' >"$work/java-sources.txt"
 javac -Xlint:all -Werror -d "$work/classes" "@$work/java-sources.txt"
 
-quietly() {  # LOG COMMAND...: runs it, shows its output only when it fails
-  local log="$1"; shift
-  "$@" >"$log" 2>&1 || { cat "$log" >&2; die "failed: $*"; }
-}
+step "artifacts, and what edgebit run / edgebit-runner make of them"
+bash "$here/jvm-test/write-expected.sh" "$work" "$work/expected" "$work/bundle/bin/edgebit-runner" "$threads" 24
 
-step "artifacts of the shipped model (ONNX, .pte), and an ONNX one of it with a chat template added"
-mkdir -p "$work/artifacts"
-quietly "$work/export-onnx.log" edgebit export onnx -o "$work/artifacts/onnx"
-quietly "$work/export-pte.log" edgebit export executorch -o "$work/artifacts/pte"
-shipped="$(python3 -c 'import edgebit, pathlib; print(pathlib.Path(edgebit.__file__).parent / "data" / "models" / "bitnet-kjv-small")')"
-cp -r "$shipped" "$work/chat-model"
-# Turns as BitNet b1.58 2B4T writes them ("Role: content" closed by the end token), here with this model's tokens.
-python3 - "$work/chat-model/tokenizer_config.json" <<'EOF'
-import json, pathlib, sys
-path = pathlib.Path(sys.argv[1])
-config = json.loads(path.read_text(encoding="utf-8"))
-config["chat_template"] = ("{{ bos_token }}{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}"
-                           "{{ eos_token }}{% endfor %}{% if add_generation_prompt %}Assistant: {% endif %}")
-path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-EOF
-quietly "$work/export-chat.log" edgebit export onnx "$work/chat-model" -o "$work/artifacts/chat-onnx"
+step "EngineHarness on this machine's JVM"
+run_harness "$work/harness-host.log" java -Dedgebit.jni.library="$work/jni/libedgebit_jni.so" --
 
-step "expected text: edgebit run"
-expected="$work/expected"
-write_case() {  # label artifact_dir runtime case_name prompt
-  local dir="$expected/artifacts/$1"
-  mkdir -p "$dir/cases/$4"
-  printf '%s' "$2" >"$dir/dir.txt"
-  printf '%s' "$3" >"$dir/runtime.txt"
-  edgebit run "$2" --prompt "$5" --max-new-tokens "$max_new_tokens" --threads "$threads" --json >"$dir/cases/$4/run.json"
-  python3 - "$dir/cases/$4" "$5" "$max_new_tokens" <<'EOF'
-import json, pathlib, sys
-out, prompt, max_new = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-run = json.loads((out / "run.json").read_text(encoding="utf-8"))
-(out / "prompt.txt").write_bytes(prompt.encode("utf-8"))
-(out / "max_new_tokens.txt").write_text(max_new)
-(out / "text.txt").write_bytes(run["text"].encode("utf-8"))
-(out / "prompt_ids.txt").write_text(",".join(map(str, run["prompt_ids"])))
-(out / "generated_ids.txt").write_text(",".join(map(str, run["generated_ids"])))
-EOF
-}
-# A plain prompt, and one whose UTF-8 has 2-, 3- and 4-byte characters (JNI's modified UTF-8 would mangle the emoji).
-for label in onnx pte; do
-  runtime=onnxruntime; [ "$label" = pte ] && runtime=executorch
-  write_case "$label" "$work/artifacts/$label" "$runtime" ascii "And God said"
-  write_case "$label" "$work/artifacts/$label" "$runtime" unicode "In the beginning — “God” créa 🌍 the heaven"
-done
-write_case chat-onnx "$work/artifacts/chat-onnx" onnxruntime ascii "And God said"
+if [ "$aarch64" = 1 ]; then
+  step "aarch64: bundle, cross-built JNI bridge, arm64 JRE sysroot"
+  quietly "$work/bundle-aarch64.log" edgebit bundle --target aarch64-linux-gnu -o "$work/bundle-aarch64"
+  build_bridge aarch64-linux-gnu-g++ "$work/bundle-aarch64" "$work/jni-aarch64/libedgebit_jni.so"
+  sysroot="$(bash "$here/jvm-test/arm64-sysroot.sh" 2>"$work/sysroot.log")" ||
+    { cat "$work/sysroot.log" >&2; die "jvm-test/arm64-sysroot.sh failed"; }
 
-step "expected chat: edgebit-runner --chat"
-chat="$expected/artifacts/chat-onnx/chat"
-mkdir -p "$chat"
-printf '%s' "You answer briefly." >"$chat/system.txt"
-printf '%s' "Who made the heaven?" >"$chat/turn1.txt"
-printf '%s' "And the earth?" >"$chat/turn2.txt"
-printf '%s' 12 >"$chat/max_new_tokens.txt"
-# Each reply, then a newline, on stdout; prompts and figures go to stderr.
-printf '%s\n%s\n/quit\n' "$(cat "$chat/turn1.txt")" "$(cat "$chat/turn2.txt")" |
-  "$work/bundle/bin/edgebit-runner" "$work/artifacts/chat-onnx" --chat --system "$(cat "$chat/system.txt")" \
-    --max-new-tokens "$(cat "$chat/max_new_tokens.txt")" --threads "$threads" \
-    >"$chat/runner-stdout.txt" 2>"$work/runner-chat.log" ||
-  { cat "$work/runner-chat.log" >&2; die "edgebit-runner --chat failed"; }
-
-# A missing dir (its name is not ASCII) and what the engine says about it through the bundle's own CLI runner.
-bad="$work/no-such-artefakt-ä-🙂"
-printf '%s' "$bad" >"$expected/bad-dir-path.txt"
-if "$work/bundle/bin/edgebit-runner" "$bad" --prompt "In" >/dev/null 2>"$expected/bad-dir-runner-stderr.txt"; then
-  die "edgebit-runner accepted the missing artifact dir $bad"
+  step "EngineHarness on an arm64 JVM under qemu-aarch64"
+  run_harness "$work/harness-aarch64.log" qemu-aarch64 -L "$sysroot" \
+    "$sysroot/usr/lib/jvm/java-17-openjdk-arm64/bin/java" \
+    -Dedgebit.jni.library="$work/jni-aarch64/libedgebit_jni.so" -- "$work/bundle-aarch64/lib"
 fi
-cp -r "$work/artifacts/onnx" "$work/corrupt"
-printf '{"format": "edgebit-artifact", "target": ' >"$work/corrupt/manifest.json"
-printf '%s' "$work/corrupt" >"$expected/corrupt-dir-path.txt"
 
-step "EngineHarness on the JVM"
-# -Xcheck:jni: the JVM checks every JNI call of the bridge and reports misuse.
-set +e
-java -Xcheck:jni -Dedgebit.jni.library="$work/jni/libedgebit_jni.so" -cp "$work/classes" \
-  dev.edgebit.harness.EngineHarness "$expected" "$threads" 2>&1 | tee "$work/harness.log"
-status="${PIPESTATUS[0]}"
-set -e
-if grep -q "WARNING in native method" "$work/harness.log"; then
-  die "-Xcheck:jni reported misuse of JNI by the bridge (above)"
-fi
-exit "$status"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

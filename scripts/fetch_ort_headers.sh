@@ -5,9 +5,9 @@
 #
 #   scripts/fetch_ort_headers.sh [DEST]      (DEST defaults to ~/.cache/edgebit/ort-headers)
 #
-# Downloads the .deb with apt-get against a private sources list, lists dir, cache dir and an empty dpkg
-# status (nothing is installed, no system apt configuration is read or changed), unpacks it with dpkg -x
-# under DEST and prints the include directory (the one holding onnxruntime_c_api.h) on stdout.
+# Downloads the .deb with scripts/apt_download.sh (nothing is installed, no system apt configuration is read or
+# changed), unpacks it with dpkg -x under DEST and prints the include directory (the one holding
+# onnxruntime_c_api.h) on stdout.
 # Idempotent: an existing extraction is reused without touching the network.
 set -euo pipefail
 
@@ -28,39 +28,12 @@ fi
 for tool in apt-get dpkg; do
   command -v "$tool" >/dev/null || { echo "fetch_ort_headers.sh: needs $tool (Debian/Ubuntu)" >&2; exit 1; }
 done
-[ -r "$keyring" ] || { echo "fetch_ort_headers.sh: no Debian archive keyring at $keyring (apt install debian-archive-keyring)" >&2; exit 1; }
-
 mkdir -p "$dest"
-work="$(mktemp -d "${dest}/.apt.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial" "$work/archives/partial" "$work/etc/sources.list.d" "$work/etc/preferences.d" \
-         "$work/etc/apt.conf.d" "$work/debs"
-: > "$work/status"
-printf 'deb [signed-by=%s] %s %s main\n' "$keyring" "$mirror" "$suite" > "$work/etc/sources.list"
-cat > "$work/apt.conf" <<CONF
-Dir::Etc "$work/etc";
-Dir::Etc::sourcelist "$work/etc/sources.list";
-Dir::Etc::sourceparts "$work/etc/sources.list.d";
-Dir::Etc::preferences "$work/etc/preferences";
-Dir::Etc::preferencesparts "$work/etc/preferences.d";
-Dir::Etc::parts "$work/etc/apt.conf.d";
-Dir::State "$work";
-Dir::State::lists "$work/lists";
-Dir::State::status "$work/status";
-Dir::Cache "$work";
-Dir::Cache::archives "$work/archives";
-Dir::Cache::pkgcache "";
-Dir::Cache::srcpkgcache "";
-Debug::NoLocking "true";
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-CONF
-export APT_CONFIG="$work/apt.conf"
-
-echo "fetch_ort_headers.sh: downloading $package from $mirror $suite" >&2
-apt-get -q update >&2
-(cd "$work/debs" && apt-get -q download "$package" >&2)
-deb="$(ls "$work/debs"/*.deb)"
+debs="$(mktemp -d "${dest}/.debs.XXXXXX")"
+trap 'rm -rf "$debs"' EXIT
+EDGEBIT_DEB_MIRROR="$mirror" EDGEBIT_DEB_KEYRING="$keyring" \
+  "$(dirname "$0")/apt_download.sh" "$(dpkg --print-architecture)" "$suite" "$debs" "$package"
+deb="$(ls "$debs"/*.deb)"
 
 # Unpack into a fresh directory, then move it in place: an interrupted run leaves no half extraction.
 rm -rf "${root}.new"

@@ -16,33 +16,40 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
  * Drives EdgebitEngine (the Android app's engine class, unchanged) through its JNI bridge against the real
  * engine library, and holds it to what `edgebit run` printed for the same artifacts and prompts.
- * Usage: EngineHarness ROOT THREADS, ROOT as test-on-jvm.sh lays it out (see Expected).
+ * Usage: EngineHarness ROOT THREADS [OP_LIBRARY_DIR], ROOT as test-on-jvm.sh lays it out (see Expected).
+ * With OP_LIBRARY_DIR, artifacts load with the op library found there (as the app loads a desktop's artifact on a
+ * phone) instead of their own.
  */
 public final class EngineHarness {
     /** Long enough that a generation still runs when a cancel arrives; within every artifact's context. */
     private static final int LONG_RUN = 200;
     private static final int CANCEL_AT = 3;
     private static final Pattern HAS_CHAT = Pattern.compile("\"has_chat_template\"\\s*:\\s*true");
+    private static final Pattern KERNEL_VARIANT = Pattern.compile("\"kernel_variant\"\\s*:\\s*\"([^\"]*)\"");
 
     private final Checks checks = new Checks();
     private final int threads;
+    /** null: each artifact's own op library; else the dir holding the ones built for this machine, as the app does. */
+    private final Path opLibraryDir;
 
-    private EngineHarness(int threads) {
+    private EngineHarness(int threads, Path opLibraryDir) {
         this.threads = threads;
+        this.opLibraryDir = opLibraryDir;
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 2) {
-            System.err.println("usage: EngineHarness ROOT THREADS");
+        if (args.length != 2 && args.length != 3) {
+            System.err.println("usage: EngineHarness ROOT THREADS [OP_LIBRARY_DIR]");
             System.exit(2);
         }
         Path root = Paths.get(args[0]);
-        EngineHarness h = new EngineHarness(Integer.parseInt(args[1]));
+        EngineHarness h = new EngineHarness(Integer.parseInt(args[1]), args.length == 3 ? Paths.get(args[2]) : null);
         h.badArtifacts(root);
         for (Expected.Artifact a : Expected.artifacts(root)) {
             h.artifact(a);
@@ -91,10 +98,13 @@ public final class EngineHarness {
         String p = a.label + ": ";
         EdgebitEngine[] holder = new EdgebitEngine[1];
         checks.check(p + "load, info and load stats", () -> {
-            holder[0] = EdgebitEngine.load(a.dir, threads);
+            holder[0] = EdgebitEngine.load(a.dir, threads, opLibrary(a));
             String info = holder[0].infoJson();
             expect(info.contains("\"runtime\"") && info.contains(a.runtime), "info names runtime " + a.runtime
                                                                              + ": " + info);
+            Matcher variant = KERNEL_VARIANT.matcher(info);
+            expect(variant.find(), "info names the kernel variant: " + info);
+            System.out.println("INFO " + p + "kernel variant " + variant.group(1));
             GenerationStats s = holder[0].stats();
             expect(s.maxSeqLen > 0 && s.loadMs > 0 && s.rssAfterLoadBytes > 0,
                    "max_seq_len, load time and RSS after load are positive");
@@ -112,6 +122,14 @@ public final class EngineHarness {
         errors(p, engine);
         chat(p, engine, a.chat);
         closing(p, engine, first);
+    }
+
+    private String opLibrary(Expected.Artifact a) {
+        if (opLibraryDir == null) {
+            return null;
+        }
+        String name = a.runtime.equals("executorch") ? "libedgebit_executorch.so" : "libedgebit_ort.so";
+        return opLibraryDir.resolve(name).toString();
     }
 
     private void greedyCase(String p, EdgebitEngine engine, Expected.Case c) {
