@@ -149,9 +149,12 @@ class ChatActivity : Activity() {
                     setBusy(false)
                 }
             } catch (ex: EdgebitException) {
-                // A full context ends the conversation: start a new one so the next message can be answered.
-                if (ex.code() == EdgebitException.CONTEXT_FULL && chatMode) e.chatReset(null)
                 report(ex)
+                // A full context ends the conversation: start a new one so the next message can be answered. Nothing
+                // may escape this thread (an uncaught exception ends the app).
+                if (ex.code() == EdgebitException.CONTEXT_FULL && chatMode) {
+                    runCatching { e.chatReset(null) }.onFailure(::report)
+                }
             } catch (t: Throwable) {
                 report(t)
             }
