@@ -9,6 +9,8 @@ plugins {
 android {
     namespace = "dev.edgebit.demo"
     compileSdk = libs.versions.compileSdk.get().toInt()
+    // The NDK that strips the packaged native libraries: the one :engine builds them with.
+    ndkVersion = libs.versions.ndk.get()
 
     defaultConfig {
         applicationId = "dev.edgebit.demo"
