@@ -2,6 +2,7 @@
 both families), so nothing is downloaded and every test knows exactly what it loads."""
 
 import os
+import shutil
 
 # transformers wraps its BitNet quantizers in torch.compile; compiling them on CPU only costs test time.
 os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
@@ -102,3 +103,17 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def cli():
     return run_cli
+
+
+def _require(tool: str, why: str) -> str:
+    path = shutil.which(tool)
+    if path:
+        return path
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{tool} not found ({why}); scripts/setup.sh must install it under CI")
+    pytest.skip(f"{tool} not found ({why})")
+
+
+@pytest.fixture(scope="session")
+def require():
+    return _require

@@ -1,5 +1,5 @@
-"""Fixtures for the profiling tests: a tiny exported ONNX artifact, its greedy tokens by the Python backend, and
-`require(tool)`, which skips when a system tool is missing except under CI=true, where that is a failure."""
+"""Fixtures for the profiling tests: a tiny exported ONNX artifact and its greedy tokens by the Python backend
+(`require(tool)` is in tests/conftest.py)."""
 
 import json
 import os
@@ -7,20 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-
-def _require(tool: str, why: str) -> str:
-    path = shutil.which(tool)
-    if path:
-        return path
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{tool} not found ({why}); scripts/setup.sh must install it under CI")
-    pytest.skip(f"{tool} not found ({why})")
-
-
-@pytest.fixture(scope="session")
-def require():
-    return _require
 
 
 @pytest.fixture(scope="session")
