@@ -51,10 +51,10 @@ std::vector<int32_t> fetch(size_t (*get)(const edgebit_engine*, int32_t*, size_t
 }
 
 void print_speed(const edgebit_stats& st, const std::string& runtime, int threads) {
-    std::fprintf(stderr, "prefill %lld tokens: %.1f tok/s; decode %lld tokens: %.1f tok/s (%s, %s threads)\n",
+    const std::string t = threads == 0 ? "default threads" : threads == 1 ? "1 thread" : std::to_string(threads) + " threads";
+    std::fprintf(stderr, "prefill %lld tokens: %.1f tok/s; decode %lld tokens: %.1f tok/s (%s, %s)\n",
                  static_cast<long long>(st.prompt_tokens), st.prefill_tokens_per_s,
-                 static_cast<long long>(st.generated_tokens), st.decode_tokens_per_s, runtime.c_str(),
-                 threads ? std::to_string(threads).c_str() : "default");
+                 static_cast<long long>(st.generated_tokens), st.decode_tokens_per_s, runtime.c_str(), t.c_str());
 }
 
 }  // namespace

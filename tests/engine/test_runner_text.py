@@ -37,6 +37,7 @@ def test_runner_text_equals_edgebit_run(shipped_artifacts, python_run, runner, t
     # Without --json the same text streams to stdout and the speed goes to stderr.
     r = runner(shipped_artifacts[target], "--prompt", PROMPT, "--max-new-tokens", N, "--threads", "1")
     assert r.returncode == 0 and r.stdout == want["text"] + "\n" and "decode" in r.stderr and "tok/s" in r.stderr
+    assert len(r.stderr.splitlines()) == 1, r.stderr  # the runtimes' own logging stays quiet
 
 
 def test_aarch64_bundle_under_qemu_gives_the_same_text(shipped_artifacts, python_run, require):
