@@ -98,3 +98,10 @@ def test_invalid_utf8_text_is_an_error(trained_tokenizers):
         ours.encode_bytes(b"ok \xff\xfe")
     with pytest.raises(EdgebitError, match="outside the vocabulary"):
         ours.decode([10**6])
+
+
+def test_bench_tokenizer_runs_and_checks_ids(cli):
+    r = cli("bench", "tokenizer", "--megabytes", "0.05", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["mismatched_lines"] == 0 and out["tokens"] > 1000 and out["speedup_vs_tokenizers"] > 0
