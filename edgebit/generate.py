@@ -1,4 +1,6 @@
-"""Token generation over any Backend: greedy by default (reproducible), or temperature + top-p sampling."""
+"""Token generation over any Backend: greedy by default (reproducible), or temperature / top-k / top-p sampling,
+with HF-style repetition penalty. The native engine (runtime_ops/engine/sampler.cpp) applies the same rules in the
+same order (penalty, temperature, top-k, top-p); only the random numbers differ."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ class Sampling:
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
     seed: int = 0
+    top_k: int = 0  # 0: off
+    repetition_penalty: float = 1.0  # 1: off; > 1 divides positive / multiplies negative logits of seen ids
 
 
 @dataclass
@@ -34,10 +38,19 @@ class Generation:
         return steps / self.decode_seconds if steps > 0 and self.decode_seconds else 0.0
 
 
-def pick_token(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> int:
+def pick_token(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator, seen: set[int] = frozenset()) -> int:
+    if sampling.repetition_penalty != 1.0 and seen:
+        logits = logits.astype(np.float64)  # a copy: the backend's array stays as it was
+        ids = np.fromiter(seen, dtype=np.int64)
+        ids = ids[ids < len(logits)]
+        vals = logits[ids]
+        logits[ids] = np.where(vals > 0, vals / sampling.repetition_penalty, vals * sampling.repetition_penalty)
     if sampling.temperature <= 0:
         return int(np.argmax(logits))
     z = logits.astype(np.float64) / sampling.temperature
+    if 0 < sampling.top_k < len(z):
+        cut = np.partition(z, -sampling.top_k)[-sampling.top_k]
+        z = np.where(z >= cut, z, -np.inf)
     probs = np.exp(z - z.max())
     probs /= probs.sum()
     if sampling.top_p < 1.0:
@@ -59,8 +72,10 @@ def generate(backend, prompt_ids: list[int], max_new_tokens: int, sampling: Samp
     logits = backend.forward(list(prompt_ids))[-1]
     result.prefill_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
+    seen = set(prompt_ids)
     for i in range(max_new_tokens):
-        token = pick_token(logits, sampling, rng)
+        token = pick_token(logits, sampling, rng, seen)
+        seen.add(token)
         result.generated_ids.append(token)
         if on_token:
             on_token(token)

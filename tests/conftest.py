@@ -116,5 +116,4 @@ def _require(tool: str, why: str) -> str:
 
 @pytest.fixture(scope="session")
 def require():
-    """require(tool, why) -> its path; skips when a system tool is missing, except under CI=true, where that fails."""
     return _require

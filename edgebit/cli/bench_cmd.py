@@ -105,3 +105,33 @@ def kernels(
     out.print(table)
     out.print("x <baseline> = baseline time / edgebit time (above 1: edgebit is faster). Sweep baselines: "
               f"torch fp32 timed on {kb.FP32_SWEEP_LAYERS} of {kb.NUM_LAYERS} layers and scaled.")
+
+
+@app.command("tokenizer")
+def tokenizer(
+    model: Annotated[Optional[Path], typer.Argument(help="Checkpoint or artifact dir with a tokenizer.json; "
+                                                    "default: the shipped model.", show_default=False)] = None,
+    megabytes: Annotated[float, typer.Option(min=0.01, max=100.0, help="Text to encode.")] = 2.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Encode speed of the engine's C++ tokenizer against `tokenizers` on the same text (ids checked equal)."""
+    from edgebit.bench.tokenizer import measure
+    from edgebit.cli.console import err, out
+    from edgebit.errors import EdgebitError
+    from edgebit.model.shipped import default_model_path
+
+    path = (model or default_model_path()) / "tokenizer.json"
+    if not path.is_file():
+        raise EdgebitError(f"{path}: not found (give a checkpoint or artifact dir with a tokenizer.json)")
+    with err.status("encoding"):
+        r = measure(path, megabytes)
+    if as_json:
+        print(json.dumps(r, indent=2))
+        return
+    out.print(f"{r['megabytes']:.1f} MB, {r['lines']} lines, {r['tokens']} tokens, line by line on one thread "
+              f"({r['mismatched_lines']} lines with different ids)")
+    out.print(f"edgebit C++   {r['edgebit_mb_per_s']:7.2f} MB/s  {r['edgebit_tokens_per_s'] / 1e6:6.2f} M tokens/s")
+    out.print(f"tokenizers    {r['tokenizers_mb_per_s']:7.2f} MB/s  {r['tokenizers_tokens_per_s'] / 1e6:6.2f} M tokens/s")
+    out.print(f"edgebit / tokenizers: {r['speedup_vs_tokenizers']:.2f}x line by line; "
+              f"{r['whole_text_speedup_vs_tokenizers']:.2f}x as one text ({r['whole_text_edgebit_mb_per_s']:.2f} vs "
+              f"{r['whole_text_tokenizers_mb_per_s']:.2f} MB/s)")

@@ -16,11 +16,11 @@ def bundle(
         "onnxruntime,executorch"],
     force: ForceOpt = False,
 ) -> None:
-    """Build a device bundle (RPATH $ORIGIN): edgebit-runner + libedgebit_ort.so + the target's libonnxruntime.so,
-    edgebit-runner-et + libedgebit_executorch.so + the target's libexecutorch*.so."""
+    """Build a device bundle: bin/edgebit-runner and lib/ with the engine (libedgebit_engine.so), the op libraries
+    and the target's ONNX Runtime and ExecuTorch libraries. Copy it to a device and run bin/edgebit-runner."""
     from edgebit.cli.console import err, out
     from edgebit.profile.bundle import write_bundle
 
     runtimes = tuple(r.strip() for v in runtime for r in v.split(",") if r.strip())
     b = write_bundle(target, Path(output), force=force, log=lambda m: err.print(m), runtimes=runtimes)
-    out.print(f"{b.path}: {b.target} bundle ({', '.join(sorted(p.name for p in b.path.iterdir()))})")
+    out.print(f"{b.path}: {b.target} bundle; on the device: {b.path.name}/bin/edgebit-runner ARTIFACT --prompt TEXT")

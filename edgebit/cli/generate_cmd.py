@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from edgebit.cli.options import OptionalModelArg, resolve_model
+from edgebit.cli.options import OptionalModelArg, RepetitionPenaltyOpt, TopKOpt, resolve_model
 
 
 def generate(
@@ -15,6 +15,8 @@ def generate(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", help="Tokens to generate at most.")] = 60,
     temperature: Annotated[float, typer.Option(help="0 = greedy; otherwise sample at this temperature.")] = 0.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling: keep the most likely tokens up to this mass.")] = 0.9,
+    top_k: TopKOpt = 0,
+    repetition_penalty: RepetitionPenaltyOpt = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
 ) -> None:
     """Generate text from a checkpoint with the reference model (slow but exact; greedy by default)."""
@@ -29,7 +31,8 @@ def generate(
     ids = tok.encode(prompt).ids
     ref = ReferenceBackend(path)
     max_new_tokens = max(0, min(max_new_tokens, ref.max_seq_len - len(ids)))
-    new = run(ref, ids, max_new_tokens, Sampling(temperature, top_p, seed), ref.model.cfg.eos_token_ids).generated_ids
+    sampling = Sampling(temperature, top_p, seed, top_k, repetition_penalty)
+    new = run(ref, ids, max_new_tokens, sampling, ref.model.cfg.eos_token_ids).generated_ids
     text = tok.decode(ids + new, skip_special_tokens=True)
     # The byte-level tokenizer adds a prefix space to every encoded line; drop it when printing lines.
     text = text.replace("\n ", "\n")

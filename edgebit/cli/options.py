@@ -36,3 +36,14 @@ def resolve_model(model: Path | None) -> Path:
     except ImportError:
         raise EdgebitError("MODEL: no checkpoint given and this edgebit ships no default model") from None
     return default_model_path()
+
+# Sampling options shared by `edgebit run` and `edgebit generate` (and spelled the same by edgebit-runner).
+TopKOpt = Annotated[int, typer.Option(min=0, help="Sample among the k likeliest tokens (0 = off).")]
+def positive(value: float) -> float:
+    if not value > 0:
+        raise typer.BadParameter(f"{value} is not > 0")
+    return value
+
+
+RepetitionPenaltyOpt = Annotated[float, typer.Option(callback=positive, help="Penalise ids already in the "
+                                                     "prompt or output (1 = off; > 1 penalises; BitNet samples with 1.1).")]

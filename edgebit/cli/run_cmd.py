@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgebit.cli.options import ArtifactArg, JsonOpt, ThreadsOpt
+from edgebit.cli.options import ArtifactArg, JsonOpt, RepetitionPenaltyOpt, ThreadsOpt, TopKOpt, positive
 
 
 def _parse_ids(text: str) -> list[int]:
@@ -26,7 +26,10 @@ def run(
     prompt_ids: Annotated[Optional[str], typer.Option(help="Prompt as token ids, e.g. 5,17,923.")] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens to generate at most.")] = 64,
     temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy (default, reproducible).")] = 0.0,
-    top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="Nucleus sampling mass (with temperature > 0).")] = 1.0,
+    top_p: Annotated[float, typer.Option(max=1.0, callback=positive,
+                                         help="Nucleus sampling mass in (0, 1] (with temperature > 0).")] = 1.0,
+    top_k: TopKOpt = 0,
+    repetition_penalty: RepetitionPenaltyOpt = 1.0,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     threads: ThreadsOpt = None,
     profile: Annotated[bool, typer.Option("--profile", help="ExecuTorch (.pte) artifacts: record an ETDump and "
@@ -66,7 +69,8 @@ def run(
             sys.stdout.flush()
 
     stop = tuple(manifest["config"].get("eos_token_ids", []))
-    result = generate(backend, ids, min(max_new_tokens, room), Sampling(temperature, top_p, seed), stop, show)
+    sampling = Sampling(temperature, top_p, seed, top_k, repetition_penalty)
+    result = generate(backend, ids, min(max_new_tokens, room), sampling, stop, show)
     text = tokenizer.decode(result.generated_ids, skip_special_tokens=True) if tokenizer else None
     ops = None
     if profile:

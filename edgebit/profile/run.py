@@ -1,6 +1,6 @@
-"""`edgebit profile`: push the target's bundle and the artifacts to a device, run the runner of each artifact's
-runtime (edgebit-runner for ONNX, edgebit-runner-et for .pte) once per thread count, and collect the JSON objects,
-each tagged with where it ran."""
+"""`edgebit profile`: push the target's bundle and the artifacts to a device, run the bundle's edgebit-runner (the
+engine: ONNX Runtime for ONNX artifacts, ExecuTorch for .pte) in benchmark mode once per thread count, and collect
+the JSON objects, each tagged with where it ran."""
 
 from __future__ import annotations
 

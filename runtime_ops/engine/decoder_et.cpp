@@ -26,10 +26,11 @@ class ThreadPool {
 ThreadPool* get_threadpool();
 }  // namespace executorch::extension::threadpool
 
-// ExecuTorch logs through this weak PAL hook (to stderr, many lines per missing kernel). The runner keeps stderr
+// ExecuTorch logs through this weak PAL hook (to stderr, many lines per missing kernel); exported (default
+// visibility) so it overrides libexecutorch.so's weak one. The engine keeps stderr
 // to one line: messages are dropped unless EDGEBIT_RUNNER_ET_LOG is set; the first error is kept for the message.
 static std::string g_first_et_error;
-extern "C" void et_pal_emit_log_message(et_timestamp_t, et_pal_log_level_t level, const char* filename,
+extern "C" __attribute__((visibility("default"))) void et_pal_emit_log_message(et_timestamp_t, et_pal_log_level_t level, const char* filename,
                                         const char*, size_t line, const char* message, size_t length) {
     static const bool verbose = getenv("EDGEBIT_RUNNER_ET_LOG") != nullptr;
     if (verbose) fprintf(stderr, "[executorch %s:%zu] %.*s\n", filename, line, static_cast<int>(length), message);

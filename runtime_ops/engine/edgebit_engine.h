@@ -48,7 +48,8 @@ typedef struct edgebit_engine edgebit_engine;
 
 typedef struct {
     int32_t threads;            /* intra-op threads; 0 = the runtime's default */
-    const char* op_library;     /* NULL = the artifact's own (manifest "op_library", next to the model) */
+    const char* op_library;     /* NULL = the one next to libedgebit_engine.so (a bundle's lib/, built for this
+                                   device) if there, else the artifact's own (manifest "op_library") */
     const char* profile_prefix; /* NULL = off; else ONNX Runtime's profile JSON prefix or PREFIX.etdump */
 } edgebit_engine_config;
 

@@ -1,5 +1,7 @@
 // The engine half of the C API (edgebit_engine.h): artifact -> tokenizer -> prefill -> sample/decode -> stats.
 // Every front end (edgebit-runner, the profiler through it, the Android JNI bridge, tests) goes through here.
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -43,6 +45,15 @@ std::string trim_spaces(const std::string& s) {
         b = k;
     }
     return s.substr(a, b - a);
+}
+
+// The directory libedgebit_engine.so was loaded from (a bundle's lib/), "" if unknown.
+std::string engine_dir() {
+    Dl_info info;
+    if (!dladdr(reinterpret_cast<void*>(&edgebit_engine_abi_version), &info) || !info.dli_fname) return "";
+    const std::string path = info.dli_fname;
+    const size_t slash = path.rfind('/');
+    return slash == std::string::npos ? "" : path.substr(0, slash);
 }
 
 std::string checked_text(const char* text, const char* what) {
@@ -238,7 +249,12 @@ edgebit_engine* edgebit_engine_open(const char* artifact_dir, const edgebit_engi
         dc.threads = c.threads;
         if (c.profile_prefix) dc.profile_prefix = c.profile_prefix;
         if (c.op_library) dc.op_library = c.op_library;
-        else if (!e->m.op_library.empty()) dc.op_library = e->dir + "/" + e->m.op_library;
+        else if (!e->m.op_library.empty()) {
+            // The op library built with this engine for this device (a bundle's lib/) wins over the artifact's
+            // copy, which was built where the artifact was exported (another architecture, on a device).
+            const std::string own = engine_dir() + "/" + e->m.op_library;
+            dc.op_library = !engine_dir().empty() && is_file(own) ? own : e->dir + "/" + e->m.op_library;
+        }
         e->op_library = dc.op_library;
         const std::string tok_path = e->dir + "/tokenizer.json";
         if (is_file(tok_path)) {

@@ -13,7 +13,8 @@ const char* const kUsage =
     "modes:\n"
     "  --prompt TEXT          generate from TEXT, streaming the text (then prefill/decode tokens/s on stderr)\n"
     "  --chat                 chat over stdin, one message per line, keeping the KV cache between turns\n"
-    "                         (/reset starts over, /quit or end of input ends); --system TEXT sets a system prompt\n"
+    "                         (/reset starts over, /quit or end of input ends); --system TEXT sets a system prompt;\n"
+    "                         with --json, one JSON object per turn (JSON lines) instead of text\n"
     "  (neither)              benchmark: a prompt of --prompt-len P random ids (--seed) or --prompt-ids a,b,c,\n"
     "                         --gen-len G greedy tokens, --warmup W + --runs R repetitions, one JSON object\n"
     "sampling (as `edgebit run`): --max-new-tokens N (64) --temperature T (0 = greedy) --top-k K (0 = off)\n"
@@ -97,7 +98,6 @@ Args parse_args(int argc, char** argv) {
                     "--warmup) exclude each other");
     if (!a.system.empty() && !chat) usage_error("--system is for --chat");
     a.mode = text ? Mode::Text : chat ? Mode::Chat : Mode::Bench;
-    if (chat && a.json) usage_error("--chat is interactive; --json is for --prompt and benchmarks");
     return a;
 }
 

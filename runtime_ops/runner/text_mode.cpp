@@ -51,10 +51,10 @@ std::vector<int32_t> fetch(size_t (*get)(const edgebit_engine*, int32_t*, size_t
 }
 
 void print_speed(const edgebit_stats& st, const std::string& runtime, int threads) {
-    std::fprintf(stderr, "prefill %lld tokens: %.1f tok/s; decode %lld tokens: %.1f tok/s (%s, %s threads)\n",
+    const std::string t = threads == 0 ? "default threads" : threads == 1 ? "1 thread" : std::to_string(threads) + " threads";
+    std::fprintf(stderr, "prefill %lld tokens: %.1f tok/s; decode %lld tokens: %.1f tok/s (%s, %s)\n",
                  static_cast<long long>(st.prompt_tokens), st.prefill_tokens_per_s,
-                 static_cast<long long>(st.generated_tokens), st.decode_tokens_per_s, runtime.c_str(),
-                 threads ? std::to_string(threads).c_str() : "default");
+                 static_cast<long long>(st.generated_tokens), st.decode_tokens_per_s, runtime.c_str(), t.c_str());
 }
 
 }  // namespace
@@ -91,11 +91,13 @@ int run_chat(edgebit_engine* e, const Args& a) {
     if (edgebit_engine_chat_reset(e, a.system.c_str()) != EDGEBIT_OK)
         throw std::runtime_error(edgebit_engine_last_error(e));
     std::signal(SIGINT, on_sigint);
-    std::fputs("chat: one message per line; /reset starts over, /quit ends\n", stderr);
+    if (!a.json) std::fputs("chat: one message per line; /reset starts over, /quit ends\n", stderr);
     std::string line;
     for (;;) {
-        std::fputs("> ", stderr);
-        std::fflush(stderr);
+        if (!a.json) {
+            std::fputs("> ", stderr);
+            std::fflush(stderr);
+        }
         if (!std::getline(std::cin, line) || line == "/quit") break;
         if (line.empty()) continue;
         if (line == "/reset") {
@@ -104,7 +106,7 @@ int run_chat(edgebit_engine* e, const Args& a) {
             std::fputs("(conversation cleared)\n", stderr);
             continue;
         }
-        Sink sink{true, {}};
+        Sink sink{!a.json, {}};
         g_running = e;
         const int rc = edgebit_engine_chat_send(e, line.c_str(), &a.sampling, on_token, &sink);
         g_running = nullptr;
@@ -121,6 +123,17 @@ int run_chat(edgebit_engine* e, const Args& a) {
             continue;
         }
         if (rc != EDGEBIT_OK) throw std::runtime_error(edgebit_engine_last_error(e));
+        if (a.json) {  // one line per turn, for programs driving the chat
+            JsonObject o;
+            o.ids("prompt_ids", fetch(edgebit_engine_last_prompt_ids, e));
+            o.ids("generated_ids", fetch(edgebit_engine_last_generated_ids, e));
+            o.str("text", sink.text).str("stop_reason", stop_name(st.stop_reason));
+            o.num("context_tokens", static_cast<double>(st.context_tokens)).num("max_seq_len", static_cast<double>(st.max_seq_len));
+            o.real("decode_tokens_per_s", st.decode_tokens_per_s);
+            std::fputs((o.close() + "\n").c_str(), stdout);
+            std::fflush(stdout);
+            continue;
+        }
         std::fputc('\n', stdout);
         std::fflush(stdout);
         if (st.stop_reason == EDGEBIT_STOP_CONTEXT)

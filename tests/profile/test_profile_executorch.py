@@ -1,4 +1,4 @@
-"""The ExecuTorch path of the runner (edgebit-runner-et, Module API, libedgebit_executorch.so) on a tiny .pte:
+"""The ExecuTorch path of the engine (Module API, libedgebit_executorch.so) through edgebit-runner on a tiny .pte:
 locally side by side with the ONNX artifact, and under qemu-aarch64; greedy tokens equal the Python backend's."""
 
 import json
@@ -10,7 +10,7 @@ def test_local_pte_and_onnx_side_by_side(tiny_artifact, tiny_pte, python_greedy,
     assert r.returncode == 0, r.stderr
     onnx, pte = json.loads((tmp_path / "p.json").read_text())
     assert (onnx["runtime"], onnx["runner"]) == ("onnxruntime", "edgebit-runner")
-    assert (pte["runtime"], pte["runner"]) == ("executorch", "edgebit-runner-et")
+    assert (pte["runtime"], pte["runner"]) == ("executorch", "edgebit-runner")
     assert pte["runtime_version"].startswith("1.5.1") and pte["model_file"] == "program.pte"
     assert onnx["generated_ids"] == python_greedy(8) and pte["generated_ids"] == pte_greedy(8)
     assert pte["decode_tokens_per_s"] > 0 and pte["peak_rss_bytes"] > 0 and pte["kernel_variant"] in pte["cpu_features"]
@@ -29,23 +29,12 @@ def test_qemu_pte(tiny_pte, pte_greedy, cli, tmp_path, require, prompt):
     assert x["arch"] == "aarch64" and x["runtime"] == "executorch" and x["emulated"] is True
 
 
-def test_wrong_runner_for_the_artifact_says_which(tiny_pte, cli):
-    from edgebit.profile.bundle import build_bundle
-
+def test_an_engine_without_executorch_says_so_for_a_pte(tiny_pte):
+    """A bundle built for ONNX Runtime alone (as an Android bundle is) names what is missing for a .pte."""
     import subprocess
 
-    runner = build_bundle("host").runner  # the ONNX Runtime runner
+    from edgebit.profile.bundle import build_bundle
+
+    runner = build_bundle("host", ("onnxruntime",)).runner
     p = subprocess.run([runner, str(tiny_pte)], capture_output=True, text=True, timeout=60)
-    assert p.returncode == 2 and "use edgebit-runner-et" in p.stderr
-
-
-def test_pte_etdump_is_pulled_and_readable(tiny_pte, cli, tmp_path):
-    r = cli("profile", tiny_pte, "--prompt-len", "5", "--gen-len", "3", "--runs", "1", "--warmup", "0",
-            "--threads", "1", "--json", tmp_path / "p.json", "--op-profile", tmp_path / "prof")
-    assert r.returncode == 0, r.stderr
-    x = json.loads((tmp_path / "p.json").read_text())
-    assert x["profile_file"].endswith(".etdump") and x["ort_profile_file"] is None
-    from edgebit.backends.executorch import op_profile
-
-    rows = op_profile(x["profile_file"])
-    assert any("bitlinear" in row["op"] for row in rows), rows
+    assert p.returncode == 2 and "built without ExecuTorch" in p.stderr and len(p.stderr.splitlines()) == 1

@@ -82,11 +82,15 @@ def test_bundles(cli, tmp_path, require):
     out = tmp_path / "arm"
     r = cli("bundle", "--target", "aarch64-linux-gnu", "-o", out)
     assert r.returncode == 0, r.stderr
-    names = {p.name for p in out.iterdir()}
-    assert {"edgebit-runner", "libedgebit_ort.so", "libonnxruntime.so.1", "bundle.json"} <= names
-    for name in ("edgebit-runner", "libedgebit_ort.so", "libonnxruntime.so.1"):
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    elves = ["bin/edgebit-runner", "lib/libedgebit_engine.so", "lib/libedgebit_ort.so", "lib/libonnxruntime.so.1",
+             "lib/libedgebit_executorch.so", "lib/libexecutorch.so"]
+    assert set(elves) | {"bundle.json"} <= names
+    for name in elves:
         assert (out / name).read_bytes()[18] == 0xB7, name  # e_machine EM_AARCH64
-    dyn = subprocess.run(["aarch64-linux-gnu-readelf", "-d", out / "edgebit-runner"], capture_output=True, text=True)
+    dyn = subprocess.run(["aarch64-linux-gnu-readelf", "-d", out / "bin/edgebit-runner"], capture_output=True, text=True)
+    assert "[$ORIGIN/../lib]" in dyn.stdout
+    dyn = subprocess.run(["aarch64-linux-gnu-readelf", "-d", out / "lib/libedgebit_engine.so"], capture_output=True, text=True)
     assert "[$ORIGIN]" in dyn.stdout
     r = cli("bundle", "--target", "aarch64-linux-gnu", "-o", out)
     assert r.returncode == 2 and "--force" in r.stderr
@@ -117,7 +121,7 @@ def test_broken_model_and_op_library_fail_in_one_line(tiny_artifact, cli, tmp_pa
     (tmp_path / "bad.so").write_bytes(b"\x7fELF garbage")
     for extra, expect in ((["--op-library", str(tmp_path / "bad.so")], "bad.so: ONNX Runtime cannot load it"),
                           (["--op-library", str(tmp_path / "none.so")], "none.so: op library missing"),
-                          (["--prompt-ids", "299,300"], "prompt id 300 >= vocab_size 300")):
+                          (["--prompt-ids", "299,300"], "prompt token id 300 is outside the vocabulary (0..299)")):
         p = subprocess.run([runner, str(tiny_artifact), *extra], capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and p.stdout == "", p
         assert p.stderr.count("\n") == 1 and expect in p.stderr, p.stderr

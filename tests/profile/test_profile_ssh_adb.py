@@ -78,7 +78,7 @@ def test_ssh_profile_on_loopback_and_device_cache(sshd, tiny_artifact, python_gr
     assert x["generated_ids"] == python_greedy(8) and x["device"] == device and not x["emulated"]
     # Pushed once, by content hash: the runner ran from the device-side cache ...
     cached = Path.home() / ".cache" / "edgebit-device"
-    runner_dirs = [p for p in cached.iterdir() if (p / "edgebit-runner").is_file() and (p / ".edgebit-complete").is_file()]
+    runner_dirs = [p for p in cached.iterdir() if (p / "bin" / "edgebit-runner").is_file() and (p / ".edgebit-complete").is_file()]
     assert runner_dirs
     # ... and a second run pushes nothing (scp would refresh the files' ctime).
     before = {p: p.stat().st_ctime_ns for p in cached.rglob("*") if p.is_file()}
