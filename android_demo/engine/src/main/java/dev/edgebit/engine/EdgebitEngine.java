@@ -38,14 +38,17 @@ public final class EdgebitEngine implements AutoCloseable {
         this.handle = handle;
     }
 
-    /** Loads an artifact directory with its own op library (manifest "op_library"); threads 0 = the runtime's choice. */
+    /**
+     * Loads an artifact directory; threads 0 = the runtime's choice. The op library is the one next to
+     * libedgebit_engine (built for this device) if there, else the artifact's own (manifest "op_library").
+     */
     public static EdgebitEngine load(String artifactDir, int threads) {
         return load(artifactDir, threads, null);
     }
 
     /**
-     * Loads an artifact directory, taking the op library from opLibrary instead of the artifact (an app passes
-     * the one built for its ABI: an artifact exported on a desktop carries the desktop's library).
+     * Loads an artifact directory with the op library at the path opLibrary (null: as above). An artifact exported on
+     * a desktop carries the desktop's library; the app names the one built for its ABI.
      */
     public static EdgebitEngine load(String artifactDir, int threads, String opLibrary) {
         if (threads < 0) {
