@@ -13,14 +13,21 @@ jclass global_class(JNIEnv* env, const char* name) {
     return global;
 }
 
+// A class (global reference) and one of its methods; false with NoClassDefFoundError/NoSuchMethodError pending.
+bool class_and_method(JNIEnv* env, const char* cls, const char* method, const char* sig, jclass& c, jmethodID& m) {
+    c = global_class(env, cls);
+    if (c == nullptr) return false;
+    m = env->GetMethodID(c, method, sig);
+    return m != nullptr;
+}
+
 }  // namespace
 
 bool init_refs(JNIEnv* env) {
     JavaRefs r{};
-    r.string_class = global_class(env, "java/lang/String");
-    if (r.string_class == nullptr) return false;
-    r.string_from_bytes = env->GetMethodID(r.string_class, "<init>", "([BLjava/nio/charset/Charset;)V");
-    if (r.string_from_bytes == nullptr) return false;
+    if (!class_and_method(env, "java/lang/String", "<init>", "([BLjava/nio/charset/Charset;)V", r.string_class,
+                          r.string_from_bytes))
+        return false;
 
     jclass charsets = env->FindClass("java/nio/charset/StandardCharsets");
     if (charsets == nullptr) return false;
@@ -31,26 +38,18 @@ bool init_refs(JNIEnv* env) {
     env->DeleteLocalRef(utf8);
     env->DeleteLocalRef(charsets);
 
-    r.exception_class = global_class(env, "dev/edgebit/engine/EdgebitException");
-    if (r.exception_class == nullptr) return false;
-    r.exception_ctor = env->GetMethodID(r.exception_class, "<init>", "(ILjava/lang/String;)V");
-    if (r.exception_ctor == nullptr) return false;
-
-    r.stats_class = global_class(env, "dev/edgebit/engine/GenerationStats");
-    if (r.stats_class == nullptr) return false;
-    r.stats_ctor = env->GetMethodID(r.stats_class, "<init>", "(DDDDJJJJJJI)V");
-    if (r.stats_ctor == nullptr) return false;
-
-    jclass callback = env->FindClass("dev/edgebit/engine/TokenCallback");
-    if (callback == nullptr) return false;
-    r.on_token = env->GetMethodID(callback, "onToken", "(Ljava/lang/String;I)Z");
-    env->DeleteLocalRef(callback);
-    if (r.on_token == nullptr) return false;
-
-    r.options_class = global_class(env, "dev/edgebit/engine/GenerationOptions");
-    if (r.options_class == nullptr) return false;
-    r.options_ctor = env->GetMethodID(r.options_class, "<init>", "(IFIFFJZ)V");
-    if (r.options_ctor == nullptr) return false;
+    jclass callback = nullptr;
+    if (!class_and_method(env, "dev/edgebit/engine/EdgebitException", "<init>", "(ILjava/lang/String;)V",
+                          r.exception_class, r.exception_ctor) ||
+        !class_and_method(env, "dev/edgebit/engine/GenerationStats", "<init>", "(DDDDJJJJJJI)V", r.stats_class,
+                          r.stats_ctor) ||
+        !class_and_method(env, "dev/edgebit/engine/TokenCallback", "onToken", "(Ljava/lang/String;I)Z", callback,
+                          r.on_token) ||
+        !class_and_method(env, "dev/edgebit/engine/GenerationOptions", "<init>", "(IFIFFJZ)V", r.options_class,
+                          r.options_ctor))
+        return false;
+    // The method id stays valid while the interface is loaded, and EdgebitEngine's class loader keeps it loaded.
+    env->DeleteGlobalRef(callback);
     const struct {
         jfieldID* id;
         const char* name;
