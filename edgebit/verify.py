@@ -30,6 +30,9 @@ THRESHOLDS = {
     ("edgebit", "int8"): {"max_abs_diff": None, "top1_agreement": 0.9, "perplexity_rel_diff": 0.05},
     ("standard", "fp32"): {"max_abs_diff": None, "top1_agreement": 0.9, "perplexity_rel_diff": 0.05},
     ("standard", "int8"): {"max_abs_diff": None, "top1_agreement": 0.85, "perplexity_rel_diff": 0.1},
+    # ExecuTorch's stock baseline: torchao quantizes activations asymmetrically per token, not as BitNet trained.
+    ("torchao-8da4w", "fp32"): {"max_abs_diff": None, "top1_agreement": 0.85, "perplexity_rel_diff": 0.1},
+    ("torchao-8da4w", "int8"): {"max_abs_diff": None, "top1_agreement": 0.85, "perplexity_rel_diff": 0.1},
 }
 # ExecuTorch's CPU kernels (portable/optimized and XNNPACK) round differently from PyTorch's in the last bit
 # (mean, pow, softmax, matmul: measured on random rows). An activation that sits that close to a rounding

@@ -46,6 +46,9 @@ def executorch(
     xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="Delegate the float parts (matmuls, "
                                           "norms, activations) to XNNPACK; the ternary linears stay on edgebit's "
                                           "kernel either way.")] = True,
+    ops: Annotated[str, typer.Option(help="edgebit (our bitlinear op + kernel library) or torchao-8da4w "
+                                          "(ExecuTorch's stock low-bit path: torchao int8-activation x int4-weight "
+                                          "linears on XNNPACK, no library; the baseline).")] = "edgebit",
     force: ForceOpt = False,
 ) -> None:
     """Export to ExecuTorch: program.pte + libedgebit_executorch.so + tokenizer + manifest.json."""
@@ -54,7 +57,11 @@ def executorch(
 
     if head not in ("fp32", "int8"):
         raise typer.BadParameter(f"{head!r} is not one of fp32, int8", param_hint="--head")
+    if ops not in ("edgebit", "torchao-8da4w"):
+        raise typer.BadParameter(f"{ops!r} is not one of edgebit, torchao-8da4w", param_hint="--ops")
+    if ops != "edgebit" and not xnnpack:
+        raise typer.BadParameter("torchao-8da4w runs on XNNPACK; drop --no-xnnpack", param_hint="--ops")
     with err.status("exporting") as status:
         path = targets()["executorch"](resolve_model(model), output, max_seq_len, head, xnnpack, force,
-                                       on_step=lambda what: status.update(f"exporting: {what}"))
+                                       on_step=lambda what: status.update(f"exporting: {what}"), ops=ops)
     err.print(f"wrote {path}")

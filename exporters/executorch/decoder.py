@@ -40,17 +40,17 @@ class BitLinear(nn.Module):
 
 
 class Layer(nn.Module):
-    def __init__(self, cfg: ModelConfig, lw, max_seq_len: int):
+    def __init__(self, cfg: ModelConfig, lw, max_seq_len: int, linear=BitLinear):
         super().__init__()
         self.cfg = cfg
         self.register_buffer("attn_norm", lw.attn_norm.float())
         self.register_buffer("mlp_norm", lw.mlp_norm.float())
         self.attn_sub_norm = None if lw.attn_sub_norm is None else nn.Buffer(lw.attn_sub_norm.float())
         self.ffn_sub_norm = None if lw.ffn_sub_norm is None else nn.Buffer(lw.ffn_sub_norm.float())
-        self.qkv = BitLinear([lw.q, lw.k, lw.v])
-        self.o = BitLinear([lw.o])
-        self.gate_up = BitLinear([lw.gate, lw.up])
-        self.down = BitLinear([lw.down])
+        self.qkv = linear([lw.q, lw.k, lw.v])
+        self.o = linear([lw.o])
+        self.gate_up = linear([lw.gate, lw.up])
+        self.down = linear([lw.down])
         cache = (1, cfg.num_kv_heads, max_seq_len, cfg.head_dim)
         self.register_buffer("k_cache", torch.zeros(cache), persistent=False)
         self.register_buffer("v_cache", torch.zeros(cache), persistent=False)
@@ -127,11 +127,16 @@ class Int8Table(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, weights: ModelWeights, max_seq_len: int, head: str = "fp32", head_as_linear: bool = False):
+    """linear: the module of each group of ternary linears (BitLinear: edgebit's op; the torchao baseline's
+    TorchaoLinear). head_linear: a module to compute the logits instead of the head below (the baseline's)."""
+
+    def __init__(self, weights: ModelWeights, max_seq_len: int, head: str = "fp32", head_as_linear: bool = False,
+                 linear=BitLinear, head_linear: nn.Module | None = None):
         super().__init__()
         cfg = self.cfg = weights.config
         self.head_kind = head
-        self.layers = nn.ModuleList(Layer(cfg, lw, max_seq_len) for lw in weights.layers)
+        self.layers = nn.ModuleList(Layer(cfg, lw, max_seq_len, linear) for lw in weights.layers)
+        self.head_linear = head_linear
         self.register_buffer("final_norm", weights.final_norm.float())
         cos, sin = rope_cos_sin(rope_inv_freq(cfg.head_dim, cfg.rope), torch.arange(max_seq_len))
         self.register_buffer("rope_cos", cos)
@@ -157,6 +162,8 @@ class Decoder(nn.Module):
         for layer in self.layers:
             x = layer(x, cos, sin, masked, input_pos)
         x = rms_norm(x, self.final_norm, self.cfg.rms_norm_eps)
+        if self.head_linear is not None:
+            return self.head_linear(x)
         if self.head_kind == "fp32":
             return F.linear(x, self.embed if self.tied else self.lm_head)  # (1, T, V)
         return (self.embed_q if self.tied else self.head_q).logits(x)

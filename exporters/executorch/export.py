@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgebit.atomic import atomic_output_dir
+from edgebit.errors import EdgebitError
 from .. import register
 from ..chat_template import chat_manifest_entry
 from ..common import check_head, copy_tokenizer_files, load_for_export
@@ -30,17 +31,32 @@ def constant_methods(cfg, seq: int) -> dict:
     return methods
 
 
-def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[str], None]):
+OPS = ("edgebit", "torchao-8da4w")
+
+
+def _decoder(weights, seq: int, head: str, xnnpack: bool, ops: str):
+    from .decoder import Decoder
+
+    if ops == "edgebit":
+        return Decoder(weights, seq, head, head_as_linear=head == "int8" and xnnpack)
+    from .torchao_baseline import TorchaoLinear, int8_head
+
+    # The baseline quantizes its head with torchao too; its embedding stays fp32.
+    head_linear = int8_head(weights.head) if head == "int8" else None
+    return Decoder(weights, seq, "fp32", linear=TorchaoLinear, head_linear=head_linear)
+
+
+def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[str], None], ops: str = "edgebit"):
     """ModelWeights -> ExecutorchProgramManager. Our op stays a CPU kernel call (edgebit::bitlinear.out);
-    with xnnpack the float parts it can take (matmuls, norms, activations) go to the XNNPACK delegate."""
+    with xnnpack the float parts it can take (matmuls, norms, activations) go to the XNNPACK delegate. ops
+    "torchao-8da4w" builds ExecuTorch's stock low-bit baseline instead (torchao_baseline.py), all XNNPACK."""
     import torch
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge, to_edge_transform_and_lower
     from executorch.exir.passes import MemoryPlanningPass
 
-    from .decoder import Decoder
-
-    quantize_head = head == "int8" and xnnpack
-    module = Decoder(weights, seq, head, head_as_linear=quantize_head).eval()
+    quantize_head = head == "int8" and xnnpack and ops == "edgebit"
+    step("building the module" + (" (torchao 8da4w)" if ops != "edgebit" else ""))
+    module = _decoder(weights, seq, head, xnnpack, ops).eval()
     t = torch.export.Dim("seq", min=1, max=seq)
     example = (torch.zeros(1, 3, dtype=torch.long), torch.arange(3))
     shapes = ({1: t}, {0: t})
@@ -91,33 +107,36 @@ def _drop_unused_buffers(graph) -> None:
 @register("executorch")
 def export_executorch(model: Path, output: Path, max_seq_len: int | None = None, head: str = "fp32",
                       xnnpack: bool = True, force: bool = False,
-                      on_step: Callable[[str], None] | None = None) -> Path:
+                      on_step: Callable[[str], None] | None = None, ops: str = "edgebit") -> Path:
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
     from edgebit.ops.executorch_library import OP_NAME, library_path
 
     step = on_step or (lambda what: None)
     check_head(head)
-    library = library_path()
+    if ops not in OPS or (ops != "edgebit" and not xnnpack):
+        raise EdgebitError(f"--ops: {ops!r} is not one of {', '.join(OPS)} (torchao-8da4w needs XNNPACK)")
+    library = library_path() if ops == "edgebit" else None
     step("loading checkpoint")
     weights, seq = load_for_export(model, max_seq_len)
     cfg = weights.config
     with atomic_output_dir(output, force=force) as tmp:
-        program = export_program(weights, seq, head, xnnpack, step)
+        program = export_program(weights, seq, head, xnnpack, step, ops)
         del weights
         step("writing program")
         with open(tmp / MODEL_FILE, "wb") as f:
             program.write_to_file(f)
         del program
-        shutil.copy2(library, tmp / library.name)
+        if library:
+            shutil.copy2(library, tmp / library.name)
         copy_tokenizer_files(model, tmp)
         step("hashing")
         write_manifest(tmp, {
             "target": "executorch",
             "model_file": MODEL_FILE,
-            "ops": "edgebit",
-            "op_library": library.name,
-            "op_domain": "edgebit",
-            "op_names": [OP_NAME],
+            "ops": ops,
+            "op_library": library.name if library else None,
+            "op_domain": "edgebit" if library else None,
+            "op_names": [OP_NAME] if library else [],
             "op_abi": "executorch-" + _executorch_version(),
             "xnnpack": xnnpack,
             "head": head,
