@@ -235,7 +235,9 @@ def build_bundle(target: str, runtimes: tuple[str, ...] = RUNTIMES, jobs: int = 
     out = cache_root() / "bundles" / f"{target}-{'+'.join(runtimes)}-{key}"
     if (out / "bundle.json").is_file():
         return Bundle(out, target, json.loads((out / "bundle.json").read_text())["content_hash"])
-    build = cache_root() / "bundles" / f"build-{target}-{'+'.join(runtimes)}"
+    # One build dir per source tree: two installs of edgebit on a machine must not share a CMake cache.
+    where = hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:8]
+    build = cache_root() / "bundles" / f"build-{target}-{'+'.join(runtimes)}-{where}"
     cmake_args += [f"-DEDGEBIT_ORT_INCLUDE_DIR={headers}", f"-DEDGEBIT_ORT_LIBRARY={lib}"]
     if log:
         log(f"building the {target} bundle ({', '.join(runtimes)}) in {build}")
