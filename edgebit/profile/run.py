@@ -38,13 +38,11 @@ def artifact_hash(artifact: Path) -> str:
 
 
 def check_artifact(artifact: Path) -> dict:
-    manifest_path = artifact / "manifest.json"
-    if not manifest_path.is_file():
-        raise EdgebitError(f"{artifact}: not an edgebit artifact (no manifest.json; make one with `edgebit export`)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as e:
-        raise EdgebitError(f"{manifest_path}: not valid JSON ({e})") from None
+    """The artifact's manifest, after the same checks `verify` and `run` make (layout version, every file
+    present with the sha256 it was exported with): a broken artifact fails here, not on the device."""
+    from edgebit.artifact import read_manifest
+
+    manifest = read_manifest(artifact)
     target = manifest.get("target")
     if target not in RUNNERS:
         raise EdgebitError(f"{artifact}: a '{target}' artifact; edgebit-runner profiles "
