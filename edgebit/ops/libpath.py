@@ -30,10 +30,12 @@ def check_loadable(path: Path, what: str) -> None:
     (dlopen's own error for an aarch64 library on x86 is "wrong ELF class" or "cannot open shared object")."""
     try:
         with open(path, "rb") as f:
-            head = f.read(20)
+            head = f.read(64)
+            size = os.fstat(f.fileno()).st_size
+            phdrs = _program_headers(f, head)
     except OSError as e:
         raise EdgebitError(f"{path}: cannot read {what} ({e.strerror})") from None
-    if len(head) < 20 or head[:4] != b"\x7fELF":
+    if len(head) < 64 or head[:4] != b"\x7fELF":
         raise EdgebitError(f"{path}: not a shared library (no ELF header; truncated or not a build of {what})")
     bits = {1: 32, 2: 64}.get(head[4], 0)
     order = "<" if head[5] == 1 else ">"
@@ -44,3 +46,28 @@ def check_loadable(path: Path, what: str) -> None:
         raise EdgebitError(
             f"{path}: {what} built for {built} ({bits}-bit), this machine is {platform.machine()}: it cannot load "
             f"here; re-export on this machine, or use `edgebit bundle --target` / `edgebit profile` to run on {built}")
+    # A truncated library passes dlopen's header checks and then faults (SIGBUS) touching a mapped page past the
+    # end of the file: every loadable segment must lie inside the file.
+    if any(offset + filesz > size for offset, filesz in phdrs):
+        raise EdgebitError(f"{path}: {what} is truncated ({size} bytes; its segments extend past the end): "
+                           "re-export, or copy it again")
+
+
+def _program_headers(f, head: bytes) -> list[tuple[int, int]]:
+    """(p_offset, p_filesz) of each PT_LOAD segment of a 64-bit little-endian ELF file; [] for anything else."""
+    if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+        return []
+    (phoff,) = struct.unpack_from("<Q", head, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
+    if phentsize < 56 or phnum > 1024:
+        return []
+    f.seek(phoff)
+    table = f.read(phentsize * phnum)
+    if len(table) < phentsize * phnum:
+        return [(phoff, phentsize * phnum)]  # the table itself is cut off: reported as truncated
+    out = []
+    for i in range(phnum):
+        p_type, _, offset, _, _, filesz = struct.unpack_from("<IIQQQQ", table, i * phentsize)
+        if p_type == 1:  # PT_LOAD
+            out.append((offset, filesz))
+    return out

@@ -111,7 +111,7 @@ def _library_foreign_rehashed(art, tmp_path):
 def _library_truncated_rehashed(art, tmp_path):
     truncate(art / "libedgebit_ort.so", 0.3)
     rehash(art, "libedgebit_ort.so")
-    return ["libedgebit_ort.so", "cannot register"]
+    return ["libedgebit_ort.so", "truncated"]
 
 
 def _library_not_elf_rehashed(art, tmp_path):
