@@ -27,6 +27,20 @@ class ProfileSpec:
     ort_profile_dir: Path | None = None
 
 
+def exit_description(code: int) -> str:
+    """'exit 2', or the signal that killed the runner: negative codes from a local subprocess, 128+N from the
+    device's shell over ssh/adb."""
+    import signal
+
+    sig = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else 0
+    if sig:
+        try:
+            return f"killed by {signal.Signals(sig).name}, exit {code}: a crash or a device limit"
+        except ValueError:
+            pass
+    return f"exit {code}"
+
+
 def artifact_hash(artifact: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(q for q in artifact.iterdir() if q.is_file()):
@@ -80,7 +94,7 @@ def profile(artifacts: list[Path], device: str, spec: ProfileSpec, log=lambda ms
                 log(f"{transport.name}: {artifact.name}, {threads or 'default'} threads")
                 r = transport.run(argv, spec.timeout)
                 if r.returncode != 0:
-                    raise DeviceError(f"{transport.name}: {runner} failed (exit {r.returncode}): "
+                    raise DeviceError(f"{transport.name}: {runner} failed ({exit_description(r.returncode)}): "
                                       f"{(r.stderr.strip().splitlines() or ['no stderr'])[-1]}")
                 try:
                     obj = json.loads(r.stdout)
