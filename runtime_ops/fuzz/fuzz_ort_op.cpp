@@ -87,6 +87,8 @@ OrtSession* make_session(const std::string& bytes, int threads) {
     check(g_api->CreateSessionOptions(&opts), "CreateSessionOptions");
     check(g_api->SetIntraOpNumThreads(opts, threads), "SetIntraOpNumThreads");
     check(g_api->SetSessionGraphOptimizationLevel(opts, ORT_DISABLE_ALL), "SetSessionGraphOptimizationLevel");
+    // Spinning pool threads on a shared 2-core machine turn a microsecond Run into seconds.
+    check(g_api->AddSessionConfigEntry(opts, "session.intra_op.allow_spinning", "0"), "AddSessionConfigEntry");
     check(RegisterCustomOps(opts, OrtGetApiBase()), "RegisterCustomOps");
     OrtSession* session = nullptr;
     OrtStatus* st = g_api->CreateSessionFromArray(g_env, bytes.data(), bytes.size(), opts, &session);
@@ -136,10 +138,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int threads = 1 + ((flags >> 5) & 1);
 
     // Shapes: consistent ones mostly, then perturbed (rank, a dim, an empty dim).
-    const int64_t K = 128 * (r.u8() % 4), N = r.u8() % 70;
+    // Small shapes (M <= 9, N <= 40, K <= 384) keep the reference check cheap (the kernel target covers N chunks).
+    const int64_t K = 128 * (r.u8() % 4), N = r.u8() % 41;
     std::vector<int64_t> xs;
-    const int lead = r.u8() % 4;
-    for (int i = 0; i < lead; ++i) xs.push_back(r.u8() % 5);
+    const int lead = r.u8() % 3;
+    for (int i = 0; i < lead; ++i) xs.push_back(r.u8() % 4);
     xs.push_back(K);
     std::vector<int64_t> shapes[3] = {xs, {N, K / 4}, {N}};
     const uint8_t perturb = r.u8();
