@@ -256,7 +256,9 @@ class SshTransport(Transport):
         return remote
 
     def run(self, argv: list[str], timeout: float) -> Result:
-        return self._check(self._ssh(shlex.join(argv), timeout), "running the runner")
+        # "; exit $?" keeps the shell from exec'ing the runner: a runner killed by a signal then comes back as the
+        # shell's 128+N, where ssh itself would report only its own 255 with no message.
+        return self._check(self._ssh(shlex.join(argv) + "; exit $?", timeout), "running the runner")
 
     def pull(self, remote: str, local: Path) -> None:
         r = _run(["scp", *self.opts, "-P", str(self.port), "-q", f"{self.dest}:{remote}", str(local)], 600, self.name)
@@ -312,7 +314,7 @@ class AdbTransport(Transport):
         return remote
 
     def run(self, argv: list[str], timeout: float) -> Result:
-        return self._adb(["shell", UMASK + shlex.join(argv)], timeout)
+        return self._adb(["shell", UMASK + shlex.join(argv) + "; exit $?"], timeout)  # see SshTransport.run
 
     def pull(self, remote: str, local: Path) -> None:
         r = self._adb(["pull", remote, str(local)], 600)
