@@ -12,9 +12,9 @@ from edgebit.cli.options import OptionalModelArg, resolve_model
 def generate(
     model: OptionalModelArg = None,
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to continue.")] = "In the beginning",
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", help="Tokens to generate at most.")] = 60,
-    temperature: Annotated[float, typer.Option(help="0 = greedy; otherwise sample at this temperature.")] = 0.0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling: keep the most likely tokens up to this mass.")] = 0.9,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", min=1, help="Tokens to generate at most.")] = 60,
+    temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy; otherwise sample at this temperature.")] = 0.0,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="Nucleus sampling: keep the most likely tokens up to this mass.")] = 0.9,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
 ) -> None:
     """Generate text from a checkpoint with the reference model (slow but exact; greedy by default)."""

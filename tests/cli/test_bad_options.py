@@ -50,7 +50,7 @@ def tiny(hf_checkpoint, tmp_path_factory):
 @pytest.mark.parametrize("argv,fragment", CASES, ids=[" ".join(c[0][:3]) + f" [{i}]" for i, c in enumerate(CASES)])
 def test_bad_option_is_a_clear_error(argv, fragment, tiny, tmp_path, cli):
     ckpt, art = tiny
-    (tmp_path / "[/odd] dir").mkdir()
+    (tmp_path / "[" / "odd] dir").mkdir(parents=True)  # the path "[/odd] dir": a rich closing tag
     argv = [a.format(art=art, ckpt=ckpt, tmp=tmp_path) for a in argv]
     r = cli(*argv, timeout=300)
     assert r.returncode == 2, (r.returncode, r.stdout[-300:], r.stderr[-1500:])
