@@ -3,6 +3,7 @@ newline profiled over local, qemu and ssh; a device cache dir with the same char
 them in `edgebit run`. Each must work (or fail with a clear error) and the canary command must never run."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def test_ssh_paths_and_device_dir(evil_artifact, tmp_path, cli, ssh_server):
 
 def test_prompts_are_data(tiny_artifact, tmp_path, cli):
     canary = tmp_path / "PWNED"
-    canary_link = f"/tmp/pw-{tmp_path.name[-12:]}"  # a short absolute name: the prompt must fit the tiny model
+    canary_link = f"/tmp/pw{os.getpid() % 10000}"  # a short absolute name: the prompt must fit the tiny model
     (Path(canary_link)).symlink_to(canary)
     try:
         r = cli("run", tiny_artifact, "--prompt", EVIL.format(canary=canary_link), "--max-new-tokens", "2")
