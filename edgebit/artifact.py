@@ -45,7 +45,7 @@ def write_manifest(directory: Path, fields: dict) -> dict:
 def read_manifest(artifact_dir: str | Path) -> dict:
     path = Path(artifact_dir) / MANIFEST
     if not Path(artifact_dir).is_dir():
-        raise ArtifactError(f"{artifact_dir}: not an artifact directory (made by `edgebit export`)")
+        raise ArtifactError(f"{artifact_dir}: not an edgebit artifact directory (made by `edgebit export`)")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
