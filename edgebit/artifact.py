@@ -45,7 +45,7 @@ def write_manifest(directory: Path, fields: dict) -> dict:
 def read_manifest(artifact_dir: str | Path) -> dict:
     path = Path(artifact_dir) / MANIFEST
     if not Path(artifact_dir).is_dir():
-        raise ArtifactError(f"{artifact_dir}: not an artifact directory (made by `edgebit export`)")
+        raise ArtifactError(f"{artifact_dir}: not an edgebit artifact directory (made by `edgebit export`)")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -66,7 +66,25 @@ def read_manifest(artifact_dir: str | Path) -> dict:
                    if manifest.get("target") == "executorch" else
                    f"onnxruntime: SessionOptions.register_custom_ops_library('{path}')")
             raise ArtifactError(
-                f"{path}: missing; the model needs this op library for its edgebit ops: re-export, or put a build "
-                f"of it there ({how})")
+                f"{path}: missing; the model needs this op library for its edgebit ops: re-export (manifest.json "
+                f"records the library's sha256, so only the exported copy is accepted here; from your own code: {how})")
         raise ArtifactError(f"{path}: listed in {MANIFEST} but missing; re-export")
+    check_hashes(Path(artifact_dir), manifest)
     return manifest
+
+
+def check_hashes(artifact_dir: Path, manifest: dict) -> None:
+    """Every file manifest.json lists must still hash as it did at export: a truncated copy, a half-finished
+    transfer or a swapped model or library is refused here with its name instead of failing somewhere inside
+    a runtime (or worse, running). Costs one read of the artifact (~1 s per GB)."""
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise ArtifactError(f"{Path(artifact_dir) / MANIFEST}: 'files' must map file names to sha256 hashes")
+    for name, digest in files.items():
+        path = artifact_dir / name
+        if Path(name).name != name or name == MANIFEST:
+            raise ArtifactError(f"{artifact_dir / MANIFEST}: file entry {name!r} is not a plain file name")
+        if sha256_file(path) != digest:
+            raise ArtifactError(
+                f"{path}: contents differ from the sha256 in {MANIFEST} ({path.stat().st_size} bytes; changed, "
+                f"truncated or replaced after export): re-export the model, or copy the artifact again")

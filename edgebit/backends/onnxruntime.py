@@ -24,7 +24,14 @@ class OnnxRuntimeBackend:
                 raise ArtifactError(
                     f"{path}: missing; model.onnx needs this library for its edgebit.BitLinear nodes: re-export, "
                     f"or register a build of it with SessionOptions.register_custom_ops_library('{path}')")
-            opts.register_custom_ops_library(str(path))
+            from edgebit.ops.libpath import check_loadable
+
+            check_loadable(path, "the ONNX Runtime op library")
+            try:
+                opts.register_custom_ops_library(str(path))
+            except Exception as e:  # onnxruntime's own error for a library it cannot load or register
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ArtifactError(f"{path}: onnxruntime cannot register this op library: {first}") from None
         try:
             self.session = ort.InferenceSession(str(artifact_dir / manifest["model_file"]), opts,
                                                 providers=["CPUExecutionProvider"])

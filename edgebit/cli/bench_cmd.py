@@ -44,9 +44,10 @@ def load(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"loading {model}", title_justify="left")
+    table = Table(title=escape(f"loading {model}"), title_justify="left")
     for col in ("loader", "seconds", "kept MB", "peak RSS added MB", "peak / kept"):
         table.add_column(col, justify="right")
     for r in rows:

@@ -24,4 +24,4 @@ def random_checkpoint(
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=name)
     with progress_bar(f"writing {preset} checkpoint", tensor_count(preset, family, form)) as tick:
         path = write_random_checkpoint(output, preset, family, form, seed=seed, force=force, on_tensor=tick)
-    err.print(f"wrote {path}")
+    err.print(f"wrote {path}", markup=False)

@@ -34,7 +34,7 @@ def onnx(
     with err.status("exporting") as status:
         path = targets()["onnx"](resolve_model(model), output, max_seq_len, head, ops, force,
                                  on_step=lambda what: status.update(f"exporting: {what}"))
-    err.print(f"wrote {path}")
+    err.print(f"wrote {path}", markup=False)
 
 
 @app.command("executorch")
@@ -64,4 +64,4 @@ def executorch(
     with err.status("exporting") as status:
         path = targets()["executorch"](resolve_model(model), output, max_seq_len, head, xnnpack, force,
                                        on_step=lambda what: status.update(f"exporting: {what}"), ops=ops)
-    err.print(f"wrote {path}")
+    err.print(f"wrote {path}", markup=False)

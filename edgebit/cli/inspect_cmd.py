@@ -30,10 +30,11 @@ def _size(n: int) -> str:
 
 def _tables(s):
     from rich.console import Group
+    from rich.markup import escape
     from rich.table import Table
 
     c = s.config
-    head = Table(title=f"{s.path}", show_header=False, title_justify="left")
+    head = Table(title=escape(str(s.path)), show_header=False, title_justify="left")
     rows = [
         ("family", f"{s.family} ({s.weight_form} weights)"),
         ("layers / hidden / ffn", f"{c['num_layers']} / {c['hidden_size']} / {c['intermediate_size']}"),

@@ -37,9 +37,12 @@ def main() -> None:
         app()
     except EdgebitError as e:
         # One line that names the file, tensor or option; exit code 2 like a usage error.
+        from rich.markup import escape
+
         from edgebit.cli.console import err
 
-        err.print(f"[bold red]error:[/] {e}", soft_wrap=True, markup=True)
+        # escape: messages carry user paths and specs, and "[...]" in them is data, not rich markup.
+        err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True, markup=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

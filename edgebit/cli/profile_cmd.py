@@ -55,13 +55,15 @@ def profile(
             raise typer.BadParameter(f"{prompt_ids!r} is not a comma-separated list of ids", param_hint="--prompt-ids")
     spec = ProfileSpec(threads=_threads(threads), prompt_len=prompt_len, gen_len=gen_len, runs=runs, warmup=warmup,
                        seed=seed, prompt_ids=ids, timeout=timeout, ort_profile_dir=ort_profile)
-    results = run_profile(artifacts, device, spec, log=lambda m: err.print(f"[dim]{m}[/]"),
+    from rich.markup import escape
+
+    results = run_profile(artifacts, device, spec, log=lambda m: err.print(f"[dim]{escape(m)}[/]"),
                           connect_timeout=connect_timeout, ssh_config=ssh_config,
                           accept_new_host_key=accept_new_host_key)
     print_table(results, out)
     if json_file:
         json_file.write_text(json.dumps(results[0] if len(results) == 1 else results, indent=2) + "\n")
-        err.print(f"wrote {json_file}")
+        err.print(f"wrote {json_file}", markup=False)
     if report:
         report.write_text(html_report(results))
-        err.print(f"wrote {report}")
+        err.print(f"wrote {report}", markup=False)

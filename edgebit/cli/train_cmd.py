@@ -50,7 +50,7 @@ def train(
     if result.output is None:
         return
     err.print(f"held-out loss {result.heldout_loss:.4f}, perplexity {result.heldout_ppl:.2f}")
-    err.print(f"wrote {result.output}")
+    err.print(f"wrote {result.output}", markup=False)
 
 
 def _loss_bar(total: int):

@@ -39,6 +39,21 @@ DTYPES: dict[str, tuple[int, str]] = {
 TORCH_TO_ST = {torch_name: st for st, (_, torch_name) in DTYPES.items()}
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list) -> dict:
+    """json.loads keeps the last of duplicate keys silently; a header naming a tensor twice is malformed
+    (which of the two spans is the tensor?), as the safetensors package itself rules."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     name: str
@@ -87,9 +102,11 @@ class SafetensorsFile:
                 f"{MAX_HEADER_BYTES >> 20} MiB limit: truncated or not a safetensors file"
             )
         try:
-            header = json.loads(self._file.read(header_len).decode("utf-8"))
+            header = json.loads(self._file.read(header_len).decode("utf-8"), object_pairs_hook=_no_duplicates)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise self._fail("header is not valid UTF-8 JSON: not a safetensors file") from None
+        except _DuplicateKey as e:
+            raise self._fail(f"tensor '{e.args[0]}' appears more than once in the header") from None
         if not isinstance(header, dict):
             raise self._fail("header is not a JSON object: not a safetensors file")
         data_start = 8 + header_len

@@ -64,6 +64,9 @@ def load(path: str | Path | None = None) -> Path:
         # The runtime first, so our library binds to the libexecutorch.so the Python runtime uses.
         import executorch.extension.pybindings.portable_lib  # noqa: F401
 
+        from edgebit.ops.libpath import check_loadable
+
+        check_loadable(path, "the ExecuTorch kernel library")
         try:
             handle = ctypes.CDLL(str(path.resolve()), mode=ctypes.RTLD_GLOBAL)
         except OSError as e:

@@ -46,12 +46,13 @@ EMULATION_NOTE = ("timings under qemu-aarch64 are EMULATION (an x86 host interpr
 
 
 def print_table(results: list[dict], console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="edgebit profile", show_lines=False)
     table.add_column("")
-    for r in results:
-        table.add_column(label(r) + (" (emulated)" if r.get("emulated") else ""), justify="right")
+    for r in results:  # labels hold artifact and device names: data, not markup
+        table.add_column(escape(label(r)) + (" (emulated)" if r.get("emulated") else ""), justify="right")
     for name, f in ROWS:
         table.add_row(name, *[f(r) for r in results])
     console.print(table)

@@ -27,6 +27,20 @@ class ProfileSpec:
     ort_profile_dir: Path | None = None
 
 
+def exit_description(code: int) -> str:
+    """'exit 2', or the signal that killed the runner: negative codes from a local subprocess, 128+N from the
+    device's shell over ssh/adb."""
+    import signal
+
+    sig = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else 0
+    if sig:
+        try:
+            return f"killed by {signal.Signals(sig).name}, exit {code}: a crash or a device limit"
+        except ValueError:
+            pass
+    return f"exit {code}"
+
+
 def artifact_hash(artifact: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(q for q in artifact.iterdir() if q.is_file()):
@@ -38,13 +52,11 @@ def artifact_hash(artifact: Path) -> str:
 
 
 def check_artifact(artifact: Path) -> dict:
-    manifest_path = artifact / "manifest.json"
-    if not manifest_path.is_file():
-        raise EdgebitError(f"{artifact}: not an edgebit artifact (no manifest.json; make one with `edgebit export`)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as e:
-        raise EdgebitError(f"{manifest_path}: not valid JSON ({e})") from None
+    """The artifact's manifest, after the same checks `verify` and `run` make (layout version, every file
+    present with the sha256 it was exported with): a broken artifact fails here, not on the device."""
+    from edgebit.artifact import read_manifest
+
+    manifest = read_manifest(artifact)
     target = manifest.get("target")
     if target not in RUNNERS:
         raise EdgebitError(f"{artifact}: a '{target}' artifact; edgebit-runner profiles "
@@ -82,7 +94,7 @@ def profile(artifacts: list[Path], device: str, spec: ProfileSpec, log=lambda ms
                 log(f"{transport.name}: {artifact.name}, {threads or 'default'} threads")
                 r = transport.run(argv, spec.timeout)
                 if r.returncode != 0:
-                    raise DeviceError(f"{transport.name}: {runner} failed (exit {r.returncode}): "
+                    raise DeviceError(f"{transport.name}: {runner} failed ({exit_description(r.returncode)}): "
                                       f"{(r.stderr.strip().splitlines() or ['no stderr'])[-1]}")
                 try:
                     obj = json.loads(r.stdout)

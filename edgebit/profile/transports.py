@@ -18,6 +18,45 @@ from edgebit.errors import EdgebitError
 from edgebit.profile.bundle import cache_root
 
 COMPLETE = ".edgebit-complete"  # written last into a pushed dir: a dir without it is a torn push
+# Every command on a device starts with this: nothing edgebit creates there is group- or world-writable.
+UMASK = "umask 022; "
+
+
+def checksum_listing(local: Path) -> str:
+    """`sha256sum` lines ("<hash>  <relative path>") for every file under `local`, sorted: the content a pushed
+    dir must have. It is written into the dir's COMPLETE marker, and a cached dir is reused only if its marker
+    is exactly this listing and every file still hashes to it (`sha256sum -c`), so a half-written, corrupted or
+    swapped cache entry is pushed again instead of trusted."""
+    import hashlib
+
+    lines = []
+    for path in sorted(p for p in local.rglob("*") if p.is_file() and p.name != COMPLETE):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+        rel = path.relative_to(local).as_posix()
+        if "\n" in rel or "\\" in rel:
+            raise DeviceError(f"{path}: file names with newlines or backslashes cannot be pushed to a device")
+        lines.append(f"{digest.hexdigest()}  {rel}\n")
+    return "".join(lines)
+
+
+def cached_command(remote: str, listing: str) -> str:
+    """Prints 'cached' iff `remote` is a complete push of exactly `listing`, intact."""
+    q = shlex.quote
+    return (f"cd {q(remote)} 2>/dev/null && printf %s {q(listing)} | cmp -s - {COMPLETE} && "
+            f"sha256sum -c --status {COMPLETE} && echo cached")
+
+
+def seal_command(tmp: str, remote: str, listing: str) -> str:
+    """After the copy: no group/world write bits (scp -p and adb push keep the local modes), every file as sent
+    (else exit 3), then the marker, then the rename that makes the dir visible to cached_command."""
+    q = shlex.quote
+    marker = q(f"{tmp}/{COMPLETE}")
+    return (f"chmod -R go-w {q(tmp)} && {{ (cd {q(tmp)} && printf %s {q(listing)} > {COMPLETE}.new && "
+            f"sha256sum -c --status {COMPLETE}.new) || exit 3; }} && mv {marker}.new {marker} && "
+            f"rm -rf {q(remote)} && mv {q(tmp)} {q(remote)}")
 
 
 class DeviceError(EdgebitError):
@@ -147,9 +186,9 @@ class SshTransport(Transport):
 
     def __init__(self, spec: str, connect_timeout: float = 10, ssh_config: Path | None = None,
                  accept_new_host_key: bool = False):
-        m = re.fullmatch(r"ssh://(?:([^@/:\s]+)@)?(\[[0-9a-fA-F:]+\]|[^@/:\s]+)(?::(\d+))?/?", spec)
+        m = re.fullmatch(r"ssh://(?:([^@/:\s]+)@)?(\[[0-9a-fA-F:]+\]|[^@/:\s]+)(?::(\d+))?(/[^\n]*)?", spec)
         if not m:
-            raise DeviceError(f"{spec!r}: not an ssh device, expected ssh://user@host[:port]")
+            raise DeviceError(f"{spec!r}: not an ssh device, expected ssh://user@host[:port][/cache-dir]")
         self.user, self.host, self.port = m.group(1), m.group(2).strip("[]"), int(m.group(3) or 22)
         self.name = spec
         self.dest = f"{self.user}@{self.host}" if self.user else self.host
@@ -159,10 +198,13 @@ class SshTransport(Transport):
                      "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3"]
         if ssh_config:
             self.opts = ["-F", str(ssh_config), *self.opts]
-        self.base = ".cache/edgebit-device"  # relative to the login's home
+        # Where pushed bundles and artifacts live on the device: the URL's path (ssh://h/x is ~/x, ssh://h//x is /x),
+        # else ~/.cache/edgebit-device.
+        path = (m.group(4) or "/").removeprefix("/")
+        self.base = path.rstrip("/") or ".cache/edgebit-device"
 
     def _ssh(self, command: str, timeout: float) -> Result:
-        return _run(["ssh", *self.opts, "-p", str(self.port), self.dest, "--", command], timeout, self.name)
+        return _run(["ssh", *self.opts, "-p", str(self.port), self.dest, "--", UMASK + command], timeout, self.name)
 
     def _check(self, r: Result, what: str) -> Result:
         if r.returncode == 255:  # ssh's own failure, not the remote command's
@@ -192,23 +234,31 @@ class SshTransport(Transport):
     def push(self, local: Path, content_hash: str) -> str:
         remote = f"{self.base}/{content_hash[:20]}"
         q = shlex.quote
-        r = self._check(self._ssh(f"test -f {q(remote + '/' + COMPLETE)} && echo cached", 60), "checking the cache")
+        listing = checksum_listing(local)
+        r = self._check(self._ssh(cached_command(remote, listing), 120), "checking the cache")
         if r.stdout.strip() == "cached":
             return remote
         tmp = remote + ".tmp"
-        self._check(self._ssh(f"rm -rf {q(tmp)} && mkdir -p {q(self.base)}", 60), "preparing the cache")
+        r = self._check(self._ssh(f"rm -rf {q(tmp)} && mkdir -p {q(self.base)}", 60), "preparing the cache")
+        if r.returncode != 0:
+            raise DeviceError(f"{self.name}: cannot create {self.base} on the device: {_last_line(r.stderr)}")
         scp = _run(["scp", *self.opts, "-P", str(self.port), "-r", "-p", "-q", str(local), f"{self.dest}:{tmp}"],
                    3600, self.name)
         if scp.returncode != 0:
-            raise DeviceError(f"{self.name}: scp of {local} failed: {_last_line(scp.stderr)}")
-        r = self._check(self._ssh(f"touch {q(tmp + '/' + COMPLETE)} && rm -rf {q(remote)} && mv {q(tmp)} {q(remote)}",
-                                  60), "finishing the push")
+            self._ssh(f"rm -rf {q(tmp)}", 30)  # best effort: a torn copy never stays (nor is it ever reused)
+            raise DeviceError(f"{self.name}: scp of {local} failed (device disk full or connection lost?): "
+                              f"{_last_line(scp.stderr)}")
+        r = self._check(self._ssh(seal_command(tmp, remote, listing), 600), "finishing the push")
         if r.returncode != 0:
-            raise DeviceError(f"{self.name}: finishing the push failed: {_last_line(r.stderr)}")
+            self._ssh(f"rm -rf {q(tmp)}", 30)
+            why = "files differ from what was sent" if r.returncode == 3 else _last_line(r.stderr)
+            raise DeviceError(f"{self.name}: finishing the push of {local} failed: {why}")
         return remote
 
     def run(self, argv: list[str], timeout: float) -> Result:
-        return self._check(self._ssh(shlex.join(argv), timeout), "running the runner")
+        # "; exit $?" keeps the shell from exec'ing the runner: a runner killed by a signal then comes back as the
+        # shell's 128+N, where ssh itself would report only its own 255 with no message.
+        return self._check(self._ssh(shlex.join(argv) + "; exit $?", timeout), "running the runner")
 
     def pull(self, remote: str, local: Path) -> None:
         r = _run(["scp", *self.opts, "-P", str(self.port), "-q", f"{self.dest}:{remote}", str(local)], 600, self.name)
@@ -250,19 +300,21 @@ class AdbTransport(Transport):
     def push(self, local: Path, content_hash: str) -> str:
         remote = f"{self.base}/{content_hash[:20]}"
         q = shlex.quote
-        if self._adb(["shell", f"test -f {q(remote + '/' + COMPLETE)} && echo cached"], 60).stdout.strip() == "cached":
+        listing = checksum_listing(local)
+        if self._adb(["shell", UMASK + cached_command(remote, listing)], 120).stdout.strip() == "cached":
             return remote
         tmp = remote + ".tmp"
-        self._adb(["shell", f"rm -rf {q(tmp)} && mkdir -p {q(self.base)}"], 60)
+        self._adb(["shell", UMASK + f"rm -rf {q(tmp)} && mkdir -p {q(self.base)}"], 60)
         r = self._adb(["push", str(local), tmp], 3600)
         if r.returncode != 0:
             raise DeviceError(f"{self.name}: adb push of {local} failed: {_last_line(r.stderr + r.stdout)}")
-        self._adb(["shell", f"chmod -R 755 {q(tmp)} && touch {q(tmp + '/' + COMPLETE)} && rm -rf {q(remote)} && "
-                            f"mv {q(tmp)} {q(remote)}"], 60)
+        r = self._adb(["shell", UMASK + f"chmod -R 755 {q(tmp)} && " + seal_command(tmp, remote, listing)], 600)
+        if r.returncode != 0:
+            raise DeviceError(f"{self.name}: finishing the push of {local} failed: {_last_line(r.stderr + r.stdout)}")
         return remote
 
     def run(self, argv: list[str], timeout: float) -> Result:
-        return self._adb(["shell", shlex.join(argv)], timeout)
+        return self._adb(["shell", UMASK + shlex.join(argv) + "; exit $?"], timeout)  # see SshTransport.run
 
     def pull(self, remote: str, local: Path) -> None:
         r = self._adb(["pull", remote, str(local)], 600)

@@ -131,7 +131,9 @@ EDGEBIT_API void edgebit_threadpool_parallel_for(void* pool_ctx, int64_t n_tasks
 
 /* Per-row int8 quantization: absmax = max_k |x[m,k]|, scales[m] = 127 / max(absmax, 1e-5),
  * xq = clamp(round_half_even(x * scales[m]), -128, 127). x [M,K], xq [M,K], scales [M].
- * Any K > 0 is accepted here. NaN elements quantize to 0 (defined, not meaningful). */
+ * Any K > 0 is accepted here. Non-finite input: a row holding any NaN or +-Inf gets
+ * scales[m] = NaN and all codes 0, so every output of that row (from the gemm_q8 / linear
+ * entry points) is NaN; other rows are unaffected. The reference model behaves the same. */
 EDGEBIT_API int edgebit_quantize_rows(const float* x, int64_t M, int64_t K,
                                       int8_t* xq, float* scales);
 

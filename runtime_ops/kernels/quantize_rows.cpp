@@ -6,6 +6,12 @@
 // s = 127 / max(absmax, 1e-5)), without a libm call per element, and vectorizable.
 // This must not be contracted into an FMA with x * s: hence -ffp-contract=off on this file.
 //
+// Non-finite activations (documented in edgebit_kernels.h and docs/reliability.md): a row with
+// any NaN or +-Inf gets scale NaN and all codes 0, so every output of that row is NaN, in every
+// variant (they share this file and the epilogue) and in the PyTorch reference, where NaN and
+// Inf propagate through amax / x * s / the matmul to the same all-NaN row. Poisoning the row
+// rather than quantizing NaN to 0 keeps a numerical fault visible instead of silently hiding it.
+//
 // The loops are written with the baseline vector ISA of each architecture (SSE2 on x86-64,
 // NEON on aarch64; both always present) because GCC will not vectorize the NaN-ignoring max
 // reduction without -ffinite-math-only. Each vector lane performs exactly the scalar
@@ -27,36 +33,55 @@ namespace {
 
 constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
 
-float row_absmax(const float* x, int64_t K) {
+// max_k |x[k]|, and whether any x[k] is NaN (max ignores NaN, so it is tracked separately).
+float row_absmax(const float* x, int64_t K, bool* has_nan) {
     float absmax = 0.0f;
+    bool nan = false;
     int64_t k = 0;
 #if defined(__SSE2__)
     const __m128 sign = _mm_set1_ps(-0.0f);
-    __m128 m = _mm_setzero_ps();
-    for (; k + 4 <= K; k += 4)  // maxps returns its second operand for NaN: NaN is ignored
-        m = _mm_max_ps(_mm_andnot_ps(sign, _mm_loadu_ps(x + k)), m);
+    __m128 m = _mm_setzero_ps(), unord = _mm_setzero_ps();
+    for (; k + 4 <= K; k += 4) {  // maxps returns its second operand for NaN: NaN is ignored
+        const __m128 v = _mm_loadu_ps(x + k);
+        unord = _mm_or_ps(unord, _mm_cmpunord_ps(v, v));
+        m = _mm_max_ps(_mm_andnot_ps(sign, v), m);
+    }
+    nan = _mm_movemask_ps(unord) != 0;
     float lanes[4];
     _mm_storeu_ps(lanes, m);
     for (float v : lanes) absmax = v > absmax ? v : absmax;
 #elif defined(__aarch64__)
     float32x4_t m = vdupq_n_f32(0.0f);
+    uint32x4_t ord = vdupq_n_u32(0xffffffffu);
     for (; k + 4 <= K; k += 4) {  // compare-select so NaN is ignored (vmaxq would propagate it)
-        const float32x4_t a = vabsq_f32(vld1q_f32(x + k));
+        const float32x4_t v = vld1q_f32(x + k);
+        ord = vandq_u32(ord, vceqq_f32(v, v));
+        const float32x4_t a = vabsq_f32(v);
         m = vbslq_f32(vcgtq_f32(a, m), a, m);
     }
+    nan = vminvq_u32(ord) == 0;
     float lanes[4];
     vst1q_f32(lanes, m);
     for (float v : lanes) absmax = v > absmax ? v : absmax;
 #endif
     for (; k < K; ++k) {
         const float a = fabsf(x[k]);
+        nan = nan || a != a;
         absmax = a > absmax ? a : absmax;  // NaN never compares greater: ignored
     }
+    *has_nan = nan;
     return absmax;
 }
 
 void quantize_row(const float* x, int64_t K, int8_t* xq, float* scale) {
-    const float s = 127.0f / fmaxf(row_absmax(x, K), 1e-5f);
+    bool has_nan = false;
+    const float absmax = row_absmax(x, K, &has_nan);
+    if (has_nan || absmax == INFINITY) {  // see the top of this file: the row's outputs are NaN
+        *scale = NAN;
+        for (int64_t k = 0; k < K; ++k) xq[k] = 0;
+        return;
+    }
+    const float s = 127.0f / fmaxf(absmax, 1e-5f);
     *scale = s;
     int64_t k = 0;
 #if defined(__SSE2__)
@@ -67,7 +92,7 @@ void quantize_row(const float* x, int64_t K, int8_t* xq, float* scale) {
         for (int i = 0; i < 4; ++i) {
             const __m128 v = _mm_mul_ps(_mm_loadu_ps(x + k + 4 * i), vs);
             __m128 r = _mm_sub_ps(_mm_add_ps(v, rnd), rnd);
-            r = _mm_and_ps(r, _mm_cmpord_ps(r, r));  // NaN -> 0
+            r = _mm_and_ps(r, _mm_cmpord_ps(r, r));  // NaN -> 0 (defensive: rows with NaN return early)
             r = _mm_min_ps(_mm_max_ps(r, lo), hi);
             q[i] = _mm_cvtps_epi32(r);               // exact: r is integral
         }
@@ -82,7 +107,7 @@ void quantize_row(const float* x, int64_t K, int8_t* xq, float* scale) {
         for (int i = 0; i < 4; ++i) {
             const float32x4_t v = vmulq_f32(vld1q_f32(x + k + 4 * i), vs);
             float32x4_t r = vsubq_f32(vaddq_f32(v, rnd), rnd);
-            r = vbslq_f32(vceqq_f32(r, r), r, vdupq_n_f32(0.0f));  // NaN -> 0
+            r = vbslq_f32(vceqq_f32(r, r), r, vdupq_n_f32(0.0f));  // NaN -> 0 (defensive, as above)
             r = vminq_f32(vmaxq_f32(r, lo), hi);
             q[i] = vcvtq_s32_f32(r);                                // exact: r is integral
         }
@@ -96,7 +121,7 @@ void quantize_row(const float* x, int64_t K, int8_t* xq, float* scale) {
         float r = (v + kRound) - kRound;
         r = r < -128.0f ? -128.0f : r;
         r = r > 127.0f ? 127.0f : r;
-        r = r == r ? r : 0.0f;  // NaN (from NaN or inf * 0 inputs) -> 0, never an UB cast
+        r = r == r ? r : 0.0f;  // unreachable for finite rows; kept so the cast is never UB
         xq[k] = static_cast<int8_t>(static_cast<int>(r));
     }
 }

@@ -302,33 +302,42 @@ void test_quantize() {
     check(edgebit_quantize_rows(ties, 1, 10, q, &s) == 0 && s == 1.0f &&
               memcmp(q, want, 10) == 0,
           "quantize ties half-even");
-    // The same ties, NaN and infinities across the vector body (16+ elements) and tail.
+    // The same ties across the vector body (16+ elements) and tail.
     std::vector<float> row(67);
     for (size_t k = 0; k < row.size(); ++k) row[k] = static_cast<float>(int(k % 9) - 4) + 0.5f;
     row[0] = -127.0f;
-    row[20] = NAN;
     row[33] = 126.5f;
     std::vector<int8_t> got(row.size()), ref(row.size());
     float rs = 0.0f;
     reference_quantize(row.data(), 67, ref.data(), &rs);
-    ref[20] = 0;  // NaN is defined to quantize to 0 (the reference's cast would be UB)
     check(edgebit_quantize_rows(row.data(), 1, 67, got.data(), &s) == 0 && s == rs && got == ref,
           "quantize ties, vector body");
-    row[40] = INFINITY;  // s == 0: inf * 0 is NaN -> 0, every other element 0
-    check(edgebit_quantize_rows(row.data(), 1, 67, got.data(), &s) == 0 && s == 0.0f &&
-              got == std::vector<int8_t>(67, 0),
-          "quantize infinity");
+    // Non-finite rows (defined in edgebit_kernels.h): scale NaN, codes 0, in the vector body
+    // and in the tail; the other row of the call is untouched.
+    for (int pos : {0, 20, 63, 66}) {
+        for (float bad : {NAN, INFINITY, -INFINITY}) {
+            std::vector<float> two(row);
+            two.insert(two.end(), row.begin(), row.end());
+            two[pos] = bad;
+            std::vector<int8_t> q2(two.size(), 5);
+            float s2[2] = {0.0f, 0.0f};
+            check(edgebit_quantize_rows(two.data(), 2, 67, q2.data(), s2) == 0 && s2[0] != s2[0] &&
+                      std::vector<int8_t>(q2.begin(), q2.begin() + 67) == std::vector<int8_t>(67, 0) &&
+                      s2[1] == rs && std::vector<int8_t>(q2.begin() + 67, q2.end()) == ref,
+                  "quantize non-finite row");
+        }
+    }
     // Zero row: scale from the 1e-5 clamp, all codes 0.
     std::vector<float> zeros(256, 0.0f);
     std::vector<int8_t> zq(256, 5);
     check(edgebit_quantize_rows(zeros.data(), 1, 256, zq.data(), &s) == 0 &&
               s == 127.0f / 1e-5f && zq == std::vector<int8_t>(256, 0),
           "quantize zero row");
-    // NaN quantizes to 0 (defined); the rest of the row is unaffected.
+    // A NaN in a short (tail-only) row poisons it too.
     const float withnan[] = {1.0f, NAN, -1.0f};
     int8_t nq[3];
-    check(edgebit_quantize_rows(withnan, 1, 3, nq, &s) == 0 && nq[0] == 127 && nq[1] == 0 &&
-              nq[2] == -127,
+    check(edgebit_quantize_rows(withnan, 1, 3, nq, &s) == 0 && s != s && nq[0] == 0 && nq[1] == 0 &&
+              nq[2] == 0,
           "quantize NaN");
     // Random rows of many magnitudes against nearbyintf; K not a multiple of 128 is fine here.
     Rng rng(7);

@@ -89,3 +89,22 @@ def test_forcing_an_unknown_variant_is_an_error():
     with pytest.raises(native.KernelError):
         native.force_variant("sse9000")
     assert native.variant() in VARIANTS
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_row_is_all_nan_everywhere(variant, bad):
+    """The one defined behaviour for NaN/Inf activations (docs/reliability.md): that row's outputs are all NaN,
+    in every variant, the per-channel entry and the reference model; the other rows are untouched."""
+    k, n = 256, 70
+    w = random_weight(n, k, seed=3)
+    x = torch.randn(4, k)
+    x[1, 5] = bad  # in the vector body
+    x[3, k - 1] = bad  # in the last element
+    expected = reference_linear(x, w)
+    got = native.ternary_linear(x, w, threads=2)
+    for row in (1, 3):
+        assert torch.isnan(expected[row]).all() and torch.isnan(got[row]).all()
+    for row in (0, 2):
+        assert torch.equal(got[row], expected[row]) and torch.isfinite(got[row]).all()
+    channels = native.ternary_linear_channels(x, w.packed, torch.full((n,), float(w.gamma)), threads=1)
+    assert torch.equal(channels.isnan(), expected.isnan())

@@ -1,7 +1,14 @@
-"""Fixtures for the profiling tests: a tiny exported ONNX artifact and its greedy tokens by the Python backend
-(`require(tool)` is in tests/conftest.py)."""
+"""Fixtures for the profiling tests: a tiny exported ONNX artifact, its greedy tokens by the Python backend, and a
+real sshd on 127.0.0.1 (Debian's openssh-server, keys made here) that a test can stop, restart, start under
+resource limits, and present with a changed host key."""
 
 import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +62,108 @@ def pte_greedy(tiny_pte):
         out.append(token)
         token = int(backend.forward([token])[-1].argmax())
     return lambda n: out[:n]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SshServer:
+    def __init__(self, directory: Path, require):
+        self.dir = d = directory
+        self.bin = "/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else require("sshd", "openssh-server")
+        require("ssh", "openssh-client")
+        if os.geteuid() != 0:
+            if os.environ.get("CI") == "true":
+                pytest.fail("the sshd test runs sshd as root (to log in as the current user); CI runs as root")
+            pytest.skip("needs root to run sshd")
+        for name in ("host_key", "user_key", "other_host_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d / name], check=True)
+        (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
+        os.chmod(d / "authorized_keys", 0o600)
+        self.port = port = free_port()
+        (d / "sshd_config").write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {d / 'host_key'}
+AuthorizedKeysFile {d / 'authorized_keys'}
+PidFile {d / 'sshd.pid'}
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+        # Client configs: the right host key, none, and a different one (what a changed or spoofed host shows).
+        for name, key in (("known_hosts", "host_key"), ("changed_known_hosts", "other_host_key")):
+            pub = (d / f"{key}.pub").read_text().split()
+            (d / name).write_text(f"[127.0.0.1]:{port} {pub[0]} {pub[1]}\n")
+        (d / "empty_known_hosts").write_text("")
+        for name, known in (("ssh_config", "known_hosts"), ("ssh_config_unknown_host", "empty_known_hosts"),
+                            ("ssh_config_changed_host", "changed_known_hosts")):
+            (d / name).write_text(f"Host 127.0.0.1\n  IdentityFile {d / 'user_key'}\n  IdentitiesOnly yes\n"
+                                  f"  UserKnownHostsFile {d / known}\n  GlobalKnownHostsFile /dev/null\n")
+        self.proc = None
+
+    def start(self, limits: str = "") -> None:
+        """Starts sshd in its own process group; `limits` (e.g. "ulimit -f 1024") apply to it and every session."""
+        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation dir
+        cmd = f"{limits + '; ' if limits else ''}exec {self.bin} -D -e -f {self.dir / 'sshd_config'}"
+        self.proc = subprocess.Popen(["bash", "-c", cmd], stderr=open(self.dir / "sshd.log", "a"),
+                                     start_new_session=True)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"sshd did not start: {(self.dir / 'sshd.log').read_text()}")
+
+    def stop(self) -> None:
+        """Stops sshd and every session it started (sshd puts each in a session of its own, so they are found
+        as its descendants): the device goes away mid-whatever."""
+        if self.proc is None:
+            return
+        for pid in [self.proc.pid, *descendants(self.proc.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+
+def descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ssh_server(require):
+    """ssh_server(directory) -> an SshServer (not started) whose keys and configs live in `directory`."""
+    return lambda directory: SshServer(directory, require)
+
+
+@pytest.fixture(scope="session")
+def process_tree():
+    """descendants(pid) -> every live descendant pid."""
+    return descendants
+
+
+@pytest.fixture(scope="session")
+def unused_port():
+    return free_port

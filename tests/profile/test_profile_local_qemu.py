@@ -110,11 +110,18 @@ def test_android_bundle_says_what_to_provide(cli, tmp_path, monkeypatch):
 def test_broken_model_and_op_library_fail_in_one_line(tiny_artifact, cli, tmp_path):
     import shutil
 
+    from edgebit.artifact import sha256_file
     from edgebit.profile.bundle import build_bundle
 
     art = tmp_path / "broken"
     shutil.copytree(tiny_artifact, art)
     (art / "model.onnx").write_bytes(b"not a protobuf")
+    r = cli("profile", art, "--prompt-len", "4", "--gen-len", "2", "--runs", "1")
+    assert r.returncode == 2 and "model.onnx: contents differ from the sha256" in r.stderr, r.stderr
+    # With a manifest that agrees (a buggy exporter), the runner's own loader is what refuses it.
+    manifest = json.loads((art / "manifest.json").read_text())
+    manifest["files"]["model.onnx"] = sha256_file(art / "model.onnx")
+    (art / "manifest.json").write_text(json.dumps(manifest))
     r = cli("profile", art, "--prompt-len", "4", "--gen-len", "2", "--runs", "1")
     assert r.returncode == 2 and "model.onnx: ONNX Runtime cannot load it" in r.stderr, r.stderr
     runner = build_bundle("host").runner

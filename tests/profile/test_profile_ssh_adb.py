@@ -3,7 +3,6 @@ here), host-key checking, unreachable hosts, and adb's no-device path."""
 
 import json
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -12,59 +11,13 @@ import pytest
 
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def sshd(tmp_path_factory, require):
+def sshd(tmp_path_factory, ssh_server):
     """A root-run sshd on a free loopback port, its key pair for root and a client ssh_config that knows the host."""
-    sshd_bin = "/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else require("sshd", "openssh-server")
-    require("ssh", "openssh-client")
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the sshd test runs sshd as root (to log in as the current user); CI runs as root")
-        pytest.skip("needs root to run sshd")
-    d = tmp_path_factory.mktemp("sshd")
-    for name in ("host_key", "user_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d / name], check=True)
-    (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
-    os.chmod(d / "authorized_keys", 0o600)
-    port = free_port()
-    (d / "sshd_config").write_text(f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {d / 'host_key'}
-AuthorizedKeysFile {d / 'authorized_keys'}
-PidFile {d / 'sshd.pid'}
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-StrictModes no
-UsePAM no
-Subsystem sftp /usr/lib/openssh/sftp-server
-""")
-    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation dir
-    proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", d / "sshd_config"], stderr=open(d / "sshd.log", "w"))
-    host_pub = (d / "host_key.pub").read_text().split()
-    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
-    (d / "empty_known_hosts").write_text("")
-    for name, known in (("ssh_config", "known_hosts"), ("ssh_config_unknown_host", "empty_known_hosts")):
-        (d / name).write_text(f"Host 127.0.0.1\n  IdentityFile {d / 'user_key'}\n  IdentitiesOnly yes\n"
-                              f"  UserKnownHostsFile {d / known}\n  GlobalKnownHostsFile /dev/null\n")
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail(f"sshd did not start: {(d / 'sshd.log').read_text()}")
-    yield {"dir": d, "port": port, "user": os.environ.get("USER") or "root"}
-    proc.terminate()
-    proc.wait(timeout=10)
+    server = ssh_server(tmp_path_factory.mktemp("sshd"))
+    server.start()
+    yield {"dir": server.dir, "port": server.port, "user": os.environ.get("USER") or "root"}
+    server.stop()
 
 
 def test_ssh_profile_on_loopback_and_device_cache(sshd, tiny_artifact, python_greedy, cli, tmp_path, prompt):
@@ -95,9 +48,9 @@ def test_ssh_unknown_host_key_is_an_error(sshd, tiny_artifact, cli):
     assert time.time() - t0 < 30
 
 
-def test_unreachable_ssh_hosts_fail_within_the_timeout(tiny_artifact, cli, require):
+def test_unreachable_ssh_hosts_fail_within_the_timeout(tiny_artifact, cli, require, unused_port):
     require("ssh", "openssh-client")
-    closed = free_port()
+    closed = unused_port()
     for device in (f"ssh://nobody@127.0.0.1:{closed}", "ssh://nobody@10.255.255.1:22"):
         t0 = time.time()
         r = cli("profile", tiny_artifact, "--device", device, "--connect-timeout", "2", timeout=60)
@@ -106,9 +59,9 @@ def test_unreachable_ssh_hosts_fail_within_the_timeout(tiny_artifact, cli, requi
         assert time.time() - t0 < 30
 
 
-def test_adb_without_a_device(tiny_artifact, cli, monkeypatch, require):
+def test_adb_without_a_device(tiny_artifact, cli, monkeypatch, require, unused_port):
     adb = require("adb", "Debian's adb package")
-    port = str(free_port())  # our own adb server, on its own port, stopped afterwards
+    port = str(unused_port())  # our own adb server, on its own port, stopped afterwards
     monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", port)
     try:
         t0 = time.time()

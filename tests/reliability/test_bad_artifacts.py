@@ -1,0 +1,157 @@
+"""Malformed artifacts through the commands a user runs (verify, run, profile): a wrong layout version, a
+manifest that is missing or not JSON, files changed after export (sha256), a missing, truncated or foreign op
+library (an aarch64 build on x86), a truncated model. Every case: exit 2, one line naming the file and what to
+do, no traceback. Cases that pass the manifest checks on purpose (re-hashed) reach the runtime's own loader."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from edgebit.artifact import sha256_file
+
+ONNX_CMDS = {
+    "verify": lambda art: ("verify", art),
+    "run": lambda art: ("run", art, "--prompt-ids", "1,2,3", "--max-new-tokens", "2"),
+    "profile": lambda art: ("profile", art, "--device", "local", "--runs", "1", "--gen-len", "2", "--prompt-len", "4"),
+}
+
+
+@pytest.fixture(scope="module")
+def onnx_artifact(hf_checkpoint, tmp_path_factory):
+    from edgebit.exporters.onnx.export import export_onnx
+
+    return export_onnx(hf_checkpoint("bitnet", "packed"), tmp_path_factory.mktemp("bad-art") / "good", 64, "fp32",
+                       "edgebit")
+
+
+def edit_manifest(art, edit):
+    manifest = json.loads((art / "manifest.json").read_text())
+    edit(manifest)
+    (art / "manifest.json").write_text(json.dumps(manifest))
+
+
+def rehash(art, *names):
+    """Record the current bytes of `names` in manifest.json: an artifact whose files and manifest agree but whose
+    contents are bad (what a buggy exporter or a hand-edited artifact would give)."""
+    edit_manifest(art, lambda m: m["files"].update({n: sha256_file(art / n) for n in names}))
+
+
+def truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def aarch64_library(tmp_path):
+    """A real aarch64 shared library (the cross compiler setup.sh installs)."""
+    cc = shutil.which("aarch64-linux-gnu-gcc")
+    if cc is None:
+        import os
+
+        if os.environ.get("CI") == "true":
+            pytest.fail("aarch64-linux-gnu-gcc missing: setup.sh installs g++-aarch64-linux-gnu under CI")
+        pytest.skip("aarch64-linux-gnu-gcc not installed")
+    src = tmp_path / "f.c"
+    src.write_text("int RegisterCustomOps(void) { return 0; }\n")
+    out = tmp_path / "libforeign.so"
+    subprocess.run([cc, "-shared", "-fPIC", str(src), "-o", str(out)], check=True)
+    return out
+
+
+def _layout_version(art, tmp_path):
+    edit_manifest(art, lambda m: m.update(layout_version=99))
+    return ["manifest.json", "layout v99", "re-export"]
+
+
+def _manifest_not_json(art, tmp_path):
+    (art / "manifest.json").write_text("{ not json")
+    return ["manifest.json", "JSON"]
+
+
+def _manifest_missing(art, tmp_path):
+    (art / "manifest.json").unlink()
+    return ["manifest.json", "edgebit export"]
+
+
+def _model_changed(art, tmp_path):
+    data = bytearray((art / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (art / "model.onnx").write_bytes(bytes(data))
+    return ["model.onnx", "sha256", "re-export"]
+
+
+def _model_truncated(art, tmp_path):
+    truncate(art / "model.onnx")
+    return ["model.onnx", "truncated", "re-export"]
+
+
+def _model_truncated_rehashed(art, tmp_path):
+    truncate(art / "model.onnx")
+    rehash(art, "model.onnx")
+    return ["model.onnx", "cannot load"]
+
+
+def _library_missing(art, tmp_path):
+    (art / "libedgebit_ort.so").unlink()
+    return ["libedgebit_ort.so", "missing", "re-export"]
+
+
+def _library_replaced(art, tmp_path):
+    shutil.copy(aarch64_library(tmp_path), art / "libedgebit_ort.so")
+    return ["libedgebit_ort.so", "sha256"]
+
+
+def _library_foreign_rehashed(art, tmp_path):
+    shutil.copy(aarch64_library(tmp_path), art / "libedgebit_ort.so")
+    rehash(art, "libedgebit_ort.so")
+    return ["libedgebit_ort.so", "built for aarch64", "x86_64"]
+
+
+def _library_truncated_rehashed(art, tmp_path):
+    truncate(art / "libedgebit_ort.so", 0.3)
+    rehash(art, "libedgebit_ort.so")
+    return ["libedgebit_ort.so", "truncated"]
+
+
+def _library_not_elf_rehashed(art, tmp_path):
+    (art / "libedgebit_ort.so").write_bytes(b"#!/bin/sh\necho not a library\n")
+    rehash(art, "libedgebit_ort.so")
+    return ["libedgebit_ort.so", "not a shared library"]
+
+
+def _tokenizer_missing(art, tmp_path):
+    (art / "tokenizer.json").unlink()
+    return ["tokenizer.json", "missing"]
+
+
+def _files_escape(art, tmp_path):
+    edit_manifest(art, lambda m: m["files"].update({"../outside.bin": "0" * 64}))
+    return ["manifest.json", "../outside.bin"]
+
+
+CASES = {f.__name__.lstrip("_"): f for f in [
+    _layout_version, _manifest_not_json, _manifest_missing, _model_changed, _model_truncated,
+    _model_truncated_rehashed, _library_missing, _library_replaced, _library_foreign_rehashed,
+    _library_truncated_rehashed, _library_not_elf_rehashed, _tokenizer_missing, _files_escape,
+]}
+# Profiling runs the device's own bundle (its libraries, not the artifact's), so cases that only the artifact's
+# op library or model loader can see reach the native runner instead; they are covered there (test_device_faults).
+PROFILE_SKIPS = {"model_truncated_rehashed", "library_foreign_rehashed", "library_truncated_rehashed",
+                 "library_not_elf_rehashed"}
+
+
+@pytest.mark.parametrize("command", ONNX_CMDS)
+@pytest.mark.parametrize("case", CASES)
+def test_bad_artifact_is_one_clear_line(case, command, onnx_artifact, tmp_path, cli):
+    if command == "profile" and case in PROFILE_SKIPS:
+        pytest.skip("reaches the device's runner: see test_device_faults")
+    art = shutil.copytree(onnx_artifact, tmp_path / "art")
+    expected = CASES[case](art, tmp_path)
+    result = cli(*ONNX_CMDS[command](art), timeout=600)
+    assert result.returncode == 2, (result.returncode, result.stdout[-500:], result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in expected:
+        assert fragment in lines[0], (fragment, lines[0])
