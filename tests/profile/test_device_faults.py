@@ -136,8 +136,8 @@ def test_device_cache_is_checked_by_content_and_never_world_writable(server, tin
     bad = [str(p) for p in base.rglob("*") if p.stat().st_mode & 0o022 and not p.is_symlink()]
     assert not bad, bad
     # Corrupt one cached file, and tear another dir (marker gone): both are pushed again, not trusted.
-    bundle = next(p for p in sealed_dirs(base) if (p / "edgebit-runner").is_file())
-    victim = bundle / "libedgebit_ort.so"
+    bundle = next(p for p in sealed_dirs(base) if (p / "bin" / "edgebit-runner").is_file())
+    victim = bundle / "lib" / "libedgebit_ort.so"
     original = victim.read_bytes()
     victim.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
     pushed_art = next(p for p in sealed_dirs(base) if (p / "manifest.json").is_file())
