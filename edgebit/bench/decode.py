@@ -52,17 +52,17 @@ def _digest(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-def _source_digest() -> str:
-    """What an export is made by: the Python that builds graphs and packs weights, and the op libraries."""
+def _source_digest(target: str) -> str:
+    """What an export to `target` is made by: that exporter's Python, the shared modules that load and pack
+    weights, and the op library it ships (so changing one exporter does not re-export the other's artifacts)."""
     import edgebit
     import edgebit.exporters
-
-    roots = [Path(edgebit.exporters.__file__).parent] + [Path(edgebit.__file__).parent / d
-                                                        for d in ("model", "quant", "ops")]
-    files = sorted(p for r in roots for p in r.rglob("*.py"))
     from edgebit.ops import executorch_library, ort_library
 
-    files += [ort_library.library_path(), executorch_library.library_path()]
+    exporters = Path(edgebit.exporters.__file__).parent
+    roots = [exporters / target] + [Path(edgebit.__file__).parent / d for d in ("model", "quant", "ops")]
+    files = sorted(p for r in roots for p in r.rglob("*.py")) + sorted(exporters.glob("*.py"))
+    files.append(ort_library.library_path() if target == "onnx" else executorch_library.library_path())
     return _digest(*[p.read_bytes() for p in files])
 
 
@@ -196,7 +196,7 @@ def run(model: Path | None, cache_dir: Path, settings: Settings, preset: str = "
         cfg = ckpt.config
     progress.step("fingerprinting the checkpoint and the exporters")
     checkpoint_key = _digest(checkpoint_fingerprint(model)["sha256"])
-    source_key = _source_digest()
+    source_keys = {target: _source_digest(target) for _, target, _ in ARTIFACTS}
 
     def bandwidth() -> dict[int, float]:
         progress.step("measuring streaming read bandwidth")
@@ -209,7 +209,7 @@ def run(model: Path | None, cache_dir: Path, settings: Settings, preset: str = "
     for head in settings.heads:
         for name, target, opts in ARTIFACTS:
             label = f"{name} ({head} head)"
-            artifact, seconds = cached_export(cache_dir, model, checkpoint_key, source_key, name, target, head, opts,
+            artifact, seconds = cached_export(cache_dir, model, checkpoint_key, source_keys[target], name, target, head, opts,
                                               settings.max_seq_len, lambda what: progress.step(f"export {label}: {what}"))
             progress.advance()
             progress.step(f"timing {label}: prompt {settings.prompt_len}, {settings.gen_len} generated")

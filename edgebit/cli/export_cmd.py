@@ -43,9 +43,9 @@ def executorch(
     output: OutputOpt = ...,
     max_seq_len: SeqOpt = None,
     head: HeadOpt = "fp32",
-    xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="Delegate the float parts (matmuls, "
-                                          "norms, activations) to XNNPACK; the ternary linears stay on edgebit's "
-                                          "kernel either way.")] = True,
+    xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="Delegate the head and the attention "
+                                          "products to XNNPACK; the ternary linears stay on edgebit's kernel "
+                                          "either way.")] = True,
     force: ForceOpt = False,
 ) -> None:
     """Export to ExecuTorch: program.pte + libedgebit_executorch.so + tokenizer + manifest.json."""
