@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -146,7 +147,7 @@ def bench_rows(runs: list[dict], bandwidth: dict[int, float], cfg, settings: Set
             "stream_read_gbps": gbps, "roofline_tokens_per_s": roofline,
             "roofline_fraction": r["decode_tokens_per_s"] / roofline,
             "speedup_vs_standard_ops": None, "prefill_speedup_vs_standard_ops": None,
-            "prompt_tokens": settings.prompt_len, "gen_tokens": settings.gen_len,
+            "prompt_tokens": settings.prompt_len, "gen_tokens": settings.gen_len, "rounds": r["rounds"],
             "peak_rss_bytes": r["peak_rss_bytes"], "kernel_variant": r["kernel_variant"],
             "runtime": r["runtime"], "export_seconds": r["export_seconds"], "artifact_dir": r["artifact"],
         })
@@ -168,10 +169,9 @@ class Progress:
 
 
 def total_units(settings: Settings) -> int:
-    """Progress units of a run: one per export and one per runner invocation (per thread count), plus two
-    bandwidth measurements."""
-    per_artifact = 1 + len(settings.threads)
-    return len(ARTIFACTS) * len(settings.heads) * per_artifact + 2
+    """Progress units of a run: one per export, one per runner invocation, two bandwidth measurements."""
+    combos = len(ARTIFACTS) * len(settings.heads)
+    return combos + settings.runs * combos * len(settings.threads) + 2
 
 
 def run(model: Path | None, cache_dir: Path, settings: Settings, preset: str = "2b4t",
@@ -204,28 +204,42 @@ def run(model: Path | None, cache_dir: Path, settings: Settings, preset: str = "
         progress.advance()
         return bw
 
-    before = bandwidth()
-    runs = []
+    artifacts = []
     for head in settings.heads:
         for name, target, opts in ARTIFACTS:
             label = f"{name} ({head} head)"
-            artifact, seconds = cached_export(cache_dir, model, checkpoint_key, source_keys[target], name, target, head, opts,
-                                              settings.max_seq_len, lambda what: progress.step(f"export {label}: {what}"))
+            artifact, seconds = cached_export(cache_dir, model, checkpoint_key, source_keys[target], name, target,
+                                              head, opts, settings.max_seq_len,
+                                              lambda what: progress.step(f"export {label}: {what}"))
+            artifacts.append((name, head, artifact, seconds))
             progress.advance()
-            progress.step(f"timing {label}: prompt {settings.prompt_len}, {settings.gen_len} generated")
-
-            started = []
-
-            def log(msg: str) -> None:
-                if msg.endswith(" threads"):  # profile() starts the next thread count: the previous one is done
-                    if started:
-                        progress.advance()
-                    started.append(msg)
-                progress.step(f"timing {label}: {msg}")
-
-            for r in measure(artifact, settings, log):
-                runs.append({**r, "name": name, "head": head, "export_seconds": seconds})
-            progress.advance()
+    before = bandwidth()
+    # Rounds: every artifact and thread count once per round (one warm-up and one timed generation each), so a
+    # burst of load from other jobs hits all of them alike; each row is the median over the rounds.
+    one = replace(settings, runs=1)
+    runs = []
+    for round_ in range(settings.runs):
+        for name, head, artifact, seconds in artifacts:
+            for threads in settings.threads:
+                progress.step(f"round {round_ + 1}/{settings.runs}: {name} ({head} head), {threads} threads")
+                for r in measure(artifact, replace(one, threads=(threads,)), lambda msg: None):
+                    runs.append({**r, "name": name, "head": head, "export_seconds": seconds})
+                progress.advance()
     after = bandwidth()
     best = {t: max(before[t], after[t]) for t in settings.threads}
-    return bench_rows(runs, best, cfg, settings)
+    return bench_rows(median_runs(runs), best, cfg, settings)
+
+
+def median_runs(runs: list[dict]) -> list[dict]:
+    """One run per (artifact, head, threads), in first-seen order: tokens/s are the medians over the rounds."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["name"], r["head"], r["threads"]), []).append(r)
+    out = []
+    for group in groups.values():
+        row = dict(group[0])
+        for key in ("decode_tokens_per_s", "prefill_tokens_per_s"):
+            row[key] = statistics.median(g[key] for g in group)
+        row["rounds"] = len(group)
+        out.append(row)
+    return out

@@ -116,7 +116,8 @@ def decode(
     model: Annotated[Optional[Path], typer.Argument(help="Checkpoint dir; default: a generated 2B4T-shaped one.",
                                                     show_default=False)] = None,
     cache_dir: CacheOpt = default_cache(),
-    runs: Annotated[int, typer.Option(min=1, help="Timed repetitions per artifact and thread count.")] = 3,
+    runs: Annotated[int, typer.Option(min=1, help="Rounds: each round times every artifact and thread count "
+                                                  "once (after a warm-up); rows are the medians.")] = 3,
     as_json: JsonOpt = False,
     preset: Annotated[str, _hidden("Shape of the generated checkpoint (tiny: for tests).")] = "2b4t",
     prompt_len: Annotated[int, _hidden("Prompt tokens.")] = 128,
