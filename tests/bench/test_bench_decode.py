@@ -26,7 +26,7 @@ def test_rows_cover_every_artifact_head_and_ratio(first_run):
         assert r["roofline_tokens_per_s"] == pytest.approx(r["stream_read_gbps"] * 1e9 / r["bytes_per_token"])
         assert r["roofline_fraction"] == pytest.approx(r["decode_tokens_per_s"] / r["roofline_tokens_per_s"])
         assert r["bytes_per_token"] == r["weight_bytes_per_token"] + r["kv_bytes_per_token"]
-        assert r["export_seconds"] > 0  # a fresh cache: everything was exported in this run
+        assert r["export_seconds"] > 0 and r["rounds"] == 1  # a fresh cache: everything was exported in this run
     by = {(r["artifact"], r["head"]): r for r in rows}
     for head in ("int8", "fp32"):
         base = by["onnx-standard", head]
