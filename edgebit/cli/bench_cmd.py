@@ -136,3 +136,85 @@ def tokenizer(
     out.print(f"edgebit / tokenizers: {r['speedup_vs_tokenizers']:.2f}x line by line; "
               f"{r['whole_text_speedup_vs_tokenizers']:.2f}x as one text ({r['whole_text_edgebit_mb_per_s']:.2f} vs "
               f"{r['whole_text_tokenizers_mb_per_s']:.2f} MB/s)")
+
+
+def _hidden(help_text: str):
+    return typer.Option(help=help_text, hidden=True)
+
+
+@app.command("decode")
+def decode(
+    model: Annotated[Optional[Path], typer.Argument(help="Checkpoint dir; default: a generated 2B4T-shaped one.",
+                                                    show_default=False)] = None,
+    cache_dir: CacheOpt = default_cache(),
+    runs: Annotated[int, typer.Option(min=1, help="Rounds: each round times every artifact and thread count "
+                                                  "once (after a warm-up); rows are the medians.")] = 3,
+    as_json: JsonOpt = False,
+    preset: Annotated[str, _hidden("Shape of the generated checkpoint (tiny: for tests).")] = "2b4t",
+    prompt_len: Annotated[int, _hidden("Prompt tokens.")] = 128,
+    gen_len: Annotated[int, _hidden("Generated tokens.")] = 64,
+    threads: Annotated[str, _hidden("Comma-separated thread counts.")] = "1,2",
+    heads: Annotated[str, _hidden("Comma-separated heads (int8, fp32).")] = "int8,fp32",
+) -> None:
+    """Whole-model decode and prefill of the ONNX (edgebit op), ONNX standard-ops and .pte artifacts by the
+    native runner, against the memory roofline measured in the same run."""
+    from edgebit.bench import decode as db
+    from edgebit.cli.console import err, out
+    from edgebit.model.synthetic import PRESETS
+
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"{preset!r} is not one of {', '.join(PRESETS)}", param_hint="--preset")
+    try:
+        thread_list = tuple(int(t) for t in threads.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{threads!r}: expected comma-separated integers", param_hint="--threads") from None
+    head_list = tuple(h for h in heads.split(","))
+    if not thread_list or min(thread_list) < 1 or any(h not in db.HEADS for h in head_list):
+        raise typer.BadParameter("thread counts >= 1, heads from int8, fp32", param_hint="--threads/--heads")
+    settings = db.Settings(prompt_len=prompt_len, gen_len=gen_len, threads=thread_list, heads=head_list, runs=runs)
+    rows = _run_decode_bench(db, model, cache_dir, settings, preset, err)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    out.print(decode_table(rows, settings), width=max(out.width, 120))
+    out.print("roofline = streaming read bandwidth (same run, same thread count) / bytes a decoded token reads "
+              "(weights as the artifact stores them + KV cache); x std = this artifact's tokens/s over the "
+              "--ops standard (MatMulNBits bits=2) artifact's with the same head and threads.")
+
+
+def _run_decode_bench(db, model, cache_dir, settings, preset, err) -> list[dict]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        overall = bar.add_task("bench decode", total=db.total_units(settings))
+
+        def tensors(n: int):
+            task = bar.add_task("  tensors", total=n)
+            return lambda *_: bar.advance(task)
+
+        progress = db.Progress(step=lambda what: bar.update(overall, description=what),
+                               advance=lambda: bar.advance(overall), tensors=tensors)
+        return db.run(model, cache_dir, settings, preset, progress)
+
+
+def decode_table(rows: list[dict], settings):
+    from rich.table import Table
+
+    bw = {r["threads"]: r["stream_read_gbps"] for r in rows}
+    title = (f"decode at prompt {settings.prompt_len} + {settings.gen_len} generated; streaming read "
+             + ", ".join(f"{g:.1f} GB/s ({t} thr)" for t, g in sorted(bw.items())))
+    table = Table(title=title, title_justify="left")
+    for col in ("artifact", "head", "thr", "decode tok/s", "prefill tok/s", "MB/tok", "roofline tok/s",
+                "of roofline", "x std dec", "x std pre"):
+        table.add_column(col, justify="left" if col in ("artifact", "head") else "right")
+
+    def ratio(x):
+        return "-" if x is None else f"{x:.2f}"
+
+    for r in rows:
+        table.add_row(r["artifact"], r["head"], str(r["threads"]), f"{r['decode_tokens_per_s']:.2f}",
+                      f"{r['prefill_tokens_per_s']:.1f}", f"{r['bytes_per_token'] / 1e6:.1f}",
+                      f"{r['roofline_tokens_per_s']:.1f}", f"{100 * r['roofline_fraction']:.0f}%",
+                      ratio(r["speedup_vs_standard_ops"]), ratio(r["prefill_speedup_vs_standard_ops"]))
+    return table

@@ -43,9 +43,9 @@ def executorch(
     output: OutputOpt = ...,
     max_seq_len: SeqOpt = None,
     head: HeadOpt = "fp32",
-    xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="Delegate the float parts (matmuls, "
-                                          "norms, activations) to XNNPACK; the ternary linears stay on edgebit's "
-                                          "kernel either way.")] = True,
+    xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="Delegate the head and the attention "
+                                          "products to XNNPACK; the ternary linears stay on edgebit's kernel "
+                                          "either way.")] = True,
     ops: Annotated[str, typer.Option(help="edgebit (our bitlinear op + kernel library) or torchao-8da4w "
                                           "(ExecuTorch's stock low-bit path: torchao int8-activation x int4-weight "
                                           "linears on XNNPACK, no library; the baseline).")] = "edgebit",

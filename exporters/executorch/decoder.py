@@ -4,9 +4,9 @@ torch.export can trace, in the form ExecuTorch's LLM runner drives (DESIGN.md 7)
     forward(tokens int64 [1, T], input_pos int64 [T]) -> logits float32 [1, T, V]
 
 T is dynamic (1 .. max_seq_len): a whole prompt in one call, then one token a call. The KV cache is one pair of
-mutable buffers per layer, [1, KVH, max_seq_len, D], written at input_pos (index_put_, which to_edge turns into
-index_put.out plus a write-back). Keys past the query's position are masked, so starting over at input_pos 0
-needs no clearing. Every ternary linear is one torch.ops.edgebit.bitlinear call; q/k/v and gate/up are one call
+mutable buffers per layer, keys [1, KVH, D, max_seq_len] and values [1, KVH, max_seq_len, D], written at
+input_pos (index_put_, which to_edge turns into index_put.out plus a write-back). Keys past the query's position
+are masked, so starting over at input_pos 0 needs no clearing. Every ternary linear is one torch.ops.edgebit.bitlinear call; q/k/v and gate/up are one call
 each on concatenated weights with per-channel gamma (one activation quantization), as in the ONNX graph.
 """
 
@@ -51,9 +51,10 @@ class Layer(nn.Module):
         self.o = linear([lw.o])
         self.gate_up = linear([lw.gate, lw.up])
         self.down = linear([lw.down])
-        cache = (1, cfg.num_kv_heads, max_seq_len, cfg.head_dim)
-        self.register_buffer("k_cache", torch.zeros(cache), persistent=False)
-        self.register_buffer("v_cache", torch.zeros(cache), persistent=False)
+        # Keys stored transposed, (1, KVH, D, S): the score product then reads them as they lie, where a
+        # transpose of a (1, KVH, S, D) cache is a copy of the whole cache in ExecuTorch every step.
+        self.register_buffer("k_cache", torch.zeros(1, cfg.num_kv_heads, cfg.head_dim, max_seq_len), persistent=False)
+        self.register_buffer("v_cache", torch.zeros(1, cfg.num_kv_heads, max_seq_len, cfg.head_dim), persistent=False)
 
     def forward(self, x, cos, sin, masked, input_pos):
         cfg = self.cfg
@@ -68,14 +69,16 @@ class Layer(nn.Module):
         q = apply_rope(q.view(1, t, kvh, group, d).permute(0, 2, 3, 1, 4), cos, sin)  # (1, KVH, G, T, D)
         k = apply_rope(k.view(1, t, kvh, d).transpose(1, 2), cos, sin)  # (1, KVH, T, D)
         v = v.view(1, t, kvh, d).transpose(1, 2)
-        self.k_cache.index_copy_(2, input_pos, k)
+        self.k_cache.index_copy_(3, input_pos, k.transpose(2, 3))
         self.v_cache.index_copy_(2, input_pos, v)
         # GQA without copying the cache: the `group` query heads of each KV head stacked along the query axis
-        # (1, KVH, G*T, D), so one batched matmul per KV head reads its keys and values where they lie.
-        q = q.contiguous().view(1, kvh, group * t, d)
-        scores = (q @ self.k_cache.transpose(2, 3)) * d**-0.5  # (1, KVH, G*T, S)
+        # (KVH, G*T, D), so one 3-D bmm per KV head reads its keys and values where they lie (a 4-D matmul
+        # would become expand_copy of both caches in ExecuTorch, every step).
+        s = self.k_cache.shape[3]
+        q = q.contiguous().view(kvh, group * t, d)
+        scores = torch.bmm(q, self.k_cache.view(kvh, d, s)) * d**-0.5  # (KVH, G*T, S)
         scores = scores.masked_fill(masked.repeat(group, 1), float("-inf"))
-        out = torch.softmax(scores, dim=-1) @ self.v_cache  # (1, KVH, G*T, D)
+        out = torch.bmm(torch.softmax(scores, dim=-1), self.v_cache.view(kvh, s, d))  # (KVH, G*T, D)
         out = out.view(1, kvh, group, t, d).permute(0, 3, 1, 2, 4).reshape(1, t, cfg.q_size)
         if self.attn_sub_norm is not None:
             out = rms_norm(out, self.attn_sub_norm, cfg.rms_norm_eps)

@@ -48,8 +48,8 @@ def _decoder(weights, seq: int, head: str, xnnpack: bool, ops: str):
 
 def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[str], None], ops: str = "edgebit"):
     """ModelWeights -> ExecutorchProgramManager. Our op stays a CPU kernel call (edgebit::bitlinear.out);
-    with xnnpack the float parts it can take (matmuls, norms, activations) go to the XNNPACK delegate. ops
-    "torchao-8da4w" builds ExecuTorch's stock low-bit baseline instead (torchao_baseline.py), all XNNPACK."""
+    with xnnpack the head and the attention products go to the XNNPACK delegate (XNNPACK_CONFIGS). ops
+    "torchao-8da4w" builds ExecuTorch's stock low-bit baseline instead (torchao_baseline.py), all on XNNPACK."""
     import torch
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge, to_edge_transform_and_lower
     from executorch.exir.passes import MemoryPlanningPass
@@ -82,16 +82,35 @@ def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[
     methods = constant_methods(weights.config, seq)
     config = EdgeCompileConfig(_check_ir_validity=False)
     if xnnpack:
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-
-        edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()], compile_config=config,
+        # The baseline has no op of ours between its float regions: XNNPACK takes all of it.
+        partitioner = xnnpack_partitioner() if ops == "edgebit" else xnnpack_partitioner(all_ops=True)
+        edge = to_edge_transform_and_lower(ep, partitioner=[partitioner], compile_config=config,
                                            constant_methods=methods)
     else:
         edge = to_edge(ep, compile_config=config, constant_methods=methods)
     del ep
     step("to_executorch")
+    # Not run_reinplace_pass (an in-place KV cache update would save two copies of each layer's cache per step):
+    # with ExecuTorch 1.5.1 it gave wrong logits (max diff 1.4, top-1 0%) on the tiny test programs.
     return edge.to_executorch(ExecutorchBackendConfig(
         memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
+
+
+# What XNNPACK takes: the head (fp32 or dynamically quantized int8 linear) and the attention products. Given
+# every float op it cut each layer into ~15 partitions between our op's calls, and ExecuTorch copies the whole
+# graph once per partition: that was most of a 2B4T export's 11+ minutes and 8+ GB. The elementwise ops left to
+# ExecuTorch's CPU kernels (norms, RoPE, ReLU^2, masking) are small next to the weights a token reads.
+XNNPACK_CONFIGS = ("LinearConfig", "BMMConfig", "SoftmaxConfig", "QuantizeAffineConfig", "DeQuantizeAffineConfig",
+                   "ChooseQParamsAffineConfig", "QuantizedPerTensorConfig", "DeQuantizedPerTensorConfig")
+
+
+def xnnpack_partitioner(all_ops: bool = False):
+    from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    if all_ops:
+        return XnnpackPartitioner()
+    return XnnpackPartitioner(configs=[c for c in ALL_PARTITIONER_CONFIGS if c.__name__ in XNNPACK_CONFIGS])
 
 
 def _drop_unused_buffers(graph) -> None:

@@ -74,9 +74,17 @@ class GraphBuilder:
         self.inputs.append(helper.make_tensor_value_info(name, elem_type, shape))
         return name
 
-    def output(self, value: str, name: str, elem_type: int, shape: list) -> None:
-        self.nodes.append(helper.make_node("Identity", [value], [name], name=self.fresh("out")))
+    def output(self, value: str, name: str, elem_type: int, shape: list) -> str:
+        """Make `value` the graph output `name` and return that name, which later nodes must use instead.
+        The node that computes it writes the output directly: an Identity would copy it (the KV cache, every
+        step) and cost a node dispatch."""
+        producer = next((n for n in reversed(self.nodes) if value in n.output), None)
+        if producer is None or any(value in n.input for n in self.nodes):
+            self.nodes.append(helper.make_node("Identity", [value], [name], name=self.fresh("out")))
+        else:
+            producer.output[list(producer.output).index(value)] = name
         self.outputs.append(helper.make_tensor_value_info(name, elem_type, shape))
+        return name
 
     def model(self, name: str, uses_ms_domain: bool) -> onnx.ModelProto:
         if self._data is not None:

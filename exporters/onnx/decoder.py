@@ -53,6 +53,8 @@ class DecoderGraph:
     def rms_norm(self, x: str, weight: torch.Tensor, name: str) -> str:
         g = self.g
         w = g.initializer(name, weight.float().numpy())
+        # The reference's own op sequence, not ONNX's one-node RMSNormalization (opset 23): that one rounds
+        # differently (x / sqrt), which flips int8 activation roundings (max logit diff 0.097 on the shipped model).
         mean_sq = g.op("ReduceMean", [g.op("Mul", [x, x]), g.const([-1])], keepdims=1)
         inv = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [mean_sq, g.const(self.cfg.rms_norm_eps, np.float32)])])])
         return g.op("Mul", [w, g.op("Mul", [x, inv])], hint="normed")
@@ -143,8 +145,8 @@ class DecoderGraph:
         past_v = g.input(f"past_key_values.{i}.value", FLOAT, ["batch", kvh, "past_seq", d])
         k = g.op("Concat", [past_k, k], axis=2)  # [B, KVH, S, D]
         v = g.op("Concat", [past_v, v], axis=2)
-        g.output(k, f"present.{i}.key", FLOAT, ["batch", kvh, "total_seq", d])
-        g.output(v, f"present.{i}.value", FLOAT, ["batch", kvh, "total_seq", d])
+        k = g.output(k, f"present.{i}.key", FLOAT, ["batch", kvh, "total_seq", d])
+        v = g.output(v, f"present.{i}.value", FLOAT, ["batch", kvh, "total_seq", d])
 
         # GQA without copying the cache: queries grouped per KV head, keys broadcast over the group.
         q5 = g.op("Reshape", [q, g.const([0, kvh, group, -1, d])])  # [B, KVH, G, T, D]

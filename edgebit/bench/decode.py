@@ -1,0 +1,245 @@
+"""`edgebit bench decode`: whole-model decode and prefill of every artifact kind, measured by the native runner
+(edgebit-runner / edgebit-runner-et through edgebit.profile, so the figures are what a device would see), next
+to the roofline of this machine measured in the same run.
+
+    roofline tokens/s = streaming read bandwidth / bytes one decoded token must read (weights + KV cache)
+
+Artifacts: ONNX with edgebit's op, ONNX with `--ops standard` (ONNX Runtime's MatMulNBits bits=2: the stock
+baseline, the denominator of speedup_vs_standard_ops), and the ExecuTorch .pte, each with an fp32 and an int8
+head. The generated checkpoint and its exports are cached under a key of their content, so a rerun only times."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+# (artifact name, export target, export kwargs)
+ARTIFACTS = (("onnx", "onnx", {"ops": "edgebit"}),
+             ("onnx-standard", "onnx", {"ops": "standard"}),
+             ("pte", "executorch", {}))
+HEADS = ("int8", "fp32")
+THREADS = (1, 2)
+PROMPT_LEN, GEN_LEN = 128, 64
+BASELINE = "onnx-standard"
+
+
+@dataclass(frozen=True)
+class Settings:
+    prompt_len: int = PROMPT_LEN
+    gen_len: int = GEN_LEN
+    threads: tuple[int, ...] = THREADS
+    heads: tuple[str, ...] = HEADS
+    runs: int = 3
+    warmup: int = 1
+
+    @property
+    def max_seq_len(self) -> int:
+        """The artifacts' sequence limit: the benchmark's context rounded up to 64. The .pte attends over its
+        whole cache buffer each step, so a larger limit would charge it for cache it does not use."""
+        return -(-(self.prompt_len + self.gen_len) // 64) * 64
+
+
+def _digest(*parts) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _source_digest(target: str) -> str:
+    """What an export to `target` is made by: that exporter's Python, the shared modules that load and pack
+    weights, and the op library it ships (so changing one exporter does not re-export the other's artifacts)."""
+    import edgebit
+    import edgebit.exporters
+    from edgebit.ops import executorch_library, ort_library
+
+    exporters = Path(edgebit.exporters.__file__).parent
+    roots = [exporters / target] + [Path(edgebit.__file__).parent / d for d in ("model", "quant", "ops")]
+    files = sorted(p for r in roots for p in r.rglob("*.py")) + sorted(exporters.glob("*.py"))
+    files.append(ort_library.library_path() if target == "onnx" else executorch_library.library_path())
+    return _digest(*[p.read_bytes() for p in files])
+
+
+def generated_checkpoint(cache_dir: Path, preset: str, on_tensor: Callable[[str], None] | None = None,
+                         on_start: Callable[[int], None] | None = None) -> Path:
+    """A random packed checkpoint of the preset's shapes, kept under a key of everything that decides its bytes
+    (the preset, the seed and the generator's source)."""
+    from edgebit.model import synthetic
+
+    key = _digest(preset, synthetic.PRESETS[preset].__dict__, Path(synthetic.__file__).read_bytes())
+    path = cache_dir / "checkpoints" / f"{preset}-packed-{key}"
+    if not (path / "model.safetensors").is_file():
+        if on_start:
+            on_start(synthetic.tensor_count(preset, "bitnet", "packed"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        synthetic.write_random_checkpoint(path, preset, force=True, on_tensor=on_tensor)
+    return path
+
+
+def cached_export(cache_dir: Path, checkpoint: Path, checkpoint_key: str, source_key: str, name: str, target: str,
+                  head: str, opts: dict, max_seq_len: int, on_step: Callable[[str], None]) -> tuple[Path, float | None]:
+    """(artifact dir, export seconds or None when it came from the cache)."""
+    from edgebit.exporters import targets
+
+    key = _digest(checkpoint_key, source_key, target, head, opts, max_seq_len)
+    path = cache_dir / "artifacts" / f"{name}-{head}-{key}"
+    if (path / "manifest.json").is_file():
+        return path, None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():  # torch.export / ExecuTorch deprecation chatter would tear the progress bar
+        warnings.simplefilter("ignore")
+        targets()[target](checkpoint, path, max_seq_len=max_seq_len, head=head, force=True, on_step=on_step, **opts)
+    return path, time.perf_counter() - t0
+
+
+def bytes_per_token(cfg, name: str, head: str, context: float) -> dict:
+    """Bytes one decoded token reads at a context of `context` cached positions, as each artifact stores its
+    weights: ternary linears at 2 bits a weight plus their scales (edgebit: one fp32 per output channel;
+    MatMulNBits: one per 128-weight block), the head (tied: the embedding table) at 4 bytes or 1 byte a weight
+    plus scales (ONNX's MatMulNBits bits=8: per 128-block; the .pte's XNNPACK int8: per row), and the fp32 KV
+    cache. Norms, RoPE rows and the embedding row gathered are under 0.1% and left out."""
+    h, v = cfg.hidden_size, cfg.vocab_size
+    shapes = [(cfg.q_size + 2 * cfg.kv_size, h), (h, cfg.q_size), (2 * cfg.intermediate_size, h),
+              (h, cfg.intermediate_size)]  # (N, K) per layer: qkv, o, gate_up, down
+    body = 0
+    for n, k in shapes:
+        body += n * k // 4 + 4 * (n * k // 128 if name == BASELINE else n)
+    body *= cfg.num_layers
+    if head == "fp32":
+        head_bytes = 4 * v * h
+    else:
+        head_bytes = v * h + 4 * (v if name == "pte" else v * h // 128)
+    kv = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 4 * context
+    return {"weights": body + head_bytes, "ternary": body, "head": head_bytes, "kv_cache": int(kv)}
+
+
+def measure(artifact: Path, settings: Settings, log: Callable[[str], None]) -> list[dict]:
+    from edgebit.profile.run import ProfileSpec, profile
+
+    spec = ProfileSpec(threads=list(settings.threads), prompt_len=settings.prompt_len, gen_len=settings.gen_len,
+                       runs=settings.runs, warmup=settings.warmup, timeout=3600)
+    return profile([artifact], "local", spec, log=log)
+
+
+def bench_rows(runs: list[dict], bandwidth: dict[int, float], cfg, settings: Settings) -> list[dict]:
+    """One row per (artifact, head, threads), with ratios against the standard-ops artifact of the same head
+    and thread count (None when that was not measured)."""
+    # The step that decodes token i (i = 1 .. G-1) attends over P + i positions.
+    context = settings.prompt_len + settings.gen_len / 2
+    rows = []
+    for r in runs:
+        b = bytes_per_token(cfg, r["name"], r["head"], context)
+        total = b["weights"] + b["kv_cache"]
+        gbps = bandwidth[r["threads"]]
+        roofline = gbps * 1e9 / total
+        rows.append({
+            "artifact": r["name"], "threads": r["threads"], "head": r["head"],
+            "decode_tokens_per_s": r["decode_tokens_per_s"], "prefill_tokens_per_s": r["prefill_tokens_per_s"],
+            "bytes_per_token": total, "weight_bytes_per_token": b["weights"], "kv_bytes_per_token": b["kv_cache"],
+            "stream_read_gbps": gbps, "roofline_tokens_per_s": roofline,
+            "roofline_fraction": r["decode_tokens_per_s"] / roofline,
+            "speedup_vs_standard_ops": None, "prefill_speedup_vs_standard_ops": None,
+            "prompt_tokens": settings.prompt_len, "gen_tokens": settings.gen_len, "rounds": r["rounds"],
+            "peak_rss_bytes": r["peak_rss_bytes"], "kernel_variant": r["kernel_variant"],
+            "runtime": r["runtime"], "export_seconds": r["export_seconds"], "artifact_dir": r["artifact"],
+        })
+    base = {(r["head"], r["threads"]): r for r in rows if r["artifact"] == BASELINE}
+    for r in rows:
+        b = base.get((r["head"], r["threads"]))
+        if b:
+            r["speedup_vs_standard_ops"] = r["decode_tokens_per_s"] / b["decode_tokens_per_s"]
+            r["prefill_speedup_vs_standard_ops"] = r["prefill_tokens_per_s"] / b["prefill_tokens_per_s"]
+    return rows
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI draws with: a step label, one unit of the run done, and the checkpoint writer's bar."""
+    step: Callable[[str], None] = lambda what: None
+    advance: Callable[[], None] = lambda: None
+    tensors: Callable[[int], Callable[[str], None]] | None = None
+
+
+def total_units(settings: Settings) -> int:
+    """Progress units of a run: one per export, one per runner invocation, two bandwidth measurements."""
+    combos = len(ARTIFACTS) * len(settings.heads)
+    return combos + settings.runs * combos * len(settings.threads) + 2
+
+
+def run(model: Path | None, cache_dir: Path, settings: Settings, preset: str = "2b4t",
+        progress: Progress = Progress()) -> list[dict]:
+    """Export (or take from the cache) every artifact, time each with the native runner, and return the rows.
+    Streaming bandwidth is measured before and after the runs; the higher figure is the yardstick (the
+    stricter roofline on a machine other jobs share)."""
+    from edgebit.artifact import checkpoint_fingerprint
+    from edgebit.bench.timing import streaming_read_gbps
+    from edgebit.model.checkpoint import open_checkpoint
+
+    if model is None:
+        tick = {}
+
+        def start(n):
+            tick["fn"] = progress.tensors(n) if progress.tensors else None
+
+        progress.step(f"writing a {preset}-shaped random checkpoint")
+        model = generated_checkpoint(cache_dir, preset, on_tensor=lambda name: tick.get("fn") and tick["fn"](name),
+                                     on_start=start)
+    with open_checkpoint(model) as ckpt:  # checks the checkpoint (one-line errors) before any export
+        cfg = ckpt.config
+    progress.step("fingerprinting the checkpoint and the exporters")
+    checkpoint_key = _digest(checkpoint_fingerprint(model)["sha256"])
+    source_keys = {target: _source_digest(target) for _, target, _ in ARTIFACTS}
+
+    def bandwidth() -> dict[int, float]:
+        progress.step("measuring streaming read bandwidth")
+        bw = {t: streaming_read_gbps(threads=t) for t in settings.threads}
+        progress.advance()
+        return bw
+
+    artifacts = []
+    for head in settings.heads:
+        for name, target, opts in ARTIFACTS:
+            label = f"{name} ({head} head)"
+            artifact, seconds = cached_export(cache_dir, model, checkpoint_key, source_keys[target], name, target,
+                                              head, opts, settings.max_seq_len,
+                                              lambda what: progress.step(f"export {label}: {what}"))
+            artifacts.append((name, head, artifact, seconds))
+            progress.advance()
+    before = bandwidth()
+    # Rounds: every artifact and thread count once per round (one warm-up and one timed generation each), so a
+    # burst of load from other jobs hits all of them alike; each row is the median over the rounds.
+    one = replace(settings, runs=1)
+    runs = []
+    for round_ in range(settings.runs):
+        for name, head, artifact, seconds in artifacts:
+            for threads in settings.threads:
+                progress.step(f"round {round_ + 1}/{settings.runs}: {name} ({head} head), {threads} threads")
+                for r in measure(artifact, replace(one, threads=(threads,)), lambda msg: None):
+                    runs.append({**r, "name": name, "head": head, "export_seconds": seconds})
+                progress.advance()
+    after = bandwidth()
+    best = {t: max(before[t], after[t]) for t in settings.threads}
+    return bench_rows(median_runs(runs), best, cfg, settings)
+
+
+def median_runs(runs: list[dict]) -> list[dict]:
+    """One run per (artifact, head, threads), in first-seen order: tokens/s are the medians over the rounds."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["name"], r["head"], r["threads"]), []).append(r)
+    out = []
+    for group in groups.values():
+        row = dict(group[0])
+        for key in ("decode_tokens_per_s", "prefill_tokens_per_s"):
+            row[key] = statistics.median(g[key] for g in group)
+        row["rounds"] = len(group)
+        out.append(row)
+    return out

@@ -1,0 +1,72 @@
+"""`edgebit bench decode` end to end on a tiny generated checkpoint (the 2B4T default is the same code path with
+bigger tensors): every artifact kind exported, timed by the native runner, ratios against the standard-ops
+artifact; a rerun takes the exports from the cache. Figures are only checked for consistency, never for speed."""
+
+import json
+
+import pytest
+
+FAST = ("--preset", "tiny", "--runs", "1", "--prompt-len", "8", "--gen-len", "4", "--threads", "1")
+
+
+@pytest.fixture(scope="module")
+def first_run(cli, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("bench-cache")
+    r = cli("bench", "decode", *FAST, "--json", "--cache-dir", cache, timeout=900)
+    assert r.returncode == 0, r.stderr
+    return cache, json.loads(r.stdout)
+
+
+def test_rows_cover_every_artifact_head_and_ratio(first_run):
+    _, rows = first_run
+    assert {(r["artifact"], r["head"], r["threads"]) for r in rows} == {
+        (a, h, 1) for a in ("onnx", "onnx-standard", "pte") for h in ("int8", "fp32")}
+    for r in rows:
+        assert r["decode_tokens_per_s"] > 0 and r["prefill_tokens_per_s"] > 0 and r["stream_read_gbps"] > 0
+        assert r["roofline_tokens_per_s"] == pytest.approx(r["stream_read_gbps"] * 1e9 / r["bytes_per_token"])
+        assert r["roofline_fraction"] == pytest.approx(r["decode_tokens_per_s"] / r["roofline_tokens_per_s"])
+        assert r["bytes_per_token"] == r["weight_bytes_per_token"] + r["kv_bytes_per_token"]
+        assert r["export_seconds"] > 0 and r["rounds"] == 1  # a fresh cache: everything was exported in this run
+    by = {(r["artifact"], r["head"]): r for r in rows}
+    for head in ("int8", "fp32"):
+        base = by["onnx-standard", head]
+        assert base["speedup_vs_standard_ops"] == pytest.approx(1.0)
+        ours = by["onnx", head]
+        assert ours["speedup_vs_standard_ops"] == pytest.approx(ours["decode_tokens_per_s"] / base["decode_tokens_per_s"])
+        # Same ternary weights in both ONNX forms; MatMulNBits adds one fp32 scale per 128 weights.
+        assert ours["weight_bytes_per_token"] < base["weight_bytes_per_token"]
+    assert by["onnx", "fp32"]["weight_bytes_per_token"] > by["onnx", "int8"]["weight_bytes_per_token"]
+
+
+def test_rerun_takes_exports_from_the_cache_and_prints_the_table(first_run, cli):
+    cache, _ = first_run
+    manifests = {p: p.stat().st_mtime_ns for p in cache.glob("artifacts/*/manifest.json")}
+    assert len(manifests) == 6
+    r = cli("bench", "decode", *FAST, "--heads", "int8", "--cache-dir", cache, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "of roofline" in r.stdout and "onnx-standard" in r.stdout and "pte" in r.stdout
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("artifacts/*/manifest.json")} == manifests
+
+
+def test_bytes_per_token_of_the_2b4t_shape():
+    from pathlib import Path
+
+    from edgebit.bench.decode import bytes_per_token
+    from edgebit.model.config import normalize_config
+    from edgebit.model.synthetic import PRESETS, config_json
+
+    cfg = normalize_config(config_json(PRESETS["2b4t"], "bitnet", "packed", "bfloat16"), Path("config.json"))
+    b = bytes_per_token(cfg, "onnx", "int8", context=160)
+    per_layer = 2560 * (2560 + 2 * 640) + 2560 * 2560 + 3 * 2560 * 6912  # ternary weights (N * K)
+    channels = (2560 + 2 * 640) + 2560 + 2 * 6912 + 2560  # one fp32 gamma per output channel
+    assert b["ternary"] == 30 * (per_layer // 4 + 4 * channels)  # ~0.52 GB at 2 bits a weight
+    assert b["head"] == 128256 * 2560 + 4 * 128256 * 2560 // 128  # int8 rows, one scale per 128-block
+    assert b["kv_cache"] == 2 * 30 * 5 * 128 * 4 * 160
+    assert bytes_per_token(cfg, "onnx", "fp32", 160)["head"] == 4 * 128256 * 2560
+
+
+def test_bad_options_are_one_line_errors(cli, tmp_path):
+    r = cli("bench", "decode", "--preset", "huge", "--cache-dir", tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "huge" in r.stderr
+    r = cli("bench", "decode", tmp_path / "nowhere", "--cache-dir", tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "nowhere" in r.stderr
