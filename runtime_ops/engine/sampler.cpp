@@ -25,6 +25,12 @@ double Sampler::uniform() {
 }
 
 int32_t Sampler::pick(const float* logits, int64_t vocab) {
+    if (s_.temperature <= 0 && s_.repetition_penalty == 1.0f) {  // plain greedy: no copy of the logits
+        int64_t best = 0;
+        for (int64_t v = 1; v < vocab; ++v)
+            if (logits[v] > logits[best]) best = v;
+        return static_cast<int32_t>(best);
+    }
     work_.assign(logits, logits + vocab);
     if (s_.repetition_penalty != 1.0f)
         for (int32_t id : seen_)

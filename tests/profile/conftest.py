@@ -30,17 +30,22 @@ def tiny_artifact(hf_checkpoint, tmp_path_factory) -> Path:
 PROMPT = [256, 10, 11, 12, 40, 41]
 
 
+def _greedy(backend, steps: int = 16):
+    """greedy(n) over the first `steps` tokens a Python backend generates greedily after PROMPT."""
+    token, out = int(backend.forward(PROMPT)[-1].argmax()), []
+    for _ in range(steps):
+        out.append(token)
+        token = int(backend.forward([token])[-1].argmax())
+    return lambda n: out[:n]
+
+
 @pytest.fixture(scope="package")
 def python_greedy(tiny_artifact):
     """greedy(n) -> the first n tokens the Python ONNX Runtime backend generates greedily after PROMPT."""
     from edgebit.backends.onnxruntime import OnnxRuntimeBackend
 
     backend = OnnxRuntimeBackend(tiny_artifact, json.loads((tiny_artifact / "manifest.json").read_text()), threads=1)
-    token, out = int(backend.forward(PROMPT)[-1].argmax()), []
-    for _ in range(16):
-        out.append(token)
-        token = int(backend.forward([token])[-1].argmax())
-    return lambda n: out[:n]
+    return _greedy(backend)
 
 
 @pytest.fixture(scope="package")
@@ -57,11 +62,7 @@ def pte_greedy(tiny_pte):
     from edgebit.backends.executorch import ExecutorchBackend
 
     backend = ExecutorchBackend(tiny_pte, json.loads((tiny_pte / "manifest.json").read_text()), threads=1)
-    token, out = int(backend.forward(PROMPT)[-1].argmax()), []
-    for _ in range(16):
-        out.append(token)
-        token = int(backend.forward([token])[-1].argmax())
-    return lambda n: out[:n]
+    return _greedy(backend)
 
 
 def free_port() -> int:
