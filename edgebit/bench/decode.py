@@ -5,8 +5,8 @@ to the roofline of this machine measured in the same run.
     roofline tokens/s = streaming read bandwidth / bytes one decoded token must read (weights + KV cache)
 
 Artifacts: ONNX with edgebit's op, ONNX with `--ops standard` (ONNX Runtime's MatMulNBits bits=2: the stock
-baseline, the denominator of speedup_vs_standard_ops), and the ExecuTorch .pte, each with an fp32 and an int8
-head. The generated checkpoint and its exports are cached under a key of their content, so a rerun only times."""
+baseline, the denominator of speedup_vs_standard_ops), the ExecuTorch .pte, and ExecuTorch's stock low-bit path
+(`--ops torchao-8da4w`), each with an fp32 and an int8 head. The generated checkpoint and its exports are cached under a key of their content, so a rerun only times."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from typing import Callable
 # (artifact name, export target, export kwargs)
 ARTIFACTS = (("onnx", "onnx", {"ops": "edgebit"}),
              ("onnx-standard", "onnx", {"ops": "standard"}),
-             ("pte", "executorch", {}))
+             ("pte", "executorch", {}),
+             # ExecuTorch's stock low-bit path on the same weights (torchao 8da4w on XNNPACK; issue 5's baseline)
+             ("pte-torchao", "executorch", {"ops": "torchao-8da4w"}))
 HEADS = ("int8", "fp32")
 THREADS = (1, 2)
 PROMPT_LEN, GEN_LEN = 128, 64
@@ -103,7 +105,7 @@ def cached_export(cache_dir: Path, checkpoint: Path, checkpoint_key: str, source
 def bytes_per_token(cfg, name: str, head: str, context: float) -> dict:
     """Bytes one decoded token reads at a context of `context` cached positions, as each artifact stores its
     weights: ternary linears at 2 bits a weight plus their scales (edgebit: one fp32 per output channel;
-    MatMulNBits: one per 128-weight block), the head (tied: the embedding table) at 4 bytes or 1 byte a weight
+    MatMulNBits: one per 128-weight block; torchao 8da4w: 4 bits a weight), the head (tied: the embedding table) at 4 bytes or 1 byte a weight
     plus scales (ONNX's MatMulNBits bits=8: per 128-block; the .pte's XNNPACK int8: per row), and the fp32 KV
     cache. Norms, RoPE rows and the embedding row gathered are under 0.1% and left out."""
     h, v = cfg.hidden_size, cfg.vocab_size
@@ -111,12 +113,15 @@ def bytes_per_token(cfg, name: str, head: str, context: float) -> dict:
               (h, cfg.intermediate_size)]  # (N, K) per layer: qkv, o, gate_up, down
     body = 0
     for n, k in shapes:
-        body += n * k // 4 + 4 * (n * k // 128 if name == BASELINE else n)
+        if name == "pte-torchao":  # XNNPACK's blockwise int4: half a byte a weight + a bf16 scale per 32
+            body += n * k // 2 + 2 * (n * k // 32)
+        else:
+            body += n * k // 4 + 4 * (n * k // 128 if name == BASELINE else n)
     body *= cfg.num_layers
     if head == "fp32":
         head_bytes = 4 * v * h
-    else:
-        head_bytes = v * h + 4 * (v if name == "pte" else v * h // 128)
+    else:  # ONNX: MatMulNBits bits=8, an fp32 scale per 128; the .pte programs: XNNPACK int8, one per row
+        head_bytes = v * h + 4 * (v if name.startswith("pte") else v * h // 128)
     kv = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 4 * context
     return {"weights": body + head_bytes, "ternary": body, "head": head_bytes, "kv_cache": int(kv)}
 

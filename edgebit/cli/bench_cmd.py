@@ -156,8 +156,8 @@ def decode(
     threads: Annotated[str, _hidden("Comma-separated thread counts.")] = "1,2",
     heads: Annotated[str, _hidden("Comma-separated heads (int8, fp32).")] = "int8,fp32",
 ) -> None:
-    """Whole-model decode and prefill of the ONNX (edgebit op), ONNX standard-ops and .pte artifacts by the
-    native runner, against the memory roofline measured in the same run."""
+    """Whole-model decode and prefill of the ONNX (edgebit op), ONNX standard-ops, .pte and torchao .pte
+    artifacts by the native runner, against the memory roofline measured in the same run."""
     from edgebit.bench import decode as db
     from edgebit.cli.console import err, out
     from edgebit.model.synthetic import PRESETS

@@ -3,6 +3,7 @@ bigger tensors): every artifact kind exported, timed by the native runner, ratio
 artifact; a rerun takes the exports from the cache. Figures are only checked for consistency, never for speed."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ def first_run(cli, tmp_path_factory):
 def test_rows_cover_every_artifact_head_and_ratio(first_run):
     _, rows = first_run
     assert {(r["artifact"], r["head"], r["threads"]) for r in rows} == {
-        (a, h, 1) for a in ("onnx", "onnx-standard", "pte") for h in ("int8", "fp32")}
+        (a, h, 1) for a in ("onnx", "onnx-standard", "pte", "pte-torchao") for h in ("int8", "fp32")}
     for r in rows:
         assert r["decode_tokens_per_s"] > 0 and r["prefill_tokens_per_s"] > 0 and r["stream_read_gbps"] > 0
         assert r["roofline_tokens_per_s"] == pytest.approx(r["stream_read_gbps"] * 1e9 / r["bytes_per_token"])
@@ -36,12 +37,16 @@ def test_rows_cover_every_artifact_head_and_ratio(first_run):
         # Same ternary weights in both ONNX forms; MatMulNBits adds one fp32 scale per 128 weights.
         assert ours["weight_bytes_per_token"] < base["weight_bytes_per_token"]
     assert by["onnx", "fp32"]["weight_bytes_per_token"] > by["onnx", "int8"]["weight_bytes_per_token"]
+    # ExecuTorch's stock low-bit path stores the ternary weights at 4 bits (+ a scale per 32): twice ours.
+    assert by["pte-torchao", "int8"]["weight_bytes_per_token"] > by["pte", "int8"]["weight_bytes_per_token"]
+    assert json.loads((Path(by["pte-torchao", "int8"]["artifact_dir"]) / "manifest.json").read_text())["ops"] \
+        == "torchao-8da4w"
 
 
 def test_rerun_takes_exports_from_the_cache_and_prints_the_table(first_run, cli):
     cache, _ = first_run
     manifests = {p: p.stat().st_mtime_ns for p in cache.glob("artifacts/*/manifest.json")}
-    assert len(manifests) == 6
+    assert len(manifests) == 8
     r = cli("bench", "decode", *FAST, "--heads", "int8", "--cache-dir", cache, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "of roofline" in r.stdout and "onnx-standard" in r.stdout and "pte" in r.stdout
