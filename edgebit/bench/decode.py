@@ -14,7 +14,6 @@ import hashlib
 import json
 import statistics
 import time
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -88,7 +87,7 @@ def generated_checkpoint(cache_dir: Path, preset: str, on_tensor: Callable[[str]
 def cached_export(cache_dir: Path, checkpoint: Path, checkpoint_key: str, source_key: str, name: str, target: str,
                   head: str, opts: dict, max_seq_len: int, on_step: Callable[[str], None]) -> tuple[Path, float | None]:
     """(artifact dir, export seconds or None when it came from the cache)."""
-    from edgebit.exporters import targets
+    from edgebit.bench.isolated_export import export_in_child
 
     key = _digest(checkpoint_key, source_key, target, head, opts, max_seq_len)
     path = cache_dir / "artifacts" / f"{name}-{head}-{key}"
@@ -96,9 +95,7 @@ def cached_export(cache_dir: Path, checkpoint: Path, checkpoint_key: str, source
         return path, None
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with warnings.catch_warnings():  # torch.export / ExecuTorch deprecation chatter would tear the progress bar
-        warnings.simplefilter("ignore")
-        targets()[target](checkpoint, path, max_seq_len=max_seq_len, head=head, force=True, on_step=on_step, **opts)
+    export_in_child(target, checkpoint, path, on_step, max_seq_len=max_seq_len, head=head, **opts)
     return path, time.perf_counter() - t0
 
 

@@ -75,3 +75,17 @@ def test_bad_options_are_one_line_errors(cli, tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "huge" in r.stderr
     r = cli("bench", "decode", tmp_path / "nowhere", "--cache-dir", tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "nowhere" in r.stderr
+
+
+def test_an_export_failing_in_its_child_process_is_one_error_naming_it(tmp_path):
+    """Exports run in a spawned child (their peak memory returns to the system); its one-line error comes back."""
+    from edgebit.bench.isolated_export import export_in_child
+    from edgebit.errors import EdgebitError
+
+    steps = []
+    with pytest.raises(EdgebitError) as info:
+        export_in_child("onnx", tmp_path / "no-checkpoint", tmp_path / "out", steps.append, max_seq_len=64,
+                        head="fp32", ops="edgebit")
+    message = str(info.value)
+    assert "\n" not in message and "no-checkpoint" in message and str(tmp_path / "out") in message
+    assert not (tmp_path / "out").exists()
