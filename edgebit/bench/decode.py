@@ -55,17 +55,44 @@ def _digest(*parts) -> str:
 
 
 def _source_digest(target: str) -> str:
-    """What an export to `target` is made by: that exporter's Python, the shared modules that load and pack
-    weights, and the op library it ships (so changing one exporter does not re-export the other's artifacts)."""
+    """What an export to `target` is made by: that exporter's Python and the shared modules that load and pack
+    weights (so changing one exporter does not re-export the other's artifacts). Not the op library: the model
+    file does not depend on its build, and a cached artifact gets the current library copied in instead
+    (refresh_op_library), so rebuilding the kernels does not re-export a 2B4T model."""
     import edgebit
     import edgebit.exporters
-    from edgebit.ops import executorch_library, ort_library
 
     exporters = Path(edgebit.exporters.__file__).parent
     roots = [exporters / target] + [Path(edgebit.__file__).parent / d for d in ("model", "quant", "ops")]
     files = sorted(p for r in roots for p in r.rglob("*.py")) + sorted(exporters.glob("*.py"))
-    files.append(ort_library.library_path() if target == "onnx" else executorch_library.library_path())
     return _digest(*[p.read_bytes() for p in files])
+
+
+def refresh_op_library(artifact: Path) -> bool:
+    """Put this installation's op library into a cached artifact whose copy differs, and record its hash in the
+    manifest (both written to a temp name, then renamed). True when something was replaced."""
+    import os
+    import shutil
+
+    from edgebit.artifact import MANIFEST, sha256_file
+    from edgebit.ops import executorch_library, ort_library
+
+    manifest = json.loads((artifact / MANIFEST).read_text())
+    name = manifest.get("op_library")
+    if not name:
+        return False  # the torchao baseline ships no library
+    current = ort_library.library_path() if manifest.get("target") == "onnx" else executorch_library.library_path()
+    digest = sha256_file(current)
+    if manifest["files"].get(name) == digest:
+        return False
+    tmp = artifact / f".{name}.tmp-{os.getpid()}"
+    shutil.copy2(current, tmp)
+    os.replace(tmp, artifact / name)
+    manifest["files"][name] = digest
+    tmp = artifact / f".{MANIFEST}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, artifact / MANIFEST)
+    return True
 
 
 def generated_checkpoint(cache_dir: Path, preset: str, on_tensor: Callable[[str], None] | None = None,
@@ -92,6 +119,7 @@ def cached_export(cache_dir: Path, checkpoint: Path, checkpoint_key: str, source
     key = _digest(checkpoint_key, source_key, target, head, opts, max_seq_len)
     path = cache_dir / "artifacts" / f"{name}-{head}-{key}"
     if (path / "manifest.json").is_file():
+        refresh_op_library(path)
         return path, None
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
