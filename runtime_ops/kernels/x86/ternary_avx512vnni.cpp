@@ -93,8 +93,147 @@ struct Avx512Vnni {
     }
 };
 
+// Prefill (M >= kPanelMinM): a weight panel unpacked once into VNNI layout and reused by
+// every activation row. The register tile above re-unpacks each weight block for every 4
+// activation rows and ends each output with a horizontal reduction; here a zmm holds 16
+// output columns x 4 consecutive codes, the activation operand is 4 bytes of one row
+// broadcast to all lanes, so the inner loop is only loads and vpdpbusd and the int32 lanes
+// are the outputs themselves (no reduction).
+//
+// Panel: kPanelCols columns x kPanelK codes (16 KB, fits L1 next to the activation rows of
+// a tile), int32 panel[g * kPanelCols + c] = codes of k = 4g .. 4g+3 of column c. It is
+// built with one gather per 16 columns x 4 packed bytes: packed byte j of a block holds
+// the codes of weights j, 32+j, 64+j, 96+j at bits 0, 2, 4, 6, so the dword at byte 4q of
+// a block, shifted right by 2i and masked with 3 per byte, is the codes of the four
+// consecutive weights 32i+4q .. 32i+4q+3: the k-group 8i+q of the block.
+constexpr int kPanelCols = 32;   // two zmm of outputs
+constexpr int kPanelK = 512;     // codes per column per panel (multiple of 128)
+constexpr int kPanelRows = 12;   // activation rows per tile: 24 accumulators + 2 code vectors
+constexpr int64_t kPanelMinM = 8;  // fewer rows do not amortize building the panel
+
+// cols (1..32) columns of w starting at its first row, blocks b0 .. b0+nb-1.
+void build_panel(const uint8_t* w, int64_t row_bytes, int64_t cols, int64_t b0, int64_t nb,
+                 int32_t* panel) {
+    const __m512i mask = _mm512_set1_epi8(3);
+    const __m512i offs = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(static_cast<int32_t>(row_bytes)));  // < 2^31: row_bytes <= 2^20
+    for (int h = 0; h < kPanelCols / 16; ++h) {
+        const int64_t live_rows = cols - 16 * h;
+        // Columns past `cols` get code 0 (never stored, see panel_tile's masks).
+        const __mmask16 live = live_rows >= 16 ? __mmask16(0xFFFF)
+                               : live_rows <= 0 ? __mmask16(0)
+                                                : __mmask16((1u << live_rows) - 1);
+        const uint8_t* rows = w + (live ? 16 * h * row_bytes : 0);
+        for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t* block = rows + 32 * (b0 + b);
+            for (int q = 0; q < 8; ++q) {
+                const __m512i p = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, offs,
+                                                              block + 4 * q, 1);
+                int32_t* dst = panel + (32 * b + q) * kPanelCols + 16 * h;
+                for (int i = 0; i < 4; ++i) {
+                    _mm512_store_si512(dst + 8 * i * kPanelCols,
+                                       _mm512_and_si512(_mm512_srli_epi32(p, 2 * i), mask));
+                }
+            }
+        }
+    }
+}
+
+// acc += codes (unsigned) . x (signed), groups of 4 bytes. GCC 12 cannot keep more than ~6
+// pairs of _mm512_dpbusd_epi32 accumulators in registers: it copies each one through the
+// stack every iteration (its builtin does not tie the accumulator to the destination), which
+// halved the panel tile's speed. The same instruction through asm keeps all 24 in zmm.
+inline void dpbusd(__m512i& acc, __m512i codes, __m512i x) {
+#if defined(__GNUC__)
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(codes), "v"(x));
+#else
+    acc = _mm512_dpbusd_epi32(acc, codes, x);
+#endif
+}
+
+// MR activation rows x the panel's columns over `groups` k-groups. acc holds the partial
+// sums of earlier panels unless `first`; `xsum` (non-null on the last panel) removes the
+// +1 bias of the codes. mask0/mask1: which of the 2 x 16 columns exist.
+template <int MR>
+void panel_tile(const int8_t* x, int64_t K, const int32_t* panel, int64_t groups, bool first,
+                const int32_t* xsum, int32_t* acc, int64_t ld, __mmask16 mask0, __mmask16 mask1) {
+    __m512i a0[MR], a1[MR];
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) {
+        a0[m] = first ? _mm512_setzero_si512() : _mm512_maskz_loadu_epi32(mask0, acc + m * ld);
+        a1[m] = first ? _mm512_setzero_si512()
+                      : _mm512_maskz_loadu_epi32(mask1, acc + m * ld + 16);
+    }
+    for (int64_t g = 0; g < groups; ++g) {
+        const __m512i c0 = _mm512_load_si512(panel + g * kPanelCols);
+        const __m512i c1 = _mm512_load_si512(panel + g * kPanelCols + 16);
+#pragma GCC unroll 16
+        for (int m = 0; m < MR; ++m) {
+            int32_t x4;
+            __builtin_memcpy(&x4, x + m * K + 4 * g, 4);
+            const __m512i xb = _mm512_set1_epi32(x4);
+            dpbusd(a0[m], c0, xb);
+            dpbusd(a1[m], c1, xb);
+        }
+    }
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) {
+        if (xsum != nullptr) {
+            const __m512i s = _mm512_set1_epi32(xsum[m]);
+            a0[m] = _mm512_sub_epi32(a0[m], s);
+            a1[m] = _mm512_sub_epi32(a1[m], s);
+        }
+        _mm512_mask_storeu_epi32(acc + m * ld, mask0, a0[m]);
+        _mm512_mask_storeu_epi32(acc + m * ld + 16, mask1, a1[m]);
+    }
+}
+
+using PanelTileFn = void (*)(const int8_t*, int64_t, const int32_t*, int64_t, bool,
+                             const int32_t*, int32_t*, int64_t, __mmask16, __mmask16);
+
+template <int... R>
+struct PanelTiles {
+    static constexpr PanelTileFn fn[] = {panel_tile<R + 1>...};
+};
+template <int... R>
+constexpr PanelTileFn PanelTiles<R...>::fn[];
+// panel_tile<r> for r = 1 .. kPanelRows, indexed by r - 1.
+using AllPanelTiles = PanelTiles<0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11>;
+static_assert(sizeof(AllPanelTiles::fn) / sizeof(PanelTileFn) == kPanelRows, "one per height");
+
+void panel_gemm(const TileArgs& a) {
+    alignas(64) int32_t panel[kPanelK / 4 * kPanelCols];
+    const int64_t row_bytes = a.K / 4;
+    for (int64_t n0 = 0; n0 < a.nr; n0 += kPanelCols) {
+        const int64_t cols = a.nr - n0 < kPanelCols ? a.nr - n0 : kPanelCols;
+        const __mmask16 mask0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
+        const __mmask16 mask1 = cols >= 32   ? __mmask16(0xFFFF)
+                                : cols <= 16 ? __mmask16(0)
+                                             : __mmask16((1u << (cols - 16)) - 1);
+        for (int64_t k0 = 0; k0 < a.K; k0 += kPanelK) {
+            const int64_t kc = a.K - k0 < kPanelK ? a.K - k0 : kPanelK;
+            build_panel(a.w + n0 * row_bytes, row_bytes, cols, k0 / 128, kc / 128, panel);
+            const bool first = k0 == 0;
+            const bool last = k0 + kc == a.K;
+            for (int64_t m = 0; m < a.M; m += kPanelRows) {
+                const int64_t rows = a.M - m < kPanelRows ? a.M - m : kPanelRows;
+                AllPanelTiles::fn[rows - 1](a.xq + m * a.K + k0, a.K, panel, kc / 4, first,
+                                            last ? a.xsum + m : nullptr, a.acc + m * a.ld + n0,
+                                            a.ld, mask0, mask1);
+            }
+        }
+    }
+}
+
 }  // namespace
 
-void tile_avx512vnni(const TileArgs& a) { run_tiles<Avx512Vnni>(a); }
+void tile_avx512vnni(const TileArgs& a) {
+    if (a.M >= kPanelMinM) {
+        panel_gemm(a);
+    } else {
+        run_tiles<Avx512Vnni>(a);
+    }
+}
 
 }  // namespace edgebit
