@@ -16,7 +16,7 @@ namespace {
 
 // The float path runs at most this many activation rows per pass, bounding the int32
 // scratch at kMSlab * N values while keeping a slab's weight reuse in the GEMM tiles.
-constexpr int64_t kMSlab = 64;
+constexpr int64_t kMSlab = 128;
 
 int check_shape(const char* fn, int64_t M, int64_t N, int64_t K) {
     if (M <= 0 || N <= 0 || K <= 0)
