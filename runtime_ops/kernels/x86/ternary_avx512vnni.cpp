@@ -109,7 +109,7 @@ struct Avx512Vnni {
 constexpr int kPanelCols = 32;   // two zmm of outputs
 constexpr int kPanelK = 512;     // codes per column per panel (multiple of 128)
 constexpr int kPanelRows = 12;   // activation rows per tile: 24 accumulators + 2 code vectors
-constexpr int64_t kPanelMinM = 8;  // fewer rows do not amortize building the panel
+constexpr int64_t kPanelMinM = 12;  // measured crossover with the 4 x 4 tile above
 
 // The packed dwords q = 0..7 of one block of 16 weight rows, transposed: p[q] lane r = bytes
 // 4q .. 4q+3 of row r's block. Rows r and r+8 share a zmm (low | high 256 bits), so the
