@@ -283,7 +283,19 @@ void test_shapes() {
                 test_case(make_case(M, N, K, seed++, false), "gemm");
     test_case(make_case(128, 69, 256, seed++, false), "gemm m128");
     test_case(make_case(128, 5, 6912, seed++, false), "gemm m128 k6912");
-    test_case(make_case(70, 9, 128, seed++, false), "gemm two slabs");
+    test_case(make_case(70, 9, 128, seed++, false), "gemm m70");
+    test_case(make_case(130, 9, 128, seed++, false), "gemm two slabs");
+    test_case(make_case(129, 40, 512, seed++, false), "gemm one slab + 1 row");
+    // Prefill panels (x86: from 12 rows; 12-row AVX-512 tiles of 32 columns x 512 codes):
+    // every M up to 33 (below, at and past the threshold, one to three tiles and uneven
+    // heights) with a column tail of the second panel (33 = 32 + 1) and a K tail (640 =
+    // 512 + 128); then column counts around the panel width and K over several panels.
+    for (int64_t M = 1; M <= 33; ++M) test_case(make_case(M, 33, 640, seed++, false), "panel m");
+    for (int64_t N : {1, 15, 16, 17, 31, 32, 64, 65, 97})
+        test_case(make_case(12, N, 1152, seed++, false), "panel n");
+    for (int64_t K : {128, 256, 512, 1024, 1536})
+        test_case(make_case(25, 48, K, seed++, false), "panel k");
+    test_case(make_case(13, 33, 640, seed++, true), "invalid code 3 panel");
     test_case(make_case(3, 13, 384, seed++, true), "invalid code 3");
     test_case(make_case(1, 9, 256, seed++, true), "invalid code 3 gemv");
     Rng rng(99);
