@@ -89,3 +89,24 @@ def test_an_export_failing_in_its_child_process_is_one_error_naming_it(tmp_path)
     message = str(info.value)
     assert "\n" not in message and "no-checkpoint" in message and str(tmp_path / "out") in message
     assert not (tmp_path / "out").exists()
+
+
+def test_a_cached_artifact_gets_the_current_op_library_instead_of_a_re_export(first_run):
+    """The cache key leaves the op library out (the model file does not depend on its build): a cached artifact
+    built with an older library gets this installation's copied in, with its hash in the manifest."""
+    from edgebit.artifact import read_manifest, sha256_file
+    from edgebit.bench.decode import refresh_op_library
+    from edgebit.ops import ort_library
+
+    cache, rows = first_run
+    art = Path(next(r["artifact_dir"] for r in rows if r["artifact"] == "onnx"))
+    manifest = json.loads((art / "manifest.json").read_text())
+    lib = art / manifest["op_library"]
+    lib.write_bytes(lib.read_bytes() + b"an older build")  # as if exported before the kernels were rebuilt
+    manifest["files"][lib.name] = sha256_file(lib)
+    (art / "manifest.json").write_text(json.dumps(manifest))
+    assert refresh_op_library(art) is True
+    assert lib.read_bytes() == ort_library.library_path().read_bytes()
+    read_manifest(art)  # every hash agrees again
+    assert refresh_op_library(art) is False
+    assert not [p for p in art.iterdir() if p.name.startswith(".")]  # no temp files left
