@@ -1,5 +1,6 @@
 #include "artifact_check.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,6 +86,26 @@ std::map<std::string, Seen> read_stamp(const std::string& path, const std::strin
     return out;
 }
 
+// Stamps of artifact directories that no longer exist (exports deleted, test dirs) are removed whenever a stamp is
+// written, so the cache holds one small file per live artifact.
+void prune_stamps(const std::string& verified) {
+    DIR* d = opendir(verified.c_str());
+    if (!d) return;
+    const std::string header = std::string(kStampHeader) + " ";
+    while (dirent* e = readdir(d)) {
+        const std::string name = e->d_name;
+        if (name.size() < 6 || name.compare(name.size() - 6, 6, ".stamp") != 0) continue;
+        const std::string path = verified + "/" + name;
+        std::ifstream in(path);
+        std::string line;
+        struct stat st;
+        if (std::getline(in, line) && line.compare(0, header.size(), header) == 0 &&
+            stat(line.c_str() + header.size(), &st) != 0 && errno == ENOENT)
+            std::remove(path.c_str());
+    }
+    closedir(d);
+}
+
 // Written to a temporary file and renamed into place: a concurrent open reads the old stamp or the new one. A
 // failure (read-only or full disk) only means the next open hashes again.
 void write_stamp(const std::string& path, const std::string& real_dir, const std::map<std::string, Seen>& seen) {
@@ -103,6 +124,7 @@ void write_stamp(const std::string& path, const std::string& real_dir, const std
     }
     ok = std::fclose(f) == 0 && ok;
     if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) std::remove(tmp.c_str());
+    prune_stamps(verified);
 }
 
 }  // namespace
