@@ -9,6 +9,8 @@
 # Exits 3 when clang-14 / libFuzzer is missing, so callers can tell "cannot build" from "broken".
 # Without the executorch wheel fuzz_et_op is skipped with a message (and OUT_DIR/fuzz_et_op.skipped says why),
 # except under CI=true, where that fails (exit 1) as the product build does (EDGEBIT_REQUIRE_EXECUTORCH).
+# EDGEBIT_FUZZ_ET_EXTRA=-DEDGEBIT_FUZZ_STATS builds fuzz_et_op to print how often each outcome (each of the
+# kernel's error messages, success with 2 threads, ...) happened, at exit: to see that every path is reached.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
