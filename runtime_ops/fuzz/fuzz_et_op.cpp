@@ -3,7 +3,7 @@
 // itself with EXECUTORCH_LIBRARY at start-up, and every input looks the kernel up by name and tensor metadata in
 // the one kernel registry, exactly as Method::init does, then calls it with a KernelRuntimeContext on an EValue
 // stack (x, w_packed, gamma, out, return value), as Method::execute does.
-// Fuzzed: dtypes of all four tensors, ranks 0..6 (and 17, past ExecuTorch's dimension limit), shapes (random,
+// Fuzzed: dtypes of all four tensors, ranks 0..9 (and 17, past ExecuTorch's dimension limit), shapes (random,
 // mismatched K / N / gamma length, empty M, K not a multiple of 128, huge dims next to a zero one), dim orders,
 // the out tensor's planned size and shape dynamism (STATIC, DYNAMIC_BOUND, DYNAMIC_UNBOUND), and ExecuTorch's
 // threadpool at 1 or 2 threads.
