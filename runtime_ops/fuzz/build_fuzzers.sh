@@ -62,7 +62,7 @@ ET_ROOT="${EDGEBIT_EXECUTORCH_DIR:-}"
 # find_spec only, as runtime_ops/executorch/CMakeLists.txt does: importing executorch would import torch.
 [ -n "$ET_ROOT" ] || ET_ROOT="$(env -u PYTHONPATH "$PY" -c 'import importlib.util as u; s = u.find_spec("executorch"); print(list(s.submodule_search_locations)[0] if s else "")' 2>/dev/null || true)"
 if [ -z "$ET_ROOT" ] || [ ! -f "$ET_ROOT/share/cmake/executorch-config.cmake" ]; then
-  why="no executorch wheel for $PY (executorch-config.cmake not found; set EDGEBIT_EXECUTORCH_DIR)"
+  why="no executorch package ${ET_ROOT:+at $ET_ROOT }for $PY (share/cmake/executorch-config.cmake not found; set EDGEBIT_EXECUTORCH_DIR)"
   if [ "${CI:-}" = true ]; then echo "build_fuzzers: fuzz_et_op: $why" >&2; exit 1; fi
   echo "build_fuzzers: skipping fuzz_et_op: $why" >&2
   echo "$why" > "$OUT/fuzz_et_op.skipped"
