@@ -54,6 +54,9 @@ def read_manifest(artifact_dir: str | Path) -> dict:
         raise ArtifactError(f"{path}: not valid JSON") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"{path}: not an edgebit artifact manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: artifact format v{manifest.get('format_version')}, this edgebit reads "
+                            f"v{FORMAT_VERSION}; re-export the model with this version")
     if manifest.get("layout_version") != LAYOUT_VERSION:
         raise ArtifactError(f"{path}: weight layout v{manifest.get('layout_version')}, this edgebit reads "
                             f"v{LAYOUT_VERSION}; re-export the model with this version")

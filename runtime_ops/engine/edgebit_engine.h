@@ -23,7 +23,7 @@ extern "C" {
 #define EDGEBIT_ENGINE_API __attribute__((visibility("default")))
 #endif
 
-#define EDGEBIT_ENGINE_ABI_VERSION 1
+#define EDGEBIT_ENGINE_ABI_VERSION 2 /* 2: edgebit_engine_config.verify */
 
 enum edgebit_status {
     EDGEBIT_OK = 0,
@@ -44,6 +44,16 @@ enum edgebit_stop_reason {
     EDGEBIT_STOP_ERROR = 5
 };
 
+/* How edgebit_engine_open checks the artifact's files against manifest.json (docs/engine.md). Whatever the mode,
+ * the manifest's format and weight-layout version, the presence of every listed file and the op library's ELF
+ * header (machine, class, truncation) are checked. */
+enum edgebit_verify {
+    EDGEBIT_VERIFY_CACHED = 0, /* sha256 of every listed file, skipping files unchanged (same device, inode, size,
+                                  mtime, ctime) since a successful check recorded in the stamp cache (default) */
+    EDGEBIT_VERIFY_FULL = 1,   /* sha256 of every listed file at every open */
+    EDGEBIT_VERIFY_OFF = 2     /* no hashing */
+};
+
 typedef struct edgebit_engine edgebit_engine;
 
 typedef struct {
@@ -51,6 +61,7 @@ typedef struct {
     const char* op_library;     /* NULL = the one next to libedgebit_engine.so (a bundle's lib/, built for this
                                    device) if there, else the artifact's own (manifest "op_library") */
     const char* profile_prefix; /* NULL = off; else ONNX Runtime's profile JSON prefix or PREFIX.etdump */
+    int32_t verify;             /* enum edgebit_verify; default EDGEBIT_VERIFY_CACHED */
 } edgebit_engine_config;
 
 typedef struct {
@@ -97,7 +108,7 @@ EDGEBIT_ENGINE_API const char* edgebit_engine_last_error(const edgebit_engine* e
 
 /* One JSON object: runtime, runtime_version, kernel_variant, target, model_file, op_library, vocab_size,
  * max_seq_len, bos_token_id, eos_token_ids, has_tokenizer, has_chat_template, cpu_features, cpu_model, arch,
- * online_cpus, artifact_bytes. */
+ * online_cpus, artifact_bytes, verify ({mode, files, hashed, hashed_bytes, ms, sha256}: the open's file check). */
 EDGEBIT_ENGINE_API const char* edgebit_engine_info_json(edgebit_engine* e);
 
 /* Plain completion: clears the KV cache, encodes prompt_utf8 as the tokenizer's post-processor does (e.g. a

@@ -4,16 +4,20 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
 #include "api_util.h"
+#include "artifact_check.h"
 #include "decoder.h"
 #include "edgebit_engine.h"
+#include "elf_check.h"
 #include "json.h"
 #include "kernel_info.h"
 #include "manifest.h"
 #include "sampler.h"
+#include "sha256.h"
 #include "sysinfo.h"
 #include "tokenizer.h"
 #include "unicode.h"
@@ -74,6 +78,7 @@ struct edgebit_engine {
     std::unique_ptr<Tokenizer> tok;  // null when the artifact has no tokenizer.json (ids only)
     std::string tokenizer_error;     // why tok is null
     std::string op_library;
+    VerifyReport verified;
     double load_ms = 0;
     int64_t rss_after_load = 0;
     std::atomic<bool> cancel{false};
@@ -201,6 +206,15 @@ int guarded(edgebit_engine* e, F f) {
     }
 }
 
+std::string verify_json(const VerifyReport& v) {
+    char ms[32];
+    std::snprintf(ms, sizeof ms, "%.1f", v.ms);
+    const char* mode = v.mode == Verify::Full ? "full" : v.mode == Verify::Off ? "off" : "cached";
+    return std::string("{\"mode\": \"") + mode + "\", \"files\": " + std::to_string(v.files) +
+           ", \"hashed\": " + std::to_string(v.hashed) + ", \"hashed_bytes\": " + std::to_string(v.hashed_bytes) +
+           ", \"ms\": " + ms + ", \"sha256\": " + json_quote(sha256_implementation()) + "}";
+}
+
 edgebit_sampling sampling_or_default(const edgebit_sampling* s) {
     edgebit_sampling d;
     edgebit_sampling_init(&d);
@@ -218,6 +232,7 @@ void edgebit_engine_config_init(edgebit_engine_config* cfg) {
     cfg->threads = 0;
     cfg->op_library = nullptr;
     cfg->profile_prefix = nullptr;
+    cfg->verify = EDGEBIT_VERIFY_CACHED;
 }
 
 void edgebit_sampling_init(edgebit_sampling* s) {
@@ -240,10 +255,17 @@ edgebit_engine* edgebit_engine_open(const char* artifact_dir, const edgebit_engi
         edgebit_engine_config_init(&c);
         if (cfg) c = *cfg;
         if (c.threads < 0 || c.threads > 1024) throw std::runtime_error("threads must be in [0, 1024] (0 = default)");
+        if (c.verify < EDGEBIT_VERIFY_CACHED || c.verify > EDGEBIT_VERIFY_OFF)
+            throw std::runtime_error("verify must be EDGEBIT_VERIFY_CACHED, _FULL or _OFF (0, 1, 2), got " +
+                                     std::to_string(c.verify));
         e.reset(new edgebit_engine);
         e->dir = artifact_dir;
         const double t0 = now_ms();
         e->m = read_manifest(e->dir);
+        // Before any runtime sees a file: every file manifest.json lists, present and (unless off) as exported.
+        e->verified = check_artifact_files(e->dir, e->m, c.verify == EDGEBIT_VERIFY_FULL ? Verify::Full
+                                                         : c.verify == EDGEBIT_VERIFY_OFF ? Verify::Off
+                                                                                           : Verify::Cached);
         DecoderConfig dc;
         dc.artifact_dir = e->dir;
         dc.threads = c.threads;
@@ -256,6 +278,9 @@ edgebit_engine* edgebit_engine_open(const char* artifact_dir, const edgebit_engi
             dc.op_library = !engine_dir().empty() && is_file(own) ? own : e->dir + "/" + e->m.op_library;
         }
         e->op_library = dc.op_library;
+        // Whichever op library is loaded (the bundle's, the artifact's, --op-library), its ELF header first: a
+        // foreign or truncated file is named with the reason instead of dlopen's "wrong ELF class" or a SIGBUS.
+        if (!dc.op_library.empty() && is_file(dc.op_library)) check_loadable(dc.op_library, "op library");
         const std::string tok_path = e->dir + "/tokenizer.json";
         if (is_file(tok_path)) {
             e->tok = Tokenizer::load(tok_path);
@@ -299,7 +324,7 @@ const char* edgebit_engine_info_json(edgebit_engine* e) {
               ", \"has_chat_template\": " + (e->m.chat.present ? "true" : "false") +
               ", \"cpu_features\": " + cpu_features_json() + ", \"cpu_model\": " + json_quote(cpu_model()) +
               ", \"arch\": " + json_quote(machine_arch()) + ", \"online_cpus\": " + std::to_string(online_cpus()) +
-              ", \"artifact_bytes\": " + std::to_string(dir_bytes(e->dir)) + "}";
+              ", \"artifact_bytes\": " + std::to_string(dir_bytes(e->dir)) + ", \"verify\": " + verify_json(e->verified) + "}";
     return e->info.c_str();
 }
 

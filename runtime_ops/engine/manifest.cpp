@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "edgebit_kernels.h"
 #include "json.h"
 
 namespace edgebit::engine {
@@ -39,6 +40,31 @@ ChatPieces read_chat(const Json& chat, const std::string& where) {
     return c;
 }
 
+bool is_sha256_hex(const std::string& s) {
+    if (s.size() != 64) return false;
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+
+// "files": {name: sha256}. Names are plain file names inside the artifact (as edgebit/artifact.py requires):
+// "../x", "a/b" or "manifest.json" itself are refused before any path is built from them.
+std::vector<std::pair<std::string, std::string>> read_files(const Json& root, const std::string& path) {
+    const Json& files = json_field(root, "files", path);
+    if (files.kind != Json::Object) throw std::runtime_error(path + ": 'files' must map file names to sha256 hashes");
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& kv : files.fields) {
+        const std::string& name = kv.first;
+        if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+            name.find('\0') != std::string::npos || name == "manifest.json")
+            throw std::runtime_error(path + ": file entry '" + name + "' is not a plain file name");
+        if (kv.second.kind != Json::String || !is_sha256_hex(kv.second.str))
+            throw std::runtime_error(path + ": file entry '" + name + "' must be a sha256 (64 lowercase hex digits)");
+        out.emplace_back(name, kv.second.str);
+    }
+    return out;
+}
+
 }  // namespace
 
 Manifest read_manifest(const std::string& dir) {
@@ -53,7 +79,21 @@ Manifest read_manifest(const std::string& dir) {
         throw std::runtime_error(path + ": " + what);
     }
     if (root.kind != Json::Object) throw std::runtime_error(path + ": not a JSON object");
+    const Json* format = root.find("format");
+    if (!format || format->kind != Json::String || format->str != kArtifactFormat)
+        throw std::runtime_error(path + ": not an edgebit artifact manifest (no \"format\": \"" + kArtifactFormat + "\")");
+    const int64_t format_version = json_int(root, "format_version", path, 0, INT32_MAX);
+    if (format_version != kArtifactFormatVersion)
+        throw std::runtime_error(path + ": artifact format v" + std::to_string(format_version) + ", this engine reads v" +
+                                 std::to_string(kArtifactFormatVersion) + ": re-export the model with the edgebit "
+                                 "that built this engine, or rebuild the engine (edgebit bundle)");
+    // Checked before anything else is read: packed weights of another layout would load and compute garbage.
+    const int64_t layout = json_int(root, "layout_version", path, 0, INT32_MAX);
+    if (layout != EDGEBIT_LAYOUT_VERSION)
+        throw std::runtime_error(path + ": weight layout v" + std::to_string(layout) + ", this engine reads v" +
+                                 std::to_string(EDGEBIT_LAYOUT_VERSION) + "; re-export the model with this version");
     Manifest m;
+    m.files = read_files(root, path);
     m.target = json_string(root, "target", path);
     m.model_file = json_string(root, "model_file", path);
     if (m.model_file.empty() || m.model_file.find('/') != std::string::npos || m.model_file == "..")

@@ -17,7 +17,15 @@ struct ChatPieces {
     std::vector<int64_t> stop_token_ids;  // end of sequence and end of turn
 };
 
+// What this engine reads: manifest "format" / "format_version" (edgebit/artifact.py FORMAT, FORMAT_VERSION) and
+// the packed-weight layout (EDGEBIT_LAYOUT_VERSION in runtime_ops/kernels/edgebit_kernels.h, the same number as
+// edgebit/quant/packing.py LAYOUT_VERSION; tests/reliability/test_bad_artifacts.py holds them equal).
+constexpr const char* kArtifactFormat = "edgebit-artifact";
+constexpr int64_t kArtifactFormatVersion = 1;
+
 struct Manifest {
+    // "files": every file of the artifact with the sha256 it was exported with (plain names, manifest order).
+    std::vector<std::pair<std::string, std::string>> files;
     std::string target;       // "onnx" or "executorch"
     std::string model_file;   // relative to the artifact dir
     std::string op_library;   // "" when the artifact needs no op library (standard ops)
@@ -27,7 +35,9 @@ struct Manifest {
     ChatPieces chat;
 };
 
-// Reads <dir>/manifest.json; throws std::runtime_error naming the file and key on any problem.
+// Reads <dir>/manifest.json; throws std::runtime_error naming the file and key on any problem, including an
+// artifact of another format or weight layout (one line saying which versions and to re-export). The files
+// themselves are checked by check_artifact_files (artifact_check.h).
 Manifest read_manifest(const std::string& dir);
 
 }  // namespace edgebit::engine

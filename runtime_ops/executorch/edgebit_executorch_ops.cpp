@@ -44,6 +44,15 @@ void et_parallel_for(void*, int64_t n_tasks, edgebit_task_fn task, void* task_ct
     for (int64_t i = 0; i < n_tasks; ++i) task(task_ctx, i);
 }
 
+// The kernel reads every tensor as contiguous row-major memory. A program may hand it a tensor in another dim
+// order (e.g. w_packed stored transposed, a channels-last x): that is refused, not read as garbage. A tensor
+// without a dim order array is ExecuTorch's default (contiguous).
+bool default_dim_order(const Tensor& t) {
+    const auto order = t.dim_order();
+    return order.data() == nullptr ||
+           executorch::runtime::is_contiguous_dim_order(order.data(), order.size());
+}
+
 #define EDGEBIT_CHECK(cond, fmt, ...)                                                       \
     ET_KERNEL_CHECK_MSG(ctx, cond, InvalidArgument, out, "edgebit::bitlinear.out: " fmt, \
                         ##__VA_ARGS__)
@@ -59,6 +68,10 @@ Tensor& bitlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& 
                   static_cast<int>(gamma.scalar_type()));
     EDGEBIT_CHECK(out.scalar_type() == ScalarType::Float, "out must be float32, got dtype %d",
                   static_cast<int>(out.scalar_type()));
+    EDGEBIT_CHECK(default_dim_order(x), "x must be contiguous (default dim order), got a permuted dim order");
+    EDGEBIT_CHECK(default_dim_order(w), "w_packed must be contiguous (default dim order), got a permuted dim order");
+    EDGEBIT_CHECK(default_dim_order(gamma), "gamma must be contiguous (default dim order), got a permuted dim order");
+    EDGEBIT_CHECK(default_dim_order(out), "out must be contiguous (default dim order), got a permuted dim order");
     EDGEBIT_CHECK(x.dim() >= 1, "x must have rank >= 1 ([..., K]), got rank 0");
     const int64_t K = x.size(x.dim() - 1);
     EDGEBIT_CHECK(K > 0 && K % EDGEBIT_BLOCK_K == 0,
@@ -78,15 +91,24 @@ Tensor& bitlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& 
     const size_t rank = static_cast<size_t>(x.dim());
     EDGEBIT_CHECK(rank <= kTensorDimensionLimit, "x has rank %d, more than ExecuTorch's limit",
                   static_cast<int>(rank));
+    // M = product of the leading dims. An empty x may still carry huge dims next to its zero one (found by
+    // runtime_ops/fuzz/fuzz_et_op), whose product overflows int64: any zero dim makes M 0 before multiplying,
+    // and a product past int64 (only possible with a numel ExecuTorch itself wrapped) is refused.
     int64_t M = 1;
+    bool empty = false, overflow = false;
     for (size_t d = 0; d + 1 < rank; ++d) {
         sizes[d] = x.size(d);
-        M *= x.size(d);
+        empty = empty || x.size(d) == 0;
     }
+    for (size_t d = 0; d + 1 < rank && !empty; ++d) overflow = overflow || __builtin_mul_overflow(M, x.size(d), &M);
+    if (empty) M = 0;
+    EDGEBIT_CHECK(!overflow, "x's leading dims multiply past int64 (M overflows)");
     sizes[rank - 1] = static_cast<SizesType>(N);
     const Error resized = executorch::runtime::resize_tensor(out, ArrayRef<SizesType>(sizes, rank));
-    EDGEBIT_CHECK(resized == Error::Ok, "cannot resize out to [..., %lld] (its planned size is smaller)",
-                  static_cast<long long>(N));
+    EDGEBIT_CHECK(resized == Error::Ok,
+                  "cannot resize out (rank %d) to x's leading dims + [N=%lld]: out needs x's rank and, if its "
+                  "shape is static, exactly that shape, else a planned size at least that large",
+                  static_cast<int>(out.dim()), static_cast<long long>(N));
     if (M == 0 || N == 0) return out;
 
     edgebit_threading threads = {et_parallel_for, nullptr, 0};

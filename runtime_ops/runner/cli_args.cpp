@@ -21,7 +21,10 @@ const char* const kUsage =
     "                         --top-p P (1 = off) --repetition-penalty R (1 = off) --seed S\n"
     "other: --threads N (0 = runtime default) --json (one JSON object instead of streamed text)\n"
     "       --op-library PATH (default: the artifact's own) --profile PREFIX (ONNX Runtime's profiling JSON\n"
-    "       PREFIX_<date>.json, or PREFIX.etdump for a .pte; read it with executorch.devtools.Inspector)\n";
+    "       PREFIX_<date>.json, or PREFIX.etdump for a .pte; read it with executorch.devtools.Inspector)\n"
+    "       --verify cached|full|off: the sha256 check of the artifact's files against manifest.json before\n"
+    "       loading (cached: files unchanged since their last check are not hashed again; default);\n"
+    "       --no-verify = --verify off\n";
 
 namespace {
 
@@ -64,6 +67,7 @@ Args parse_args(int argc, char** argv) {
         }
         if (f == "--chat") { chat = true; continue; }
         if (f == "--json") { a.json = true; continue; }
+        if (f == "--no-verify") { a.verify = EDGEBIT_VERIFY_OFF; continue; }
         if (i + 1 >= argc) usage_error(f + " needs a value");
         const char* v = argv[++i];
         if (f == "--threads") a.threads = static_cast<int>(to_int(f, v, 0, 1024));
@@ -80,6 +84,13 @@ Args parse_args(int argc, char** argv) {
         else if (f == "--runs") { a.runs = static_cast<int>(to_int(f, v, 1, 100000)); bench_flag = true; }
         else if (f == "--warmup") { a.warmup = static_cast<int>(to_int(f, v, 0, 100000)); bench_flag = true; }
         else if (f == "--op-library") a.op_library = v;
+        else if (f == "--verify") {
+            const std::string m = v;
+            if (m == "cached") a.verify = EDGEBIT_VERIFY_CACHED;
+            else if (m == "full") a.verify = EDGEBIT_VERIFY_FULL;
+            else if (m == "off") a.verify = EDGEBIT_VERIFY_OFF;
+            else usage_error("--verify wants cached, full or off, got '" + m + "'");
+        }
         else if (f == "--profile" || f == "--ort-profile") a.profile = v;
         else if (f == "--prompt-ids") {
             std::stringstream ss(v);

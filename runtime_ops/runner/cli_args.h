@@ -23,6 +23,7 @@ struct Args {
     edgebit_sampling sampling{};
     std::string op_library;  // "" = the artifact's own
     std::string profile;
+    int32_t verify = EDGEBIT_VERIFY_CACHED;  // --verify cached|full|off, --no-verify
 };
 
 extern const char* const kUsage;

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
         edgebit_engine_config cfg;
         edgebit_engine_config_init(&cfg);
         cfg.threads = a.threads;
+        cfg.verify = a.verify;
         if (!a.op_library.empty()) cfg.op_library = a.op_library.c_str();
         if (!a.profile.empty()) cfg.profile_prefix = a.profile.c_str();
         const long long rss_before = edgebit::engine::proc_status_bytes("VmRSS");

@@ -124,3 +124,22 @@ def test_only_the_registration_is_linked_in():
     undefined = subprocess.run([nm, "-D", "--undefined-only", "-C", str(path)], capture_output=True, text=True,
                                check=True).stdout
     assert "register_kernel" in undefined and "parallel_for" in undefined
+
+
+def test_permuted_dim_order_is_refused_not_misread():
+    """A program whose x is channels-last (dim order 0,2,3,1) hands the kernel memory that is not row-major
+    [..., K]. The kernel used to read it as row-major and return wrong numbers; it now fails the call
+    (found by runtime_ops/fuzz/fuzz_et_op, which also feeds permuted w_packed, gamma and out)."""
+    from executorch.exir import to_edge
+
+    executorch_library.load()
+    from executorch.runtime import Runtime
+
+    w = qkv_weight(seed=5, n=8, k=128)
+    x = activations((1, 2, 3, 128), seed=5).to(memory_format=torch.channels_last)
+    program = to_edge(torch.export.export(OneOp(), (x, w.packed, w.gamma))).to_executorch()
+    assert list(program.executorch_program.execution_plan[0].values[0].val.dim_order) == [0, 2, 3, 1]
+    loaded = Runtime.get().load_program(program.buffer)
+    method = loaded.load_method("forward")
+    with pytest.raises(RuntimeError, match="failed"):
+        method.execute([x, w.packed, w.gamma])

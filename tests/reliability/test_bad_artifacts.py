@@ -1,9 +1,11 @@
-"""Malformed artifacts through the commands a user runs (verify, run, profile): a wrong layout version, a
+"""Malformed artifacts through the commands a user runs (verify, run, profile) and through the native runner
+(bin/edgebit-runner of a bundle, as on a device whose copy was damaged after the push): a wrong layout version, a
 manifest that is missing or not JSON, files changed after export (sha256), a missing, truncated or foreign op
 library (an aarch64 build on x86), a truncated model. Every case: exit 2, one line naming the file and what to
 do, no traceback. Cases that pass the manifest checks on purpose (re-hashed) reach the runtime's own loader."""
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -47,8 +49,6 @@ def aarch64_library(tmp_path):
     """A real aarch64 shared library (the cross compiler setup.sh installs)."""
     cc = shutil.which("aarch64-linux-gnu-gcc")
     if cc is None:
-        import os
-
         if os.environ.get("CI") == "true":
             pytest.fail("aarch64-linux-gnu-gcc missing: setup.sh installs g++-aarch64-linux-gnu under CI")
         pytest.skip("aarch64-linux-gnu-gcc not installed")
@@ -153,3 +153,106 @@ def test_bad_artifact_is_one_clear_line(case, command, onnx_artifact, tmp_path, 
     assert len(lines) == 1, result.stderr
     for fragment in expected:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+# ---- the native runner: the engine's own checks (runtime_ops/engine: manifest.cpp, artifact_check.cpp,
+# elf_check.cpp), before ONNX Runtime or ExecuTorch sees a file -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def runner_without_op_libraries(tmp_path_factory):
+    """The host bundle's edgebit-runner with lib/ minus its own op libraries, so the engine loads the artifact's
+    (as a runner installed without them does, e.g. on a device given the artifact alone): every case above then
+    reaches the native checks, including the ELF inspection of the artifact's op library."""
+    from edgebit.profile.bundle import build_bundle
+
+    bundle = build_bundle("host").path
+    copy = tmp_path_factory.mktemp("bundle") / "bundle"
+    shutil.copytree(bundle, copy, ignore=shutil.ignore_patterns("libedgebit_ort.so", "libedgebit_executorch.so"))
+    return copy / "bin" / "edgebit-runner"
+
+
+def run_native(runner, art, tmp_path, *extra):
+    env = {**os.environ, "EDGEBIT_CACHE_DIR": str(tmp_path / "cache")}  # the verified-file stamps stay in tmp
+    return subprocess.run([str(runner), str(art), "--prompt", "And God said", "--max-new-tokens", "2", *extra],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def assert_one_line(result, expected):
+    assert result.returncode == 2, (result.returncode, result.stdout[-500:], result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgebit-runner: error: "), result.stderr
+    for fragment in expected:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def test_native_runner_runs_the_intact_artifact(onnx_artifact, runner_without_op_libraries, tmp_path):
+    """The control: the same runner, artifact and check pass when nothing is wrong."""
+    r = run_native(runner_without_op_libraries, onnx_artifact, tmp_path, "--json")
+    assert r.returncode == 0, r.stderr
+    verify = json.loads(r.stdout)["verify"]
+    assert verify["mode"] == "cached" and verify["hashed"] == verify["files"] == len(
+        json.loads((onnx_artifact / "manifest.json").read_text())["files"])
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_native_runner_refuses_bad_artifact_in_one_line(case, onnx_artifact, runner_without_op_libraries, tmp_path):
+    art = shutil.copytree(onnx_artifact, tmp_path / "art")
+    expected = CASES[case](art, tmp_path)
+    assert_one_line(run_native(runner_without_op_libraries, art, tmp_path), expected)
+
+
+def test_native_runner_refuses_another_artifact_format(onnx_artifact, runner_without_op_libraries, tmp_path):
+    art = shutil.copytree(onnx_artifact, tmp_path / "art")
+    edit_manifest(art, lambda m: m.update(format_version=2))
+    assert_one_line(run_native(runner_without_op_libraries, art, tmp_path), ["manifest.json", "format v2", "v1"])
+
+
+def test_engine_layout_version_is_the_python_one():
+    """One number, two languages: the engine refuses what edgebit.quant.packing does not write."""
+    import re
+    from pathlib import Path
+
+    from edgebit.quant.packing import LAYOUT_VERSION
+
+    header = (Path(__file__).resolve().parents[2] / "runtime_ops" / "kernels" / "edgebit_kernels.h").read_text()
+    assert int(re.search(r"#define EDGEBIT_LAYOUT_VERSION (\d+)", header).group(1)) == LAYOUT_VERSION
+
+
+@pytest.fixture(scope="module")
+def pte_artifact(hf_checkpoint, tmp_path_factory):
+    from edgebit.exporters.executorch.export import export_executorch
+
+    return export_executorch(hf_checkpoint("bitnet", "packed"), tmp_path_factory.mktemp("bad-pte") / "good", 64,
+                             "fp32", False)
+
+
+def _pte_changed(art, tmp_path):
+    model = art / json.loads((art / "manifest.json").read_text())["model_file"]
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    return [model.name, "sha256", "re-export"]
+
+
+def _pte_truncated_rehashed(art, tmp_path):
+    model = art / json.loads((art / "manifest.json").read_text())["model_file"]
+    truncate(model)
+    rehash(art, model.name)
+    return [model.name, "ExecuTorch cannot load"]
+
+
+def _pte_library_foreign_rehashed(art, tmp_path):
+    shutil.copy(aarch64_library(tmp_path), art / "libedgebit_executorch.so")
+    rehash(art, "libedgebit_executorch.so")
+    return ["libedgebit_executorch.so", "built for aarch64", "x86_64"]
+
+
+PTE_CASES = {f.__name__.lstrip("_"): f for f in [_pte_changed, _pte_truncated_rehashed, _pte_library_foreign_rehashed]}
+
+
+@pytest.mark.parametrize("case", list(PTE_CASES))
+def test_native_runner_refuses_bad_pte_artifact_in_one_line(case, pte_artifact, runner_without_op_libraries,
+                                                             tmp_path):
+    art = shutil.copytree(pte_artifact, tmp_path / "art")
+    expected = PTE_CASES[case](art, tmp_path)
+    assert_one_line(run_native(runner_without_op_libraries, art, tmp_path), expected)
