@@ -84,17 +84,27 @@ def _lying_offsets(p):
     return ["model.safetensors", Q, "bytes for U8"]
 
 
-def _config_missing_key(p):
+_DELETE = object()
+
+
+def _edit_config(p, **changes):
+    """Rewrite the case's config.json with keys set (or removed, for _DELETE)."""
     cfg = json.loads((p / "config.json").read_text())
-    del cfg["hidden_size"]
+    for key, value in changes.items():
+        if value is _DELETE:
+            del cfg[key]
+        else:
+            cfg[key] = value
     (p / "config.json").write_text(json.dumps(cfg))
+
+
+def _config_missing_key(p):
+    _edit_config(p, hidden_size=_DELETE)
     return ["config.json", "hidden_size", "missing"]
 
 
 def _config_absurd(p):
-    cfg = json.loads((p / "config.json").read_text())
-    cfg["num_hidden_layers"] = 10**9
-    (p / "config.json").write_text(json.dumps(cfg))
+    _edit_config(p, num_hidden_layers=10**9)
     return ["config.json", "num_hidden_layers"]
 
 
@@ -104,9 +114,7 @@ def _config_not_utf8(p):
 
 
 def _unsupported_family(p):
-    cfg = json.loads((p / "config.json").read_text())
-    cfg["model_type"] = "gpt2"
-    (p / "config.json").write_text(json.dumps(cfg))
+    _edit_config(p, model_type="gpt2")
     return ["config.json", "gpt2", "supported: bitnet"]
 
 
@@ -238,30 +246,22 @@ def _scale_negative(p):
 
 
 def _config_wrong_type(p):
-    cfg = json.loads((p / "config.json").read_text())
-    cfg["hidden_size"] = "128"
-    (p / "config.json").write_text(json.dumps(cfg))
+    _edit_config(p, hidden_size="128")
     return ["config.json", "hidden_size"]
 
 
 def _config_negative(p):
-    cfg = json.loads((p / "config.json").read_text())
-    cfg["num_attention_heads"] = -4
-    (p / "config.json").write_text(json.dumps(cfg))
+    _edit_config(p, num_attention_heads=-4)
     return ["config.json", "num_attention_heads"]
 
 
 def _config_bool_for_int(p):
-    cfg = json.loads((p / "config.json").read_text())
-    cfg["num_hidden_layers"] = True
-    (p / "config.json").write_text(json.dumps(cfg))
+    _edit_config(p, num_hidden_layers=True)
     return ["config.json", "num_hidden_layers"]
 
 
 def _config_absurd_vocab(p):
-    cfg = json.loads((p / "config.json").read_text())
-    cfg["vocab_size"] = 10**15
-    (p / "config.json").write_text(json.dumps(cfg))
+    _edit_config(p, vocab_size=10**15)
     return ["config.json", "vocab_size"]
 
 
