@@ -1,5 +1,5 @@
 """`edgebit bench decode`: whole-model decode and prefill of every artifact kind, measured by the native runner
-(edgebit-runner / edgebit-runner-et through edgebit.profile, so the figures are what a device would see), next
+(edgebit-runner through edgebit.profile, so the figures are what a device would see), next
 to the roofline of this machine measured in the same run.
 
     roofline tokens/s = streaming read bandwidth / bytes one decoded token must read (weights + KV cache)
