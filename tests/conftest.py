@@ -34,12 +34,26 @@ def hf_model(family: str, tie: bool, seed: int):
     return cfg, LlamaForCausalLM(cfg)
 
 
-def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = True, seed: int = 0) -> Path:
-    """Random masters -> `master` (float weights, transformers ternarizes online) or `packed` (uint8 codes
-    packed by transformers' own pack_weights + weight_scale as its BitLinear expects)."""
+QUANT_DEFAULTS = {"packed": ("bitlinear", "offline"), "master": ("autobitlinear", "online"),
+                  "unpacked": ("autobitlinear", "offline")}
+
+
+def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = True, seed: int = 0,
+                        linear_class: str | None = None, mode: str | None = None,
+                        use_rms_norm: bool = False) -> Path:
+    """One set of random masters written the way transformers' BitNet quantization loads it:
+    - `master`: float weights (autobitlinear/online: transformers ternarizes them at every forward);
+    - `packed`: uint8 codes packed by transformers' own pack_weights + weight_scale, which `bitlinear` divides by
+      (weight_scale = 1/mean|W|) and offline `autobitlinear` multiplies by (weight_scale = mean|W|);
+    - `unpacked`: offline autobitlinear with the ternary values stored as floats (+ weight_scale = mean|W|);
+    - use_rms_norm: every linear gets its own `rms_norm.weight` (K,), as quantization_config.use_rms_norm makes
+      transformers expect.
+    Every combination computes the same network, so transformers' logits agree across them (tested)."""
     from safetensors.torch import save_file
     from transformers.integrations.bitnet import pack_weights
 
+    default_class, default_mode = QUANT_DEFAULTS[form]
+    linear_class, mode = linear_class or default_class, mode or default_mode
     cfg, model = hf_model(family, tie, seed)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for k in state:
@@ -47,17 +61,20 @@ def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = Tru
             state[k] = 1 + 0.2 * torch.randn_like(state[k])
     if tie:
         state.pop("lm_head.weight", None)
-    if form == "packed":
-        cfg.quantization_config = {"quant_method": "bitnet", "linear_class": "bitlinear",
-                                   "quantization_mode": "offline"}
-        for k in [k for k in state if k.endswith("_proj.weight")]:
-            w = state[k].float()
-            scale = 1.0 / w.abs().mean().clamp(min=1e-5)  # transformers' WeightQuant
-            state[k] = pack_weights((w * scale).round().clamp(-1, 1))
-            state[k.removesuffix("weight") + "weight_scale"] = scale.reshape(1)
-    else:
-        cfg.quantization_config = {"quant_method": "bitnet", "linear_class": "autobitlinear",
-                                   "quantization_mode": "online"}
+    for k in [k for k in state if k.endswith("_proj.weight")]:
+        if use_rms_norm:
+            state[k.removesuffix("weight") + "rms_norm.weight"] = 1 + 0.2 * torch.randn(state[k].shape[1])
+        if form == "master":
+            continue
+        w = state[k].float()
+        gamma = w.abs().mean().clamp(min=1e-5)
+        w_t = (w * (1.0 / gamma)).round().clamp(-1, 1)  # transformers' WeightQuant
+        state[k] = pack_weights(w_t) if form == "packed" else w_t
+        scale = 1.0 / gamma if linear_class == "bitlinear" else gamma
+        state[k.removesuffix("weight") + "weight_scale"] = scale.reshape(1)
+    cfg.quantization_config = {"quant_method": "bitnet", "linear_class": linear_class, "quantization_mode": mode}
+    if use_rms_norm:
+        cfg.quantization_config.update(use_rms_norm=True, rms_norm_eps=1e-5)
     directory.mkdir(parents=True, exist_ok=True)
     cfg.save_pretrained(directory)
     save_file({k: v.contiguous() for k, v in state.items()}, directory / "model.safetensors",
@@ -70,13 +87,15 @@ def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = Tru
 
 @pytest.fixture(scope="session")
 def hf_checkpoint(tmp_path_factory):
-    """hf_checkpoint(family, form, tie=True) -> a checkpoint dir, built once per session."""
+    """hf_checkpoint(family, form, tie=True, **quant) -> a checkpoint dir, built once per session (quant:
+    linear_class, mode, use_rms_norm of write_hf_checkpoint)."""
     built = {}
 
-    def make(family: str, form: str, tie: bool = True) -> Path:
-        key = (family, form, tie)
+    def make(family: str, form: str, tie: bool = True, **quant) -> Path:
+        key = (family, form, tie, tuple(sorted(quant.items())))
         if key not in built:
-            built[key] = write_hf_checkpoint(tmp_path_factory.mktemp(f"{family}-{form}-{tie}"), family, form, tie)
+            built[key] = write_hf_checkpoint(tmp_path_factory.mktemp(f"{family}-{form}-{tie}"), family, form, tie,
+                                             **quant)
         return built[key]
 
     return make

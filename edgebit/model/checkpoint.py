@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebit.errors import CheckpointError
-from edgebit.model.config import ModelConfig, normalize_config, read_config_json
+from edgebit.model.config import ModelConfig, family_of, normalize_config, read_config_json
 from edgebit.model.safetensors_io import SafetensorsFile, TensorInfo
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -38,7 +38,9 @@ class Checkpoint:
     path: Path
     config: ModelConfig
     raw_config: dict
-    weight_form: str  # "packed" (HF offline uint8 + weight_scale) | "master" (float weights, ternarized at load)
+    # "packed" (HF uint8 [N/4, K] + weight_scale) | "unpacked" (float ternary values + weight_scale, transformers'
+    # offline AutoBitLinear) | "master" (float weights, ternarized at load); config.quant says which it may be
+    weight_form: str
     index: dict[str, SafetensorsFile] = field(repr=False)
 
     def info(self, name: str) -> TensorInfo:
@@ -117,7 +119,9 @@ def _weight_files(root: Path) -> tuple[dict[str, Path], dict[Path, SafetensorsFi
 
 
 def expected_tensors(cfg: ModelConfig, form: str) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
-    """tensor name -> (allowed dtypes, shape) for a checkpoint of this config and weight form."""
+    """tensor name -> (allowed dtypes, shape) for a checkpoint of this config and weight form, in the family's
+    own tensor names."""
+    attn_sub, ffn_sub = family_of(cfg).sub_norm_names
     h, v = cfg.hidden_size, cfg.vocab_size
     want: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
         "model.embed_tokens.weight": (FLOAT_DTYPES, (v, h)),
@@ -130,32 +134,54 @@ def expected_tensors(cfg: ModelConfig, form: str) -> dict[str, tuple[tuple[str, 
         want[p + "input_layernorm.weight"] = (FLOAT_DTYPES, (h,))
         want[p + "post_attention_layernorm.weight"] = (FLOAT_DTYPES, (h,))
         if cfg.sub_norms:
-            want[p + "self_attn.attn_sub_norm.weight"] = (FLOAT_DTYPES, (cfg.q_size,))
-            want[p + "mlp.ffn_sub_norm.weight"] = (FLOAT_DTYPES, (cfg.intermediate_size,))
+            want[p + attn_sub + ".weight"] = (FLOAT_DTYPES, (cfg.q_size,))
+            want[p + ffn_sub + ".weight"] = (FLOAT_DTYPES, (cfg.intermediate_size,))
         for linear in LINEARS:
             n, k = linear_shape(cfg, linear)
             if form == "packed":
                 if n % 4:
                     raise CheckpointError(f"{p + linear}.weight: out_features {n} is not a multiple of 4 (HF packing)")
                 want[p + linear + ".weight"] = (("U8",), (n // 4, k))
-                want[p + linear + ".weight_scale"] = (FLOAT_DTYPES, (1,))
             else:
                 want[p + linear + ".weight"] = (FLOAT_DTYPES, (n, k))
+            if form != "master":
+                want[p + linear + ".weight_scale"] = (FLOAT_DTYPES, (1,))
+            if cfg.quant.use_rms_norm:
+                want[p + linear + ".rms_norm.weight"] = (FLOAT_DTYPES, (k,))
     return want
 
 
-def _detect_form(located: dict[str, Path], opened: dict[Path, SafetensorsFile], root: Path) -> str:
+def sub_norm_tensor(cfg: ModelConfig, layer: int, which: int) -> str:
+    """The family's name of layer `layer`'s sub-norm weight: which 0 = before o_proj, 1 = before down_proj."""
+    return layer_prefix(layer) + family_of(cfg).sub_norm_names[which] + ".weight"
+
+
+def _detect_form(cfg: ModelConfig, located: dict[str, Path], opened: dict[Path, SafetensorsFile], root: Path) -> str:
+    """The weight form the first linear is stored in, which must be one the config's quantization scheme loads
+    (as the publisher's code would): a mismatch is refused naming the key, never reinterpreted."""
     probe = layer_prefix(0) + "self_attn.q_proj.weight"
     if probe not in located:
         raise CheckpointError(f"{root}: tensor '{probe}' is missing")
     dtype = opened[located[probe]].tensors[probe].dtype
+    allowed = cfg.quant.weight_forms
     if dtype == "U8":
-        return "packed"
-    if dtype in FLOAT_DTYPES:
-        return "master"
-    raise CheckpointError(
-        f"{located[probe]}: tensor '{probe}': dtype {dtype} is neither packed ternary (U8) nor float master weights"
-    )
+        form = "packed"
+    elif dtype in FLOAT_DTYPES:
+        form = "unpacked" if "unpacked" in allowed else "master"
+    else:
+        raise CheckpointError(
+            f"{located[probe]}: tensor '{probe}': dtype {dtype} is neither packed ternary (U8) nor float weights"
+        )
+    if form not in allowed:
+        q = cfg.quant
+        key = "quantization_config" if q.linear_class is None else (
+            "quantization_config.linear_class" if q.linear_class == "bitlinear" else "quantization_config.quantization_mode")
+        stored = "packed uint8" if form == "packed" else "float"
+        raise CheckpointError(
+            f"{root / 'config.json'}: key '{key}': {q.describe()} loads {' or '.join(allowed)} weights, but "
+            f"'{probe}' is {stored} ({dtype}); the publisher's code could not load this checkpoint either"
+        )
+    return form
 
 
 def open_checkpoint(path: str | Path) -> Checkpoint:
@@ -166,7 +192,7 @@ def open_checkpoint(path: str | Path) -> Checkpoint:
     cfg = normalize_config(raw, root / "config.json")
     located, opened = _weight_files(root)
     try:
-        form = _detect_form(located, opened, root)
+        form = _detect_form(cfg, located, opened, root)
         want = expected_tensors(cfg, form)
         for name, (dtypes, shape) in want.items():
             if name not in located:

@@ -32,6 +32,44 @@ class RopeConfig:
 
 
 @dataclass(frozen=True)
+class QuantScheme:
+    """How a checkpoint's ternary linears compute, as the code that published it computes them.
+
+    linear_class / mode are transformers' quantization_config (integrations/bitnet.py, docs/weight-layout.md):
+      "bitlinear" (any mode): packed uint8 weights, y = (x_q . W) / (s * weight_scale)   -> gamma = 1/weight_scale
+      "autobitlinear" + "offline": packed (or already ternary float) weights, y = (x_q . W) / s * weight_scale
+      "autobitlinear" + "online", or None (no quantization_config; 1bitLLM's BitLinear): float master weights,
+          ternarized at load by absmean, gamma = mean|W|
+    use_rms_norm: an RMSNorm with its own weight (K,) and eps rms_norm_eps on the input of every ternary linear,
+    before the activation quantization."""
+
+    linear_class: str | None = None  # "bitlinear" | "autobitlinear" | None (master weights by definition)
+    mode: str | None = None  # "offline" | "online" | None
+    use_rms_norm: bool = False
+    rms_norm_eps: float = 1e-6
+
+    @property
+    def weight_forms(self) -> tuple[str, ...]:
+        """The weight forms the publisher's code loads: "packed" (uint8 [N/4, K] + weight_scale), "unpacked"
+        (float ternary values + weight_scale) and "master" (float weights ternarized at load)."""
+        if self.linear_class == "bitlinear":
+            return ("packed",)
+        if self.linear_class == "autobitlinear" and self.mode == "offline":
+            return ("packed", "unpacked")
+        return ("master",)
+
+    @property
+    def weight_scale_divides(self) -> bool:
+        return self.linear_class == "bitlinear"
+
+    def describe(self) -> str:
+        if self.linear_class is None:
+            return "master weights ternarized at load (no quantization_config)"
+        norm = f", rms_norm in every linear (eps {self.rms_norm_eps:g})" if self.use_rms_norm else ""
+        return f"{self.linear_class}/{self.mode}{norm}"
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     family: str  # registry name, e.g. "bitnet" or "llama-bitnet"
     vocab_size: int
@@ -49,6 +87,7 @@ class ModelConfig:
     tie_word_embeddings: bool
     bos_token_id: int | None
     eos_token_ids: tuple[int, ...]
+    quant: QuantScheme = QuantScheme()
 
     @property
     def q_size(self) -> int:
@@ -81,6 +120,12 @@ class Family:
     description: str  # shown to users when their checkpoint matches no family
     matches: Callable[[dict], bool]
     normalize: Callable[[dict, Path], ModelConfig]
+    # The family's own names (under model.layers.{i}.) of the norms before o_proj and down_proj (SubLN).
+    sub_norm_names: tuple[str, str] = ("self_attn.attn_sub_norm", "mlp.ffn_sub_norm")
+
+
+def family_of(cfg: "ModelConfig") -> Family:
+    return families()[cfg.family]
 
 
 _FAMILIES: dict[str, Family] = {}

@@ -25,7 +25,10 @@ HEAD_CHUNK_ROWS = 16384  # vocab rows of a bf16 head converted to fp32 at a time
 
 def ternary_linear(x: torch.Tensor, w: TernaryWeight) -> torch.Tensor:
     """(..., K) fp32 -> (..., N) fp32. The fp32 matmul of integers is exact: every partial sum is an
-    integer of magnitude <= 128 * K <= 2^24 (K <= 131072, which ModelConfig enforces)."""
+    integer of magnitude <= 128 * K <= 2^24 (K <= 131072, which ModelConfig enforces). A linear with its own
+    input norm (quantization_config.use_rms_norm) normalizes x first, as transformers' BitLinear does."""
+    if w.input_norm is not None:
+        x = rms_norm(x, w.input_norm, w.input_norm_eps)
     x_q, s = quantize_activations(x)
     w_t = unpack_ternary(w.packed, w.in_features).float()  # (N, K)
     acc = x_q @ w_t.T

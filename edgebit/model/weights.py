@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from edgebit.errors import CheckpointError, LayoutError
-from edgebit.model.checkpoint import LINEARS, Checkpoint, layer_prefix, linear_shape, open_checkpoint
+from edgebit.model.checkpoint import LINEARS, Checkpoint, layer_prefix, linear_shape, open_checkpoint, sub_norm_tensor
 from edgebit.model.config import ModelConfig
 from edgebit.quant.packing import codes_to_layout, hf_unpack_codes, pack_ternary
 from edgebit.quant.ternary import absmean_ternarize
@@ -28,6 +28,9 @@ class TernaryWeight:
     gamma: torch.Tensor  # fp32 0-dim: y = (x_q . W_t) / s * gamma
     out_features: int
     in_features: int
+    # quantization_config.use_rms_norm: RMSNorm(x) * input_norm (K,) before the activation quantization
+    input_norm: torch.Tensor | None = None
+    input_norm_eps: float = 0.0
 
 
 @dataclass
@@ -74,35 +77,58 @@ def _all_tensors(w: ModelWeights):
             if isinstance(value, TernaryWeight):
                 yield value.packed
                 yield value.gamma
+                if value.input_norm is not None:
+                    yield value.input_norm
             elif value is not None:
                 yield value
 
 
+def _weight_scale(ckpt: Checkpoint, name: str) -> torch.Tensor:
+    scale = ckpt.read(name + ".weight_scale").float().reshape(())
+    if not bool(torch.isfinite(scale)) or float(scale) <= 0:
+        raise CheckpointError(f"{ckpt.file_of(name + '.weight_scale')}: tensor '{name}.weight_scale': "
+                              f"expected a positive finite number, got {float(scale)}")
+    return scale
+
+
+def _ternary_codes(ckpt: Checkpoint, name: str) -> torch.Tensor:
+    """uint8 codes (w + 1) of an "unpacked" weight: float values transformers' offline AutoBitLinear uses as they
+    are, so they must already be -1, 0 or +1 for the arithmetic to be ternary."""
+    w = ckpt.read(name + ".weight")
+    bad = (w != -1) & (w != 0) & (w != 1)
+    if bool(bad.any()):
+        row, col = (int(v) for v in bad.nonzero()[0])
+        raise CheckpointError(
+            f"{ckpt.file_of(name + '.weight')}: tensor '{name}.weight': value {float(w[row, col])} at row {row}, "
+            f"column {col}; offline autobitlinear float weights are used as stored, so they must be -1, 0 or +1")
+    return (w.to(torch.int16) + 1).to(torch.uint8)
+
+
 def load_ternary(ckpt: Checkpoint, name: str, shape: tuple[int, int], out: torch.Tensor | None = None) -> TernaryWeight:
-    """One linear's weight as layout v1, from either checkpoint form, written into `out` ([N, K/4] uint8)
-    when given. `name` has no '.weight' suffix."""
+    """One linear's weight as layout v1, from any checkpoint form, written into `out` ([N, K/4] uint8) when
+    given. `name` has no '.weight' suffix. gamma follows the checkpoint's quantization scheme exactly as its
+    publisher's code applies weight_scale (ModelConfig.quant, docs/weight-layout.md)."""
     n, k = shape
+    quant = ckpt.config.quant
     try:
-        if ckpt.weight_form == "packed":
-            scale = ckpt.read(name + ".weight_scale").float().reshape(())
-            # transformers' BitLinear computes y / (s * weight_scale): the stored scale is 1/gamma.
-            if not bool(torch.isfinite(scale)) or float(scale) <= 0:
-                raise CheckpointError(
-                    f"{ckpt.file_of(name + '.weight_scale')}: tensor '{name}.weight_scale': "
-                    f"expected a positive finite number, got {float(scale)}"
-                )
-            gamma = torch.ones((), dtype=torch.float32) / scale
-            packed = codes_to_layout(hf_unpack_codes(ckpt.read(name + ".weight")), name + ".weight", out)
-        else:
+        if ckpt.weight_form == "master":
             w = ckpt.read(name + ".weight")
             if not bool(torch.isfinite(w).all()):
                 raise CheckpointError(f"{ckpt.file_of(name + '.weight')}: tensor '{name}.weight': non-finite values")
             w_t, gamma = absmean_ternarize(w)
             del w
             packed = pack_ternary(w_t) if out is None else out.copy_(pack_ternary(w_t))
+        else:
+            scale = _weight_scale(ckpt, name)
+            # bitlinear: y / (s * weight_scale); offline autobitlinear: y / s * weight_scale
+            gamma = torch.ones((), dtype=torch.float32) / scale if quant.weight_scale_divides else scale
+            codes = (hf_unpack_codes(ckpt.read(name + ".weight")) if ckpt.weight_form == "packed"
+                     else _ternary_codes(ckpt, name))
+            packed = codes_to_layout(codes, name + ".weight", out)
     except LayoutError as e:
         raise CheckpointError(f"{ckpt.file_of(name + '.weight')}: {e}") from None
-    return TernaryWeight(packed, gamma, n, k)
+    norm = _float(ckpt, name + ".rms_norm.weight") if quant.use_rms_norm else None
+    return TernaryWeight(packed, gamma, n, k, norm, quant.rms_norm_eps if norm is not None else 0.0)
 
 
 @functools.cache
@@ -147,10 +173,10 @@ def load_weights(ckpt: Checkpoint, on_tensor: Callable[[str], None] | None = Non
             LayerWeights(
                 attn_norm=_float(ckpt, p + "input_layernorm.weight"),
                 q=lin["q_proj"], k=lin["k_proj"], v=lin["v_proj"], o=lin["o_proj"],
-                attn_sub_norm=_float(ckpt, p + "self_attn.attn_sub_norm.weight") if cfg.sub_norms else None,
+                attn_sub_norm=_float(ckpt, sub_norm_tensor(cfg, i, 0)) if cfg.sub_norms else None,
                 mlp_norm=_float(ckpt, p + "post_attention_layernorm.weight"),
                 gate=lin["gate_proj"], up=lin["up_proj"], down=lin["down_proj"],
-                ffn_sub_norm=_float(ckpt, p + "mlp.ffn_sub_norm.weight") if cfg.sub_norms else None,
+                ffn_sub_norm=_float(ckpt, sub_norm_tensor(cfg, i, 1)) if cfg.sub_norms else None,
             )
         )
     embed = ckpt.read("model.embed_tokens.weight")

@@ -7,7 +7,8 @@ T is dynamic (1 .. max_seq_len): a whole prompt in one call, then one token a ca
 mutable buffers per layer, keys [1, KVH, D, max_seq_len] and values [1, KVH, max_seq_len, D], written at
 input_pos (index_put_, which to_edge turns into index_put.out plus a write-back). Keys past the query's position
 are masked, so starting over at input_pos 0 needs no clearing. Every ternary linear is one torch.ops.edgebit.bitlinear call; q/k/v and gate/up are one call
-each on concatenated weights with per-channel gamma (one activation quantization), as in the ONNX graph.
+each on concatenated weights with per-channel gamma (one activation quantization), as in the ONNX graph, unless
+quantization_config.use_rms_norm gives each linear its own input norm (then one norm and one call each).
 """
 
 from __future__ import annotations
@@ -41,6 +42,29 @@ class BitLinear(nn.Module):
         return torch.ops.edgebit.bitlinear(x, self.w_packed, self.gamma)
 
 
+class SharedInput(nn.Module):
+    """Ternary linears that read the same x, as modules made by `linear` (BitLinear or the baseline's): one over
+    their concatenated weights, split after, when they quantize x the same way; with per-linear input norms
+    (use_rms_norm) each normalizes x with its own weight, so each is its own module behind its own norm."""
+
+    def __init__(self, weights: list[TernaryWeight], linear=BitLinear):
+        super().__init__()
+        self.sizes = [w.out_features for w in weights]
+        self.normed = any(w.input_norm is not None for w in weights)
+        if not self.normed:
+            self.fused = linear(weights)
+            return
+        self.parts = nn.ModuleList(linear([w]) for w in weights)
+        for j, w in enumerate(weights):
+            self.register_buffer(f"input_norm_{j}", w.input_norm.float())
+        self.eps = [w.input_norm_eps for w in weights]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if not self.normed:
+            return list(self.fused(x).split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [self.fused(x)]
+        return [part(rms_norm(x, getattr(self, f"input_norm_{j}"), self.eps[j])) for j, part in enumerate(self.parts)]
+
+
 class Layer(nn.Module):
     def __init__(self, cfg: ModelConfig, lw, max_seq_len: int, linear=BitLinear):
         super().__init__()
@@ -49,10 +73,10 @@ class Layer(nn.Module):
         self.register_buffer("mlp_norm", lw.mlp_norm.float())
         self.attn_sub_norm = None if lw.attn_sub_norm is None else nn.Buffer(lw.attn_sub_norm.float())
         self.ffn_sub_norm = None if lw.ffn_sub_norm is None else nn.Buffer(lw.ffn_sub_norm.float())
-        self.qkv = linear([lw.q, lw.k, lw.v])
-        self.o = linear([lw.o])
-        self.gate_up = linear([lw.gate, lw.up])
-        self.down = linear([lw.down])
+        self.qkv = SharedInput([lw.q, lw.k, lw.v], linear)
+        self.o = SharedInput([lw.o], linear)
+        self.gate_up = SharedInput([lw.gate, lw.up], linear)
+        self.down = SharedInput([lw.down], linear)
         # Keys stored transposed, (1, KVH, D, S): the score product then reads them as they lie, where a
         # transpose of a (1, KVH, S, D) cache is a copy of the whole cache in ExecuTorch every step.
         self.register_buffer("k_cache", torch.zeros(1, cfg.num_kv_heads, cfg.head_dim, max_seq_len), persistent=False)
@@ -67,7 +91,7 @@ class Layer(nn.Module):
         cfg = self.cfg
         t = x.shape[1]
         kvh, d, group = cfg.num_kv_heads, cfg.head_dim, cfg.num_heads // cfg.num_kv_heads
-        q, k, v = self.qkv(x).split([cfg.q_size, cfg.kv_size, cfg.kv_size], dim=-1)
+        q, k, v = self.qkv(x)
         q = apply_rope(q.view(1, t, kvh, group, d).permute(0, 2, 3, 1, 4), cos, sin)  # (1, KVH, G, T, D)
         k = apply_rope(k.view(1, t, kvh, d).transpose(1, 2), cos, sin)  # (1, KVH, T, D)
         v = v.view(1, t, kvh, d).transpose(1, 2)
@@ -84,11 +108,11 @@ class Layer(nn.Module):
         out = out.view(1, kvh, group, t, d).permute(0, 3, 1, 2, 4).reshape(1, t, cfg.q_size)
         if self.attn_sub_norm is not None:
             out = rms_norm(out, self.attn_sub_norm, cfg.rms_norm_eps)
-        return self.o(out)
+        return self.o(out)[0]
 
     def mlp(self, x):
         cfg = self.cfg
-        gate, up = self.gate_up(x).split([cfg.intermediate_size, cfg.intermediate_size], dim=-1)
+        gate, up = self.gate_up(x)
         if cfg.activation == "relu2":
             act = F.relu(gate)
             act = act * act  # square() would be ExecuTorch's per-element std::pow (see rms_norm)
@@ -97,7 +121,7 @@ class Layer(nn.Module):
         h = act * up
         if self.ffn_sub_norm is not None:
             h = rms_norm(h, self.ffn_sub_norm, cfg.rms_norm_eps)
-        return self.down(h)
+        return self.down(h)[0]
 
 
 def apply_rope(x, cos, sin):

@@ -5,7 +5,8 @@ Inputs:  input_ids [B, T] int64, attention_mask [B, P+T] int64, position_ids [B,
          past_key_values.{i}.key / .value [B, KVH, P, D] float
 Outputs: logits [B, T, V] float, present.{i}.key / .value [B, KVH, P+T, D] float
 Ternary linears are edgebit.BitLinear nodes (activation quantization fused in); q/k/v and gate/up are each
-one node over concatenated weights with per-channel gamma, so they share one quantization of their input.
+one node over concatenated weights with per-channel gamma, so they share one quantization of their input
+(unless quantization_config.use_rms_norm gives each linear its own input norm: then one node each).
 With ops="standard" they are standard ONNX activation quantization + com.microsoft MatMulNBits (bits=2).
 """
 
@@ -50,14 +51,29 @@ class DecoderGraph:
         self.uses_ms = opts.ops == "standard" or opts.head == "int8"
 
     # ---- building blocks -------------------------------------------------------------------------
-    def rms_norm(self, x: str, weight: torch.Tensor, name: str) -> str:
+    def rms_norm(self, x: str, weight: torch.Tensor, name: str, eps: float | None = None) -> str:
         g = self.g
+        eps = self.cfg.rms_norm_eps if eps is None else eps
         w = g.initializer(name, weight.float().numpy())
         # The reference's own op sequence, not ONNX's one-node RMSNormalization (opset 23): that one rounds
         # differently (x / sqrt), which flips int8 activation roundings (max logit diff 0.097 on the shipped model).
         mean_sq = g.op("ReduceMean", [g.op("Mul", [x, x]), g.const([-1])], keepdims=1)
-        inv = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [mean_sq, g.const(self.cfg.rms_norm_eps, np.float32)])])])
+        inv = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [mean_sq, g.const(eps, np.float32)])])])
         return g.op("Mul", [w, g.op("Mul", [x, inv])], hint="normed")
+
+    def linears(self, x: str, weights: list[TernaryWeight], names: list[str], prefix: str,
+                fused: str | None = None) -> list[str]:
+        """The outputs of ternary linears that read the same x: one node over their concatenated weights, split
+        after, when they quantize x the same way; with per-linear input norms (use_rms_norm) each normalizes x
+        with its own weight and so quantizes its own input: one norm and one node each."""
+        if all(w.input_norm is None for w in weights):
+            out = self.ternary(x, weights, prefix + (fused or names[0]))
+            if len(weights) == 1:
+                return [out]
+            return list(self.g.op("Split", [out, self.g.const([w.out_features for w in weights])],
+                                  n_out=len(weights), axis=-1))
+        return [self.ternary(self.rms_norm(x, w.input_norm, f"{prefix}{n}.input_norm", w.input_norm_eps), [w],
+                             prefix + n) for w, n in zip(weights, names)]
 
     def ternary(self, x: str, weights: list[TernaryWeight], name: str) -> str:
         packed, gamma = _concat(weights)
@@ -136,8 +152,7 @@ class DecoderGraph:
     def attention(self, i: int, layer, x: str, cos: str, sin: str, bias: str) -> str:
         cfg, g = self.cfg, self.g
         kvh, group, d = cfg.num_kv_heads, cfg.num_heads // cfg.num_kv_heads, cfg.head_dim
-        qkv = self.ternary(x, [layer.q, layer.k, layer.v], f"layers.{i}.qkv")
-        q, k, v = g.op("Split", [qkv, g.const([cfg.q_size, cfg.kv_size, cfg.kv_size])], n_out=3, axis=-1)
+        q, k, v = self.linears(x, [layer.q, layer.k, layer.v], ["q_proj", "k_proj", "v_proj"], f"layers.{i}.", "qkv")
         q = self.rope(self.heads(cfg.num_heads, q), cos, sin)  # [B, NH, T, D]
         k = self.rope(self.heads(kvh, k), cos, sin)  # [B, KVH, T, D]
         v = self.heads(kvh, v)
@@ -159,12 +174,11 @@ class DecoderGraph:
         out = g.op("Reshape", [out, g.const([0, 0, cfg.q_size])])  # [B, T, NH*D]
         if layer.attn_sub_norm is not None:
             out = self.rms_norm(out, layer.attn_sub_norm, f"layers.{i}.attn_sub_norm")
-        return self.ternary(out, [layer.o], f"layers.{i}.o_proj")
+        return self.linears(out, [layer.o], ["o_proj"], f"layers.{i}.")[0]
 
     def mlp(self, i: int, layer, x: str) -> str:
         cfg, g = self.cfg, self.g
-        gate_up = self.ternary(x, [layer.gate, layer.up], f"layers.{i}.gate_up")
-        gate, up = g.op("Split", [gate_up, g.const([cfg.intermediate_size, cfg.intermediate_size])], n_out=2, axis=-1)
+        gate, up = self.linears(x, [layer.gate, layer.up], ["gate_proj", "up_proj"], f"layers.{i}.", "gate_up")
         if cfg.activation == "relu2":
             r = g.op("Relu", [gate])
             act = g.op("Mul", [r, r])
@@ -173,7 +187,7 @@ class DecoderGraph:
         h = g.op("Mul", [act, up])
         if layer.ffn_sub_norm is not None:
             h = self.rms_norm(h, layer.ffn_sub_norm, f"layers.{i}.ffn_sub_norm")
-        return self.ternary(h, [layer.down], f"layers.{i}.down_proj")
+        return self.linears(h, [layer.down], ["down_proj"], f"layers.{i}.")[0]
 
     # ---- embedding and head ------------------------------------------------------------------------
     def _int8_table(self, table: torch.Tensor, name: str) -> tuple[str, str, str]:

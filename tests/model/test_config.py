@@ -35,8 +35,8 @@ def test_plain_llama_without_bitnet_quantization_is_unsupported():
         normalize_config(raw, P)
 
 
-def test_registry_lists_both_families():
-    assert set(families()) == {"bitnet", "llama-bitnet"}
+def test_registry_lists_every_family():
+    assert set(families()) == {"bitnet", "llama-bitnet", "1bitllm"}
 
 
 @pytest.mark.parametrize("key,value,match", [

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from edgebit.errors import ConfigError
 from edgebit.model.config import Family, ModelConfig, register_family
-from edgebit.model.families.llama_like import normalize_llama_like, quantization_config
+from edgebit.model.families.llama_like import normalize_llama_like
+from edgebit.model.families.quant_scheme import quantization_config
 
 
 def _normalize(raw: dict, path: Path) -> ModelConfig:

@@ -11,13 +11,13 @@ from edgebit.model.config import (
     MAX_VOCAB,
     ConfigReader,
     ModelConfig,
+    QuantScheme,
     RopeConfig,
 )
+from edgebit.model.families.quant_scheme import parse_quant_scheme, quantization_config  # noqa: F401
 
-
-def quantization_config(raw: dict) -> dict:
-    qc = raw.get("quantization_config")
-    return qc if isinstance(qc, dict) else {}
+LINEAR_MODULES = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                  "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 
 
 def _rope(reader: ConfigReader) -> RopeConfig:
@@ -47,13 +47,11 @@ def _rope(reader: ConfigReader) -> RopeConfig:
     raise ConfigError(f"{reader.path}: key 'rope_type': {kind!r} is not supported (supported: default, llama3)")
 
 
-def normalize_llama_like(raw: dict, path: Path, family: str, activation: str, sub_norms: bool) -> ModelConfig:
+def normalize_llama_like(raw: dict, path: Path, family: str, activation: str, sub_norms: bool,
+                         quant: QuantScheme | None = None, tie_default: bool = False) -> ModelConfig:
+    """quant None: read from transformers' quantization_config. tie_default is what the publisher's config class
+    assumes when config.json omits tie_word_embeddings (False for transformers' BitNetConfig and LlamaConfig)."""
     r = ConfigReader(raw, path)
-    qc = quantization_config(raw)
-    if qc.get("use_rms_norm"):
-        raise ConfigError(
-            f"{path}: key 'quantization_config.use_rms_norm': a norm inside every BitLinear is not supported yet"
-        )
     if raw.get("attention_bias") or raw.get("mlp_bias"):
         raise ConfigError(f"{path}: key 'attention_bias'/'mlp_bias': biases are not supported (BitNet has none)")
     hidden = r.int("hidden_size")
@@ -70,12 +68,16 @@ def normalize_llama_like(raw: dict, path: Path, family: str, activation: str, su
             f"{path}: key 'num_key_value_heads': {kv_heads} does not divide num_attention_heads={heads}"
         )
     eos = r.token_ids("eos_token_id")
+    num_layers = r.int("num_hidden_layers", hi=MAX_LAYERS)
+    if quant is None:
+        names = [f"model.layers.{i}.{m}" for i in range(num_layers) for m in LINEAR_MODULES]
+        quant = parse_quant_scheme(raw, path, names)
     return ModelConfig(
         family=family,
         vocab_size=r.int("vocab_size", hi=MAX_VOCAB),
         hidden_size=hidden,
         intermediate_size=r.int("intermediate_size"),
-        num_layers=r.int("num_hidden_layers", hi=MAX_LAYERS),
+        num_layers=num_layers,
         num_heads=heads,
         num_kv_heads=kv_heads,
         head_dim=head_dim,
@@ -84,7 +86,8 @@ def normalize_llama_like(raw: dict, path: Path, family: str, activation: str, su
         rope=_rope(r),
         activation=activation,
         sub_norms=sub_norms,
-        tie_word_embeddings=r.bool("tie_word_embeddings", default=True),
+        tie_word_embeddings=r.bool("tie_word_embeddings", default=tie_default),
         bos_token_id=r.optional_token_id("bos_token_id"),
         eos_token_ids=eos,
+        quant=quant,
     )
