@@ -178,8 +178,8 @@ def _detect_form(cfg: ModelConfig, located: dict[str, Path], opened: dict[Path, 
             "quantization_config.linear_class" if q.linear_class == "bitlinear" else "quantization_config.quantization_mode")
         stored = "packed uint8" if form == "packed" else "float"
         raise CheckpointError(
-            f"{root / 'config.json'}: key '{key}': {q.describe()} loads {' or '.join(allowed)} weights, but "
-            f"'{probe}' is {stored} ({dtype}); the publisher's code could not load this checkpoint either"
+            f"{located[probe]}: tensor '{probe}' is {stored} ({dtype}), but config.json's '{key}' "
+            f"({q.describe()}) loads {' or '.join(allowed)} weights; the publisher's code could not load it either"
         )
     return form
 

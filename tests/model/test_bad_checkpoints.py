@@ -232,7 +232,7 @@ def _seven_bytes(p):
 
 def _packed_as_float(p):
     rewrite_tensors(p, lambda t: t.update({Q: torch.zeros(32, 128, dtype=torch.float32)}))
-    return ["model.safetensors", Q, "got F32[32, 128]"]
+    return ["model.safetensors", Q, "is float (F32)", "quantization_config.linear_class"]
 
 
 def _scale_missing(p):
