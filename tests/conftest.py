@@ -1,6 +1,7 @@
 """Fixtures: tiny HF-format checkpoints built here with transformers (random weights, both weight forms,
 both families), so nothing is downloaded and every test knows exactly what it loads."""
 
+import json
 import os
 import shutil
 
@@ -136,3 +137,68 @@ def _require(tool: str, why: str) -> str:
 @pytest.fixture(scope="session")
 def require():
     return _require
+
+
+ONEBIT_TINY = dict(vocab_size=300, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                   num_attention_heads=4, max_position_embeddings=128, rms_norm_eps=1e-5, bos_token_id=256,
+                   eos_token_id=257)
+
+
+def write_1bitllm_checkpoint(directory: Path, seed: int = 0, **dims) -> tuple[Path, Path]:
+    """A 1bitLLM-family checkpoint (bitnet_b1_58-*: model_type llama, architectures BitnetForCausalLM,
+    weight_bits 1, float masters, SubLN norms named inner_attn_ln / ffn_layernorm, untied head) and, beside it,
+    the same network as an independent transformers model: BitNetForCausalLM with SiLU and online autobitlinear
+    quantization, whose BitLinear arithmetic (absmean ternary weights, absmax int8 activations) is the one in
+    1bitLLM's published utils_quant.py. Returns (1bitLLM dir, transformers dir)."""
+    from safetensors.torch import save_file
+    from transformers import BitNetConfig, BitNetForCausalLM
+
+    shape = {**ONEBIT_TINY, **dims}
+    torch.manual_seed(seed)
+    hf_cfg = BitNetConfig(**shape, num_key_value_heads=shape["num_attention_heads"], hidden_act="silu",
+                          tie_word_embeddings=False, initializer_range=0.1,
+                          rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    model = BitNetForCausalLM(hf_cfg)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for k in state:
+        if "norm" in k:
+            state[k] = 1 + 0.2 * torch.randn_like(state[k])
+    hf_dir, onebit_dir = directory / "transformers", directory / "1bitllm"
+    hf_cfg.quantization_config = {"quant_method": "bitnet", "linear_class": "autobitlinear",
+                                  "quantization_mode": "online"}
+    hf_dir.mkdir(parents=True, exist_ok=True)
+    hf_cfg.save_pretrained(hf_dir)
+    save_file({k: v.contiguous() for k, v in state.items()}, hf_dir / "model.safetensors")
+    # 1bitLLM's config.json and tensor names (huggingface.co/1bitLLM/bitnet_b1_58-large's layout)
+    raw = {"architectures": ["BitnetForCausalLM"], "model_type": "llama", "hidden_act": "silu", "input_bits": 8,
+           "weight_bits": 1, "attention_bias": False, "num_key_value_heads": shape["num_attention_heads"],
+           "rope_scaling": None, "rope_theta": 10000.0, "tie_word_embeddings": False, "torch_dtype": "float32",
+           "pad_token_id": None, **shape}
+    renames = {"self_attn.attn_sub_norm": "self_attn.inner_attn_ln", "mlp.ffn_sub_norm": "mlp.ffn_layernorm"}
+    onebit = {}
+    for k, v in state.items():
+        for old, new in renames.items():
+            k = k.replace(old, new)
+        onebit[k] = v.contiguous()
+    onebit_dir.mkdir(parents=True, exist_ok=True)
+    (onebit_dir / "config.json").write_text(json.dumps(raw, indent=2))
+    save_file(onebit, onebit_dir / "model.safetensors", metadata={"format": "pt"})
+    from edgebit.tokenizer import byte_level_tokenizer
+
+    for d in (hf_dir, onebit_dir):
+        byte_level_tokenizer(shape["vocab_size"]).save(str(d / "tokenizer.json"))
+    return onebit_dir, hf_dir
+
+
+@pytest.fixture(scope="session")
+def onebit_checkpoint(tmp_path_factory):
+    """onebit_checkpoint(**dims) -> (1bitLLM dir, transformers dir), built once per session per shape."""
+    built = {}
+
+    def make(**dims) -> tuple[Path, Path]:
+        key = tuple(sorted(dims.items()))
+        if key not in built:
+            built[key] = write_1bitllm_checkpoint(tmp_path_factory.mktemp("1bitllm"), **dims)
+        return built[key]
+
+    return make
