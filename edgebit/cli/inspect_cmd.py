@@ -41,6 +41,7 @@ def _tables(s):
         ("heads / kv heads / head dim", f"{c['num_heads']} / {c['num_kv_heads']} / {c['head_dim']}"),
         ("vocab / tied head", f"{c['vocab_size']} / {c['tie_word_embeddings']}"),
         ("activation / sub-norms", f"{c['activation']} / {c['sub_norms']}"),
+        ("ternary linears", s.quantization),
         ("parameters", f"{s.total_params:,} ({s.ternary_params:,} ternary, {s.float_params:,} float)"),
         ("zero weights", f"{100 * s.zero_fraction:.1f}%"),
         ("size at bf16", _size(s.bytes_bf16)),

@@ -1,5 +1,6 @@
 """What `edgebit inspect` reports about a checkpoint: shapes, parameter counts, zero fractions, sizes and
-the bytes one decoded token reads. Weights are read one tensor at a time; nothing is kept."""
+the bytes one decoded token reads. Shapes and counts come from the config alone; zero fractions read the
+ternary codes one tensor at a time, in no layout (nothing is packed, nothing kept)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Callable
 import torch
 
 from edgebit.model.checkpoint import LINEARS, Checkpoint, layer_prefix, linear_shape
-from edgebit.model.weights import load_ternary
-from edgebit.quant.packing import LAYOUT_VERSION, unpack_codes
+from edgebit.model.weights import ternary_codes
+from edgebit.quant.packing import LAYOUT_VERSION
 
 BF16_BYTES = 2
 GAMMA_BYTES = 4  # one fp32 gamma per ternary tensor
@@ -28,6 +29,7 @@ class Summary:
     path: str
     family: str
     weight_form: str
+    quantization: str  # how the checkpoint's linears compute (ModelConfig.quant)
     layout_version: int
     config: dict
     linear_shapes: dict[str, list[int]]  # per decoder layer: name -> [out, in]
@@ -50,6 +52,8 @@ def summarize(ckpt: Checkpoint, on_layer: Callable[[int], None] | None = None) -
     shapes = {name.split(".")[1]: list(linear_shape(cfg, name)) for name in LINEARS}
     ternary_per_layer = sum(n * k for n, k in shapes.values())
     norms_per_layer = 2 * cfg.hidden_size + (cfg.q_size + cfg.intermediate_size if cfg.sub_norms else 0)
+    if cfg.quant.use_rms_norm:  # a norm weight (K,) inside every ternary linear
+        norms_per_layer += sum(k for _, k in shapes.values())
     embed = cfg.vocab_size * cfg.hidden_size
     head = 0 if cfg.tie_word_embeddings else embed
     ternary = ternary_per_layer * cfg.num_layers
@@ -60,8 +64,9 @@ def summarize(ckpt: Checkpoint, on_layer: Callable[[int], None] | None = None) -
         per_linear, zeros_layer = {}, 0
         for name in LINEARS:
             n, k = linear_shape(cfg, name)
-            w = load_ternary(ckpt, layer_prefix(i) + name, (n, k))
-            zeros = int((unpack_codes(w.packed, k) == 1).sum())
+            codes, _ = ternary_codes(ckpt, layer_prefix(i) + name)
+            zeros = int((codes == 1).sum())
+            del codes
             per_linear[name.split(".")[1]] = zeros / (n * k)
             zeros_layer += zeros
         zeros_total += zeros_layer
@@ -75,6 +80,7 @@ def summarize(ckpt: Checkpoint, on_layer: Callable[[int], None] | None = None) -
         path=str(ckpt.path),
         family=cfg.family,
         weight_form=ckpt.weight_form,
+        quantization=cfg.quant.describe(),
         layout_version=LAYOUT_VERSION,
         config=cfg.to_dict(),
         linear_shapes=shapes,

@@ -18,7 +18,7 @@ import torch
 from edgebit.errors import CheckpointError, LayoutError
 from edgebit.model.checkpoint import LINEARS, Checkpoint, layer_prefix, linear_shape, open_checkpoint, sub_norm_tensor
 from edgebit.model.config import ModelConfig
-from edgebit.quant.packing import codes_to_layout, hf_unpack_codes, pack_ternary
+from edgebit.quant.packing import codes_to_layout, hf_unpack_codes
 from edgebit.quant.ternary import absmean_ternarize
 
 
@@ -104,29 +104,41 @@ def _ternary_codes(ckpt: Checkpoint, name: str) -> torch.Tensor:
     return (w.to(torch.int16) + 1).to(torch.uint8)
 
 
+def ternary_codes(ckpt: Checkpoint, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One linear's ternary codes uint8 [N, K] (w + 1) and gamma (fp32 0-dim), from any checkpoint form, in no
+    particular layout. `name` has no '.weight' suffix. gamma follows the checkpoint's quantization scheme exactly
+    as its publisher's code applies weight_scale (ModelConfig.quant, docs/weight-layout.md)."""
+    if ckpt.weight_form == "master":
+        w = ckpt.read(name + ".weight")
+        if not bool(torch.isfinite(w).all()):
+            raise CheckpointError(f"{ckpt.file_of(name + '.weight')}: tensor '{name}.weight': non-finite values")
+        w_t, gamma = absmean_ternarize(w)
+        del w
+        return (w_t + 1).view(torch.uint8), gamma
+    scale = _weight_scale(ckpt, name)
+    # bitlinear: y / (s * weight_scale); offline autobitlinear: y / s * weight_scale
+    gamma = torch.ones((), dtype=torch.float32) / scale if ckpt.config.quant.weight_scale_divides else scale
+    if ckpt.weight_form == "packed":
+        codes = hf_unpack_codes(ckpt.read(name + ".weight"))
+        bad = codes == 3
+        if bool(bad.any()):
+            row, col = (int(v) for v in bad.nonzero()[0])
+            raise CheckpointError(f"{ckpt.file_of(name + '.weight')}: {name}.weight: packed code 3 at row {row}, "
+                                  f"column {col}; ternary codes are 0, 1, 2")
+        return codes, gamma
+    return _ternary_codes(ckpt, name), gamma
+
+
 def load_ternary(ckpt: Checkpoint, name: str, shape: tuple[int, int], out: torch.Tensor | None = None) -> TernaryWeight:
-    """One linear's weight as layout v1, from any checkpoint form, written into `out` ([N, K/4] uint8) when
-    given. `name` has no '.weight' suffix. gamma follows the checkpoint's quantization scheme exactly as its
-    publisher's code applies weight_scale (ModelConfig.quant, docs/weight-layout.md)."""
+    """One linear's weight in edgebit's layout, written into `out` ([N, K/4] uint8) when given."""
     n, k = shape
     quant = ckpt.config.quant
+    codes, gamma = ternary_codes(ckpt, name)
     try:
-        if ckpt.weight_form == "master":
-            w = ckpt.read(name + ".weight")
-            if not bool(torch.isfinite(w).all()):
-                raise CheckpointError(f"{ckpt.file_of(name + '.weight')}: tensor '{name}.weight': non-finite values")
-            w_t, gamma = absmean_ternarize(w)
-            del w
-            packed = pack_ternary(w_t) if out is None else out.copy_(pack_ternary(w_t))
-        else:
-            scale = _weight_scale(ckpt, name)
-            # bitlinear: y / (s * weight_scale); offline autobitlinear: y / s * weight_scale
-            gamma = torch.ones((), dtype=torch.float32) / scale if quant.weight_scale_divides else scale
-            codes = (hf_unpack_codes(ckpt.read(name + ".weight")) if ckpt.weight_form == "packed"
-                     else _ternary_codes(ckpt, name))
-            packed = codes_to_layout(codes, name + ".weight", out)
+        packed = codes_to_layout(codes, name + ".weight", out)
     except LayoutError as e:
         raise CheckpointError(f"{ckpt.file_of(name + '.weight')}: {e}") from None
+    del codes
     norm = _float(ckpt, name + ".rms_norm.weight") if quant.use_rms_norm else None
     return TernaryWeight(packed, gamma, n, k, norm, quant.rms_norm_eps if norm is not None else 0.0)
 

@@ -7,13 +7,34 @@ import pytest
 
 
 def transformers_param_count(path) -> int:
-    """transformers' own count for the checkpoint's architecture (linears counted as dense weights)."""
+    """transformers' own count for the checkpoint's architecture (linears counted as dense weights), plus the
+    norm weights quantization_config.use_rms_norm puts inside every linear (Parameters of the loaded model)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     cfg = AutoConfig.from_pretrained(path)
+    use_rms_norm = cfg.quantization_config.get("use_rms_norm", False)
     del cfg.quantization_config  # count the dense architecture, not transformers' packed buffers
-    model = AutoModelForCausalLM.from_config(cfg)
-    return model.num_parameters()
+    count = AutoModelForCausalLM.from_config(cfg).num_parameters()
+    if use_rms_norm:
+        loaded = AutoModelForCausalLM.from_pretrained(path)
+        count += sum(p.numel() for n, p in loaded.named_parameters() if ".rms_norm." in n)
+    return count
+
+
+@pytest.mark.parametrize("family,form,quant", [
+    ("bitnet", "packed", dict(linear_class="autobitlinear", mode="offline", use_rms_norm=True)),
+    ("llama", "unpacked", {}), ("llama", "master", dict(use_rms_norm=True))])
+def test_inspect_counts_every_quantization_scheme(hf_checkpoint, cli, family, form, quant):
+    path = hf_checkpoint(family, form, False, **quant)
+    s = json.loads(cli("inspect", path, "--json").stdout)
+    assert s["total_params"] == transformers_param_count(path)
+    assert s["weight_form"] == form and s["quantization"].startswith(quant.get("linear_class", "autobitlinear"))
+
+
+def test_inspect_counts_the_1bitllm_family(onebit_checkpoint, cli):
+    path, twin = onebit_checkpoint()
+    s = json.loads(cli("inspect", path, "--json").stdout)
+    assert s["family"] == "1bitllm" and s["total_params"] == transformers_param_count(twin)
 
 
 @pytest.mark.parametrize("family,form,tie", [("bitnet", "master", True), ("bitnet", "packed", False),
