@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 
 from edgebit.atomic import atomic_output_dir
+from edgebit.errors import EdgebitError
 from edgebit.model.checkpoint import LINEARS, expected_tensors, layer_prefix
 from edgebit.model.config import normalize_config
 from edgebit.model.safetensors_io import write_safetensors
@@ -35,13 +36,22 @@ PRESETS = {
     "2b4t": Preset(128256, 2560, 6912, 30, 20, 5, 4096),
 }
 FAMILIES = ("bitnet", "llama-bitnet")
-FORMS = ("packed", "master")
+FORMS = ("packed", "unpacked", "master")
+LINEAR_CLASSES = ("bitlinear", "autobitlinear")
+MODES = ("offline", "online")
+# Each form's default quantization_config. Packed is microsoft/bitnet-b1.58-2B-4T's own (autobitlinear, offline:
+# weight_scale multiplies), so the 2B4T-shaped checkpoints are read the way the official release is.
+DEFAULT_QUANT = {"packed": ("autobitlinear", "offline"), "unpacked": ("autobitlinear", "offline"),
+                 "master": ("autobitlinear", "online")}
 
 
-def config_json(p: Preset, family: str, form: str, float_dtype: str) -> dict:
-    quant = {"quant_method": "bitnet", "linear_class": "bitlinear", "quantization_mode": "offline"}
-    if form == "master":
-        quant = {"quant_method": "bitnet", "linear_class": "autobitlinear", "quantization_mode": "online"}
+def config_json(p: Preset, family: str, form: str, float_dtype: str, linear_class: str | None = None,
+                mode: str | None = None, use_rms_norm: bool = False) -> dict:
+    default_class, default_mode = DEFAULT_QUANT[form]
+    quant = {"quant_method": "bitnet", "linear_class": linear_class or default_class,
+             "quantization_mode": mode or default_mode}
+    if use_rms_norm:
+        quant.update(use_rms_norm=True, rms_norm_eps=1e-5)
     bitnet = family == "bitnet"
     return {
         "architectures": ["BitNetForCausalLM" if bitnet else "LlamaForCausalLM"],
@@ -65,28 +75,43 @@ def config_json(p: Preset, family: str, form: str, float_dtype: str) -> dict:
     }
 
 
-def _random_tensor(name: str, dtype: str, shape: tuple[int, ...], float_dtype: torch.dtype, gen: torch.Generator):
+def _random_tensor(name: str, dtype: str, shape: tuple[int, ...], float_dtype: torch.dtype, gen: torch.Generator,
+                   form: str, scale_divides: bool):
     if dtype == "U8":  # HF packed ternary weight: random codes 0..2, ~1/3 zeros
         n, k = shape[0] * 4, shape[1]
         w_t = torch.randint(-1, 2, (n, k), generator=gen, dtype=torch.int8)
         return hf_pack(w_t)
-    if name.endswith(".weight_scale"):  # 1 / gamma, as transformers' BitLinear divides by it
+    if form == "unpacked" and name.endswith("_proj.weight"):  # ternary values stored as floats
+        return torch.randint(-1, 2, shape, generator=gen, dtype=torch.int8).to(float_dtype)
+    if name.endswith(".weight_scale"):  # bitlinear divides by it (1 / gamma), offline autobitlinear multiplies
         gamma = 0.01 + 0.02 * torch.rand(shape, generator=gen)
-        return (1.0 / gamma).to(float_dtype)
+        return (1.0 / gamma if scale_divides else gamma).to(float_dtype)
     if name.endswith("norm.weight"):
         return (1.0 + 0.1 * torch.randn(shape, generator=gen)).to(float_dtype)
     return (0.02 * torch.randn(shape, generator=gen)).to(float_dtype)
 
 
+def random_config(preset: str, family: str, form: str, float_dtype: str = "bfloat16", linear_class: str | None = None,
+                  mode: str | None = None, use_rms_norm: bool = False):
+    """(config.json dict, ModelConfig) of a random checkpoint; a form its quantization_config cannot load (as
+    transformers loads it) is refused naming the options."""
+    raw = config_json(PRESETS[preset], family, form, float_dtype, linear_class, mode, use_rms_norm)
+    cfg = normalize_config(raw, Path("config.json"))
+    if form not in cfg.quant.weight_forms:
+        raise EdgebitError(f"--form: {form!r} weights are not what --linear-class {cfg.quant.linear_class} "
+                           f"--mode {cfg.quant.mode} loads ({' or '.join(cfg.quant.weight_forms)})")
+    return raw, cfg
+
+
 def write_random_checkpoint(out: str | Path, preset: str = "tiny", family: str = "bitnet", form: str = "packed",
                             seed: int = 0, float_dtype: str = "bfloat16", force: bool = False,
-                            on_tensor: Callable[[str], None] | None = None) -> Path:
+                            on_tensor: Callable[[str], None] | None = None, linear_class: str | None = None,
+                            mode: str | None = None, use_rms_norm: bool = False) -> Path:
     import json
 
     p = PRESETS[preset]
-    raw = config_json(p, family, form, float_dtype)
+    raw, cfg = random_config(preset, family, form, float_dtype, linear_class, mode, use_rms_norm)
     out = Path(out)
-    cfg = normalize_config(raw, out / "config.json")
     want = expected_tensors(cfg, form)
     fdt = getattr(torch, float_dtype)
     # Checkpoint tensor order: embedding, then layer by layer, then the final norm.
@@ -100,7 +125,7 @@ def write_random_checkpoint(out: str | Path, preset: str = "tiny", family: str =
 
     def tensors():
         for name, _, shape in specs:
-            yield _random_tensor(name, want[name][0][0], shape, fdt, gen)
+            yield _random_tensor(name, want[name][0][0], shape, fdt, gen, form, cfg.quant.weight_scale_divides)
             if on_tensor:
                 on_tensor(name)
 
@@ -115,10 +140,8 @@ def write_random_checkpoint(out: str | Path, preset: str = "tiny", family: str =
     return out
 
 
-def tensor_count(preset: str, family: str, form: str) -> int:
-    p = PRESETS[preset]
-    cfg = normalize_config(config_json(p, family, form, "bfloat16"), Path("config.json"))
-    return len(expected_tensors(cfg, form))
+def tensor_count(preset: str, family: str, form: str, **quant) -> int:
+    return len(expected_tensors(random_config(preset, family, form, **quant)[1], form))
 
 
 __all__ = ["PRESETS", "FAMILIES", "FORMS", "LINEARS", "write_random_checkpoint", "tensor_count"]

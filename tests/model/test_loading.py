@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -28,15 +30,32 @@ def test_sharded_checkpoint_loads_like_single_file(hf_checkpoint, tmp_path):
     assert torch.equal(single, sharded)
 
 
-def test_random_checkpoint_is_read_by_transformers_and_matches(tmp_path, load_hf):
-    """`edgebit random-checkpoint` writes a real HF checkpoint: transformers loads it and agrees with us."""
-    for family, form in (("bitnet", "packed"), ("llama-bitnet", "master")):
-        path = write_random_checkpoint(tmp_path / f"{family}-{form}", "tiny", family, form, float_dtype="float32")
-        ids = torch.tensor([[256, 72, 105, 33]])
-        with torch.no_grad():
-            expected = load_hf(path)(ids).logits
-        got = ReferenceModel(load_model_weights(path)).forward(ids)
-        assert (expected - got).abs().max().item() <= 1e-4
+@pytest.mark.parametrize("family,form,quant", [
+    ("bitnet", "packed", {}), ("bitnet", "packed", dict(linear_class="bitlinear", mode="online")),
+    ("bitnet", "unpacked", dict(use_rms_norm=True)), ("llama-bitnet", "master", {}),
+    ("llama-bitnet", "packed", dict(linear_class="bitlinear", use_rms_norm=True))])
+def test_random_checkpoint_is_read_by_transformers_and_matches(tmp_path, load_hf, family, form, quant):
+    """`edgebit random-checkpoint` writes a real HF checkpoint in every scheme: transformers loads it and agrees."""
+    path = write_random_checkpoint(tmp_path / "ckpt", "tiny", family, form, float_dtype="float32", **quant)
+    ids = torch.tensor([[256, 72, 105, 33]])
+    with torch.no_grad():
+        expected = load_hf(path)(ids).logits
+    got = ReferenceModel(load_model_weights(path)).forward(ids)
+    assert (expected - got).abs().max().item() <= 1e-4
+
+
+def test_2b4t_preset_writes_the_official_release_quantization_config():
+    from edgebit.model.synthetic import random_config
+
+    raw, cfg = random_config("2b4t", "bitnet", "packed")
+    assert raw["quantization_config"] == {"quant_method": "bitnet", "linear_class": "autobitlinear",
+                                          "quantization_mode": "offline"}
+    assert not cfg.quant.weight_scale_divides
+
+
+def test_random_checkpoint_refuses_a_form_its_scheme_cannot_load(cli, tmp_path):
+    result = cli("random-checkpoint", "-o", tmp_path / "x", "--form", "master", "--linear-class", "bitlinear")
+    assert result.returncode == 2 and "--form" in result.stderr and not (tmp_path / "x").exists()
 
 
 def test_weights_are_kept_packed(hf_checkpoint):
