@@ -113,6 +113,10 @@ def verify(artifact_dir: Path, model: Path | None = None, threads: int | None = 
     rel = abs(ppl_art - ppl_ref) / ppl_ref
     kind = (manifest.get("ops", "edgebit"), manifest.get("head", "fp32"))
     limits = TARGET_THRESHOLDS.get((manifest.get("target"), *kind), THRESHOLDS[kind])
+    if (manifest.get("config") or {}).get("quant", {}).get("use_rms_norm"):
+        # A norm in front of every linear: seven more places per layer where the runtime's last-bit rounding of
+        # RMSNorm can flip an int8 activation (docs/verify.md): no logit bound, and a flip may swap a near-tie.
+        limits = {**limits, "max_abs_diff": None, "top1_agreement": min(limits["top1_agreement"], 0.99)}
     passed = (limits["max_abs_diff"] is None or max_abs <= limits["max_abs_diff"]) \
         and agree / compared >= limits["top1_agreement"] and rel <= limits["perplexity_rel_diff"]
     return VerifyReport(str(artifact_dir), str(model), artifact.name, len(prompts), compared, max_abs,
