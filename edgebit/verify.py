@@ -1,6 +1,6 @@
 """`edgebit verify`: an artifact against the reference model on a fixed prompt set (prefill and decode)
 and a fixed text: max abs logit difference, top-1 agreement and both perplexities, with thresholds per
-artifact kind (docs/verify.md)."""
+artifact kind (docs/verify.md); and whether the reference model predicts the text better than chance."""
 
 from __future__ import annotations
 
@@ -9,18 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edgebit.plausibility import TEXT, assess, inverted_perplexity, perplexity as _perplexity
+
 PROMPTS = [
     "In the beginning",
     "The quick brown fox jumps over the lazy dog.",
     "Once upon a time, in a land far away, there lived",
     "def fibonacci(n):",
 ]
-# Genesis 1:1-5 (King James Version, public domain): the perplexity text.
-TEXT = ("In the beginning God created the heaven and the earth. And the earth was without form, and void; "
-        "and darkness was upon the face of the deep. And the Spirit of God moved upon the face of the waters. "
-        "And God said, Let there be light: and there was light. And God saw the light, that it was good: "
-        "and God divided the light from the darkness. And God called the light Day, and the darkness he "
-        "called Night. And the evening and the morning were the first day.")
 DECODE_STEPS = 8
 
 # (ops, head) -> limits. Our op is exact up to float summation order; an int8 head or ONNX Runtime's
@@ -57,6 +53,8 @@ class VerifyReport:
     perplexity_rel_diff: float
     thresholds: dict
     passed: bool
+    plausibility: dict | None  # the reference model's perplexity on the text against chance (edgebit/plausibility.py);
+    # None without a tokenizer.json (the text is then random ids, which no model predicts)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,13 +69,6 @@ def _token_prompts(tokenizer, vocab: int, max_len: int) -> tuple[list[list[int]]
         prompts = [rng.integers(0, vocab, size=n).tolist() for n in (3, 7, 12, 5)]
         text = rng.integers(0, vocab, size=min(96, max_len)).tolist()
     return [p for p in prompts if p], text
-
-
-def _perplexity(logits: np.ndarray, ids: list[int]) -> float:
-    z = logits[:-1].astype(np.float64)
-    logz = z.max(-1) + np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1))
-    nll = logz - z[np.arange(len(ids) - 1), ids[1:]]
-    return float(np.exp(nll.mean()))
 
 
 def verify(artifact_dir: Path, model: Path | None = None, threads: int | None = None) -> VerifyReport:
@@ -119,5 +110,9 @@ def verify(artifact_dir: Path, model: Path | None = None, threads: int | None = 
         limits = {**limits, "max_abs_diff": None, "top1_agreement": min(limits["top1_agreement"], 0.99)}
     passed = (limits["max_abs_diff"] is None or max_abs <= limits["max_abs_diff"]) \
         and agree / compared >= limits["top1_agreement"] and rel <= limits["perplexity_rel_diff"]
+    plausible = None
+    if tokenizer is not None:
+        plausible = assess(ppl_ref, reference.vocab_size, len(text), inverted_perplexity(reference.model.w, text))
+        plausible = plausible.to_dict()
     return VerifyReport(str(artifact_dir), str(model), artifact.name, len(prompts), compared, max_abs,
-                        agree / compared, ppl_ref, ppl_art, rel, limits, passed)
+                        agree / compared, ppl_ref, ppl_art, rel, limits, passed, plausible)

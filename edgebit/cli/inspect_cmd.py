@@ -1,23 +1,47 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
+
+import typer
 
 from edgebit.cli.options import JsonOpt, OptionalModelArg, resolve_model
 
 
-def inspect(model: OptionalModelArg = None, as_json: JsonOpt = False) -> None:
+def inspect(
+    model: OptionalModelArg = None,
+    check: Annotated[bool, typer.Option("--check", help="Also run the model on a short shipped text and say whether "
+                                        "it predicts better than chance (exit 1 if not): catches a checkpoint read "
+                                        "wrongly, e.g. an inverted weight scale.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Show a checkpoint's family, shapes, parameter counts, zero fractions, sizes and decode traffic."""
     model = resolve_model(model)
-    from edgebit.cli.console import out, progress_bar
+    from edgebit.cli.console import err, out, progress_bar
     from edgebit.model.checkpoint import open_checkpoint
     from edgebit.model.summary import summarize
 
     with open_checkpoint(model) as ckpt, progress_bar("reading ternary weights", ckpt.config.num_layers) as tick:
         summary = summarize(ckpt, on_layer=tick)
+    result = summary.to_dict()
+    plausibility = None
+    if check:
+        from edgebit.plausibility import check_checkpoint
+
+        with err.status("running the model on the check text"):
+            plausibility = check_checkpoint(model)
+        result["plausibility"] = plausibility.to_dict()
     if as_json:
-        print(json.dumps(summary.to_dict(), indent=2))
-        return
-    out.print(_tables(summary))
+        print(json.dumps(result, indent=2))
+    else:
+        out.print(_tables(summary))
+        if plausibility is not None:
+            from rich.markup import escape
+
+            style = "bold green" if plausibility.plausible else "bold red"
+            out.print(f"[{style}]{escape(plausibility.message())}[/]", soft_wrap=True)
+    if plausibility is not None and not plausibility.plausible:
+        raise typer.Exit(1)
 
 
 def _size(n: int) -> str:

@@ -33,5 +33,16 @@ def verify(
                   f"{report.perplexity_artifact:.4g} ({100 * report.perplexity_rel_diff:.3f}% apart, limit "
                   f"{100 * t['perplexity_rel_diff']:g}%)")
         out.print("[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]")
+    _say_plausibility(report.plausibility, err)
     if not report.passed:
         raise typer.Exit(1)
+
+
+def _say_plausibility(p: dict | None, err) -> None:
+    """The checkpoint itself, not the artifact: a warning on stderr when it predicts no better than chance."""
+    from rich.markup import escape
+
+    from edgebit.plausibility import Plausibility
+
+    if p is not None and not p["plausible"]:
+        err.print(f"[bold yellow]warning:[/] {escape(Plausibility(**p).message())}", soft_wrap=True)

@@ -55,6 +55,7 @@ class ModelWeights:
     layers: list[LayerWeights]
     final_norm: torch.Tensor  # (H,)
     lm_head: torch.Tensor | None  # (V, H); None when tied to embed
+    weight_form: str = "master"  # the checkpoint's (Checkpoint.weight_form): packed/unpacked carry a weight_scale
 
     @property
     def head(self) -> torch.Tensor:
@@ -194,7 +195,7 @@ def load_weights(ckpt: Checkpoint, on_tensor: Callable[[str], None] | None = Non
     embed = ckpt.read("model.embed_tokens.weight")
     tick("model.embed_tokens")
     lm_head = None if cfg.tie_word_embeddings else ckpt.read("lm_head.weight")
-    return ModelWeights(cfg, embed, layers, _float(ckpt, "model.norm.weight"), lm_head)
+    return ModelWeights(cfg, embed, layers, _float(ckpt, "model.norm.weight"), lm_head, ckpt.weight_form)
 
 
 def load_model_weights(path: str | Path, on_tensor: Callable[[str], None] | None = None) -> ModelWeights:
