@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import json
 
-from edgebit.cli.options import JsonOpt, OptionalModelArg, resolve_model
+from edgebit.cli.options import JsonOpt, OptionalModelArg, RevisionOpt, resolve_model
 
 
-def inspect(model: OptionalModelArg = None, as_json: JsonOpt = False) -> None:
+def inspect(model: OptionalModelArg = None, revision: RevisionOpt = None, as_json: JsonOpt = False) -> None:
     """Show a checkpoint's family, shapes, parameter counts, zero fractions, sizes and decode traffic."""
-    model = resolve_model(model)
+    model = resolve_model(model, revision)
     from edgebit.cli.console import out, progress_bar
     from edgebit.model.checkpoint import open_checkpoint
     from edgebit.model.summary import summarize
