@@ -196,11 +196,11 @@ def _raise_hub_answer(where: _Where, e: Exception) -> None:
 
 
 def _remote_files(api, repo_id: str, commit: str) -> dict[str, int]:
-    """Top-level files of the commit -> size. edgebit reads a checkpoint's top level only, so sub-folders
-    (other formats, original/ weights) are never listed nor fetched."""
-    from huggingface_hub import RepoFile
-
-    return {f.path: f.size for f in api.list_repo_tree(repo_id, revision=commit) if isinstance(f, RepoFile)}
+    """Top-level files of the commit -> size. edgebit reads a checkpoint's top level only, so sub-folders (other
+    formats, original/ weights) are never fetched. One request without retries (model_info, not the paginated
+    tree listing, which backs off for ~30 s): a dead network shows at once and the cache takes over."""
+    info = api.model_info(repo_id, revision=commit, files_metadata=True)
+    return {s.rfilename: s.size or 0 for s in info.siblings or [] if "/" not in s.rfilename}
 
 
 def _wanted(where: _Where, files: dict[str, int], index: Path | None) -> list[str]:

@@ -102,6 +102,7 @@ def test_export_records_the_hub_source_and_verify_finds_it_again_through_the_cac
     report = json.loads(result.stdout)
     assert report["passed"] and report["reference"] == str(
         moved / "models--edgebit-test--tiny-bitnet" / "snapshots" / COMMIT_MAIN)
+    one_line_error(cli("verify", art, "--revision", "v2"), "--revision", "--model")
     # And with the cache gone altogether, the error says which commit it looked for, and where.
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     one_line_error(cli("verify", art), REPO, COMMIT_MAIN, str(tmp_path / "empty-cache"), "HF_HUB_OFFLINE=1")
