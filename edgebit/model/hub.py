@@ -114,15 +114,19 @@ def hub_snapshot(repo_id: str, revision: str | None = None, on_progress: Progres
     if offline is None:
         from huggingface_hub.utils import httpx  # its HTTP client (httpx2 in 2.x): transport errors = no network
 
+        from huggingface_hub.errors import HfHubHTTPError
+
         try:
-            names = _remote_files(api, repo_id, where.commit)
+            files = _remote_files(api, repo_id, where.commit)
         except (httpx.TransportError, OfflineModeIsEnabled) as e:
             offline = _unreachable(e)
-        except Exception as e:
-            _raise_hub_answer(where, e)
-            raise
+        except HfHubHTTPError as e:
+            if e.response is None or e.response.status_code < 500:
+                _raise_hub_answer(where, e)
+                raise
+            offline = _unreachable(e)  # the Hub is down: the cache serves, as huggingface_hub's own downloads do
         else:
-            _download(where, names, on_progress)
+            _download(where, files, on_progress)
     snapshot = where.snapshot_dir()
     if not snapshot.is_dir():
         raise where.not_cached(offline or "nothing was downloaded")
@@ -159,8 +163,10 @@ class _Where:
         refs = self.repo_dir() / "refs"
         cached = sorted(p.name for p in refs.iterdir() if p.is_file()) if refs.is_dir() else []
         have = f" (cached revisions: {', '.join(cached)})" if cached else ""
-        return HubError(f"{self}: not in the Hugging Face cache {self.cache}{have} and {reason}; run once online to "
-                        "download it, or set HF_HOME or HF_HUB_CACHE to a cache that has it")
+        # "no such local path" too: ORG/NAME may be a mistyped relative directory rather than a model.
+        return HubError(f"{self}: no such local path, and not in the Hugging Face cache {self.cache}{have} and "
+                        f"{reason}; run once online to download it, or set HF_HOME or HF_HUB_CACHE to a cache that "
+                        "has it")
 
     def incomplete(self, missing: list[str], reason: str) -> HubError:
         return HubError(f"{self}: the cached snapshot {self.snapshot_dir()} lacks {', '.join(missing)} and "
@@ -242,11 +248,10 @@ def _download(where: _Where, files: dict[str, int], on_progress: ProgressFn | No
 
     snapshot = where.snapshot_dir()
 
-    def fetch(names: list[str], report=None) -> None:
+    def fetch(names: list[str], report: Callable[[int], None]) -> None:
         for name in names:
-            try:
-                hf_hub_download(where.repo_id, name, revision=where.commit,
-                                tqdm_class=_byte_counter(report) if report else None)
+            try:  # always our counter: huggingface_hub's own tqdm bars would fight the CLI's rich display
+                hf_hub_download(where.repo_id, name, revision=where.commit, tqdm_class=_byte_counter(report))
             except (httpx.TransportError, LocalEntryNotFoundError) as e:  # the connection went away midway
                 raise HubError(f"{where}: downloading {name} failed ({type(e).__name__}: "
                                f"{str(e).splitlines()[0] if str(e) else ''}); run again: the files downloaded so far "
@@ -255,8 +260,9 @@ def _download(where: _Where, files: dict[str, int], on_progress: ProgressFn | No
                 _raise_hub_answer(where, e)
                 raise
 
-    if INDEX in files and CONFIG in files and not (snapshot / INDEX).is_file():
-        fetch([INDEX])
+    _wanted(where, files, None)  # refuse (no config, pickles only, no weights) before anything is fetched
+    if INDEX in files and not (snapshot / INDEX).is_file():
+        fetch([INDEX], lambda n: None)
     todo = [n for n in _wanted(where, files, snapshot / INDEX) if not (snapshot / n).is_file()]
     total, done = sum(files[n] or 0 for n in todo), 0
 

@@ -110,7 +110,7 @@ def test_export_records_the_hub_source_and_verify_finds_it_again_through_the_cac
 
 def test_missing_model_offline_is_one_line_naming_id_revision_and_cache(offline, cli):
     line = one_line_error(cli("inspect", "edgebit-test/not-cached"), "edgebit-test/not-cached", "revision main",
-                          str(offline), "HF_HUB_OFFLINE=1", "run once online", "HF_HOME")
+                          "no such local path", str(offline), "HF_HUB_OFFLINE=1", "run once online", "HF_HOME")
     assert "cached revisions" not in line
 
 

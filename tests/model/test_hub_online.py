@@ -34,6 +34,7 @@ class FakeHub:
         self.repos: dict[str, dict] = {}
         self.requests: list[tuple[str, str]] = []
         self.blobs: dict[str, bytes] = {}
+        self.down = False  # answer 503 to everything, as the Hub does in an outage
 
     def add(self, repo_id: str, files: dict[str, bytes], refs=("main",)) -> str:
         commit = hashlib.sha1(repo_id.encode() + b"".join(p.encode() + hashlib.sha256(d).digest()
@@ -85,6 +86,8 @@ def make_handler(hub: FakeHub, cdn_origin: str):
         def handle_any(self, head: bool):
             path, query = urlsplit(self.path).path, urlsplit(self.path).query
             hub.requests.append((self.command, path))
+            if hub.down:
+                return self.reply(503, b"Service Unavailable", {}, head)
             parts = [unquote(p) for p in path.strip("/").split("/")]
             if parts[:2] == ["api", "models"] and len(parts) in (4, 6) and parts[4:5] in ([], ["revision"]):
                 repo_id, rev = f"{parts[2]}/{parts[3]}", parts[5] if len(parts) == 6 else "main"
@@ -194,7 +197,12 @@ def test_download_fetches_only_what_edgebit_reads_then_works_offline(fake_hub, h
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert json.loads(cli("inspect", REPO, "--json").stdout)["path"] == str(snapshot)
     monkeypatch.delenv("HF_HUB_OFFLINE")
+    fake_hub.down = True
+    result = cli("inspect", REPO, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["path"] == str(snapshot) and fake_hub.fetched() == []
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
+    fake_hub.requests.clear()
     result = cli("inspect", REPO, "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["path"] == str(snapshot) and fake_hub.requests == []
