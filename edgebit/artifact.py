@@ -29,9 +29,15 @@ def sha256_file(path: Path) -> str:
 
 
 def checkpoint_fingerprint(checkpoint_dir: Path) -> dict:
+    """The manifest's "source": path and file hashes, plus "hub" {repo_id, commit} when the checkpoint is a Hugging
+    Face cache snapshot, so `edgebit verify` finds that commit again through the cache (edgebit.model.hub)."""
+    from edgebit.model.hub import hub_origin
+
     files = sorted(p for p in checkpoint_dir.iterdir()
                    if p.suffix in (".json", ".safetensors") and p.is_file())
-    return {"path": str(checkpoint_dir.resolve()), "sha256": {p.name: sha256_file(p) for p in files}}
+    source = {"path": str(checkpoint_dir.resolve()), "sha256": {p.name: sha256_file(p) for p in files}}
+    hub = hub_origin(checkpoint_dir)
+    return {**source, "hub": hub} if hub else source
 
 
 def write_manifest(directory: Path, fields: dict) -> dict:
@@ -42,7 +48,9 @@ def write_manifest(directory: Path, fields: dict) -> dict:
     return manifest
 
 
-def read_manifest(artifact_dir: str | Path) -> dict:
+def read_manifest(artifact_dir: str | Path, check_files: bool = True) -> dict:
+    """The manifest, checked for format and layout versions and (CHECK_FILES) that every file it lists is there
+    with its recorded hash; without CHECK_FILES it costs no read of the artifact's files."""
     path = Path(artifact_dir) / MANIFEST
     if not Path(artifact_dir).is_dir():
         raise ArtifactError(f"{artifact_dir}: not an edgebit artifact directory (made by `edgebit export`)")
@@ -60,6 +68,8 @@ def read_manifest(artifact_dir: str | Path) -> dict:
     if manifest.get("layout_version") != LAYOUT_VERSION:
         raise ArtifactError(f"{path}: weight layout v{manifest.get('layout_version')}, this edgebit reads "
                             f"v{LAYOUT_VERSION}; re-export the model with this version")
+    if not check_files:
+        return manifest
     for name in manifest.get("files", {}):
         path = Path(artifact_dir) / name
         if path.is_file():

@@ -71,14 +71,35 @@ def _token_prompts(tokenizer, vocab: int, max_len: int) -> tuple[list[list[int]]
     return [p for p in prompts if p], text
 
 
-def verify(artifact_dir: Path, model: Path | None = None, threads: int | None = None) -> VerifyReport:
+def source_checkpoint(artifact_dir: Path, model: str | Path | None = None, revision: str | None = None,
+                      on_progress=None) -> Path:
+    """The checkpoint to hold ARTIFACT_DIR to: MODEL (a path or Hub id at REVISION) if given, else the manifest's
+    source: its Hub repo at the recorded commit, through the HF cache (downloaded if need be), or its path."""
+    from edgebit.artifact import ArtifactError, read_manifest
+    from edgebit.model.hub import resolve_checkpoint
+
+    if model is not None:
+        return resolve_checkpoint(model, revision, on_progress)
+    if revision is not None:
+        raise ArtifactError("--revision: applies to --model ORG/NAME; without --model the manifest's commit is used")
+    source = read_manifest(artifact_dir, check_files=False).get("source")  # verify() checks the files
+    if not isinstance(source, dict) or not isinstance(source.get("path"), str):
+        raise ArtifactError(f"{Path(artifact_dir) / 'manifest.json'}: no source checkpoint recorded; pass --model")
+    hub = source.get("hub")
+    if isinstance(hub, dict) and isinstance(hub.get("repo_id"), str) and isinstance(hub.get("commit"), str):
+        # Through the cache, not the recorded path: HF_HOME may have moved, and the commit pins the same files.
+        return resolve_checkpoint(hub["repo_id"], hub["commit"], on_progress)
+    return Path(source["path"])
+
+
+def verify(artifact_dir: Path, model: str | Path | None = None, threads: int | None = None) -> VerifyReport:
     from edgebit.artifact import ArtifactError, read_manifest
     from edgebit.backends import open_backend
     from edgebit.backends.reference import ReferenceBackend
     from edgebit.tokenizer import load_tokenizer
 
     manifest = read_manifest(artifact_dir)
-    model = Path(model or manifest["source"]["path"])
+    model = source_checkpoint(artifact_dir, model)
     if not model.is_dir():
         raise ArtifactError(f"{model}: the artifact's source checkpoint is not there; pass --model CHECKPOINT")
     artifact = open_backend(artifact_dir, threads)

@@ -6,12 +6,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgebit.cli.options import JsonOpt
+from edgebit.cli.options import JsonOpt, RevisionOpt, resolve_model
 
 app = typer.Typer(help="Benchmarks: figures and ratios against baselines measured in the same run.",
                   no_args_is_help=True)
 
 CacheOpt = Annotated[Path, typer.Option(help="Where generated benchmark checkpoints are kept between runs.")]
+BenchModelArg = Annotated[Optional[str], typer.Argument(
+    help="Checkpoint dir or Hugging Face Hub id ORG/NAME; default: a generated 2B4T-shaped one.", show_default=False)]
 
 
 def default_cache() -> Path:
@@ -20,8 +22,8 @@ def default_cache() -> Path:
 
 @app.command("load")
 def load(
-    model: Annotated[Optional[Path], typer.Argument(help="Checkpoint dir; default: a generated 2B4T-shaped one.",
-                                                    show_default=False)] = None,
+    model: BenchModelArg = None,
+    revision: RevisionOpt = None,
     cache_dir: CacheOpt = default_cache(),
     as_json: JsonOpt = False,
 ) -> None:
@@ -29,7 +31,9 @@ def load(
     from edgebit.bench.load import measure
     from edgebit.cli.console import err, out, progress_bar
 
-    if model is None:
+    if model is not None or revision is not None:
+        model = resolve_model(model, revision)
+    else:
         from edgebit.model.synthetic import tensor_count, write_random_checkpoint
 
         model = cache_dir / "2b4t-packed"
@@ -110,8 +114,10 @@ def kernels(
 
 @app.command("tokenizer")
 def tokenizer(
-    model: Annotated[Optional[Path], typer.Argument(help="Checkpoint or artifact dir with a tokenizer.json; "
-                                                    "default: the shipped model.", show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Argument(help="Checkpoint or artifact dir with a tokenizer.json, or "
+                                                   "Hugging Face Hub id ORG/NAME; default: the shipped model.",
+                                                   show_default=False)] = None,
+    revision: RevisionOpt = None,
     megabytes: Annotated[float, typer.Option(min=0.01, max=100.0, help="Text to encode.")] = 2.0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -119,9 +125,8 @@ def tokenizer(
     from edgebit.bench.tokenizer import measure
     from edgebit.cli.console import err, out
     from edgebit.errors import EdgebitError
-    from edgebit.model.shipped import default_model_path
 
-    path = (model or default_model_path()) / "tokenizer.json"
+    path = resolve_model(model, revision) / "tokenizer.json"
     if not path.is_file():
         raise EdgebitError(f"{path}: not found (give a checkpoint or artifact dir with a tokenizer.json)")
     with err.status("encoding"):
@@ -144,8 +149,8 @@ def _hidden(help_text: str):
 
 @app.command("decode")
 def decode(
-    model: Annotated[Optional[Path], typer.Argument(help="Checkpoint dir; default: a generated 2B4T-shaped one.",
-                                                    show_default=False)] = None,
+    model: BenchModelArg = None,
+    revision: RevisionOpt = None,
     cache_dir: CacheOpt = default_cache(),
     runs: Annotated[int, typer.Option(min=1, help="Rounds: each round times every artifact and thread count "
                                                   "once (after a warm-up); rows are the medians.")] = 3,
@@ -172,6 +177,8 @@ def decode(
     if not thread_list or min(thread_list) < 1 or any(h not in db.HEADS for h in head_list):
         raise typer.BadParameter("thread counts >= 1, heads from int8, fp32", param_hint="--threads/--heads")
     settings = db.Settings(prompt_len=prompt_len, gen_len=gen_len, threads=thread_list, heads=head_list, runs=runs)
+    if model is not None or revision is not None:
+        model = resolve_model(model, revision)
     rows = _run_decode_bench(db, model, cache_dir, settings, preset, err)
     if as_json:
         print(json.dumps(rows, indent=2))

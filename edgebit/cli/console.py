@@ -19,3 +19,27 @@ def progress_bar(description: str, total: int):
                   console=err, transient=True) as progress:
         task = progress.add_task(description, total=total)
         yield lambda *_: progress.advance(task)
+
+
+@contextmanager
+def download_progress(description: str):
+    """Yields on_progress(done_bytes, total_bytes) for downloads. The bar appears on the first call only, so a
+    model already in the cache shows nothing."""
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                               TransferSpeedColumn)
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                        TimeRemainingColumn(), console=err, transient=True)
+    task = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task(description, total=total)
+        progress.update(task, completed=done, total=total)
+
+    try:
+        yield on_progress
+    finally:
+        progress.stop()

@@ -4,7 +4,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgebit.cli.options import ForceOpt, OptionalModelArg, OutputOpt, resolve_model
+from edgebit.cli.options import ForceOpt, OptionalModelArg, OutputOpt, RevisionOpt, resolve_model
 
 app = typer.Typer(help="Turn a checkpoint into an artifact whose ternary linears run on edgebit's kernels.",
                   no_args_is_help=True)
@@ -18,6 +18,7 @@ SeqOpt = Annotated[Optional[int], typer.Option(help="Longest sequence (prompt + 
 def onnx(
     model: OptionalModelArg = None,
     output: OutputOpt = ...,
+    revision: RevisionOpt = None,
     max_seq_len: SeqOpt = None,
     head: HeadOpt = "fp32",
     ops: Annotated[str, typer.Option(help="edgebit (our BitLinear op + library) or standard (ONNX Runtime's "
@@ -31,8 +32,9 @@ def onnx(
     for name, value, allowed in (("--head", head, ("fp32", "int8")), ("--ops", ops, ("edgebit", "standard"))):
         if value not in allowed:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=name)
+    checkpoint = resolve_model(model, revision)
     with err.status("exporting") as status:
-        path = targets()["onnx"](resolve_model(model), output, max_seq_len, head, ops, force,
+        path = targets()["onnx"](checkpoint, output, max_seq_len, head, ops, force,
                                  on_step=lambda what: status.update(f"exporting: {what}"))
     err.print(f"wrote {path}", markup=False)
 
@@ -41,6 +43,7 @@ def onnx(
 def executorch(
     model: OptionalModelArg = None,
     output: OutputOpt = ...,
+    revision: RevisionOpt = None,
     max_seq_len: SeqOpt = None,
     head: HeadOpt = "fp32",
     xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="Delegate the head and the attention "
@@ -61,7 +64,8 @@ def executorch(
         raise typer.BadParameter(f"{ops!r} is not one of edgebit, torchao-8da4w", param_hint="--ops")
     if ops != "edgebit" and not xnnpack:
         raise typer.BadParameter("torchao-8da4w runs on XNNPACK; drop --no-xnnpack", param_hint="--ops")
+    checkpoint = resolve_model(model, revision)
     with err.status("exporting") as status:
-        path = targets()["executorch"](resolve_model(model), output, max_seq_len, head, xnnpack, force,
+        path = targets()["executorch"](checkpoint, output, max_seq_len, head, xnnpack, force,
                                        on_step=lambda what: status.update(f"exporting: {what}"), ops=ops)
     err.print(f"wrote {path}", markup=False)

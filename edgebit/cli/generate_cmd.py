@@ -6,11 +6,12 @@ from typing import Annotated
 
 import typer
 
-from edgebit.cli.options import OptionalModelArg, RepetitionPenaltyOpt, TopKOpt, resolve_model
+from edgebit.cli.options import OptionalModelArg, RepetitionPenaltyOpt, RevisionOpt, TopKOpt, resolve_model
 
 
 def generate(
     model: OptionalModelArg = None,
+    revision: RevisionOpt = None,
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to continue.")] = "In the beginning",
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", min=1, help="Tokens to generate at most.")] = 60,
     temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy; otherwise sample at this temperature.")] = 0.0,
@@ -26,7 +27,7 @@ def generate(
     from edgebit.generate import generate as run
     from edgebit.tokenizer import load_tokenizer
 
-    path = resolve_model(model)
+    path = resolve_model(model, revision)
     tok = load_tokenizer(path)
     ids = tok.encode(prompt).ids
     ref = ReferenceBackend(path)

@@ -5,18 +5,19 @@ from typing import Annotated
 
 import typer
 
-from edgebit.cli.options import JsonOpt, OptionalModelArg, resolve_model
+from edgebit.cli.options import JsonOpt, OptionalModelArg, RevisionOpt, resolve_model
 
 
 def inspect(
     model: OptionalModelArg = None,
+    revision: RevisionOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Also run the model on a short shipped text and say whether "
-                                        "it predicts better than chance (exit 1 if not): catches a checkpoint read "
-                                        "wrongly, e.g. an inverted weight scale.")] = False,
+                                        "it predicts better than chance and better than with its weight scales "
+                                        "inverted (exit 1 if not): catches a checkpoint read wrongly.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a checkpoint's family, shapes, parameter counts, zero fractions, sizes and decode traffic."""
-    model = resolve_model(model)
+    model = resolve_model(model, revision)
     from edgebit.cli.console import err, out, progress_bar
     from edgebit.model.checkpoint import open_checkpoint
     from edgebit.model.summary import summarize

@@ -7,29 +7,35 @@ from typing import Annotated, Optional
 
 import typer
 
-ModelArg = Annotated[
-    Path,
-    typer.Argument(help="Checkpoint directory: config.json, *.safetensors (single or sharded), tokenizer.json.",
-                   show_default=False),
-]
+# MODEL is a str, not a Path: a Hugging Face Hub id (ORG/NAME) is no path, and Path would normalise "a/b/" to it.
+_MODEL_HELP = ("Checkpoint directory (config.json, *.safetensors, tokenizer.json) or Hugging Face Hub id ORG/NAME "
+               "(downloaded into the HF cache; an existing path wins)")
+ModelArg = Annotated[str, typer.Argument(help=_MODEL_HELP + ".", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for machines instead of tables.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output if it already exists.")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output directory (written atomically).")]
 OptionalModelArg = Annotated[
-    Optional[Path],
-    typer.Argument(help="Checkpoint directory (config.json, *.safetensors, tokenizer.json); default: the model "
-                        "edgebit ships.", show_default=False),
-]
+    Optional[str], typer.Argument(help=_MODEL_HELP + "; default: the model edgebit ships.", show_default=False)]
+RevisionOpt = Annotated[Optional[str], typer.Option(help="Branch, tag or commit hash of a Hub id MODEL "
+                                                         "(default: main).", show_default=False)]
 ArtifactArg = Annotated[Path, typer.Argument(help="Artifact directory made by `edgebit export`.", show_default=False)]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="Threads for the runtime (default: the runtime's choice).",
                                                    min=1, max=256)]
 
 
-def resolve_model(model: Path | None) -> Path:
-    """MODEL as given, or the model this edgebit ships when none is given."""
-    if model is not None:
-        return model
+def resolve_model(model: str | None, revision: str | None = None) -> Path:
+    """MODEL's checkpoint directory: a local path, a Hub id's snapshot in the HF cache (downloaded with a progress
+    bar if need be), or the model this edgebit ships when none is given."""
     from edgebit.errors import EdgebitError
+
+    if model is not None:
+        from edgebit.cli.console import download_progress
+        from edgebit.model.hub import resolve_checkpoint
+
+        with download_progress(f"downloading {model}") as on_progress:
+            return resolve_checkpoint(model, revision, on_progress)
+    if revision is not None:
+        raise EdgebitError("--revision: give MODEL as a Hugging Face Hub id (ORG/NAME); the shipped model has none")
 
     try:
         from edgebit.model.shipped import default_model_path

@@ -8,11 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgebit.cli.options import JsonOpt, OptionalModelArg, resolve_model
+from edgebit.cli.options import JsonOpt, OptionalModelArg, RevisionOpt, resolve_model
 
 
 def perplexity(
     model: OptionalModelArg = None,
+    revision: RevisionOpt = None,
     texts: Annotated[Optional[list[Path]], typer.Option("--text", help="Text files, split as `edgebit train` "
                                                         "splits them (repeatable).", show_default=False)] = None,
     corpus: Annotated[Optional[str], typer.Option(help="Built-in corpus 'kjv' [default when no --text].",
@@ -25,7 +26,7 @@ def perplexity(
     from edgebit.train.evaluate import heldout_perplexity
 
     kind = corpus if corpus or texts else "kjv"
-    r = heldout_perplexity(resolve_model(model), kind, list(texts or []), seq_len)
+    r = heldout_perplexity(resolve_model(model, revision), kind, list(texts or []), seq_len)
     if as_json:
         print(json.dumps(r, indent=2))
         return

@@ -6,21 +6,27 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgebit.cli.options import ArtifactArg, JsonOpt, ThreadsOpt
+from edgebit.cli.options import ArtifactArg, JsonOpt, RevisionOpt, ThreadsOpt
 
 
 def verify(
     artifact: ArtifactArg,
-    model: Annotated[Optional[Path], typer.Option(help="Source checkpoint (default: the one in manifest.json).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Source checkpoint dir or Hugging Face Hub id ORG/NAME "
+                                                      "(default: the one in manifest.json; a Hub source is found "
+                                                      "again at its commit through the HF cache).")] = None,
+    revision: RevisionOpt = None,
     threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Hold an artifact to the reference model: logit difference, top-1 agreement, perplexity. Exit 1 on failure."""
-    from edgebit.cli.console import err, out
+    from edgebit.cli.console import download_progress, err, out
+    from edgebit.verify import source_checkpoint
     from edgebit.verify import verify as run_verify
 
+    with download_progress("downloading the source checkpoint") as on_progress:
+        checkpoint = source_checkpoint(artifact, model, revision, on_progress)
     with err.status("verifying"):
-        report = run_verify(artifact, model, threads)
+        report = run_verify(artifact, checkpoint, threads)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

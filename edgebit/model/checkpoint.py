@@ -69,7 +69,10 @@ def _confined(root: Path, name, where: Path) -> Path:
         raise CheckpointError(f"{where}: weight file {name!r} must be a relative path inside {root}")
     path = root / name
     resolved = path.resolve()
-    if not resolved.is_relative_to(root.resolve()):
+    from edgebit.model.hub import cache_blobs_dir
+
+    blobs = cache_blobs_dir(root)  # a Hugging Face cache snapshot's files are links into its repo's blobs/
+    if not resolved.is_relative_to(root.resolve()) and not (blobs and resolved.is_relative_to(blobs)):
         raise CheckpointError(f"{where}: weight file {name!r} resolves to {resolved}, outside {root}")
     return path
 
