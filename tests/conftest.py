@@ -22,25 +22,28 @@ LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "lo
                "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
 
 
-def hf_model(family: str, tie: bool, seed: int):
+def hf_model(family: str, tie: bool, seed: int, dims: dict | None = None):
+    """dims: config keys merged over TINY (e.g. another hidden_size or head_dim)."""
     from transformers import BitNetConfig, BitNetForCausalLM, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
+    shape = {**TINY, **(dims or {})}
     if family == "bitnet":
-        cfg = BitNetConfig(**TINY, tie_word_embeddings=tie, hidden_act="relu2",
+        cfg = BitNetConfig(**shape, tie_word_embeddings=tie, hidden_act="relu2",
                            rope_parameters={"rope_type": "default", "rope_theta": 500000.0})
         return cfg, BitNetForCausalLM(cfg)
-    cfg = LlamaConfig(**TINY, tie_word_embeddings=tie, hidden_act="silu", rope_parameters=LLAMA3_ROPE)
+    cfg = LlamaConfig(**shape, tie_word_embeddings=tie, hidden_act="silu", rope_parameters=LLAMA3_ROPE)
     return cfg, LlamaForCausalLM(cfg)
 
 
-def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = True, seed: int = 0) -> Path:
+def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = True, seed: int = 0,
+                        dims: dict | None = None) -> Path:
     """Random masters -> `master` (float weights, transformers ternarizes online) or `packed` (uint8 codes
     packed by transformers' own pack_weights + weight_scale as its BitLinear expects)."""
     from safetensors.torch import save_file
     from transformers.integrations.bitnet import pack_weights
 
-    cfg, model = hf_model(family, tie, seed)
+    cfg, model = hf_model(family, tie, seed, dims)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for k in state:
         if "norm" in k:  # non-trivial norms, so a norm applied in the wrong place shows
@@ -64,19 +67,20 @@ def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = Tru
               metadata={"format": "pt"})
     from edgebit.tokenizer import byte_level_tokenizer
 
-    byte_level_tokenizer(TINY["vocab_size"]).save(str(directory / "tokenizer.json"))
+    byte_level_tokenizer(cfg.vocab_size).save(str(directory / "tokenizer.json"))
     return directory
 
 
 @pytest.fixture(scope="session")
 def hf_checkpoint(tmp_path_factory):
-    """hf_checkpoint(family, form, tie=True) -> a checkpoint dir, built once per session."""
+    """hf_checkpoint(family, form, tie=True, dims=None) -> a checkpoint dir, built once per session."""
     built = {}
 
-    def make(family: str, form: str, tie: bool = True) -> Path:
-        key = (family, form, tie)
+    def make(family: str, form: str, tie: bool = True, dims: dict | None = None) -> Path:
+        key = (family, form, tie, tuple(sorted((dims or {}).items())))
         if key not in built:
-            built[key] = write_hf_checkpoint(tmp_path_factory.mktemp(f"{family}-{form}-{tie}"), family, form, tie)
+            built[key] = write_hf_checkpoint(tmp_path_factory.mktemp(f"{family}-{form}-{tie}"), family, form, tie,
+                                             dims=dims)
         return built[key]
 
     return make
