@@ -23,15 +23,17 @@ LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "lo
                "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
 
 
-def hf_model(family: str, tie: bool, seed: int):
+def hf_model(family: str, tie: bool, seed: int, dims: dict | None = None):
+    """dims: config keys merged over TINY (e.g. another hidden_size or head_dim)."""
     from transformers import BitNetConfig, BitNetForCausalLM, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
+    shape = {**TINY, **(dims or {})}
     if family == "bitnet":
-        cfg = BitNetConfig(**TINY, tie_word_embeddings=tie, hidden_act="relu2",
+        cfg = BitNetConfig(**shape, tie_word_embeddings=tie, hidden_act="relu2",
                            rope_parameters={"rope_type": "default", "rope_theta": 500000.0})
         return cfg, BitNetForCausalLM(cfg)
-    cfg = LlamaConfig(**TINY, tie_word_embeddings=tie, hidden_act="silu", rope_parameters=LLAMA3_ROPE)
+    cfg = LlamaConfig(**shape, tie_word_embeddings=tie, hidden_act="silu", rope_parameters=LLAMA3_ROPE)
     return cfg, LlamaForCausalLM(cfg)
 
 
@@ -41,21 +43,22 @@ QUANT_DEFAULTS = {"packed": ("bitlinear", "offline"), "master": ("autobitlinear"
 
 def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = True, seed: int = 0,
                         linear_class: str | None = None, mode: str | None = None,
-                        use_rms_norm: bool = False) -> Path:
+                        use_rms_norm: bool = False, dims: dict | None = None) -> Path:
     """One set of random masters written the way transformers' BitNet quantization loads it:
     - `master`: float weights (autobitlinear/online: transformers ternarizes them at every forward);
     - `packed`: uint8 codes packed by transformers' own pack_weights + weight_scale, which `bitlinear` divides by
       (weight_scale = 1/mean|W|) and offline `autobitlinear` multiplies by (weight_scale = mean|W|);
     - `unpacked`: offline autobitlinear with the ternary values stored as floats (+ weight_scale = mean|W|);
     - use_rms_norm: every linear gets its own `rms_norm.weight` (K,), as quantization_config.use_rms_norm makes
-      transformers expect.
+      transformers expect;
+    - dims: shape keys merged over TINY (e.g. widths that are not a multiple of 128).
     Every combination computes the same network, so transformers' logits agree across them (tested)."""
     from safetensors.torch import save_file
     from transformers.integrations.bitnet import pack_weights
 
     default_class, default_mode = QUANT_DEFAULTS[form]
     linear_class, mode = linear_class or default_class, mode or default_mode
-    cfg, model = hf_model(family, tie, seed)
+    cfg, model = hf_model(family, tie, seed, dims)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for k in state:
         if "norm" in k:  # non-trivial norms, so a norm applied in the wrong place shows
@@ -82,21 +85,21 @@ def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = Tru
               metadata={"format": "pt"})
     from edgebit.tokenizer import byte_level_tokenizer
 
-    byte_level_tokenizer(TINY["vocab_size"]).save(str(directory / "tokenizer.json"))
+    byte_level_tokenizer(cfg.vocab_size).save(str(directory / "tokenizer.json"))
     return directory
 
 
 @pytest.fixture(scope="session")
 def hf_checkpoint(tmp_path_factory):
-    """hf_checkpoint(family, form, tie=True, **quant) -> a checkpoint dir, built once per session (quant:
-    linear_class, mode, use_rms_norm of write_hf_checkpoint)."""
+    """hf_checkpoint(family, form, tie=True, dims=None, **quant) -> a checkpoint dir, built once per session
+    (quant: linear_class, mode, use_rms_norm of write_hf_checkpoint)."""
     built = {}
 
-    def make(family: str, form: str, tie: bool = True, **quant) -> Path:
-        key = (family, form, tie, tuple(sorted(quant.items())))
+    def make(family: str, form: str, tie: bool = True, dims: dict | None = None, **quant) -> Path:
+        key = (family, form, tie, tuple(sorted((dims or {}).items())), tuple(sorted(quant.items())))
         if key not in built:
             built[key] = write_hf_checkpoint(tmp_path_factory.mktemp(f"{family}-{form}-{tie}"), family, form, tie,
-                                             **quant)
+                                             dims=dims, **quant)
         return built[key]
 
     return make
