@@ -32,7 +32,10 @@ def verify(
     else:
         t = report.thresholds
         out.print(f"artifact   {report.artifact} ({report.backend})\nreference  {report.reference}")
-        out.print(f"max |logit diff|   {report.max_abs_diff:.3g}" + (f"  (limit {t['max_abs_diff']:g})" if t["max_abs_diff"] else ""))
+        out.print(f"max |logit diff|   {report.max_abs_diff:.3g}" + (
+            f"  ({100 * report.exact_fraction:.1f}% of positions within {t['max_abs_diff']:g}, "
+            f"{report.flipped_sequences} sequence(s) with an int8 rounding flip; limits: {t['flip_bound']:g} after a "
+            f"flip, {100 * t['min_exact_fraction']:g}% exact)" if t["max_abs_diff"] else ""))
         out.print(f"top-1 agreement    {100 * report.top1_agreement:.2f}% over {report.positions_compared} positions"
                   f"  (limit {100 * t['top1_agreement']:g}%)")
         out.print(f"perplexity         reference {report.perplexity_reference:.4g}, artifact "
