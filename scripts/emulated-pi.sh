@@ -90,7 +90,7 @@ ensure_binfmt() {
 # Undo ensure_binfmt, once no instance runs and no build is in progress (we hold the lock).
 release_binfmt() {
   local d
-  for d in "$cache"/instances/*/; do [ -d "$d" ] && alive "$d" && return 0; done
+  for d in "$cache"/instances/*/ "$cache"/builds/*/; do [ -d "$d" ] && alive "$d" && return 0; done
   if [ -f "$cache/binfmt-registered-by-us" ]; then
     [ -e "$binfmt/$entry" ] && echo -1 > "$binfmt/$entry"
     rm -f "$cache/binfmt-registered-by-us"
@@ -106,6 +106,16 @@ build() {
   need debootstrap debootstrap
   need unshare util-linux
   ensure_binfmt
+  # Minutes of debootstrap: under a lock of this release's own, so that instances start and stop meanwhile. The
+  # build counts as a user of binfmt_misc (release_binfmt) while it runs.
+  mkdir -p "$cache/builds/$release"; echo $$ > "$cache/builds/$release/pid"
+  exec 8>"$cache/builds/$release.lock"
+  flock -u 9; flock 8
+  if [ ! -f "$rootfs/.edgebit-rootfs" ]; then debootstrap_rootfs; fi
+  flock 9; rm -rf "$cache/builds/$release"; flock -u 8
+}
+
+debootstrap_rootfs() {
   local mirror="${EDGEBIT_PI_MIRROR:-http://deb.debian.org/debian}" log="$cache/debootstrap-$release.log"
   echo "emulated-pi.sh: building the Debian $release arm64 rootfs in $rootfs (a few minutes, once)" >&2
   rm -rf "$rootfs.tmp"
@@ -113,7 +123,7 @@ build() {
   # when it fails half-way.
   if ! unshare --mount --propagation private debootstrap --arch=arm64 --variant=minbase \
         --include=openssh-server "$release" "$rootfs.tmp" "$mirror" >"$log" 2>&1; then
-    release_binfmt
+    flock 9; rm -rf "$cache/builds/$release" "$rootfs.tmp"; release_binfmt
     die "debootstrap of Debian $release arm64 from $mirror failed: $(grep -v '^I:' "$log" | tail -n1) (log: $log)"
   fi
   # Every instance gets its own host key; downloaded .debs are not part of a device.
