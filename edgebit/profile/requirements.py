@@ -85,14 +85,16 @@ def bundle_requirements(bundle: Path) -> dict:
 
 def check_script(req: dict, target: str) -> str:
     """A POSIX sh script for the device: 'glibc X.Y' (or 'glibc none') and a 'missing SONAME' line per library the
-    dynamic loader would not find in the standard directories or ld.so's cache."""
+    dynamic loader would not find: in none of the standard directories, and not at any path ld.so's cache gives
+    for it (a cache entry alone may be stale: the file it names must exist)."""
     arch = MULTIARCH.get(target, "")
     dirs = " ".join(d for d in (f"/lib/{arch}", f"/usr/lib/{arch}") if arch) + " /lib /usr/lib /lib64 /usr/lib64"
     libs = " ".join(sorted(req["libraries"]))
     return ('v=$(getconf GNU_LIBC_VERSION 2>/dev/null) && echo "glibc ${v#glibc }" || echo "glibc none"; '
             f'for l in {libs}; do for d in {dirs}; do [ -e "$d/$l" ] && continue 2; done; '
             '[ -n "${cache+x}" ] || cache=$(/sbin/ldconfig -p 2>/dev/null || true); '
-            'case "$cache" in *"$l "*) continue;; esac; echo "missing $l"; done')
+            'for p in $(printf "%s\\n" "$cache" | awk -v l="$l" \'$1 == l { print $NF }\'); do '
+            '[ -e "$p" ] && continue 2; done; echo "missing $l"; done')
 
 
 def upgrade_hint(glibc: str) -> str:

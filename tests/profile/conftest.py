@@ -168,3 +168,66 @@ def process_tree():
 @pytest.fixture(scope="session")
 def unused_port():
     return free_port
+
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "emulated-pi.sh"
+
+
+class EmulatedPi:
+    """An instance of scripts/emulated-pi.sh: a Debian arm64 system under qemu-user with its own sshd on 127.0.0.1."""
+
+    def __init__(self, name: str, release: str):
+        self.name, self.release = name, release
+        r = subprocess.run(["bash", str(SCRIPT), "start", "--name", name, "--release", release], capture_output=True,
+                           text=True, timeout=1200)
+        if r.returncode != 0:
+            pytest.fail(f"emulated-pi.sh start failed: {r.stderr.strip()}")
+        info = dict(line.split("=", 1) for line in r.stdout.split())
+        self.device, self.port = info["EDGEBIT_PI_DEVICE"], int(info["EDGEBIT_PI_PORT"])
+        self.ssh_config, self.key = Path(info["EDGEBIT_PI_SSH_CONFIG"]), Path(info["EDGEBIT_PI_KEY"])
+        self.known_hosts, self.pid = Path(info["EDGEBIT_PI_KNOWN_HOSTS"]), int(info["EDGEBIT_PI_PID"])
+
+    def sh(self, command: str, check: bool = True, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+        """`command` in a shell on the device, over ssh as its root."""
+        r = subprocess.run(["ssh", "-F", str(self.ssh_config), "127.0.0.1", command], capture_output=True, text=True,
+                           timeout=timeout, **kw)
+        assert not check or r.returncode == 0, (command, r.stderr)
+        return r
+
+    def scp(self, *paths: Path, dest: str = "") -> None:
+        r = subprocess.run(["scp", "-F", str(self.ssh_config), "-rq", *map(str, paths), f"127.0.0.1:{dest}"],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+
+    def runners(self) -> list[str]:
+        """Command lines of the edgebit-runner processes alive on the device (its own PID namespace). The kernel
+        shows each emulated program behind its interpreter ("qemu-aarch64-static PROGRAM ARGS")."""
+        out = self.sh("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f 2>/dev/null; echo; done").stdout
+        return [l for l in out.splitlines() if any(t.endswith("/edgebit-runner") for t in l.split(" ")[:2])]
+
+    def stop(self) -> None:
+        subprocess.run(["bash", str(SCRIPT), "stop", "--name", self.name], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def emulated_pi(require):
+    """emulated_pi(release="bookworm") -> a started EmulatedPi (one per release for the session; the rootfs is built
+    once into ~/.cache/edgebit/emulated-pi, minutes, and reused). Missing tools skip, or fail under CI."""
+    started: dict[str, EmulatedPi] = {}
+
+    def get(release: str = "bookworm") -> EmulatedPi:
+        if release not in started:
+            if os.geteuid() != 0:
+                if os.environ.get("CI") == "true":
+                    pytest.fail("the emulated Pi needs root (debootstrap, chroot, mounts); CI runs as root")
+                pytest.skip("the emulated Pi needs root")
+            for tool, package in (("debootstrap", "debootstrap"), ("qemu-aarch64-static", "qemu-user-static"),
+                                  ("unshare", "util-linux"), ("ssh-keygen", "openssh-client"),
+                                  ("aarch64-linux-gnu-g++", "g++-aarch64-linux-gnu")):
+                require(tool, f"the emulated Raspberry Pi needs it: apt install {package}")
+            started[release] = EmulatedPi(f"pytest-{os.getpid()}-{release}", release)
+        return started[release]
+
+    yield get
+    for pi in started.values():
+        pi.stop()
