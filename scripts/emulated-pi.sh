@@ -23,6 +23,7 @@
 #   deletes its overlay. The last instance to stop also undoes what start did to binfmt_misc (mount, registration).
 #
 # Everything lives under ${EDGEBIT_CACHE_DIR:-~/.cache/edgebit}/emulated-pi. Errors: one line, exit 2.
+# EDGEBIT_PI_MIRROR: the Debian mirror (default http://deb.debian.org/debian); EDGEBIT_PI_QEMU: qemu-aarch64-static.
 set -euo pipefail
 
 die() { echo "emulated-pi.sh: $*" >&2; exit 2; }
@@ -46,7 +47,7 @@ cache="${EDGEBIT_CACHE_DIR:-$HOME/.cache/edgebit}/emulated-pi"
 rootfs="$cache/rootfs-$release-arm64"
 inst="$cache/instances/$name"
 binfmt=/proc/sys/fs/binfmt_misc
-qemu=/usr/bin/qemu-aarch64-static
+qemu="${EDGEBIT_PI_QEMU:-/usr/bin/qemu-aarch64-static}"  # a static qemu: it runs inside chroots
 entry=edgebit-qemu-aarch64
 # ELF64, little-endian, e_machine EM_AARCH64: the magic and mask Debian's qemu-user-static registers.
 magic='\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
@@ -84,17 +85,17 @@ ensure_binfmt() {
   binfmt_ready && return 0
   printf ':%s:M::%s:%s:%s:F' "$entry" "$magic" "$mask" "$qemu" > "$binfmt/register" 2>/dev/null ||
     die "cannot register qemu-aarch64 with binfmt_misc ($binfmt/register refused it)"
-  touch "$cache/binfmt-registered-by-us"
 }
 
 # Undo ensure_binfmt, once no instance runs and no build is in progress (we hold the lock).
 release_binfmt() {
   local d
   for d in "$cache"/instances/*/ "$cache"/builds/*/; do [ -d "$d" ] && alive "$d" && return 0; done
-  if [ -f "$cache/binfmt-registered-by-us" ]; then
-    [ -e "$binfmt/$entry" ] && echo -1 > "$binfmt/$entry"
-    rm -f "$cache/binfmt-registered-by-us"
-  fi
+  # Nor while any program runs through qemu (an instance of another cache dir, say): binfmt_misc is machine-wide.
+  local q e; q="$(readlink -f "$qemu")"
+  for e in /proc/[0-9]*/exe; do [ "$(readlink "$e" 2>/dev/null)" = "$q" ] && return 0; done
+  # The entry's name is this script's alone: whichever cache dir registered it, it goes with the last user.
+  if [ -e "$binfmt/$entry" ]; then echo -1 > "$binfmt/$entry"; fi
   if [ -f "$cache/binfmt-mounted-by-us" ]; then
     umount "$binfmt" 2>/dev/null || true
     rm -f "$cache/binfmt-mounted-by-us"

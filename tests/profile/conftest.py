@@ -209,25 +209,42 @@ class EmulatedPi:
         subprocess.run(["bash", str(SCRIPT), "stop", "--name", self.name], capture_output=True, timeout=120)
 
 
-@pytest.fixture(scope="session")
+def pi_prerequisites(require) -> None:
+    """Root and the tools the emulated Pi needs: a skip without them, a failure under CI."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the emulated Pi needs root (debootstrap, chroot, mounts); CI runs as root")
+        pytest.skip("the emulated Pi needs root")
+    for tool, package in (("debootstrap", "debootstrap"), ("qemu-aarch64-static", "qemu-user-static"),
+                          ("unshare", "util-linux"), ("ssh-keygen", "openssh-client"),
+                          ("aarch64-linux-gnu-g++", "g++-aarch64-linux-gnu")):
+        require(tool, f"the emulated Raspberry Pi needs it: apt install {package}")
+
+
+@pytest.fixture(scope="module")
 def emulated_pi(require):
-    """emulated_pi(release="bookworm") -> a started EmulatedPi (one per release for the session; the rootfs is built
-    once into ~/.cache/edgebit/emulated-pi, minutes, and reused). Missing tools skip, or fail under CI."""
+    """emulated_pi(release="bookworm") -> a started EmulatedPi, one per release for the test module, stopped after
+    it. The rootfs is built once into ~/.cache/edgebit/emulated-pi (minutes) and reused; an instance starts in
+    seconds, a pristine copy of it."""
     started: dict[str, EmulatedPi] = {}
 
     def get(release: str = "bookworm") -> EmulatedPi:
         if release not in started:
-            if os.geteuid() != 0:
-                if os.environ.get("CI") == "true":
-                    pytest.fail("the emulated Pi needs root (debootstrap, chroot, mounts); CI runs as root")
-                pytest.skip("the emulated Pi needs root")
-            for tool, package in (("debootstrap", "debootstrap"), ("qemu-aarch64-static", "qemu-user-static"),
-                                  ("unshare", "util-linux"), ("ssh-keygen", "openssh-client"),
-                                  ("aarch64-linux-gnu-g++", "g++-aarch64-linux-gnu")):
-                require(tool, f"the emulated Raspberry Pi needs it: apt install {package}")
+            pi_prerequisites(require)
             started[release] = EmulatedPi(f"pytest-{os.getpid()}-{release}", release)
         return started[release]
 
     yield get
     for pi in started.values():
         pi.stop()
+
+
+@pytest.fixture(scope="session")
+def pi_rootfs(require) -> Path:
+    """The cached bookworm rootfs of scripts/emulated-pi.sh, built if missing; no instance started."""
+    pi_prerequisites(require)
+    r = subprocess.run(["bash", str(SCRIPT), "build"], capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        pytest.fail(f"emulated-pi.sh build failed: {r.stderr.strip()}")
+    cache = Path(os.environ.get("EDGEBIT_CACHE_DIR") or Path.home() / ".cache" / "edgebit")
+    return cache / "emulated-pi" / "rootfs-bookworm-arm64"
