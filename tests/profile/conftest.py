@@ -248,3 +248,22 @@ def pi_rootfs(require) -> Path:
         pytest.fail(f"emulated-pi.sh build failed: {r.stderr.strip()}")
     cache = Path(os.environ.get("EDGEBIT_CACHE_DIR") or Path.home() / ".cache" / "edgebit")
     return cache / "emulated-pi" / "rootfs-bookworm-arm64"
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "edgebit" / "data" / "models" / "bitnet-kjv-small"
+# The shipped model has no chat template; this one ends a turn with its EOS, "</s>".
+CHAT_TEMPLATE = ("{% for message in messages %}{{ message['role'] | capitalize + ': ' + message['content'] | trim"
+                 " + '</s>' }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def pi_artifacts(tmp_path_factory, cli):
+    """The shipped model exported to ONNX and .pte, and to ONNX with a chat template (context 96: quick)."""
+    d = tmp_path_factory.mktemp("pi-artifacts")
+    chat_model = shutil.copytree(SHIPPED, d / "chat-model")
+    config = json.loads((chat_model / "tokenizer_config.json").read_text())
+    (chat_model / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": CHAT_TEMPLATE}))
+    for args in (["onnx", "-o", d / "onnx"], ["executorch", "-o", d / "pte"], ["onnx", chat_model, "-o", d / "chat"]):
+        r = cli("export", *args, "--max-seq-len", "96", timeout=900)
+        assert r.returncode == 0, r.stderr
+    return {"onnx": d / "onnx", "pte": d / "pte", "chat": d / "chat"}

@@ -4,34 +4,14 @@ arm64 under qemu-user as a Cortex-A76, sshd with its own host key): `edgebit bun
 and run there (text and chat, equal to this machine's), and first contact with the device's host key."""
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-
-SHIPPED = Path(__file__).resolve().parents[2] / "edgebit" / "data" / "models" / "bitnet-kjv-small"
-# The shipped model has no chat template; this one ends a turn with its EOS, "</s>".
-CHAT_TEMPLATE = ("{% for message in messages %}{{ message['role'] | capitalize + ': ' + message['content'] | trim"
-                 " + '</s>' }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}")
 
 
 @pytest.fixture(scope="module")
 def pi(emulated_pi):
     return emulated_pi("bookworm")
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory, cli):
-    """The shipped model exported to ONNX and .pte, and to ONNX with a chat template (context 96: quick)."""
-    d = tmp_path_factory.mktemp("pi-artifacts")
-    chat_model = shutil.copytree(SHIPPED, d / "chat-model")
-    config = json.loads((chat_model / "tokenizer_config.json").read_text())
-    (chat_model / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": CHAT_TEMPLATE}))
-    for args in (["onnx", "-o", d / "onnx"], ["executorch", "-o", d / "pte"], ["onnx", chat_model, "-o", d / "chat"]):
-        r = cli("export", *args, "--max-seq-len", "96", timeout=900)
-        assert r.returncode == 0, r.stderr
-    return {"onnx": d / "onnx", "pte": d / "pte", "chat": d / "chat"}
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +24,8 @@ def arm_bundle(tmp_path_factory, cli):
     return out
 
 
-def test_profile_onnx_and_pte_over_ssh(pi, artifacts, arm_bundle, cli, tmp_path):
-    args = ["profile", artifacts["onnx"], artifacts["pte"], "--device", pi.device, "--ssh-config", pi.ssh_config,
+def test_profile_onnx_and_pte_over_ssh(pi, pi_artifacts, arm_bundle, cli, tmp_path):
+    args = ["profile", pi_artifacts["onnx"], pi_artifacts["pte"], "--device", pi.device, "--ssh-config", pi.ssh_config,
             "--threads", "1", "--prompt-len", "16", "--gen-len", "8", "--runs", "2", "--warmup", "0",
             "--json", tmp_path / "p.json", "--report", tmp_path / "p.html"]
     r = cli(*args, timeout=900)
@@ -77,17 +57,17 @@ def test_profile_onnx_and_pte_over_ssh(pi, artifacts, arm_bundle, cli, tmp_path)
     assert stamp() == before
 
 
-def test_runner_by_hand_text_and_chat_equal_this_machines(pi, artifacts, arm_bundle, cli, tmp_path):
+def test_runner_by_hand_text_and_chat_equal_this_machines(pi, pi_artifacts, arm_bundle, cli, tmp_path):
     """What the README tells a Pi owner: copy the bundle and an artifact over, run bin/edgebit-runner there."""
     from edgebit.profile.bundle import build_bundle
 
     pi.sh("rm -rf /root/by-hand && mkdir /root/by-hand")
-    pi.scp(arm_bundle, artifacts["onnx"], artifacts["pte"], artifacts["chat"], dest="/root/by-hand/")
+    pi.scp(arm_bundle, pi_artifacts["onnx"], pi_artifacts["pte"], pi_artifacts["chat"], dest="/root/by-hand/")
     prompt = "And God said"
     for art in ("onnx", "pte"):
         on_pi = pi.sh(f"by-hand/bundle/bin/edgebit-runner by-hand/{art} --prompt '{prompt}' --max-new-tokens 24 "
                       "--threads 1", timeout=300)
-        here = cli("run", artifacts[art], "--prompt", prompt, "--max-new-tokens", "24", "--threads", "1")
+        here = cli("run", pi_artifacts[art], "--prompt", prompt, "--max-new-tokens", "24", "--threads", "1")
         assert here.returncode == 0, here.stderr
         assert on_pi.stdout == here.stdout and len(on_pi.stdout) > 40, (art, on_pi.stdout, here.stdout)
         assert "decode 24 tokens" in on_pi.stderr
@@ -95,21 +75,21 @@ def test_runner_by_hand_text_and_chat_equal_this_machines(pi, artifacts, arm_bun
     turns = "Who made the heaven?\nAnd then?\n"
     on_pi = pi.sh("by-hand/bundle/bin/edgebit-runner by-hand/chat --chat --json --max-new-tokens 12 --threads 1",
                   input=turns, timeout=300)
-    here = subprocess.run([build_bundle("host").runner, artifacts["chat"], "--chat", "--json", "--max-new-tokens",
+    here = subprocess.run([build_bundle("host").runner, pi_artifacts["chat"], "--chat", "--json", "--max-new-tokens",
                            "12", "--threads", "1"], input=turns, capture_output=True, text=True, timeout=300)
     assert here.returncode == 0, here.stderr
     pick = lambda out: [{k: t[k] for k in ("prompt_ids", "generated_ids", "text")} for t in map(json.loads, out.splitlines())]
     assert pick(on_pi.stdout) == pick(here.stdout) and len(pick(here.stdout)) == 2
 
 
-def test_first_contact_with_the_pis_host_key(pi, artifacts, cli, tmp_path):
+def test_first_contact_with_the_pis_host_key(pi, pi_artifacts, cli, tmp_path):
     """An unknown host is refused until trusted; --accept-new-host-key trusts it once and records its key, which
     is then checked as any known host's."""
     known = tmp_path / "known_hosts"
     config = tmp_path / "ssh_config"
     config.write_text(f"Host 127.0.0.1\n  IdentityFile {pi.key}\n  IdentitiesOnly yes\n"
                       f"  UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n")
-    args = ["profile", artifacts["onnx"], "--device", pi.device, "--ssh-config", config, "--threads", "1",
+    args = ["profile", pi_artifacts["onnx"], "--device", pi.device, "--ssh-config", config, "--threads", "1",
             "--prompt-len", "4", "--gen-len", "2", "--runs", "1", "--warmup", "0"]
     r = cli(*args, timeout=300)
     assert r.returncode == 2 and "host key" in r.stderr and "--accept-new-host-key" in r.stderr, r.stderr

@@ -22,11 +22,8 @@ def pi(emulated_pi):
 
 
 @pytest.fixture(scope="module")
-def onnx_art(tmp_path_factory, cli):
-    out = tmp_path_factory.mktemp("pi-faults") / "onnx"
-    r = cli("export", "onnx", "-o", out, "--max-seq-len", "64", timeout=900)
-    assert r.returncode == 0, r.stderr
-    return out
+def onnx_art(pi_artifacts):
+    return pi_artifacts["onnx"]
 
 
 def profile_args(art, device, pi, *extra):
