@@ -305,7 +305,8 @@ class SshTransport(Transport):
     def _no_space(self, local: Path, what: str) -> str:
         where = self.base if self.base.startswith("/") else f"~/{self.base}"
         port = f":{self.port}" if self.port != 22 else ""
-        return (f"{self.name}: {where} on the device {what} ({local.name}): free space there, or push elsewhere "
+        pushed = "the bundle" if (local / "bundle.json").is_file() else local.name
+        return (f"{self.name}: {where} on the device {what} ({pushed}): free space there, or push elsewhere "
                 f"with ssh://{self.dest}{port}//a/dir/with/space")
 
     def run(self, argv: list[str], timeout: float) -> Result:
