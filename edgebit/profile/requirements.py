@@ -115,7 +115,8 @@ def glibc_message(device: str, have: str | None, need: str, needed_by: str, targ
         return (f"{device}: the device has no glibc (getconf GNU_LIBC_VERSION failed); the {target} bundle runs on "
                 "glibc Linux systems such as Raspberry Pi OS and Debian")
     what = f"is {have}, older than" if have else "is older than"
-    return f"{device}: the device's glibc {what} the {need} the {target} bundle needs ({needed_by}): {upgrade_hint(need)}"
+    return (f"{device}: the device's glibc {what} the {need} the {target} bundle needs ({needed_by}): "
+            f"{upgrade_hint(need)}")
 
 
 def check_output(device: str, output: str, req: dict, target: str) -> str | None:
