@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$cmd" in build|start|stop|status) ;; *) die "usage: $0 build|start|stop|status [--release R] [--name N] [--port P]" ;; esac
-case "$release" in bookworm|bullseye|trixie) ;; *) die "--release $release: one of bookworm, bullseye, trixie" ;; esac
+case "$release" in bookworm|bullseye) ;; *) die "--release $release: bookworm (Raspberry Pi OS 12) or bullseye (11)" ;; esac
 [[ "$name" =~ ^[A-Za-z0-9_.-]+$ ]] || die "--name $name: letters, digits, '.', '_' and '-' only"
 [ -z "$port" ] || [[ "$port" =~ ^[0-9]+$ ]] || die "--port $port: not a port number"
 
@@ -78,7 +78,7 @@ ensure_binfmt() {
   [ -x "$qemu" ] || die "$qemu not found: apt install qemu-user-static (it runs the Pi's arm64 programs)"
   if [ ! -e "$binfmt/status" ]; then
     mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null ||
-      die "binfmt_misc is not available: 'mount -t binfmt_misc binfmt_misc $binfmt' failed (needs a kernel with CONFIG_BINFMT_MISC and root outside a restricted container)"
+      die "binfmt_misc is not available: 'mount -t binfmt_misc binfmt_misc $binfmt' failed (the kernel needs CONFIG_BINFMT_MISC; a container must be allowed to mount it)"
     touch "$cache/binfmt-mounted-by-us"
   fi
   grep -qx enabled "$binfmt/status" || die "binfmt_misc is disabled: echo 1 > $binfmt/status"

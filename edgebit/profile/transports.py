@@ -236,7 +236,7 @@ class SshTransport(Transport):
             if "Host key verification failed" in r.stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in r.stderr:
                 msg = (f"host key of {self.host}:{self.port} is unknown or changed; check it and add it to "
                        "known_hosts (ssh-keyscan), or pass --accept-new-host-key to trust a new host on first use")
-            elif any(x in r.stderr for x in LOST):
+            elif what != "connecting" and any(x in r.stderr for x in LOST):
                 raise DeviceError(f"{self.name}: connection lost while {what} ({msg}); edgebit stops what it "
                                   "started on the device when the connection drops: check the device's network "
                                   "and power, then rerun")
@@ -288,11 +288,6 @@ class SshTransport(Transport):
                    3600, self.name)
         if scp.returncode != 0:
             self._ssh(f"rm -rf {q(tmp)}", 30)  # best effort: a torn copy never stays (nor is it ever reused)
-            if "No space left" in scp.stderr or "Disk quota" in scp.stderr:
-                raise DeviceError(self._no_space(local, "filled up during the push"))
-            if "File too large" in scp.stderr:
-                raise DeviceError(f"{self.name}: a file-size limit on the device (ulimit -f) stopped the push of "
-                                  f"{local.name}: raise it for {self.user or 'this user'} there")
             raise DeviceError(f"{self.name}: scp of {local} failed (device disk full or connection lost?): "
                               f"{_last_line(scp.stderr)}")
         r = self._check(self._ssh(seal_command(tmp, remote, listing), 600), "finishing the push")
