@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -23,4 +24,10 @@ def bundle(
 
     runtimes = tuple(r.strip() for v in runtime for r in v.split(",") if r.strip())
     b = write_bundle(target, Path(output), force=force, log=lambda m: err.print(m), runtimes=runtimes)
-    out.print(f"{b.path}: {b.target} bundle; on the device: {b.path.name}/bin/edgebit-runner ARTIFACT --prompt TEXT")
+    out.print(f"{b.path}: {b.target} bundle; on the device: {b.path.name}/bin/edgebit-runner ARTIFACT --prompt TEXT",
+              markup=False)
+    req = json.loads((b.path / "bundle.json").read_text()).get("requires")
+    if req:
+        packages = sorted({pkg for pkg, _ in req["libraries"].values() if pkg})
+        out.print(f"the device needs glibc {req['glibc']} or newer and {', '.join(packages)} "
+                  "(Raspberry Pi OS / Debian package names)", markup=False)
