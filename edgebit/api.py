@@ -231,4 +231,22 @@ def bundle(output: str | Path, target: Target | str = Target.HOST, *,
 
 
 __all__ = ["Head", "OnnxOps", "PteOps", "Target", "Runtime", "Inspection", "RunResult", "resolve_model", "inspect",
-           "check_plausibility", "export_onnx", "export_executorch", "verify", "run", "profile", "bundle"]
+           "check_plausibility", "export_onnx", "export_executorch", "verify", "run", "profile", "bundle", "quickstart", "doctor"]
+
+
+def quickstart(output: str | Path, model: str | Path | None = None, *, force: bool = False, on_step=None,
+               on_progress=None):
+    """The whole mission on MODEL (default: the shipped model): export ONNX and .pte, verify both, text from the
+    native runner, profile locally and on emulated aarch64, JSON + HTML report (edgebit.quickstart)."""
+    from edgebit.quickstart import quickstart as run_quickstart
+
+    return run_quickstart(output, model, force=force, on_step=on_step or (lambda step: None),
+                          on_progress=on_progress or (lambda what: None))
+
+
+def doctor() -> list:
+    """What this machine can do and lacks for each thing edgebit does (edgebit.doctor.Check: area, name, ok,
+    detail, fix)."""
+    from edgebit.doctor import checks
+
+    return checks()
