@@ -34,7 +34,7 @@ def onnx(
     with err.status("exporting") as status:
         path = export_onnx(checkpoint, output, max_seq_len=max_seq_len, head=head, ops=ops, force=force,
                            on_step=lambda what: status.update(f"exporting: {what}"))
-    err.print(f"wrote {path}", markup=False)
+    _report(path)
 
 
 @app.command("executorch")
@@ -63,4 +63,17 @@ def executorch(
     with err.status("exporting") as status:
         path = export_executorch(checkpoint, output, max_seq_len=max_seq_len, head=head, xnnpack=xnnpack, ops=ops,
                                  force=force, on_step=lambda what: status.update(f"exporting: {what}"))
+    _report(path)
+
+
+def _report(path) -> None:
+    """The artifact written, and each way a runner would read its tokenizer differently (exporters/tokenizer_compat)."""
+    import json
+
+    from rich.markup import escape
+
+    from edgebit.cli.console import err
+
     err.print(f"wrote {path}", markup=False)
+    for line in json.loads((path / "manifest.json").read_text()).get("tokenizer_warnings", []):
+        err.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
