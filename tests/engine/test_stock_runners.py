@@ -7,21 +7,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 PROMPT = "And God said"
 NEW = 16
 
-ET_RUNNER = """
-import ctypes, json, os, sys
-art, prompt, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
-ctypes.CDLL(os.path.join(art, "libedgebit_executorch.so"), mode=ctypes.RTLD_GLOBAL)
-runner = TextLLMRunner(os.path.join(art, "program.pte"), os.path.join(art, "tokenizer.json"))
-pieces, stats = [], []
-runner.generate(prompt, GenerationConfig(echo=False, max_new_tokens=n, temperature=0.0),
-                token_callback=pieces.append, stats_callback=stats.append)
-print(json.dumps({"pieces": pieces, "prompt_tokens": stats[0].num_prompt_tokens}))
-"""
+ET_RUNNER = Path(__file__).parents[1] / "executorch" / "text_llm_runner_probe.py"
 
 
 def _onnxruntime_genai(art) -> tuple[list[int], list[int]]:
@@ -55,7 +46,7 @@ def test_four_runners_generate_the_same_tokens_from_text(shipped_artifacts, runn
     prompt, tokens = _onnxruntime_genai(art)
     assert prompt == ours["prompt_ids"] and tokens == ours["generated_ids"][:len(tokens)] and len(tokens) >= NEW - 1
 
-    out = subprocess.run([sys.executable, "-c", ET_RUNNER, str(pte), PROMPT, str(NEW)], capture_output=True,
+    out = subprocess.run([sys.executable, str(ET_RUNNER), str(pte), PROMPT, str(NEW)], capture_output=True,
                          text=True, timeout=300, env={**os.environ})
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
