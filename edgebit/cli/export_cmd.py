@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -68,4 +69,27 @@ def executorch(
     with err.status("exporting") as status:
         path = targets()["executorch"](checkpoint, output, max_seq_len, head, xnnpack, force,
                                        on_step=lambda what: status.update(f"exporting: {what}"), ops=ops)
+    err.print(f"wrote {path}", markup=False)
+
+
+@app.command("gguf")
+def gguf(
+    model: OptionalModelArg = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .gguf file (written to a temp name and "
+                                         "renamed when complete).")] = ...,
+    revision: RevisionOpt = None,
+    qtype: Annotated[str, typer.Option("--type", help="Ternary block type: tq2_0 (2.06 bits a weight, llama.cpp's "
+                                                      "fastest) or tq1_0 (1.69 bits).")] = "tq2_0",
+    force: ForceOpt = False,
+) -> None:
+    """Export to GGUF for llama.cpp: ternary linears bit-exact, tokenizer and chat template carried."""
+    from edgebit.cli.console import err
+    from edgebit.exporters import targets
+
+    if qtype not in ("tq2_0", "tq1_0"):
+        raise typer.BadParameter(f"{qtype!r} is not one of tq2_0, tq1_0", param_hint="--type")
+    checkpoint = resolve_model(model, revision)
+    with err.status("exporting") as status:
+        path = targets()["gguf"](checkpoint, output, qtype, force,
+                                 on_step=lambda what: status.update(f"exporting: {what}"))
     err.print(f"wrote {path}", markup=False)
