@@ -63,10 +63,11 @@ def quantize_i2_s(values: np.ndarray) -> np.ndarray:
     flat = values.reshape(-1).astype(np.float64)
     scale = np.abs(flat).max()
     q8 = np.where(np.abs(flat) < 1e-6, 1, np.where(flat * scale > 0, 2, 0)).astype(np.uint8)
+    # for each block i of 128 and j in 0..127: out[i*32 + j%32] |= q8[i*128 + j] << (6 - 2*(j/32))
+    groups = q8.reshape(-1, 4, 32)  # (block, j // 32, j % 32)
+    packed = (groups[:, 0] << 6) | (groups[:, 1] << 4) | (groups[:, 2] << 2) | groups[:, 3]
     out = np.zeros(flat.size // 4 + 32, dtype=np.uint8)
-    for i in range(flat.size // 128):
-        for j in range(128):
-            out[i * 32 + j % 32] |= q8[i * 128 + j] << (6 - 2 * (j // 32))
+    out[: flat.size // 4] = packed.reshape(-1)
     out[flat.size // 4: flat.size // 4 + 4] = np.array([scale], dtype=np.float32).view(np.uint8)
     return out
 

@@ -67,6 +67,9 @@ def _vocab(model: Path, cfg) -> Callable:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise EdgebitError(f"{path}: not valid JSON ({e})") from None
     pre, add_prefix = gguf_pre_tokenizer(tok, path)
+    if not (tok.get("model") or {}).get("merges"):
+        raise EdgebitError(f"{path}: model.merges is empty; llama.cpp loads a BPE vocabulary only with its merges "
+                           "(tokenizer.ggml.merges), and GGUF has no empty arrays")
     tokens, types = gguf_tokens(tok, cfg.vocab_size, path)
 
     def write(w) -> None:

@@ -129,8 +129,9 @@ class GgufCheckpoint:
                                       f"order), got {info.type_name}{list(info.ne)}")
         for g in t:
             if g not in want:
-                raise CheckpointError(f"{self.path}: unexpected tensor '{g}' for a {self.file.kv['general.architecture']} "
-                                      f"model with {cfg.num_layers} layers")
+                arch = self.file.kv["general.architecture"]
+                raise CheckpointError(f"{self.path}: unexpected tensor '{g}' for a {arch} model with "
+                                      f"{cfg.num_layers} layers")
 
 
 def _norm_size(cfg: ModelConfig, gname: str) -> int:

@@ -241,15 +241,16 @@ class GGUFFile:
         return int(value)
 
     def _tensor_positions(self, pos: int, count: int):
-        """Yields the start of each tensor info (their length depends on the name and n_dims)."""
+        """Yields the start of each tensor info once all of it is known to lie inside the file."""
         for i in range(count):
-            yield pos
+            start = pos
             _, pos = self._string(pos, f"tensor #{i} name", MAX_NAME)
             n_dims, pos = self._unpack("I", pos, f"tensor #{i} n_dims")
             if not 1 <= n_dims <= MAX_DIMS:
                 raise self._fail(f"tensor #{i}: n_dims {n_dims} is outside 1..{MAX_DIMS}")
-            pos += 8 * n_dims + 4 + 8
-            self._need(pos - 12 - 8 * n_dims, 8 * n_dims + 12, f"tensor #{i} info")
+            self._need(pos, 8 * n_dims + 12, f"tensor #{i} info")
+            pos += 8 * n_dims + 12
+            yield start
         self._info_end = pos
 
     def _tensor_info(self, pos: int):

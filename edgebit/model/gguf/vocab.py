@@ -1,7 +1,8 @@
 """A GGUF file's embedded tokenizer <-> tokenizer.json (HF tokenizers), for byte-level BPE ("gpt2") vocabularies.
 
 GGUF keeps tokenizer.ggml.{model, pre, tokens, token_type, merges, bos/eos/eot_token_id, add_bos_token,
-add_space_prefix, chat_template}. llama.cpp chooses its pre-tokenizer regex by the `pre` name (llama-vocab.cpp);
+add_space_prefix} and tokenizer.chat_template. llama.cpp chooses its pre-tokenizer regex by the `pre` name
+(llama-vocab.cpp);
 edgebit maps the two regexes its engine implements (GPT-2's and Llama 3's, runtime_ops/engine/pretokenize.cpp) and
 refuses the rest by name, as it refuses SentencePiece ("llama") vocabularies: the engine runs byte-level BPE only.
 """
@@ -99,12 +100,15 @@ def tokenizer_from_gguf(g) -> tuple[str, dict]:
         def seq(x: str) -> list[str]:
             return ([tokens[specials["bos"]]] if add_bos else []) + [x] + ([tokens[specials["eos"]]] if add_eos else [])
 
-        tok.post_processor = processors.TemplateProcessing(
-            single=seq("$A"), pair=seq("$A") + seq("$B"), special_tokens=[(tokens[specials[n]], specials[n]) for n in used])
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": add_bos, "add_eos_token": add_eos}
+        tok.post_processor = processors.TemplateProcessing(single=seq("$A"), pair=seq("$A") + seq("$B"),
+                                                           special_tokens=[(tokens[specials[n]], specials[n])
+                                                                           for n in used])
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": add_bos}
+    if add_eos:
+        config["add_eos_token"] = True
     for name, tid in specials.items():
         config[f"{name}_token"] = tokens[tid]
-    template = g.kv.get(K + "chat_template")
+    template = g.kv.get("tokenizer.chat_template")
     if isinstance(template, str) and template.strip():
         config["chat_template"] = template
     return tok.to_str(), config
