@@ -18,6 +18,7 @@ Embedding and head keep their stored precision (BF16, F16 or F32); norms are F32
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -227,6 +228,9 @@ def export_gguf(model: Path, output: Path, qtype: str = "tq2_0", force: bool = F
 
     _F32 = np.dtype(np.float32)
     step = on_step or (lambda what: None)
+    # gguf logs its converter chatter (e.g. TemplateProcessing pairs it does not parse) as warnings; what edgebit
+    # could not carry is checked and refused above it, so only errors are worth a user's screen.
+    logging.getLogger("gguf").setLevel(logging.ERROR)
     if qtype not in TYPES:
         raise EdgebitError(f"--type: {qtype!r} is not one of {', '.join(TYPES)}")
     q = getattr(gguf.GGMLQuantizationType, TYPES[qtype])

@@ -140,7 +140,7 @@ def test_inspect_shows_the_same_parameter_counts(gguf_checkpoint, tmp_path, cli)
     assert b["weight_form"] == "gguf" and b["path"] == str(path.resolve())
 
 
-@pytest.mark.parametrize("qtype", ["TQ2_0", "I2_S"])
+@pytest.mark.parametrize("qtype", ["TQ1_0", "TQ2_0", "I2_S"])
 def test_onnx_export_of_the_gguf_generates_the_same_tokens(qtype, gguf_checkpoint, tmp_path, cli):
     src = gguf_checkpoint("bitnet", "packed")
     path = write_gguf(src, tmp_path / "m.gguf", qtype, scales="tensor")
@@ -197,3 +197,35 @@ def test_one_bit_llm_as_bitnet_architecture(onebit_checkpoint, tmp_path):
             assert torch.equal(ca, cb)
             assert abs(float(ga) - float(gb)) <= 1e-7 * float(ga)  # the converter's 1 / (1 / mean|W|)
         assert torch.equal(a.read("lm_head.weight").half(), b.read("lm_head.weight"))
+
+
+def test_unconvertible_tokenizer_is_named_where_text_is_needed(gguf_checkpoint, tmp_path, cli):
+    """A GGUF whose tokenizer edgebit cannot run (here: SentencePiece) still inspects and exports; the commands that
+    need text say which metadata key is the problem."""
+    import gguf
+
+    from gguf_files import write_gguf
+
+    path = write_gguf(gguf_checkpoint("bitnet", "packed"), tmp_path / "m.gguf", "TQ2_0", tokenizer=False)
+    spm = tmp_path / "spm.gguf"
+    r = gguf.GGUFReader(path)
+    w = gguf.GGUFWriter(spm, "bitnet-25")
+    for name, f in r.fields.items():
+        if not name.startswith("GGUF.") and name != "general.architecture":
+            sub = f.types[-1] if f.types[0] == gguf.GGUFValueType.ARRAY else None
+            w.add_key_value(name, f.contents(), f.types[0], sub)
+    w.add_tokenizer_model("llama")
+    w.add_token_list([f"<0x{i:02X}>" for i in range(300)])
+    for t in r.tensors:
+        w.add_tensor(t.name, t.data, raw_dtype=t.tensor_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    assert cli("inspect", spm).returncode == 0
+    for args in (("inspect", spm, "--check"), ("generate", spm, "--prompt", "x")):
+        r = cli(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert "tokenizer.ggml.model" in r.stderr and "'llama'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert cli("export", "onnx", spm, "-o", tmp_path / "art", "--max-seq-len", "32").returncode == 0
+    assert not (tmp_path / "art" / "tokenizer.json").exists()
