@@ -229,3 +229,42 @@ def test_unconvertible_tokenizer_is_named_where_text_is_needed(gguf_checkpoint, 
         assert "tokenizer.ggml.model" in r.stderr and "'llama'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert cli("export", "onnx", spm, "-o", tmp_path / "art", "--max-seq-len", "32").returncode == 0
     assert not (tmp_path / "art" / "tokenizer.json").exists()
+
+
+@pytest.mark.parametrize("theta,head_dim,rope", [
+    (500000.0, 128, dict(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=8192)),
+    (500000.0, 32, dict(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=64)),
+    (10000.0, 16, dict(factor=4.0, low_freq_factor=1.0, high_freq_factor=1.5, original_max_position_embeddings=32)),
+])
+def test_llama3_rope_recovered_from_llama_cpps_factors(theta, head_dim, rope):
+    """Llama 3.1's own parameters (many smoothed frequencies), the test fixture's (one) and a case with none: the
+    parameters edgebit recovers from convert_hf_to_gguf's rope_freqs give the same frequencies."""
+    from types import SimpleNamespace
+
+    from gguf_files import llama3_rope_factors
+
+    from edgebit.model.config import RopeConfig
+    from edgebit.model.gguf.arch import rope_config
+    from edgebit.model.reference import rope_inv_freq
+
+    factors = llama3_rope_factors({**rope, "rope_theta": theta}, theta, head_dim)
+    g = SimpleNamespace(kv={"general.architecture": "llama"}, path="x.gguf")
+    got = rope_config(g, theta, head_dim, factors)
+    want = RopeConfig(theta, "llama3", rope["factor"], rope["low_freq_factor"], rope["high_freq_factor"],
+                      rope["original_max_position_embeddings"])
+    torch.testing.assert_close(rope_inv_freq(head_dim, got), rope_inv_freq(head_dim, want), rtol=1e-6, atol=0)
+
+
+def test_a_directory_holding_one_gguf_is_a_model(gguf_checkpoint, tmp_path, cli):
+    """A GGUF repo snapshot (one .gguf, no config.json) is a MODEL; two .gguf files are refused by name."""
+    import shutil
+
+    from gguf_files import write_gguf
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    write_gguf(gguf_checkpoint("bitnet", "packed"), repo / "ggml-model-i2_s.gguf", "I2_S")
+    assert cli("inspect", repo).returncode == 0
+    shutil.copy(repo / "ggml-model-i2_s.gguf", repo / "ggml-model-tq2_0.gguf")
+    r = cli("inspect", repo)
+    assert r.returncode == 2 and "2 GGUF files" in r.stderr and "give the one" in r.stderr
