@@ -137,25 +137,23 @@ def _plan(ckpt, cfg, arch: str, q) -> list[Item]:
     G = gguf.GGMLQuantizationType
     items: list[Item] = []
 
-    def add_float(hf: str, gname: str, keep_precision: bool) -> None:
-        shape = (cfg.vocab_size, cfg.hidden_size) if keep_precision else None
+    def read_bits(hf: str):
+        import torch
 
-        def produce():
-            import torch
+        t = ckpt.read(hf)
+        if t.dtype in (torch.bfloat16, torch.float16):
+            return t.contiguous().view(-1).view(torch.uint8).numpy()  # the stored bits, unconverted
+        return t.float().contiguous().numpy().reshape(-1)
 
-            t = ckpt.read(hf)
-            if keep_precision and t.dtype in (torch.bfloat16, torch.float16):
-                return t.contiguous().view(-1).view(torch.uint8).numpy()  # the stored bits, unconverted
-            return t.float().contiguous().numpy().reshape(-1)
+    def add_table(hf: str, gname: str) -> None:  # embedding or head, in its stored precision
+        kind = _stored_type(ckpt, hf)
+        items.append(Item(gname, (cfg.vocab_size, cfg.hidden_size), getattr(G, kind),
+                          cfg.vocab_size * cfg.hidden_size * (4 if kind == "F32" else 2), lambda: read_bits(hf)))
 
-        if keep_precision:
-            kind = _stored_type(ckpt, hf)
-            items.append(Item(gname, shape, getattr(G, kind), cfg.vocab_size * cfg.hidden_size * (4 if kind == "F32"
-                              else 2), produce))
-        else:
-            n = cfg.q_size if "attn_sub_norm" in gname else (cfg.intermediate_size if "ffn_sub_norm" in gname
-                                                             else cfg.hidden_size)
-            items.append(Item(gname, (n,), G.F32, 4 * n, produce))
+    def add_norm(hf: str, gname: str) -> None:  # F32, as llama.cpp wants every 1-D tensor
+        n = cfg.q_size if "attn_sub_norm" in gname else (
+            cfg.intermediate_size if "ffn_sub_norm" in gname else cfg.hidden_size)
+        items.append(Item(gname, (n,), G.F32, 4 * n, lambda: ckpt.read(hf).float().contiguous().numpy()))
 
     def add_linear(hf: str, n: int, k: int) -> None:
         gname = names[hf] + ".weight"
@@ -184,25 +182,25 @@ def _plan(ckpt, cfg, arch: str, q) -> list[Item]:
             return out
 
         items.append(Item(gname, (n, k), q, n * k // block * type_size, produce))
-        if arch == "bitnet":
+        if arch == "bitnet":  # written right after its linear, whose produce() has set the gamma
             items.append(Item(names[hf] + ".scale", (1,), G.F32, 4,
                               lambda: np.array([gamma_box["gamma"]], dtype=np.float32)))
 
-    add_float("model.embed_tokens.weight", "token_embd.weight", True)
-    add_float("model.norm.weight", "output_norm.weight", False)
+    add_table("model.embed_tokens.weight", "token_embd.weight")
+    add_norm("model.norm.weight", "output_norm.weight")
     if not cfg.tie_word_embeddings:
-        add_float("lm_head.weight", "output.weight", True)
+        add_table("lm_head.weight", "output.weight")
     if cfg.rope.kind == "llama3":
         factors = A.llama3_factors(cfg.rope, cfg.head_dim)
         items.append(Item(A.ROPE_FREQS, factors.shape, G.F32, factors.nbytes, lambda: factors))
     for i in range(cfg.num_layers):
         p = layer_prefix(i)
         for norm in ("input_layernorm", "post_attention_layernorm"):
-            add_float(p + norm + ".weight", names[p + norm + ".weight"], False)
+            add_norm(p + norm + ".weight", names[p + norm + ".weight"])
         if cfg.sub_norms:
             for which in (0, 1):
                 hf = sub_norm_tensor(cfg, i, which)
-                add_float(hf, names[hf], False)
+                add_norm(hf, names[hf])
         for linear in LINEARS:
             add_linear(p + linear, *linear_shape(cfg, linear))
     return items
