@@ -78,8 +78,8 @@ def gguf(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .gguf file (written to a temp name and "
                                          "renamed when complete).")] = ...,
     revision: RevisionOpt = None,
-    qtype: Annotated[str, typer.Option("--type", help="Ternary block type: tq2_0 (2.06 bits a weight, llama.cpp's "
-                                                      "fastest) or tq1_0 (1.69 bits).")] = "tq2_0",
+    qtype: Annotated[str, typer.Option("--type", help="Ternary block type: tq2_0 (2.06 bits a weight) "
+                                                      "or tq1_0 (1.69 bits).")] = "tq2_0",
     force: ForceOpt = False,
 ) -> None:
     """Export to GGUF for llama.cpp: ternary linears bit-exact, tokenizer and chat template carried."""
