@@ -15,7 +15,7 @@ import torch
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
-PROMPT = [0, 37, 212, 9, 150, 44, 88, 123, 61, 7, 230, 19]
+PROMPT = [0] + np.random.default_rng(0).integers(3, 300, size=47).tolist()
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +56,9 @@ def test_llama_cpp_runs_the_export(family, qtype, gguf_checkpoint, tmp_path):
         gguf_checkpoint(family, "packed")
     path = export_gguf(src, tmp_path / "m.gguf", qtype)
     diff, top1, corr = compare(reference_logits(src, PROMPT), llama_cpp_logits(path, PROMPT))
-    assert corr > 0.999 and top1 >= 0.9 and diff < 0.05
+    # Random weights leave near-ties that the two activation quantizations resolve differently (measured: 0.98 of
+    # 48 positions agree for bitnet, 0.94 for llama; logits correlate 0.9995+ either way, 0.72 for a wrong file).
+    assert corr > 0.999 and top1 >= 0.75 and diff < 0.05
 
 
 def test_rows_left_in_hf_order_break_llama(gguf_checkpoint, tmp_path):
@@ -79,3 +81,24 @@ def test_rows_left_in_hf_order_break_llama(gguf_checkpoint, tmp_path):
     del reader
     _, _, corr = compare(reference_logits(src, PROMPT), llama_cpp_logits(path, PROMPT))
     assert corr < 0.99
+
+
+def test_llama_cpp_tokenizes_like_the_checkpoint(gguf_checkpoint, tmp_path):
+    """A Llama 3-style tokenizer (BitNet 2B4T's kind) exported with the model: llama.cpp's own tokenizer gives the
+    checkpoint's ids, and the chat template and BOS/EOS arrive. (A ByteLevel tokenizer with add_prefix_space, as
+    `edgebit train` makes, differs in llama.cpp on the first word only: its BPE tokenizer adds no prefix space.)"""
+    import json
+
+    from tokenizers import Tokenizer
+
+    from edgebit.exporters.gguf.export import export_gguf
+
+    src = gguf_checkpoint("bitnet", "packed", tokenizer="llama3")
+    path = export_gguf(src, tmp_path / "m.gguf", "tq2_0")
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, verbose=False, n_threads=1, n_gpu_layers=0)
+    ours = Tokenizer.from_file(str(src / "tokenizer.json"))
+    for text in ["And God said, Let there be light", "numbers 1234567 and  two spaces\n\nnew lines", "ünïcödé!"]:
+        assert llm.tokenize(text.encode(), add_bos=True) == ours.encode(text).ids, text
+    template = json.loads((src / "tokenizer_config.json").read_text())["chat_template"]
+    assert llm.metadata["tokenizer.chat_template"] == template
+    assert (llm.token_bos(), llm.token_eos()) == (0, 1)
