@@ -37,7 +37,11 @@ def gguf_view(path: Path) -> Path:
     dest = cache_root() / "gguf" / f"{real.stem[:48]}-{key[:16]}"
     if (dest / SOURCE).is_file() and (dest / WEIGHTS).resolve() == real:
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"{dest.parent}: cannot create the GGUF view of {real} ({e.strerror}); set "
+                              "EDGEBIT_CACHE_DIR to a writable directory") from None
     with GGUFFile(real) as g, atomic_output_dir(dest, force=True) as tmp:
         (tmp / WEIGHTS).symlink_to(real)
         from edgebit.model.gguf.vocab import tokenizer_from_gguf
