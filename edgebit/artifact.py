@@ -71,8 +71,9 @@ def read_manifest(artifact_dir: str | Path, check_files: bool = True) -> dict:
         raise ArtifactError(f"{path}: artifact format v{manifest.get('format_version')}, this edgebit reads "
                             f"v{FORMAT_VERSION}; re-export the model with this version")
     if manifest.get("layout_version") != LAYOUT_VERSION:
-        raise ArtifactError(f"{path}: weight layout v{manifest.get('layout_version')}, this edgebit reads "
-                            f"v{LAYOUT_VERSION}; re-export the model with this version")
+        # v1 artifacts (K a multiple of 128, unpadded rows) come from an edgebit before layout v2 (docs/weight-layout.md).
+        raise ArtifactError(f"{path}: packed weight layout v{manifest.get('layout_version')}, but this edgebit reads "
+                            f"layout v{LAYOUT_VERSION} only; re-export the model with this version")
     if not check_files:
         return manifest
     for name in manifest.get("files", {}):

@@ -19,10 +19,21 @@ PROMPTS = [
 ]
 DECODE_STEPS = 8
 
-# (ops, head) -> limits. Our op is exact up to float summation order; an int8 head or ONNX Runtime's
-# MatMulNBits (which requantizes activations per block) trade a little accuracy, bounded here.
+# (ops, head) -> limits. With edgebit's op (fp32 head) the artifact computes the reference's arithmetic: its
+# ternary products are integer-exact, and only the float ops around them (norms, attention, softmax) round
+# differently from PyTorch's in the last bit. Where an activation sits on a half-step of the per-token int8
+# quantization, that last bit sends it to the neighbouring integer (a flip), which moves the logits by ~1e-2..1e-1
+# from that position on (its keys and values stay in the cache); it happens on a fraction of checkpoints in every
+# runtime (docs/verify.md). So the exact path is held to: logits within max_abs_diff (0.25) everywhere (a wrong
+# scale convention or family moves them by units), top-1 (a flip may swap a near-tie) and perplexity (1e-3; a
+# norm a few percent off moves it more); and verify reports how much was exact: the positions before each
+# sequence's first difference over EXACT_BOUND, and the sequences that had one. An int8 head or ONNX Runtime's
+# MatMulNBits (which requantizes activations per block) trade a little accuracy by design, bounded by top-1 and
+# perplexity only.
+EXACT_BOUND = 1e-3
+EXACT = {"max_abs_diff": 0.25, "top1_agreement": 0.99, "perplexity_rel_diff": 1e-3}
 THRESHOLDS = {
-    ("edgebit", "fp32"): {"max_abs_diff": 1e-3, "top1_agreement": 1.0, "perplexity_rel_diff": 1e-3},
+    ("edgebit", "fp32"): EXACT,
     ("edgebit", "int8"): {"max_abs_diff": None, "top1_agreement": 0.9, "perplexity_rel_diff": 0.05},
     ("standard", "fp32"): {"max_abs_diff": None, "top1_agreement": 0.9, "perplexity_rel_diff": 0.05},
     ("standard", "int8"): {"max_abs_diff": None, "top1_agreement": 0.85, "perplexity_rel_diff": 0.1},
@@ -30,13 +41,29 @@ THRESHOLDS = {
     ("torchao-8da4w", "fp32"): {"max_abs_diff": None, "top1_agreement": 0.85, "perplexity_rel_diff": 0.1},
     ("torchao-8da4w", "int8"): {"max_abs_diff": None, "top1_agreement": 0.85, "perplexity_rel_diff": 0.1},
 }
-# ExecuTorch's CPU kernels (portable/optimized and XNNPACK) round differently from PyTorch's in the last bit
-# (mean, pow, softmax, matmul: measured on random rows). An activation that sits that close to a rounding
-# boundary of the per-token int8 quantization then lands on the neighbouring integer, and that one step moves
-# the logits by ~1e-2. Top-1 and perplexity stay bounded as for the exact path; the logit bound does not hold.
-TARGET_THRESHOLDS = {
-    ("executorch", "edgebit", "fp32"): {"max_abs_diff": None, "top1_agreement": 1.0, "perplexity_rel_diff": 1e-3},
-}
+
+
+class _Sequences:
+    """Per-position logit differences of the compared sequences, split at each sequence's first flip."""
+
+    def __init__(self, bound: float):
+        self.bound = bound
+        self.exact = self.total = self.flipped_sequences = 0
+        self.max_abs = 0.0
+        self.diverged = False
+
+    def start(self) -> None:
+        self.diverged = False
+
+    def add(self, ref: np.ndarray, art: np.ndarray) -> None:
+        for d in np.abs(ref - art).max(-1):
+            d = float(d)
+            if not self.diverged and d > self.bound:
+                self.diverged = True
+                self.flipped_sequences += 1
+            self.exact += not self.diverged
+            self.total += 1
+            self.max_abs = max(self.max_abs, d)
 
 
 @dataclass
@@ -47,6 +74,8 @@ class VerifyReport:
     prompts: int
     positions_compared: int
     max_abs_diff: float
+    exact_fraction: float  # positions (prompts, decode steps and the text) within EXACT_BOUND, before any flip
+    flipped_sequences: int  # sequences whose logits left EXACT_BOUND at some position (an int8 rounding flip)
     top1_agreement: float
     perplexity_reference: float
     perplexity_artifact: float
@@ -109,33 +138,34 @@ def verify(artifact_dir: Path, model: str | Path | None = None, threads: int | N
     tokenizer = load_tokenizer(artifact_dir) if (Path(artifact_dir) / "tokenizer.json").is_file() else None
     prompts, text = _token_prompts(tokenizer, artifact.vocab_size, artifact.max_seq_len)
 
-    max_abs, agree, compared = 0.0, 0, 0
+    kind = (manifest.get("ops", "edgebit"), manifest.get("head", "fp32"))
+    limits = THRESHOLDS[kind]
+    seqs = _Sequences(EXACT_BOUND)
+    agree, compared = 0, 0
     for prompt in prompts:
         reference.reset()
         artifact.reset()
+        seqs.start()
         ref, art = reference.forward(prompt), artifact.forward(prompt)
         for _ in range(DECODE_STEPS + 1):
-            max_abs = max(max_abs, float(np.abs(ref - art).max()))
+            seqs.add(ref, art)
             agree += int((ref.argmax(-1) == art.argmax(-1)).sum())
             compared += ref.shape[0]
             token = int(ref[-1].argmax())  # both follow the reference's tokens, so positions stay aligned
             ref, art = reference.forward([token]), artifact.forward([token])
     reference.reset()
     artifact.reset()
-    ppl_ref = _perplexity(reference.forward(text), text)
-    ppl_art = _perplexity(artifact.forward(text), text)
+    seqs.start()
+    ref_text, art_text = reference.forward(text), artifact.forward(text)
+    seqs.add(ref_text, art_text)
+    ppl_ref, ppl_art = _perplexity(ref_text, text), _perplexity(art_text, text)
     rel = abs(ppl_art - ppl_ref) / ppl_ref
-    kind = (manifest.get("ops", "edgebit"), manifest.get("head", "fp32"))
-    limits = TARGET_THRESHOLDS.get((manifest.get("target"), *kind), THRESHOLDS[kind])
-    if (manifest.get("config") or {}).get("quant", {}).get("use_rms_norm"):
-        # A norm in front of every linear: seven more places per layer where the runtime's last-bit rounding of
-        # RMSNorm can flip an int8 activation (docs/verify.md): no logit bound, and a flip may swap a near-tie.
-        limits = {**limits, "max_abs_diff": None, "top1_agreement": min(limits["top1_agreement"], 0.99)}
-    passed = (limits["max_abs_diff"] is None or max_abs <= limits["max_abs_diff"]) \
-        and agree / compared >= limits["top1_agreement"] and rel <= limits["perplexity_rel_diff"]
+    logits_ok = limits["max_abs_diff"] is None or seqs.max_abs <= limits["max_abs_diff"]
+    passed = logits_ok and agree / compared >= limits["top1_agreement"] and rel <= limits["perplexity_rel_diff"]
     plausible = None
     if tokenizer is not None:
         plausible = assess(ppl_ref, reference.vocab_size, len(text), inverted_perplexity(reference.model.w, text))
         plausible = plausible.to_dict()
-    return VerifyReport(str(artifact_dir), str(model), artifact.name, len(prompts), compared, max_abs,
-                        agree / compared, ppl_ref, ppl_art, rel, limits, passed, plausible)
+    return VerifyReport(str(artifact_dir), str(model), artifact.name, len(prompts), compared, seqs.max_abs,
+                        seqs.exact / seqs.total, seqs.flipped_sequences, agree / compared, ppl_ref, ppl_art, rel, limits,
+                        passed, plausible)

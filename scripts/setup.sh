@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian/Ubuntu machine for edgebit: the system tools the C++ build, the emulated-ARM tests and
-# the device-profiling tests need (apt: sshd for the loopback ssh test, adb for its no-device path, the JDK for
+# the device-profiling tests need (apt: sshd for the loopback ssh test, adb for its no-device path, debootstrap +
+# qemu-user-static + binfmt-support for the emulated Raspberry Pi of scripts/emulated-pi.sh, the JDK for
 # android_demo/test-on-jvm.sh, clang-14 + libFuzzer for the fuzz targets in runtime_ops/fuzz), then edgebit itself
 # with its test extras (pip; builds runtime_ops/ with CMake).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(cmake g++ g++-aarch64-linux-gnu qemu-user openssh-client openssh-server adb bible-kjv bible-kjv-text
-              default-jdk-headless clang-14 libclang-rt-14-dev)
+              default-jdk-headless clang-14 libclang-rt-14-dev debootstrap debian-archive-keyring qemu-user-static
+              binfmt-support)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

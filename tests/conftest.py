@@ -28,16 +28,17 @@ LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "lo
 
 
 def hf_model(family: str, tie: bool, seed: int, dims: dict | None = None, hidden_act: str = "relu2"):
-    """dims: overrides of TINY (e.g. hidden_size=256 for GGUF's 256-weight TQ blocks); hidden_act: BitNet's."""
+    """dims: config keys merged over TINY (e.g. another hidden_size or head_dim, or K a multiple of 256 for
+    GGUF's TQ blocks); hidden_act: BitNet's FFN activation."""
     from transformers import BitNetConfig, BitNetForCausalLM, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    sizes = {**TINY, **(dims or {})}
+    shape = {**TINY, **(dims or {})}
     if family == "bitnet":
-        cfg = BitNetConfig(**sizes, tie_word_embeddings=tie, hidden_act=hidden_act,
+        cfg = BitNetConfig(**shape, tie_word_embeddings=tie, hidden_act=hidden_act,
                            rope_parameters={"rope_type": "default", "rope_theta": 500000.0})
         return cfg, BitNetForCausalLM(cfg)
-    cfg = LlamaConfig(**sizes, tie_word_embeddings=tie, hidden_act="silu", rope_parameters=LLAMA3_ROPE)
+    cfg = LlamaConfig(**shape, tie_word_embeddings=tie, hidden_act="silu", rope_parameters=LLAMA3_ROPE)
     return cfg, LlamaForCausalLM(cfg)
 
 
@@ -54,7 +55,8 @@ def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = Tru
       (weight_scale = 1/mean|W|) and offline `autobitlinear` multiplies by (weight_scale = mean|W|);
     - `unpacked`: offline autobitlinear with the ternary values stored as floats (+ weight_scale = mean|W|);
     - use_rms_norm: every linear gets its own `rms_norm.weight` (K,), as quantization_config.use_rms_norm makes
-      transformers expect.
+      transformers expect;
+    - dims: shape keys merged over TINY (e.g. widths that are not a multiple of 128).
     Every combination computes the same network, so transformers' logits agree across them (tested)."""
     from safetensors.torch import save_file
     from transformers.integrations.bitnet import pack_weights
@@ -94,15 +96,15 @@ def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = Tru
 
 @pytest.fixture(scope="session")
 def hf_checkpoint(tmp_path_factory):
-    """hf_checkpoint(family, form, tie=True, **options) -> a checkpoint dir, built once per session (options:
-    linear_class, mode, use_rms_norm, dims, hidden_act of write_hf_checkpoint)."""
+    """hf_checkpoint(family, form, tie=True, dims=None, **quant) -> a checkpoint dir, built once per session
+    (quant: linear_class, mode, use_rms_norm, hidden_act of write_hf_checkpoint)."""
     built = {}
 
-    def make(family: str, form: str, tie: bool = True, **quant) -> Path:
-        key = (family, form, tie, repr(sorted(quant.items())))
+    def make(family: str, form: str, tie: bool = True, dims: dict | None = None, **quant) -> Path:
+        key = (family, form, tie, tuple(sorted((dims or {}).items())), repr(sorted(quant.items())))
         if key not in built:
             built[key] = write_hf_checkpoint(tmp_path_factory.mktemp(f"{family}-{form}-{tie}"), family, form, tie,
-                                             **quant)
+                                             dims=dims, **quant)
         return built[key]
 
     return make
@@ -231,3 +233,76 @@ def onebit_checkpoint(tmp_path_factory):
         return built[key]
 
     return make
+
+
+class _QuantTrace:
+    """The int8 codes x_q of every ternary linear input, in call order, from transformers' BitNet modules (a hook
+    quantizes each module's input by BitNet's rule) and from edgebit's reference (its own quantize_activations)."""
+
+    def __init__(self):
+        self.hf, self.ours = [], []
+
+    @staticmethod
+    def codes(x):
+        from edgebit.quant.ternary import quantize_activations
+
+        return quantize_activations(x.float())[0]
+
+
+@pytest.fixture
+def transformers_parity(monkeypatch):
+    """transformers_parity(hf_model, ref_model, ids, steps, tol=1e-4): prefill `ids` and decode `steps` greedy
+    tokens through both, comparing logits position by position. Two float implementations of the same arithmetic
+    round differently in the last bit, and where an int8 activation sits on a rounding half-step that sends it
+    to the neighbouring integer (a flip): from that position on (its keys and values stay in the cache) the logits
+    may move by ~1e-2 (and then many later activations differ a little). So: every position before the first
+    flip within `tol`; after it within 0.5 (an inverted scale or a misplaced norm moves them by several units); the
+    first flip a single activation off by one step in one linear (a rounding, not a different computation).
+    Returns the number of positions compared before the first flip."""
+    import edgebit.model.reference as reference
+    from transformers.integrations.bitnet import AutoBitLinear, BitLinear
+
+    trace = _QuantTrace()
+    original = reference.quantize_activations
+
+    def recording(x):
+        x_q, s = original(x)
+        trace.ours.append(x_q)
+        return x_q, s
+
+    monkeypatch.setattr(reference, "quantize_activations", recording)
+
+    def check(hf, ref, ids, steps: int, tol: float = 1e-4) -> int:
+        def hook(module, args):
+            x = args[0] if module.rms_norm is None else module.rms_norm(args[0])
+            trace.hf.append(_QuantTrace.codes(x))
+
+        handles = [m.register_forward_pre_hook(hook) for m in hf.modules() if isinstance(m, (AutoBitLinear, BitLinear))]
+        try:
+            flipped, exact_positions = False, 0
+            past, cache, token = None, ref.new_cache(ids.shape[0], ids.shape[1] + steps + 1), ids
+            for _ in range(steps + 1):
+                trace.hf.clear()
+                trace.ours.clear()
+                with torch.no_grad():
+                    out = hf(token, cache=past, use_cache=True)
+                mine = ref.forward(token, cache)
+                assert len(trace.hf) == len(trace.ours) > 0
+                differ = torch.zeros(token.shape, dtype=torch.bool)
+                for a, b in zip(trace.hf, trace.ours):
+                    if not flipped and not bool(differ.any()) and bool((a != b).any()):
+                        # the first flip: one code, one step apart, in one row
+                        assert int((a != b).sum()) == 1 and (a - b).abs().max().item() == 1, (a != b).nonzero()
+                    differ |= (a != b).any(-1)
+                diff = (out.logits - mine).abs().amax(-1)  # (B, T)
+                for t in range(token.shape[1]):
+                    flipped = flipped or bool(differ[:, t].any())
+                    assert diff[:, t].max().item() <= (0.5 if flipped else tol), (t, diff[:, t], flipped)
+                    exact_positions += not flipped
+                past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            return exact_positions
+        finally:
+            for h in handles:
+                h.remove()
+
+    return check

@@ -127,12 +127,19 @@ def cached_export(cache_dir: Path, checkpoint: Path, checkpoint_key: str, source
     return path, time.perf_counter() - t0
 
 
+def _blocks(k: int) -> int:
+    """128-weight blocks a row of k weights takes: edgebit's packed rows and MatMulNBits both pad K to them."""
+    return -(-k // 128)
+
+
 def bytes_per_token(cfg, name: str, head: str, context: float) -> dict:
     """Bytes one decoded token reads at a context of `context` cached positions, as each artifact stores its
     weights: ternary linears at 2 bits a weight plus their scales (edgebit: one fp32 per output channel;
     MatMulNBits: one per 128-weight block; torchao 8da4w: 4 bits a weight), the head (tied: the embedding table) at 4 bytes or 1 byte a weight
     plus scales (ONNX's MatMulNBits bits=8: per 128-block; the .pte's XNNPACK int8: per row), and the fp32 KV
     cache. Norms, RoPE rows and the embedding row gathered are under 0.1% and left out."""
+    from edgebit.quant.packing import packed_row_bytes
+
     h, v = cfg.hidden_size, cfg.vocab_size
     shapes = [(cfg.q_size + 2 * cfg.kv_size, h), (h, cfg.q_size), (2 * cfg.intermediate_size, h),
               (h, cfg.intermediate_size)]  # (N, K) per layer: qkv, o, gate_up, down
@@ -141,12 +148,12 @@ def bytes_per_token(cfg, name: str, head: str, context: float) -> dict:
         if name == "pte-torchao":  # XNNPACK's blockwise int4: half a byte a weight + a bf16 scale per 32
             body += n * k // 2 + 2 * (n * k // 32)
         else:
-            body += n * k // 4 + 4 * (n * k // 128 if name == BASELINE else n)
+            body += n * packed_row_bytes(k) + 4 * (n * _blocks(k) if name == BASELINE else n)
     body *= cfg.num_layers
     if head == "fp32":
         head_bytes = 4 * v * h
     else:  # ONNX: MatMulNBits bits=8, an fp32 scale per 128; the .pte programs: XNNPACK int8, one per row
-        head_bytes = v * h + 4 * (v if name.startswith("pte") else v * h // 128)
+        head_bytes = v * h + 4 * v if name.startswith("pte") else v * _blocks(h) * (128 + 4)
     kv = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 4 * context
     return {"weights": body + head_bytes, "ternary": body, "head": head_bytes, "kv_cache": int(kv)}
 

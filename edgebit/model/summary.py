@@ -11,7 +11,7 @@ import torch
 
 from edgebit.model.checkpoint import LINEARS, Checkpoint, layer_prefix, linear_shape
 from edgebit.model.weights import ternary_codes
-from edgebit.quant.packing import LAYOUT_VERSION
+from edgebit.quant.packing import LAYOUT_VERSION, packed_row_bytes
 
 BF16_BYTES = 2
 GAMMA_BYTES = 4  # one fp32 gamma per ternary tensor
@@ -74,7 +74,9 @@ def summarize(ckpt: Checkpoint, on_layer: Callable[[int], None] | None = None) -
         if on_layer:
             on_layer(i)
 
-    packed_body = ternary // 4 + GAMMA_BYTES * len(LINEARS) * cfg.num_layers
+    # Packed rows hold whole 128-weight blocks (layout v2 pads K), so a width like 8640 stores a little more.
+    packed_per_layer = sum(n * packed_row_bytes(k) for n, k in shapes.values())
+    packed_body = packed_per_layer * cfg.num_layers + GAMMA_BYTES * len(LINEARS) * cfg.num_layers
     norm_bytes = BF16_BYTES * (cfg.hidden_size + norms_per_layer * cfg.num_layers)
     return Summary(
         path=str(ckpt.path),

@@ -18,13 +18,13 @@ import torch
 from edgebit.errors import CheckpointError, LayoutError
 from edgebit.model.checkpoint import LINEARS, Checkpoint, layer_prefix, linear_shape, open_checkpoint, sub_norm_tensor
 from edgebit.model.config import ModelConfig
-from edgebit.quant.packing import codes_to_layout, hf_unpack_codes
+from edgebit.quant.packing import codes_to_layout, hf_unpack_codes, packed_row_bytes
 from edgebit.quant.ternary import absmean_ternarize
 
 
 @dataclass
 class TernaryWeight:
-    packed: torch.Tensor  # uint8 [N, K/4], layout v1 (edgebit/quant/packing.py)
+    packed: torch.Tensor  # uint8 [N, ceil(K/128)*32], layout v2 (edgebit/quant/packing.py)
     gamma: torch.Tensor  # fp32 0-dim: y = (x_q . W_t) / s * gamma
     out_features: int
     in_features: int
@@ -133,7 +133,7 @@ def ternary_codes(ckpt: Checkpoint, name: str) -> tuple[torch.Tensor, torch.Tens
 
 
 def load_ternary(ckpt: Checkpoint, name: str, shape: tuple[int, int], out: torch.Tensor | None = None) -> TernaryWeight:
-    """One linear's weight in edgebit's layout, written into `out` ([N, K/4] uint8) when given."""
+    """One linear's weight in edgebit's layout (v2), written into `out` ([N, ceil(K/128)*32] uint8) when given."""
     n, k = shape
     quant = ckpt.config.quant
     codes, gamma = ternary_codes(ckpt, name)
@@ -170,7 +170,7 @@ def load_weights(ckpt: Checkpoint, on_tensor: Callable[[str], None] | None = Non
     tick = on_tensor or (lambda name: None)
     # All packed weights live in one arena allocated up front: kept tensors interleaved with freed
     # per-tensor temporaries would fragment the heap and hold peak memory well above what is kept.
-    per_layer = sum(n * k // 4 for n, k in (linear_shape(cfg, name) for name in LINEARS))
+    per_layer = sum(n * packed_row_bytes(k) for n, k in (linear_shape(cfg, name) for name in LINEARS))
     arena = torch.empty(per_layer * cfg.num_layers, dtype=torch.uint8)
     offset = 0
     layers = []
@@ -179,8 +179,8 @@ def load_weights(ckpt: Checkpoint, on_tensor: Callable[[str], None] | None = Non
         lin = {}
         for linear in LINEARS:
             n, k = linear_shape(cfg, linear)
-            out = arena[offset : offset + n * k // 4].view(n, k // 4)
-            offset += n * k // 4
+            out = arena[offset : offset + n * packed_row_bytes(k)].view(n, packed_row_bytes(k))
+            offset += n * packed_row_bytes(k)
             lin[linear.split(".")[1]] = load_ternary(ckpt, p + linear, (n, k), out)
             release_free_memory()
             tick(p + linear)

@@ -84,10 +84,22 @@ def quantize_rows(x):
     return x_q, s
 
 
+def _check_packed(packed, n: int, k: int, what: str) -> None:
+    """The C entry points trust the packed buffer's size (N * ceil(K/128)*32 bytes, layout v2): checked here."""
+    from edgebit.quant.packing import LAYOUT_VERSION, packed_row_bytes
+
+    if tuple(packed.shape) != (n, packed_row_bytes(k)):
+        raise KernelError(f"{what}: K={k} needs packed ({n}, {packed_row_bytes(k)}) (layout v{LAYOUT_VERSION}: "
+                          f"ceil(K/128)*32 bytes a row), got {tuple(packed.shape)}")
+
+
 def ternary_gemm_i32(x_q, packed, n: int, k: int, threads: int = 1):
     import torch
 
     x_q = x_q.contiguous()
+    if x_q.shape[1] != k:
+        raise KernelError(f"ternary_gemm_i32: x_q has {x_q.shape[1]} features, K is {k}")
+    _check_packed(packed, n, k, "ternary_gemm_i32")
     acc = torch.empty(x_q.shape[0], n, dtype=torch.int32)
     t = _threads(threads)
     _check(lib().edgebit_ternary_gemm_i32(x_q.data_ptr(), x_q.shape[0], packed.contiguous().data_ptr(), n, k,
@@ -103,6 +115,7 @@ def ternary_linear(x, w, threads: int = 1):
     m, k = x.shape
     if k != w.in_features:
         raise KernelError(f"ternary_linear: x has {k} features, the weight expects {w.in_features}")
+    _check_packed(w.packed, w.out_features, k, "ternary_linear")
     y = torch.empty(m, w.out_features)
     t = _threads(threads)
     _check(lib().edgebit_ternary_linear_f32(x.data_ptr(), m, k, w.packed.contiguous().data_ptr(), w.out_features,
@@ -111,7 +124,7 @@ def ternary_linear(x, w, threads: int = 1):
 
 
 def ternary_linear_channels(x, packed, gamma, threads: int = 1):
-    """fp32 (M, K) -> (M, N) with packed uint8 (N, K/4) and one fp32 scale per output channel, gamma (N,):
+    """fp32 (M, K) -> (M, N) with packed uint8 (N, ceil(K/128)*32) and one fp32 scale per output channel, gamma (N,):
     the entry point the ONNX Runtime op calls (q/k/v or gate/up concatenated along N)."""
     import torch
 
@@ -119,9 +132,9 @@ def ternary_linear_channels(x, packed, gamma, threads: int = 1):
     m, k = x.shape
     n = packed.shape[0]
     gamma = gamma.contiguous().float()
-    if packed.shape[1] * 4 != k or gamma.shape != (n,):
-        raise KernelError(f"ternary_linear_channels: x (M, {k}) needs packed ({n}, {k // 4}) and gamma ({n},), "
-                          f"got packed {tuple(packed.shape)} and gamma {tuple(gamma.shape)}")
+    _check_packed(packed, n, k, "ternary_linear_channels")
+    if gamma.shape != (n,):
+        raise KernelError(f"ternary_linear_channels: packed ({n}, ...) needs gamma ({n},), got {tuple(gamma.shape)}")
     y = torch.empty(m, n)
     t = _threads(threads)
     _check(lib().edgebit_ternary_linear_f32_channels(x.data_ptr(), m, k, packed.contiguous().data_ptr(), n,

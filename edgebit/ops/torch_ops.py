@@ -4,7 +4,8 @@ the schema ExecuTorch programs call and libedgebit_executorch.so implements (doc
     edgebit::bitlinear(Tensor x, Tensor w_packed, Tensor gamma) -> Tensor
     edgebit::bitlinear.out(Tensor x, Tensor w_packed, Tensor gamma, *, Tensor(a!) out) -> Tensor(a!)
 
-x float32 [..., K], w_packed uint8 [N, K/4] (layout v1, K % 128 == 0), gamma float32 [N] -> float32 [..., N],
+x float32 [..., K] (any K >= 1), w_packed uint8 [N, ceil(K/128)*32] (layout v2: rows padded to whole 128-weight
+blocks), gamma float32 [N] -> float32 [..., N],
 the same semantics as the ONNX edgebit.BitLinear. The CPU implementation here IS the reference's
 ternary_linear (edgebit/model/reference.py), so it is bit-exact to it by construction; the fake kernel gives
 torch.export the output's shape. `to_executorch` swaps each call for the .out variant.
@@ -18,6 +19,7 @@ import torch
 
 from edgebit.model.reference import ternary_linear
 from edgebit.model.weights import TernaryWeight
+from edgebit.quant.packing import LAYOUT_VERSION, packed_row_bytes
 
 NAMESPACE = "edgebit"
 OP = "bitlinear"
@@ -31,11 +33,15 @@ def _check(x: torch.Tensor, w_packed: torch.Tensor, gamma: torch.Tensor) -> tupl
     if x.dtype != torch.float32 or x.dim() < 1:
         raise ValueError(f"{where}: x must be float32 [..., K], got {x.dtype} of rank {x.dim()}")
     k = x.shape[-1]
+    if k < 1:
+        raise ValueError(f"{where}: x's last dim K must be positive, got {k}")
     if w_packed.dtype != torch.uint8 or w_packed.dim() != 2:
-        raise ValueError(f"{where}: w_packed must be uint8 [N, K/4], got {w_packed.dtype}{list(w_packed.shape)}")
+        raise ValueError(f"{where}: w_packed must be uint8 [N, ceil(K/128)*32], got {w_packed.dtype}"
+                         f"{list(w_packed.shape)}")
     n = w_packed.shape[0]
-    if w_packed.shape[1] * 4 != k:
-        raise ValueError(f"{where}: w_packed must be [N, K/4] = [N, {k // 4}] for K={k}, got {list(w_packed.shape)}")
+    if w_packed.shape[1] != packed_row_bytes(k):
+        raise ValueError(f"{where}: w_packed must be [N, ceil(K/128)*32] = [N, {packed_row_bytes(k)}] for K={k} "
+                         f"(x's last dim; packed layout v{LAYOUT_VERSION}), got {list(w_packed.shape)}")
     if gamma.dtype != torch.float32 or tuple(gamma.shape) != (n,):
         raise ValueError(f"{where}: gamma must be float32 [N] = [{n}], got {gamma.dtype}{list(gamma.shape)}")
     return n, k

@@ -5,7 +5,9 @@ libedgebit_engine.so (the engine, runtime_ops/engine, built with the bundle's ru
 Built from the runtime_ops sources installed with the package, with the target's toolchain file.
 
 Built once per (target, sources, ONNX Runtime version) into ~/.cache/edgebit/bundles/; `edgebit bundle -o DIR`
-copies that. bundle.json in the bundle names its target, ONNX Runtime version and content hash."""
+copies that. bundle.json in the bundle names its target, runtime versions, content hash and, for Linux targets, what
+the device must provide ("requires": the minimum glibc and the system libraries it does not carry, with the
+Debian package of each; edgebit.profile.requirements)."""
 
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ ET_VERSION = "1.5.1"
 ET_LIBS = ("libexecutorch.so", "libexecutorch_threadpool.so", "libexecutorch_kernels_optimized.so",
            "libexecutorch_backend_xnnpack.so", "libexecutorch_etdump.so")
 RUNTIMES = ("onnxruntime", "executorch")
+# Part of the cache key: a bundle cached by an older edgebit lacks what this one writes into bundle.json.
+BUNDLE_FORMAT = 2
 # artifact target -> (runtime, runner, op library), paths inside a bundle
 RUNNERS = {"onnx": ("onnxruntime", RUNNER, "lib/libedgebit_ort.so"),
            "executorch": ("executorch", RUNNER, "lib/libedgebit_executorch.so")}
@@ -231,7 +235,7 @@ def build_bundle(target: str, runtimes: tuple[str, ...] = RUNTIMES, jobs: int = 
         raise BundleError("building a bundle needs cmake (apt install cmake, or pip install cmake)")
     sources = sorted(p for p in src.rglob("*") if p.is_file() and "tests" not in p.relative_to(src).parts)
     et_libs = [et_root / "lib" / n for n in ET_LIBS] if et_root else []
-    key = _hash_files(sources + [lib] + et_libs, extra=target + "|" + " ".join(cmake_args))[:16]
+    key = _hash_files(sources + [lib] + et_libs, extra=f"{target}|{' '.join(cmake_args)}|{BUNDLE_FORMAT}")[:16]
     out = cache_root() / "bundles" / f"{target}-{'+'.join(runtimes)}-{key}"
     if (out / "bundle.json").is_file():
         return Bundle(out, target, json.loads((out / "bundle.json").read_text())["content_hash"])
@@ -271,6 +275,10 @@ def build_bundle(target: str, runtimes: tuple[str, ...] = RUNTIMES, jobs: int = 
     files = sorted(p for p in tmp.rglob("*") if p.is_file())
     info = {"target": target, "runtimes": versions, "files": [f.relative_to(tmp).as_posix() for f in files],
             "content_hash": _hash_files(files)}
+    if target != "android-arm64":  # bionic: the Android version, not a glibc, is what a phone must have
+        from edgebit.profile.requirements import bundle_requirements
+
+        info["requires"] = bundle_requirements(tmp)
     (tmp / "bundle.json").write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from edgebit.errors import EdgebitError
 from edgebit.profile.bundle import RUNNERS, RUNTIMES, build_bundle
-from edgebit.profile.transports import DeviceError, open_transport
+from edgebit.profile.requirements import check_output, check_script, loader_message
+from edgebit.profile.transports import DeviceError, Transport, open_transport
 
 
 @dataclass
@@ -67,6 +68,18 @@ def check_artifact(artifact: Path) -> dict:
     return manifest
 
 
+def check_device(transport: Transport, requires: dict, target: str) -> None:
+    """The device has the glibc and the system libraries the bundle needs (bundle.json's "requires"), asked
+    before anything is pushed; DeviceError naming what to install or upgrade there otherwise."""
+    r = transport.run(["sh", "-c", check_script(requires, target)], 120)
+    if r.returncode != 0:
+        raise DeviceError(f"{transport.name}: checking the device's glibc and libraries failed: "
+                          f"{(r.stderr.strip().splitlines() or ['no stderr'])[-1]}")
+    lacking = check_output(transport.name, r.stdout, requires, target)
+    if lacking:
+        raise DeviceError(lacking)
+
+
 def profile(artifacts: list[Path], device: str, spec: ProfileSpec, log=lambda msg: None, **transport_opts) -> list[dict]:
     kinds = {a: check_artifact(a)["target"] for a in artifacts}
     runtimes = tuple(sorted({RUNNERS[k][0] for k in kinds.values()}))
@@ -77,6 +90,9 @@ def profile(artifacts: list[Path], device: str, spec: ProfileSpec, log=lambda ms
         # One bundle per target holds both runtimes (built once, pushed once); Android has ONNX Runtime only so far.
         bundle = build_bundle(transport.target, runtimes if transport.target == "android-arm64" else RUNTIMES, log=log)
         log(f"{transport.describe()}: bundle {bundle.target} {bundle.content_hash[:12]}")
+        requires = json.loads((bundle.path / "bundle.json").read_text()).get("requires")
+        if transport.remote and requires:
+            check_device(transport, requires, bundle.target)
         remote_bundle = transport.push(bundle.path, bundle.content_hash)
         for artifact in artifacts:
             # On this machine (local, qemu) the artifact runs in place; elsewhere it is pushed once by content hash.
@@ -98,7 +114,8 @@ def profile(artifacts: list[Path], device: str, spec: ProfileSpec, log=lambda ms
                 log(f"{transport.name}: {artifact.name}, {threads or 'default'} threads")
                 r = transport.run(argv, spec.timeout)
                 if r.returncode != 0:
-                    raise DeviceError(f"{transport.name}: {runner} failed ({exit_description(r.returncode)}): "
+                    raise DeviceError(loader_message(transport.name, r.stderr, bundle.target) or
+                                      f"{transport.name}: {runner} failed ({exit_description(r.returncode)}): "
                                       f"{(r.stderr.strip().splitlines() or ['no stderr'])[-1]}")
                 try:
                     obj = json.loads(r.stdout)
@@ -112,6 +129,8 @@ def profile(artifacts: list[Path], device: str, spec: ProfileSpec, log=lambda ms
                     ext = ".json" if kind == "ort-profile" else ".etdump"
                     local = spec.ort_profile_dir / f"{kind}-{artifact.name}-t{threads}{ext}"
                     transport.pull(obj["profile_file"], local)
+                    if transport.remote:  # the device keeps the bundle and artifacts it was sent, not our outputs
+                        transport.run(["rm", "-f", obj["profile_file"]], 60)
                     obj["profile_file"] = str(local)
                     if kind == "ort-profile":
                         obj["ort_profile_file"] = str(local)

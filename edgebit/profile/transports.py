@@ -20,6 +20,16 @@ from edgebit.profile.bundle import cache_root
 COMPLETE = ".edgebit-complete"  # written last into a pushed dir: a dir without it is a torn push
 # Every command on a device starts with this: nothing edgebit creates there is group- or world-writable.
 UMASK = "umask 022; "
+# Runs COMMAND on the device so that it dies with its connection. A command started over ssh without a terminal is
+# not signalled when the connection drops: it would go on running (a benchmark for minutes) with nobody to read it.
+# So COMMAND runs in the background while a watcher blocks reading the session's stdin, which the host holds open
+# and never writes (_run's hold_stdin): end-of-file there means the connection or the host's edgebit is gone, and
+# the watcher kills COMMAND. A COMMAND killed by a signal still exits the shell with 128+N (exit_description).
+WATCHDOG = ("exec 3<&0; {command} </dev/null & p=$!; "
+            "{{ read -r _ <&3; kill -KILL $p; }} >/dev/null 2>&1 & w=$!; "
+            "wait $p; s=$?; kill $w 2>/dev/null; exit $s")
+LOST = ("closed by remote host", "Connection reset", "Broken pipe", "Timeout, server", "lost connection",
+        "Connection closed")
 
 
 def checksum_listing(local: Path) -> str:
@@ -95,13 +105,20 @@ class Transport:
         return self.name
 
 
-def _run(cmd: list[str], timeout: float, what: str) -> Result:
+def _run(cmd: list[str], timeout: float, what: str, hold_stdin: bool = False) -> Result:
+    """`cmd` to completion. hold_stdin: its stdin is a pipe this process keeps open (and writes nothing to) until
+    `cmd` ends or this process dies, so a device-side WATCHDOG sees end-of-file exactly when we are gone."""
+    fds = os.pipe() if hold_stdin else ()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                           stdin=fds[0] if fds else subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise DeviceError(f"{what}: no answer within {timeout:g} s ({shlex.join(cmd[:1])})") from None
     except FileNotFoundError:
         raise DeviceError(f"{what}: {cmd[0]} not found") from None
+    finally:
+        for fd in fds:
+            os.close(fd)
     return Result(p.returncode, p.stdout, p.stderr)
 
 
@@ -203,8 +220,15 @@ class SshTransport(Transport):
         path = (m.group(4) or "/").removeprefix("/")
         self.base = path.rstrip("/") or ".cache/edgebit-device"
 
-    def _ssh(self, command: str, timeout: float) -> Result:
-        return _run(["ssh", *self.opts, "-p", str(self.port), self.dest, "--", UMASK + command], timeout, self.name)
+    def describe(self) -> str:
+        if self.emulated:
+            return (f"{self.name} ({self.machine} under qemu-user on an {self.kernel_arch} kernel: emulation, "
+                    "timings are not an ARM device's)")
+        return self.name
+
+    def _ssh(self, command: str, timeout: float, hold_stdin: bool = False) -> Result:
+        return _run(["ssh", *self.opts, "-p", str(self.port), self.dest, "--", UMASK + command], timeout, self.name,
+                    hold_stdin)
 
     def _check(self, r: Result, what: str) -> Result:
         if r.returncode == 255:  # ssh's own failure, not the remote command's
@@ -212,6 +236,10 @@ class SshTransport(Transport):
             if "Host key verification failed" in r.stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in r.stderr:
                 msg = (f"host key of {self.host}:{self.port} is unknown or changed; check it and add it to "
                        "known_hosts (ssh-keyscan), or pass --accept-new-host-key to trust a new host on first use")
+            elif what != "connecting" and any(x in r.stderr for x in LOST):
+                raise DeviceError(f"{self.name}: connection lost while {what} ({msg}); edgebit stops what it "
+                                  "started on the device when the connection drops: check the device's network "
+                                  "and power, then rerun")
             raise DeviceError(f"{self.name}: {what} failed: {msg}")
         return r
 
@@ -219,10 +247,16 @@ class SshTransport(Transport):
         for tool in ("ssh", "scp"):
             if not shutil.which(tool):
                 raise DeviceError(f"{self.name}: {tool} not found (Debian/Ubuntu: apt install openssh-client)")
-        r = self._check(self._ssh("uname -m", self.timeout + 20), "connecting")
-        if r.returncode != 0:
+        # The kernel's own architecture too: under qemu-user (an emulated board, scripts/emulated-pi.sh) uname says
+        # aarch64 while the kernel, which qemu does not emulate, says x86_64; its timings are then emulation.
+        r = self._check(self._ssh("uname -m; cat /proc/sys/kernel/arch 2>/dev/null; true", self.timeout + 20),
+                        "connecting")
+        if r.returncode != 0 or not r.stdout.strip():
             raise DeviceError(f"{self.name}: 'uname -m' failed: {_last_line(r.stderr)}")
-        machine = r.stdout.strip()
+        machine, *kernel = r.stdout.split()
+        self.kernel_arch = kernel[0] if kernel else machine
+        self.emulated = self.kernel_arch != machine and {self.kernel_arch, machine} != {"aarch64", "arm64"}
+        self.machine = machine
         if machine == platform.machine():
             self.target = "host"
         elif machine in ("aarch64", "arm64"):
@@ -239,9 +273,17 @@ class SshTransport(Transport):
         if r.stdout.strip() == "cached":
             return remote
         tmp = remote + ".tmp"
-        r = self._check(self._ssh(f"rm -rf {q(tmp)} && mkdir -p {q(self.base)}", 60), "preparing the cache")
+        # Room for the copy, asked before sending anything: a full disk found by scp half-way is a slower, vaguer
+        # failure. df's 4th column of its POSIX line is the space available to this user, in KiB.
+        r = self._check(self._ssh(f"rm -rf {q(tmp)} && mkdir -p {q(self.base)} && df -Pk {q(self.base)}", 60),
+                        "preparing the cache")
         if r.returncode != 0:
             raise DeviceError(f"{self.name}: cannot create {self.base} on the device: {_last_line(r.stderr)}")
+        fields = r.stdout.strip().splitlines()[-1].split()
+        need = sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
+        if len(fields) >= 4 and fields[3].isdigit() and int(fields[3]) * 1024 < need + (1 << 20):
+            raise DeviceError(self._no_space(local, f"has {int(fields[3]) / 1024:.1f} MB free and the push needs "
+                                                    f"{need / 2**20:.1f} MB"))
         scp = _run(["scp", *self.opts, "-P", str(self.port), "-r", "-p", "-q", str(local), f"{self.dest}:{tmp}"],
                    3600, self.name)
         if scp.returncode != 0:
@@ -255,10 +297,16 @@ class SshTransport(Transport):
             raise DeviceError(f"{self.name}: finishing the push of {local} failed: {why}")
         return remote
 
+    def _no_space(self, local: Path, what: str) -> str:
+        where = self.base if self.base.startswith("/") else f"~/{self.base}"
+        port = f":{self.port}" if self.port != 22 else ""
+        pushed = "the bundle" if (local / "bundle.json").is_file() else local.name
+        return (f"{self.name}: {where} on the device {what} ({pushed}): free space there, or push elsewhere "
+                f"with ssh://{self.dest}{port}//a/dir/with/space")
+
     def run(self, argv: list[str], timeout: float) -> Result:
-        # "; exit $?" keeps the shell from exec'ing the runner: a runner killed by a signal then comes back as the
-        # shell's 128+N, where ssh itself would report only its own 255 with no message.
-        return self._check(self._ssh(shlex.join(argv) + "; exit $?", timeout), "running the runner")
+        command = WATCHDOG.format(command=shlex.join(argv))
+        return self._check(self._ssh(command, timeout, hold_stdin=True), f"running {Path(argv[0]).name}")
 
     def pull(self, remote: str, local: Path) -> None:
         r = _run(["scp", *self.opts, "-P", str(self.port), "-q", f"{self.dest}:{remote}", str(local)], 600, self.name)
@@ -314,7 +362,9 @@ class AdbTransport(Transport):
         return remote
 
     def run(self, argv: list[str], timeout: float) -> Result:
-        return self._adb(["shell", UMASK + shlex.join(argv) + "; exit $?"], timeout)  # see SshTransport.run
+        # "; exit $?" keeps the shell from exec'ing the runner: a runner killed by a signal then comes back as the
+        # shell's 128+N, where adb would have no exit status to show.
+        return self._adb(["shell", UMASK + shlex.join(argv) + "; exit $?"], timeout)
 
     def pull(self, remote: str, local: Path) -> None:
         r = self._adb(["pull", remote, str(local)], 600)

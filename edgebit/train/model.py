@@ -38,7 +38,8 @@ class Shape:
         return self.hidden_size // self.num_heads
 
 
-# in_features of every linear are multiples of 128 (edgebit's packed layout); vocab comes from the tokenizer.
+# in_features of every linear are multiples of 128 (whole blocks of edgebit's packed layout, no padding to read);
+# vocab comes from the tokenizer.
 PRESETS = {
     "tiny": Shape(128, 256, 2, 4, 2, 256),  # tests: trains in seconds
     "small": Shape(256, 768, 4, 4, 2, 512),  # the shipped model: ~3M ternary + ~1M float parameters

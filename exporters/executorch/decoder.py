@@ -31,7 +31,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 class BitLinear(nn.Module):
-    """Linears sharing an input, concatenated along N: packed uint8 [N, K/4] and gamma [N]."""
+    """Linears sharing an input, concatenated along N: packed uint8 [N, ceil(K/128)*32] (layout v2) and gamma [N]."""
 
     def __init__(self, weights: list[TernaryWeight]):
         super().__init__()

@@ -138,6 +138,10 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
     step("loading checkpoint")
     weights, seq = load_for_export(model, max_seq_len)
     cfg = weights.config
+    if ops != "edgebit":
+        from .torchao_baseline import check_widths
+
+        check_widths(cfg)
     with atomic_output_dir(output, force=force) as tmp:
         program = export_program(weights, seq, head, xnnpack, step, ops)
         del weights

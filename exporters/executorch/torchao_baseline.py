@@ -9,10 +9,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgebit.errors import EdgebitError
 from edgebit.model.weights import TernaryWeight
 from edgebit.quant.packing import unpack_ternary
 
 GROUP_SIZE = 32
+
+
+def check_widths(cfg) -> None:
+    """XNNPACK's int4 linear takes whole groups of GROUP_SIZE weights along in_features (its delegate asserts
+    group_size % 32 == 0, per-channel included), so a width like 200 or 540 has no stock 8da4w form; padding the
+    activations would no longer be the stock path this baseline stands for. Refused before anything is written."""
+    odd = sorted({k for _, k in cfg.linear_shapes().values() if k % GROUP_SIZE})
+    if odd:
+        raise EdgebitError(f"--ops torchao-8da4w: this model's in_features {', '.join(map(str, odd))} are not "
+                           f"multiples of {GROUP_SIZE}, which torchao's int4 groups on XNNPACK need; "
+                           f"use --ops edgebit (any width)")
 
 
 def _quantize(linear: nn.Linear, weight_dtype: torch.dtype) -> nn.Linear:

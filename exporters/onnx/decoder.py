@@ -42,6 +42,15 @@ def _concat(weights: list[TernaryWeight]) -> tuple[np.ndarray, np.ndarray]:
     return packed, gamma
 
 
+def _pad_columns(t: torch.Tensor, width: int, value: int) -> torch.Tensor:
+    """[R, C] -> [R, width] with columns C.. set to `value` (MatMulNBits' whole blocks)."""
+    if t.shape[1] == width:
+        return t
+    out = torch.full((t.shape[0], width), value, dtype=t.dtype)
+    out[:, : t.shape[1]] = t
+    return out
+
+
 class DecoderGraph:
     def __init__(self, weights: ModelWeights, opts: ExportOptions, data_path=None):
         self.w = weights
@@ -95,10 +104,13 @@ class DecoderGraph:
         x_dq = g.op("Div", [x_q, s])
         w_t = torch.cat([unpack_ternary(w.packed, w.in_features) for w in weights])
         n, k = w_t.shape
-        q = (w_t.to(torch.int16) + 2).to(torch.uint8).reshape(n, k // 4, 4)
-        blob = (q[..., 0] | (q[..., 1] << 2) | (q[..., 2] << 4) | (q[..., 3] << 6)).reshape(n, k // NBITS_BLOCK, -1)
+        blocks = -(-k // NBITS_BLOCK)
+        # MatMulNBits stores whole blocks, [N, ceil(K/block), block*bits/8], and reads only A's K columns: the
+        # padding codes are never used; they hold 2 (weight 0) so the blob is what it means.
+        q = _pad_columns((w_t.to(torch.int16) + 2).to(torch.uint8), blocks * NBITS_BLOCK, 2).reshape(n, -1, 4)
+        blob = (q[..., 0] | (q[..., 1] << 2) | (q[..., 2] << 4) | (q[..., 3] << 6)).reshape(n, blocks, -1)
         _, gamma = _concat(weights)
-        scales = np.repeat(gamma, k // NBITS_BLOCK).astype(np.float32)
+        scales = np.repeat(gamma, blocks).astype(np.float32)
         return g.op("MatMulNBits", [x_dq, g.initializer(name + ".nbits", blob.numpy()),
                                     g.initializer(name + ".scales", scales)],
                     hint=name.split(".")[-1], domain=MS_DOMAIN, K=k, N=n, bits=2, block_size=NBITS_BLOCK,
@@ -192,13 +204,17 @@ class DecoderGraph:
     # ---- embedding and head ------------------------------------------------------------------------
     def _int8_table(self, table: torch.Tensor, name: str) -> tuple[str, str, str]:
         """Per-row int8 [V, H] stored as MatMulNBits' 8-bit blob (uint8 = q + 128, ORT's default zero point),
-        which the embedding Gather reads too; the per-row scale [V]; and the same scale per block for the head."""
+        which the embedding Gather reads too; the per-row scale [V]; and the same scale per block for the head.
+        The blob holds whole blocks, [V, ceil(H/128), 128]: an H that is not a multiple of 128 is padded with
+        zeros (128) that MatMulNBits never reads and the embedding slices off."""
         q, scale = quantize_rows_int8(table)
         v, h = q.shape
-        blob = (q.to(torch.int16) + 128).to(torch.uint8).reshape(v, h // NBITS_BLOCK, NBITS_BLOCK).numpy()
+        blocks = -(-h // NBITS_BLOCK)
+        rows = _pad_columns((q.to(torch.int16) + 128).to(torch.uint8), blocks * NBITS_BLOCK, 128)
+        blob = rows.reshape(v, blocks, NBITS_BLOCK).numpy()
         g = self.g
         return (g.initializer(name + ".int8", blob), g.initializer(name + ".scale", scale.numpy()),
-                g.initializer(name + ".block_scales", np.repeat(scale.numpy(), h // NBITS_BLOCK)))
+                g.initializer(name + ".block_scales", np.repeat(scale.numpy(), blocks)))
 
     def embed(self, ids: str) -> str:
         g = self.g
@@ -207,7 +223,11 @@ class DecoderGraph:
             return g.op("Gather", [self.embed_table, ids], hint="embedded")
         self.embed_int8 = self._int8_table(self.w.embed, "embed_tokens")
         blob, scale, _ = self.embed_int8
-        rows = g.op("Reshape", [g.op("Gather", [blob, ids]), g.const([0, 0, self.cfg.hidden_size])])
+        h = self.cfg.hidden_size
+        padded = -(-h // NBITS_BLOCK) * NBITS_BLOCK
+        rows = g.op("Reshape", [g.op("Gather", [blob, ids]), g.const([0, 0, padded])])
+        if padded != h:
+            rows = g.op("Slice", [rows, g.const([0]), g.const([h]), g.const([-1])])
         centered = g.op("Sub", [g.op("Cast", [rows], to=FLOAT), g.const(128.0, np.float32)])
         row_scale = g.op("Unsqueeze", [g.op("Gather", [scale, ids]), g.const([-1])])
         return g.op("Mul", [centered, row_scale], hint="embedded")

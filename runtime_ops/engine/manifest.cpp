@@ -90,8 +90,10 @@ Manifest read_manifest(const std::string& dir) {
     // Checked before anything else is read: packed weights of another layout would load and compute garbage.
     const int64_t layout = json_int(root, "layout_version", path, 0, INT32_MAX);
     if (layout != EDGEBIT_LAYOUT_VERSION)
-        throw std::runtime_error(path + ": weight layout v" + std::to_string(layout) + ", this engine reads v" +
-                                 std::to_string(EDGEBIT_LAYOUT_VERSION) + "; re-export the model with this version");
+        throw std::runtime_error(path + ": packed weight layout v" + std::to_string(layout) +
+                                 ", but this engine reads layout v" + std::to_string(EDGEBIT_LAYOUT_VERSION) +
+                                 " only; re-export the model with the edgebit that built this engine, or rebuild "
+                                 "the engine (edgebit bundle)");
     Manifest m;
     m.files = read_files(root, path);
     m.target = json_string(root, "target", path);

@@ -4,8 +4,9 @@
 //
 // Op schema, written once in edgebit/ops/torch_ops.py (also in docs/ops.md):
 //   edgebit::bitlinear.out(Tensor x, Tensor w_packed, Tensor gamma, *, Tensor(a!) out) -> Tensor(a!)
-//   x     float32 [..., K]   rank >= 1; M = product of the leading dims (may be 0); K % 128 == 0
-//   w     uint8   [N, K/4]   packed ternary layout v1 (edgebit_kernels.h)
+//   x     float32 [..., K]   rank >= 1; M = product of the leading dims (may be 0); any K >= 1
+//   w     uint8   [N, Kp/4]  packed ternary layout v2 (edgebit_kernels.h): Kp = ceil(K/128)*128, rows padded to
+//                            whole 128-weight blocks
 //   gamma float32 [N]        one scale per output channel
 //   out   float32 [..., N]   resized here (dynamic shapes)
 //   out[m, n] = ((float)acc[m, n] / s[m]) * gamma[n]; bit-exact to edgebit.model.reference.ternary_linear.
@@ -62,7 +63,7 @@ Tensor& bitlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& 
     EDGEBIT_CHECK(x.scalar_type() == ScalarType::Float, "x must be float32 [..., K], got dtype %d",
                   static_cast<int>(x.scalar_type()));
     EDGEBIT_CHECK(w.scalar_type() == ScalarType::Byte,
-                  "w_packed must be uint8 [N, K/4] (packed ternary v1), got dtype %d",
+                  "w_packed must be uint8 [N, ceil(K/128)*32] (packed ternary layout v2), got dtype %d",
                   static_cast<int>(w.scalar_type()));
     EDGEBIT_CHECK(gamma.scalar_type() == ScalarType::Float, "gamma must be float32 [N], got dtype %d",
                   static_cast<int>(gamma.scalar_type()));
@@ -74,14 +75,16 @@ Tensor& bitlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& 
     EDGEBIT_CHECK(default_dim_order(out), "out must be contiguous (default dim order), got a permuted dim order");
     EDGEBIT_CHECK(x.dim() >= 1, "x must have rank >= 1 ([..., K]), got rank 0");
     const int64_t K = x.size(x.dim() - 1);
-    EDGEBIT_CHECK(K > 0 && K % EDGEBIT_BLOCK_K == 0,
-                  "x's last dim K=%lld must be a positive multiple of %d (packed layout v1)",
-                  static_cast<long long>(K), EDGEBIT_BLOCK_K);
-    EDGEBIT_CHECK(w.dim() == 2, "w_packed must be 2-D [N, K/4], got rank %d", static_cast<int>(w.dim()));
+    EDGEBIT_CHECK(K > 0 && K <= EDGEBIT_MAX_K, "x's last dim K=%lld must be in [1, %lld]",
+                  static_cast<long long>(K), static_cast<long long>(EDGEBIT_MAX_K));
+    EDGEBIT_CHECK(w.dim() == 2, "w_packed must be 2-D [N, ceil(K/128)*32], got rank %d", static_cast<int>(w.dim()));
     const int64_t N = w.size(0);
-    EDGEBIT_CHECK(w.size(1) == K / 4, "w_packed must be [N, K/4] = [N, %lld] for K=%lld, got [%lld, %lld]",
-                  static_cast<long long>(K / 4), static_cast<long long>(K), static_cast<long long>(N),
-                  static_cast<long long>(w.size(1)));
+    const int64_t row_bytes = EDGEBIT_PACKED_ROW_BYTES(K);
+    EDGEBIT_CHECK(w.size(1) == row_bytes,
+                  "w_packed must be [N, ceil(K/128)*32] = [N, %lld] for K=%lld (x's last dim; packed layout v%d), "
+                  "got [%lld, %lld]",
+                  static_cast<long long>(row_bytes), static_cast<long long>(K), EDGEBIT_LAYOUT_VERSION,
+                  static_cast<long long>(N), static_cast<long long>(w.size(1)));
     EDGEBIT_CHECK(gamma.dim() == 1 && gamma.size(0) == N,
                   "gamma must be [N] = [%lld] (one scale per row of w_packed), got rank %d, %lld elements",
                   static_cast<long long>(N), static_cast<int>(gamma.dim()),

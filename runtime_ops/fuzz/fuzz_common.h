@@ -66,8 +66,17 @@ inline void ref_quantize(const float* x, int64_t K, int8_t* q, float* s) {
     for (int64_t k = 0; k < K; ++k) q[k] = int8_t(fminf(fmaxf(nearbyintf(x[k] * *s), -128.0f), 127.0f));
 }
 
+// Layout v2: rows of ceil(K/128)*32 bytes; the padding weights (k >= K) are never read here, so
+// whatever the fuzz input put there must not change any output.
+inline int64_t row_bytes(int64_t K) { return (K + 127) / 128 * 32; }
+
+// A K from one fuzz byte: below 0x80 the whole-block widths 0, 128, 256, 384 (as before layout v2,
+// so saved inputs keep their shapes), from 0x80 the widths 1 + 3j (j < 128), which hit every
+// tail length mod 128 across one to three blocks.
+inline int64_t pick_k(uint8_t b) { return b & 0x80 ? 1 + 3 * int64_t(b & 0x7f) : 128 * int64_t(b % 4); }
+
 inline int ref_weight(const uint8_t* packed, int64_t K, int64_t n, int64_t k) {
-    const uint8_t byte = packed[n * (K / 4) + 32 * (k / 128) + (k % 32)];
+    const uint8_t byte = packed[n * row_bytes(K) + 32 * (k / 128) + (k % 32)];
     return int((byte >> (2 * ((k % 128) / 32))) & 3) - 1;
 }
 

@@ -4,7 +4,8 @@
 // the one kernel registry, exactly as Method::init does, then calls it with a KernelRuntimeContext on an EValue
 // stack (x, w_packed, gamma, out, return value), as Method::execute does.
 // Fuzzed: dtypes of all four tensors, ranks 0..9 (and 17, past ExecuTorch's dimension limit), shapes (random,
-// mismatched K / N / gamma length, empty M, K not a multiple of 128, huge dims next to a zero one), dim orders,
+// mismatched K / N / gamma length or packed width, empty M, K of whole blocks or padded (layout v2), huge dims next
+// to a zero one), dim orders,
 // the out tensor's planned size and shape dynamism (STATIC, DYNAMIC_BOUND, DYNAMIC_UNBOUND), and ExecuTorch's
 // threadpool at 1 or 2 threads.
 // Every call must either fail cleanly (ctx.failure_state() != Ok with a logged message naming the op, out's
@@ -175,20 +176,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Shapes: consistent ones mostly, then perturbed. Big N (two or three 64-row chunks, so the threadpool splits
     // the work) only with at most one leading dim, to keep the reference check cheap.
     const bool big_n = (flags & 0x40) != 0;
-    const SizesType K = 128 * (r.u8() % 4);
+    const SizesType K = SizesType(fuzz::pick_k(r.u8()));
     const SizesType N = big_n ? 64 + r.u8() % 110 : r.u8() % 41;
     std::vector<SizesType> xs;
     const int lead = big_n ? r.u8() % 2 : r.u8() % 5;  // x rank 1..5
     for (int i = 0; i < lead; ++i) xs.push_back(r.u8() % 4);
     xs.push_back(K);
-    std::vector<SizesType> shapes[3] = {xs, {N, K / 4}, {N}};
+    std::vector<SizesType> shapes[3] = {xs, {N, SizesType(fuzz::row_bytes(K))}, {N}};
     const uint8_t perturb = r.u8();
     if (perturb & 0x80) {
         std::vector<SizesType>& s = shapes[perturb % 3];
         switch ((perturb >> 2) % 7) {
             case 0: s.push_back(1 + r.u8() % 3); break;                       // one more dim
             case 1: if (!s.empty()) s.pop_back(); break;                      // one fewer (rank 0 possible)
-            case 2: if (!s.empty()) s[r.u8() % s.size()] = r.u8() % 300; break;  // a mismatched dim, K % 128 != 0
+            case 2: if (!s.empty()) s[r.u8() % s.size()] = r.u8() % 300; break;  // a mismatched dim or packed width
             case 3: s.clear(); break;                                         // rank 0
             case 4: if (!s.empty()) s[0] = 0; break;                          // empty
             case 5:  // huge dims ahead of a zero one: an empty tensor whose dims multiply past int64
@@ -254,7 +255,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     g_log.clear();
     const auto op = executorch::runtime::get_op_function_from_registry(kOp, Span<const TensorMeta>(metas, 4));
 
-    // Valid: the schema's dtypes and ranks, K a positive multiple of 128, w [N, K/4], gamma [N], default dim
+    // Valid: the schema's dtypes and ranks, K positive, w [N, ceil(K/128)*32], gamma [N], default dim
     // orders, and an out ExecuTorch can resize to [..., N] (same rank; the same sizes if STATIC, else no more
     // elements than planned).
     const std::vector<SizesType>& x = shapes[0];
@@ -272,8 +273,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int i = 0; i < 4; ++i) default_orders = default_orders && t[i].default_order();
     const bool valid = types[0] == ScalarType::Float && types[1] == ScalarType::Byte &&
                        types[2] == ScalarType::Float && types[3] == ScalarType::Float && !x.empty() &&
-                       x.size() <= 16 && x.back() > 0 && x.back() % 128 == 0 && shapes[1].size() == 2 &&
-                       shapes[1][1] * 4 == x.back() && shapes[2].size() == 1 && shapes[2][0] == shapes[1][0] &&
+                       x.size() <= 16 && x.back() > 0 && shapes[1].size() == 2 &&
+                       shapes[1][1] == fuzz::row_bytes(x.back()) && shapes[2].size() == 1 && shapes[2][0] == shapes[1][0] &&
                        default_orders && fits;
     if (!op.ok()) {  // the runtime refuses the program before any kernel runs: only for tensors it cannot key
         if (valid) fuzz::fail("valid input: kernel lookup failed", int(op.error()), 0, 0);

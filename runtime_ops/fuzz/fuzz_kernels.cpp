@@ -12,10 +12,11 @@ struct Shape {
     int64_t M, N, K;
 };
 
-// Shapes the API must reject: non-positive, K not a multiple of 128, beyond the limits.
+// Shapes the API must reject: non-positive, beyond the limits. (Any K >= 1 is valid since layout
+// v2 pads K; EDGEBIT_MAX_K + 1 is the first K refused.)
 const Shape kInvalid[] = {
     {0, 1, 128}, {1, 0, 128}, {1, 1, 0}, {-1, 1, 128}, {1, -5, 128}, {1, 1, -128},
-    {1, 1, 127}, {1, 1, 129}, {2, 3, 100}, {1, 1, EDGEBIT_MAX_K + 128},
+    {1, 1, -1}, {2, 3, -100}, {1, 1, EDGEBIT_MAX_K + 1}, {1, 1, EDGEBIT_MAX_K + 128},
     {EDGEBIT_MAX_DIM + 1, 1, 128}, {1, EDGEBIT_MAX_DIM + 1, 128},
     {INT64_MAX, 1, 128}, {1, INT64_MAX, 128}, {1, 1, INT64_MIN},
     {EDGEBIT_MAX_DIM, EDGEBIT_MAX_DIM, EDGEBIT_MAX_K},  // products beyond MAX_ELEMENTS
@@ -49,16 +50,21 @@ void check_nulls(int which) {
 }
 
 // One valid call of every entry point under one of the variants this CPU runs, against the
-// reference. Shapes stay small (N crosses one 64-row chunk boundary, K up to 4 blocks) so
-// a million executions fit in an hour under ASan.
+// reference. Shapes stay small (N crosses one 64-row chunk boundary, K up to 4 blocks, or any
+// padded width up to 3) so a million executions fit in an hour under ASan. Buffers have their
+// exact documented sizes (packed: N * ceil(K/128)*32 bytes, padding bytes from the input).
 void check_valid(fuzz::Reader& r, int threads_mode) {
     const uint8_t dims = r.u8();
-    const int64_t M = 1 + dims % 4, N = 1 + r.u8() % 70, K = 128 * (1 + ((dims >> 2) % 8 == 7 ? 3 : (dims >> 2) % 2));
+    const int64_t M = 1 + dims % 4, N = 1 + r.u8() % 70;
+    const uint8_t kb = r.u8();
+    const int64_t K = kb & 0x80 ? fuzz::pick_k(kb)
+                                : 128 * (1 + ((dims >> 2) % 8 == 7 ? 3 : (dims >> 2) % 2));
+    const int64_t row_bytes = fuzz::row_bytes(K);
     std::vector<float> x(static_cast<size_t>(M * K)), gam(static_cast<size_t>(N));
-    std::vector<uint8_t> w(static_cast<size_t>(N * K / 4));
+    std::vector<uint8_t> w(static_cast<size_t>(N * row_bytes));
     fuzz::make_activations(r, x);
     r.fill(w.data(), w.size());
-    for (int64_t n = 0; n < N; ++n) gam[n] = float(1 + (w[n * K / 4] % 64)) / 16.0f;
+    for (int64_t n = 0; n < N; ++n) gam[n] = float(1 + (w[n * row_bytes] % 64)) / 16.0f;
     const float gamma = gam[0];
 
     std::vector<int8_t> rq(x.size());

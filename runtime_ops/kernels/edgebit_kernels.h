@@ -2,20 +2,30 @@
  * edgebit ternary kernels: public C API.
  *
  * Computes y[m, n] = ((float)acc[m, n] / s[m]) * gamma with
- *   acc[m, n] = sum_k xq[m, k] * w[n, k]   (int32, exact)
+ *   acc[m, n] = sum_{k < K} xq[m, k] * w[n, k]   (int32, exact)
  * for int8 activations xq (one float scale s[m] per row, see edgebit_quantize_rows) and
- * ternary weights w in {-1, 0, +1} stored in packed layout version 1 (below).
+ * ternary weights w in {-1, 0, +1} stored in packed layout version 2 (below).
  *
  * Every kernel variant (scalar, avx2, avx512vnni, neon, neon_dotprod, neon_i8mm) returns
  * bit-identical int32 sums, hence bit-identical float outputs, for any thread count.
  *
- * Packed layout, version 1 (EDGEBIT_LAYOUT_VERSION):
- *   W_t [N, K], K % 128 == 0  ->  uint8 packed[N, K/4], row-major.
- *   Block b (0 .. K/128-1) of row n is the 32 bytes at packed[n*K/4 + 32*b].
+ * Packed layout, version 2 (EDGEBIT_LAYOUT_VERSION; docs/weight-layout.md):
+ *   W_t [N, K], any K >= 1. Kp = ceil(K/128)*128 (EDGEBIT_PADDED_K).
+ *   -> uint8 packed[N, Kp/4], row-major (EDGEBIT_PACKED_ROW_BYTES(K) bytes a row).
+ *   Block b (0 .. Kp/128-1) of row n is the 32 bytes at packed[n*Kp/4 + 32*b].
  *   Byte j (0..31) of a block holds, in bits 2i..2i+1 (i = 0..3), the code of weight
  *   k = 128*b + 32*i + j. Code = w + 1 (0 -> -1, 1 -> 0, 2 -> +1).
+ *   Weights k >= K are padding and hold code 1 (weight 0). The kernels never rely on that:
+ *   they multiply the padding by zero activations (every entry point below zero-pads the
+ *   activation rows to Kp internally), so any code there contributes nothing.
+ *   Version 1 was the same with K % 128 == 0 required (Kp == K): a v1 matrix is a v2 matrix
+ *   byte for byte; only the version number artifacts record differs.
  *   Code 3 never appears in valid data; every variant treats it as weight +2 (code - 1),
  *   so the result is still defined and identical across variants.
+ *
+ * K in every entry point below is the LOGICAL in_features (the activations' row length,
+ * 1 .. EDGEBIT_MAX_K); the packed buffer must hold N * EDGEBIT_PACKED_ROW_BYTES(K) bytes and
+ * is never read past that.
  *
  * Thread safety: all compute functions are reentrant. edgebit_force_variant changes a
  * process-wide selection and should not race with running kernels.
@@ -40,15 +50,19 @@
 extern "C" {
 #endif
 
-#define EDGEBIT_LAYOUT_VERSION 1
-#define EDGEBIT_BLOCK_K 128 /* K must be a multiple of this */
+#define EDGEBIT_LAYOUT_VERSION 2
+#define EDGEBIT_BLOCK_K 128 /* packed rows hold whole blocks of this many weights */
+/* K rounded up to whole blocks, and the bytes of one packed row (K >= 1). */
+#define EDGEBIT_PADDED_K(K) ((((K) + EDGEBIT_BLOCK_K - 1) / EDGEBIT_BLOCK_K) * EDGEBIT_BLOCK_K)
+#define EDGEBIT_PACKED_ROW_BYTES(K) (EDGEBIT_PADDED_K(K) / 4)
 
 /* Status codes. */
 enum {
     EDGEBIT_OK = 0,
     EDGEBIT_ERR_NULL_POINTER = 1,     /* a required pointer argument is NULL */
     EDGEBIT_ERR_BAD_SHAPE = 2,        /* M, N or K <= 0, or beyond the supported limits */
-    EDGEBIT_ERR_K_NOT_MULTIPLE = 3,   /* K % 128 != 0: the packed layout cannot hold it */
+    EDGEBIT_ERR_K_NOT_MULTIPLE = 3,   /* layout v1 only (K % 128 != 0); kept for ABI, no longer
+                                         returned: layout v2 pads K (see above) */
     EDGEBIT_ERR_UNKNOWN_VARIANT = 4,  /* variant name is not one edgebit knows */
     EDGEBIT_ERR_VARIANT_NOT_BUILT = 5,/* known variant, not compiled into this library */
     EDGEBIT_ERR_VARIANT_UNSUPPORTED = 6, /* compiled, but this CPU lacks the instructions */
@@ -56,7 +70,8 @@ enum {
     EDGEBIT_ERR_INTERNAL = 8
 };
 
-/* Limits checked by every entry point. K_MAX keeps |acc| <= 128 * 2 * K < 2^31. */
+/* Limits checked by every entry point. K_MAX keeps |acc| <= 128 * 2 * K < 2^31; it is a
+ * multiple of 128, so padding never takes Kp past it. */
 #define EDGEBIT_MAX_K (INT64_C(1) << 22)
 #define EDGEBIT_MAX_DIM (INT64_C(1) << 31)       /* M and N */
 #define EDGEBIT_MAX_ELEMENTS (INT64_C(1) << 48)  /* M*K, N*K, M*N */
@@ -137,7 +152,9 @@ EDGEBIT_API void edgebit_threadpool_parallel_for(void* pool_ctx, int64_t n_tasks
 EDGEBIT_API int edgebit_quantize_rows(const float* x, int64_t M, int64_t K,
                                       int8_t* xq, float* scales);
 
-/* Exact int32 product acc[M,N] = xq[M,K] . W_t[N,K]^T. Exposed for tests and tools. */
+/* Exact int32 product acc[M,N] = xq[M,K] . W_t[N,K]^T. Exposed for tests and tools.
+ * xq rows have stride K (logical); when K % 128 != 0 they are copied into a zero-padded
+ * scratch of stride Kp first (the GEMM entry points below do the same). */
 EDGEBIT_API int edgebit_ternary_gemm_i32(const int8_t* xq, int64_t M, const uint8_t* packed,
                                          int64_t N, int64_t K, int32_t* acc,
                                          const edgebit_threading* threads);
@@ -149,7 +166,8 @@ EDGEBIT_API int edgebit_ternary_gemm_q8(const int8_t* xq, const float* scales, i
                                         float gamma, float* y,
                                         const edgebit_threading* threads);
 
-/* Fused: quantize each row of x [M,K] then edgebit_ternary_gemm_q8. What custom ops call. */
+/* Fused: quantize each row of x [M,K] then edgebit_ternary_gemm_q8. What custom ops call.
+ * The rows are quantized straight into a scratch of stride Kp with a zero tail (no copy). */
 EDGEBIT_API int edgebit_ternary_linear_f32(const float* x, int64_t M, int64_t K,
                                            const uint8_t* packed, int64_t N, float gamma,
                                            float* y, const edgebit_threading* threads);

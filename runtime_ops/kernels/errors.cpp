@@ -30,7 +30,8 @@ const char* edgebit_status_string(int status) {
         case EDGEBIT_OK: return "ok";
         case EDGEBIT_ERR_NULL_POINTER: return "null pointer argument";
         case EDGEBIT_ERR_BAD_SHAPE: return "bad shape";
-        case EDGEBIT_ERR_K_NOT_MULTIPLE: return "K is not a multiple of 128";
+        // Layout v1's error, kept for ABI; layout v2 pads K, so no entry point returns it.
+        case EDGEBIT_ERR_K_NOT_MULTIPLE: return "K is not a multiple of 128 (layout v1 only)";
         case EDGEBIT_ERR_UNKNOWN_VARIANT: return "unknown kernel variant";
         case EDGEBIT_ERR_VARIANT_NOT_BUILT: return "kernel variant not compiled in";
         case EDGEBIT_ERR_VARIANT_UNSUPPORTED: return "kernel variant not supported by this CPU";

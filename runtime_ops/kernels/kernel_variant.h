@@ -11,13 +11,15 @@ namespace edgebit {
 
 // One unit of kernel work: the int32 products of all M activation rows with `nr`
 // consecutive packed weight rows.
+// Tiles only ever see whole 128-weight blocks: K here is the padded Kp of layout v2 (the C API
+// zero-pads the activations to it), so no ISA file knows about the logical K.
 struct TileArgs {
     const int8_t* xq;     // (M, K) int8 activations, row stride K
     const int32_t* xsum;  // (M,) sum_k xq[m, k]; SIMD kernels multiply by the unsigned
                           // code (w + 1) and subtract this once per output
     int64_t M;
-    int64_t K;            // multiple of 128, validated by the caller
-    const uint8_t* w;     // (nr, K/4) packed rows, layout version 1
+    int64_t K;            // Kp: a multiple of 128 (the logical K padded), set by the caller
+    const uint8_t* w;     // (nr, K/4) packed rows, layout version 2
     int64_t nr;
     int32_t* acc;         // acc[m * ld + r] for m < M, r < nr
     int64_t ld;
@@ -60,6 +62,11 @@ struct KernelVariant {
 // The variant chosen for this process (never null; scalar at worst). Returns nullptr and
 // fills *status / message when EDGEBIT_KERNEL forced a variant that cannot run here.
 const KernelVariant* active_variant(int* status);
+
+// Per-row int8 quantization of x [M, K] (row stride K) into xq rows of stride ldq >= K whose
+// tail [K, ldq) is set to zero: the padded activations of layout v2 (quantize_rows.cpp).
+void quantize_rows_padded(const float* x, int64_t M, int64_t K, int8_t* xq, int64_t ldq,
+                          float* scales);
 
 // Thread-local error message helpers (errors.cpp). Always return `status`.
 int set_error(int status, const char* fmt, ...)

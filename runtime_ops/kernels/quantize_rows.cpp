@@ -127,6 +127,16 @@ void quantize_row(const float* x, int64_t K, int8_t* xq, float* scale) {
 }
 
 }  // namespace
+
+void quantize_rows_padded(const float* x, int64_t M, int64_t K, int8_t* xq, int64_t ldq,
+                          float* scales) {
+    for (int64_t m = 0; m < M; ++m) {
+        int8_t* row = xq + m * ldq;
+        quantize_row(x + m * K, K, row, scales + m);
+        for (int64_t k = K; k < ldq; ++k) row[k] = 0;  // padding: zero activations
+    }
+}
+
 }  // namespace edgebit
 
 extern "C" int edgebit_quantize_rows(const float* x, int64_t M, int64_t K, int8_t* xq,
@@ -139,6 +149,6 @@ extern "C" int edgebit_quantize_rows(const float* x, int64_t M, int64_t K, int8_
         return set_error(EDGEBIT_ERR_BAD_SHAPE,
                          "edgebit_quantize_rows: bad shape M=%lld K=%lld", (long long)M,
                          (long long)K);
-    for (int64_t m = 0; m < M; ++m) edgebit::quantize_row(x + m * K, K, xq + m * K, scales + m);
+    edgebit::quantize_rows_padded(x, M, K, xq, K, scales);
     return EDGEBIT_OK;
 }

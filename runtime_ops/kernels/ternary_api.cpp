@@ -2,7 +2,15 @@
 // chunks handed to the thread pool, and the float epilogue. The epilogue lives here (one
 // place, baseline ISA, -ffp-contract=off) so every variant shares it: variants only ever
 // produce int32 sums, which are exact, hence outputs are bit-identical across variants.
+//
+// Layout v2 pads K up to Kp (whole 128-weight blocks). The tiles only ever see Kp: this file
+// hands them activation rows of stride Kp whose tail is zero, quantized straight into that
+// shape (the float entry points) or copied there (the int8 entry points, whose caller's rows
+// have stride K), so the padding weights meet zero activations and add nothing, also in the
+// SIMD variants' (code * x) - sum(x) form. When K is already a multiple of 128 nothing is
+// copied and the path is the one layout v1 had.
 #include <stddef.h>
+#include <string.h>
 
 #include <new>
 #include <vector>
@@ -19,16 +27,15 @@ namespace {
 // weight panel of the GEMM tiles is built once for all its rows.
 constexpr int64_t kMSlab = 128;
 
+// K is the logical in_features; the limits apply to the padded Kp, the size of the scratch
+// rows and of the packed matrix.
 int check_shape(const char* fn, int64_t M, int64_t N, int64_t K) {
     if (M <= 0 || N <= 0 || K <= 0)
         return set_error(EDGEBIT_ERR_BAD_SHAPE, "%s: M, N, K must be positive (M=%lld N=%lld K=%lld)",
                          fn, (long long)M, (long long)N, (long long)K);
-    if (K % EDGEBIT_BLOCK_K != 0)
-        return set_error(EDGEBIT_ERR_K_NOT_MULTIPLE,
-                         "%s: K=%lld is not a multiple of %d; packed layout v%d cannot hold it",
-                         fn, (long long)K, EDGEBIT_BLOCK_K, EDGEBIT_LAYOUT_VERSION);
+    const int64_t Kp = K <= EDGEBIT_MAX_K ? EDGEBIT_PADDED_K(K) : K;
     if (M > EDGEBIT_MAX_DIM || N > EDGEBIT_MAX_DIM || K > EDGEBIT_MAX_K ||
-        M > EDGEBIT_MAX_ELEMENTS / K || N > EDGEBIT_MAX_ELEMENTS / K ||
+        M > EDGEBIT_MAX_ELEMENTS / Kp || N > EDGEBIT_MAX_ELEMENTS / Kp ||
         M > EDGEBIT_MAX_ELEMENTS / N)
         return set_error(EDGEBIT_ERR_BAD_SHAPE,
                          "%s: shape beyond supported limits (M=%lld N=%lld K=%lld; K <= %lld)",
@@ -37,9 +44,22 @@ int check_shape(const char* fn, int64_t M, int64_t N, int64_t K) {
     return EDGEBIT_OK;
 }
 
+// The caller's int8 rows (stride K) as rows of stride Kp with a zero tail: the rows themselves
+// when K is whole blocks, else a padded copy kept in `scratch`.
+const int8_t* padded_rows(const int8_t* xq, int64_t M, int64_t K, int64_t Kp,
+                          std::vector<int8_t>& scratch) {
+    if (K == Kp) return xq;
+    scratch.assign(static_cast<size_t>(M * Kp), 0);
+    for (int64_t m = 0; m < M; ++m)
+        memcpy(scratch.data() + m * Kp, xq + m * K, static_cast<size_t>(K));
+    return scratch.data();
+}
+
+// Everything from here on works on the padded Kp (named K): rows of stride Kp, Kp/4-byte
+// packed rows.
 struct GemmJob {
     TileFn tile;
-    const int8_t* xq;      // (M, K)
+    const int8_t* xq;      // (M, K), K = Kp, zero tail
     const int32_t* xsum;   // (M,)
     int64_t M, N, K;
     const uint8_t* packed; // (N, K/4)
@@ -97,8 +117,9 @@ void run_gemm(GemmJob& job, const edgebit_threading* threads) {
     run_parallel(threads, chunks, gemm_task, &job);
 }
 
-// Float output in slabs of kMSlab activation rows. Arguments already validated. gammas
-// (N,) gives one scale per output channel; nullptr means the single gamma for all.
+// Float output in slabs of kMSlab activation rows. Arguments already validated; xq has row
+// stride K = Kp (padded). gammas (N,) gives one scale per output channel; nullptr means the
+// single gamma for all.
 int gemm_q8(const char* fn, TileFn tile, const int8_t* xq, const float* scales, int64_t M,
             const uint8_t* packed, int64_t N, int64_t K, float gamma, const float* gammas,
             float* y, const edgebit_threading* threads) {
@@ -130,7 +151,8 @@ int gemm_q8(const char* fn, TileFn tile, const int8_t* xq, const float* scales, 
     return EDGEBIT_OK;
 }
 
-// The fused entry points: quantize each row, then gemm_q8 (per-tensor gamma or gammas[N]).
+// The fused entry points: quantize each row into the padded scratch, then gemm_q8
+// (per-tensor gamma or gammas[N]).
 int linear_f32(const char* fn, const float* x, int64_t M, int64_t K, const uint8_t* packed,
                int64_t N, float gamma, const float* gammas, float* y,
                const edgebit_threading* threads) {
@@ -140,11 +162,12 @@ int linear_f32(const char* fn, const float* x, int64_t M, int64_t K, const uint8
     int status = 0;
     const KernelVariant* v = active_variant(&status);
     if (v == nullptr) return status;
+    const int64_t Kp = EDGEBIT_PADDED_K(K);
     try {
-        std::vector<int8_t> xq(static_cast<size_t>(M * K));
+        std::vector<int8_t> xq(static_cast<size_t>(M * Kp));
         std::vector<float> scales(static_cast<size_t>(M));
-        if (int st = edgebit_quantize_rows(x, M, K, xq.data(), scales.data())) return st;
-        return gemm_q8(fn, v->tile, xq.data(), scales.data(), M, packed, N, K, gamma, gammas, y,
+        quantize_rows_padded(x, M, K, xq.data(), Kp, scales.data());
+        return gemm_q8(fn, v->tile, xq.data(), scales.data(), M, packed, N, Kp, gamma, gammas, y,
                        threads);
     } catch (const std::bad_alloc&) {
         return set_error(EDGEBIT_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch buffers", fn);
@@ -166,10 +189,13 @@ int edgebit_ternary_gemm_i32(const int8_t* xq, int64_t M, const uint8_t* packed,
     int status = 0;
     const KernelVariant* v = active_variant(&status);
     if (v == nullptr) return status;
+    const int64_t Kp = EDGEBIT_PADDED_K(K);
     try {
+        std::vector<int8_t> scratch;
+        const int8_t* rows = padded_rows(xq, M, K, Kp, scratch);
         std::vector<int32_t> xsum(static_cast<size_t>(M));
-        row_sums(xq, M, K, xsum.data());
-        GemmJob job = {v->tile, xq,      xsum.data(), M,    N,      K,
+        row_sums(rows, M, Kp, xsum.data());
+        GemmJob job = {v->tile, rows,    xsum.data(), M,    N,      Kp,
                        packed,  acc,     nullptr,     0.0f, nullptr, nullptr};
         run_gemm(job, threads);
     } catch (const std::bad_alloc&) {
@@ -189,7 +215,14 @@ int edgebit_ternary_gemm_q8(const int8_t* xq, const float* scales, int64_t M,
     int status = 0;
     const KernelVariant* v = active_variant(&status);
     if (v == nullptr) return status;
-    return gemm_q8(fn, v->tile, xq, scales, M, packed, N, K, gamma, nullptr, y, threads);
+    const int64_t Kp = EDGEBIT_PADDED_K(K);
+    try {
+        std::vector<int8_t> scratch;
+        const int8_t* rows = padded_rows(xq, M, K, Kp, scratch);
+        return gemm_q8(fn, v->tile, rows, scales, M, packed, N, Kp, gamma, nullptr, y, threads);
+    } catch (const std::bad_alloc&) {
+        return set_error(EDGEBIT_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch buffers", fn);
+    }
 }
 
 int edgebit_ternary_linear_f32(const float* x, int64_t M, int64_t K, const uint8_t* packed,

@@ -4,8 +4,9 @@
 //
 // Op schema (also in docs/ops.md):
 //   domain "edgebit", op type "BitLinear", since version 1, CPU execution provider
-//   inputs   0 X      float32 [..., K]    rank >= 1; M = product of the leading dims (may be 0)
-//            1 W      uint8   [N, K/4]    packed ternary layout v1 (edgebit_kernels.h); K % 128 == 0
+//   inputs   0 X      float32 [..., K]    rank >= 1; M = product of the leading dims (may be 0); any K >= 1
+//            1 W      uint8   [N, Kp/4]   packed ternary layout v2 (edgebit_kernels.h): Kp = ceil(K/128)*128,
+//                                         rows padded to whole 128-weight blocks
 //            2 gamma  float32 [N]         one scale per output channel
 //   output   0 Y      float32 [..., N]
 //   Y[m, n] = ((float)acc[m, n] / s[m]) * gamma[n], acc = x_q[m] . W_t[n] exact in int32, where
@@ -38,7 +39,8 @@ constexpr const char* kInputNames[] = {"X", "W", "gamma"};
 constexpr ONNXTensorElementDataType kInputTypes[] = {ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
                                                      ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8,
                                                      ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
-constexpr const char* kInputExpect[] = {"float32 [..., K]", "uint8 [N, K/4] (packed ternary v1)",
+constexpr const char* kInputExpect[] = {"float32 [..., K]",
+                                        "uint8 [N, ceil(K/128)*32] (packed ternary layout v2)",
                                         "float32 [N]"};
 
 std::string dims_str(const std::vector<int64_t>& d) {
@@ -136,17 +138,18 @@ struct BitLinearKernel {
         const std::vector<int64_t>& gs = shape[2];
         if (xs.empty()) return input_error(0, "must have rank >= 1 ([..., K]), got a scalar (rank 0)");
         const int64_t K = xs.back();
-        if (K <= 0 || K % EDGEBIT_BLOCK_K != 0)
-            return input_error(0, "last dim K=" + std::to_string(K) + " must be a positive multiple of " +
-                                      std::to_string(EDGEBIT_BLOCK_K) + " (packed layout v1), X shape " +
-                                      dims_str(xs));
+        if (K <= 0 || K > EDGEBIT_MAX_K)
+            return input_error(0, "last dim K=" + std::to_string(K) + " must be in [1, " +
+                                      std::to_string(EDGEBIT_MAX_K) + "], X shape " + dims_str(xs));
         if (ws.size() != 2)
-            return input_error(1, "must be 2-D [N, K/4], got rank " + std::to_string(ws.size()) +
+            return input_error(1, "must be 2-D [N, ceil(K/128)*32], got rank " + std::to_string(ws.size()) +
                                       " " + dims_str(ws));
         const int64_t N = ws[0];
-        if (ws[1] != K / 4)
-            return input_error(1, "must be [N, K/4] = [N, " + std::to_string(K / 4) + "] for K=" +
-                                      std::to_string(K) + " (X's last dim), got " + dims_str(ws));
+        const int64_t row_bytes = EDGEBIT_PACKED_ROW_BYTES(K);
+        if (ws[1] != row_bytes)
+            return input_error(1, "must be [N, ceil(K/128)*32] = [N, " + std::to_string(row_bytes) + "] for K=" +
+                                      std::to_string(K) + " (X's last dim; packed layout v" +
+                                      std::to_string(EDGEBIT_LAYOUT_VERSION) + "), got " + dims_str(ws));
         if (gs.size() != 1 || gs[0] != N)
             return input_error(2, "must be [N] = [" + std::to_string(N) + "] (one scale per row of W), got " +
                                       dims_str(gs));

@@ -3,11 +3,16 @@
 // fallback pool, edgebit_threadpool and a custom parallel-for; the pool itself is checked
 // for many small calls, create/destroy, nesting and concurrent use; the scalar reference
 // itself is checked against an independent naive computation; argument errors return a
-// status and never read out of bounds. Prints "N passed, N failed" last and exits non-zero on any failure.
+// status and never read out of bounds. Layout v2: every K from 1 to 300 (padded rows) for
+// several M and N, with every buffer exactly as large as the API documents and flush against
+// an inaccessible page, so a read past it faults. Prints "N passed, N failed" last and exits
+// non-zero on any failure.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <string>
@@ -53,28 +58,36 @@ struct Rng {
 
 // ---- independent packing and naive product (the checks of the reference itself) -------
 
-// Pack W[N][K] (values -1..+2; +2 is the invalid code 3) into layout version 1.
-std::vector<uint8_t> pack(const std::vector<int8_t>& w, int64_t N, int64_t K) {
-    std::vector<uint8_t> p(static_cast<size_t>(N * K / 4), 0);
+// Pack W[N][K] (values -1..+2; +2 is the invalid code 3) into layout version 2: rows of
+// Kp/4 bytes, Kp = K rounded up to 128. The padding weights get `pad(n, k)` as their code:
+// code 1 (weight 0) is what the layout prescribes; other codes check that kernels ignore them.
+int64_t padded(int64_t K) { return (K + 127) / 128 * 128; }
+
+template <class PadCode>
+std::vector<uint8_t> pack(const std::vector<int8_t>& w, int64_t N, int64_t K, PadCode pad) {
+    const int64_t Kp = padded(K);
+    std::vector<uint8_t> p(static_cast<size_t>(N * Kp / 4), 0);
     for (int64_t n = 0; n < N; ++n)
-        for (int64_t k = 0; k < K; ++k) {
+        for (int64_t k = 0; k < Kp; ++k) {
             const int64_t b = k / 128, i = (k % 128) / 32, j = k % 32;
-            const int code = w[n * K + k] + 1;
-            p[n * (K / 4) + 32 * b + j] |= static_cast<uint8_t>(code << (2 * i));
+            const int code = k < K ? w[n * K + k] + 1 : pad(n, k);
+            p[n * (Kp / 4) + 32 * b + j] |= static_cast<uint8_t>(code << (2 * i));
         }
     return p;
 }
 
-// Decode packed bytes back to weights by walking bytes (not weights), then a triple loop.
+// Decode packed bytes back to weights by walking bytes (not weights), dropping the padding,
+// then a triple loop over the logical K.
 std::vector<int32_t> naive_gemm(const std::vector<int8_t>& xq, int64_t M,
                                 const std::vector<uint8_t>& packed, int64_t N, int64_t K) {
+    const int64_t row_bytes = padded(K) / 4;
     std::vector<int8_t> w(static_cast<size_t>(N * K));
     for (int64_t n = 0; n < N; ++n)
-        for (int64_t byte = 0; byte < K / 4; ++byte)
+        for (int64_t byte = 0; byte < row_bytes; ++byte)
             for (int i = 0; i < 4; ++i) {
-                const int code = (packed[n * (K / 4) + byte] >> (2 * i)) & 3;
+                const int code = (packed[n * row_bytes + byte] >> (2 * i)) & 3;
                 const int64_t k = (byte / 32) * 128 + 32 * i + byte % 32;
-                w[n * K + k] = static_cast<int8_t>(code - 1);
+                if (k < K) w[n * K + k] = static_cast<int8_t>(code - 1);
             }
     std::vector<int32_t> acc(static_cast<size_t>(M * N));
     for (int64_t m = 0; m < M; ++m)
@@ -85,6 +98,30 @@ std::vector<int32_t> naive_gemm(const std::vector<int8_t>& xq, int64_t M,
         }
     return acc;
 }
+
+// `bytes` bytes ending flush against a PROT_NONE page: a read of even one byte past the end
+// faults (SIGSEGV: the run has no summary line and counts as failed) instead of passing.
+struct Guarded {
+    uint8_t* base = nullptr;
+    size_t total = 0;
+    void* data = nullptr;
+    Guarded(const void* src, size_t bytes) {
+        const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+        const size_t span = (bytes + page - 1) / page * page;
+        total = span + page;
+        void* m = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED || mprotect(static_cast<uint8_t*>(m) + span, page, PROT_NONE) != 0) {
+            perror("kernel_tests: mmap/mprotect");
+            exit(2);
+        }
+        base = static_cast<uint8_t*>(m);
+        data = base + span - bytes;
+        memcpy(data, src, bytes);
+    }
+    ~Guarded() { munmap(base, total); }
+    Guarded(const Guarded&) = delete;
+    Guarded& operator=(const Guarded&) = delete;
+};
 
 void reference_quantize(const float* x, int64_t K, int8_t* xq, float* scale) {
     float absmax = 0.0f;
@@ -151,6 +188,7 @@ struct Case {
     std::vector<float> gammas;  // (N,) distinct per-channel scales
 };
 
+// invalid_codes: code 3 among the weights, and random codes (3 included) in the padding.
 Case make_case(int64_t M, int64_t N, int64_t K, uint64_t seed, bool invalid_codes) {
     Rng rng(seed);
     Case c;
@@ -186,7 +224,10 @@ Case make_case(int64_t M, int64_t N, int64_t K, uint64_t seed, bool invalid_code
             w[n * K + k] = v;
         }
     }
-    c.packed = pack(w, N, K);
+    Rng prng(seed + 4242);  // padding codes from their own stream, like the gammas below
+    c.packed = pack(w, N, K, [&](int64_t, int64_t) {
+        return invalid_codes ? static_cast<int>(prng.uniform(0, 3)) : 1;
+    });
     Rng grng(seed + 7777);  // its own stream: the cases above stay as they were
     for (int64_t n = 0; n < N; ++n)
         c.gammas.push_back(static_cast<float>(grng.uniform(1, 100000)) / 31337.0f);
@@ -200,25 +241,30 @@ struct Outputs {
     int status = 0;
 };
 
-Outputs run(const Case& c, const edgebit_threading* t) {
+// The five entry points on c's shape, reading x, xq, packed and gammas from the given pointers
+// (c's own vectors, or guarded copies of them).
+Outputs run_on(const Case& c, const float* x, const int8_t* xq, const uint8_t* packed,
+               const float* gammas, const edgebit_threading* t) {
     Outputs o;
     o.acc.assign(static_cast<size_t>(c.M * c.N), 0x7f7f7f7f);
     o.y_q8.assign(static_cast<size_t>(c.M * c.N), -1.0f);
     o.y_f32.assign(static_cast<size_t>(c.M * c.N), -1.0f);
-    o.status |= edgebit_ternary_gemm_i32(c.xq.data(), c.M, c.packed.data(), c.N, c.K,
-                                         o.acc.data(), t);
-    o.status |= edgebit_ternary_gemm_q8(c.xq.data(), c.scales.data(), c.M, c.packed.data(),
-                                        c.N, c.K, c.gamma, o.y_q8.data(), t);
-    o.status |= edgebit_ternary_linear_f32(c.x.data(), c.M, c.K, c.packed.data(), c.N,
-                                           c.gamma, o.y_f32.data(), t);
+    o.status |= edgebit_ternary_gemm_i32(xq, c.M, packed, c.N, c.K, o.acc.data(), t);
+    o.status |= edgebit_ternary_gemm_q8(xq, c.scales.data(), c.M, packed, c.N, c.K, c.gamma,
+                                        o.y_q8.data(), t);
+    o.status |= edgebit_ternary_linear_f32(x, c.M, c.K, packed, c.N, c.gamma, o.y_f32.data(), t);
     o.y_ch.assign(static_cast<size_t>(c.M * c.N), -1.0f);
     o.y_ch_uniform.assign(static_cast<size_t>(c.M * c.N), -1.0f);
     const std::vector<float> uniform(static_cast<size_t>(c.N), c.gamma);
-    o.status |= edgebit_ternary_linear_f32_channels(c.x.data(), c.M, c.K, c.packed.data(), c.N,
-                                                    c.gammas.data(), o.y_ch.data(), t);
-    o.status |= edgebit_ternary_linear_f32_channels(c.x.data(), c.M, c.K, c.packed.data(), c.N,
-                                                    uniform.data(), o.y_ch_uniform.data(), t);
+    o.status |= edgebit_ternary_linear_f32_channels(x, c.M, c.K, packed, c.N, gammas,
+                                                    o.y_ch.data(), t);
+    o.status |= edgebit_ternary_linear_f32_channels(x, c.M, c.K, packed, c.N, uniform.data(),
+                                                    o.y_ch_uniform.data(), t);
     return o;
+}
+
+Outputs run(const Case& c, const edgebit_threading* t) {
+    return run_on(c, c.x.data(), c.xq.data(), c.packed.data(), c.gammas.data(), t);
 }
 
 bool same(const Outputs& a, const Outputs& b) {
@@ -303,6 +349,78 @@ void test_shapes() {
         test_case(make_case(rng.uniform(1, 20), rng.uniform(1, 150), 128 * rng.uniform(1, 12),
                             seed++, i % 4 == 0),
                   "random");
+    // Layout v2, K padded, through every thread configuration: the published widths
+    // (bitnet_b1_58-3B's FFN 8640, -xl's 5460; the end-to-end test's hidden 200 and FFN 540;
+    // 100, one head of head_dim 100), a panel with a padded K tail, garbage padding codes.
+    for (int64_t K : {100, 200, 540})  // N = 67: 4-row groups, a row tail, a second 64-row chunk
+        test_case(make_case(1, 67, K, seed++, false), "padded gemv");
+    for (int64_t K : {5460, 8640})  // the long rows with fewer of them, to keep qemu runs short
+        test_case(make_case(1, 13, K, seed++, false), "padded gemv long");
+    for (int64_t K : {1, 200, 540})
+        test_case(make_case(17, 13, K, seed++, false), "padded gemm");
+    test_case(make_case(25, 48, 1000, seed++, false), "padded panel k");
+    test_case(make_case(13, 33, 700, seed++, true), "padded, garbage padding codes");
+    for (int i = 0; i < 8; ++i)
+        test_case(make_case(rng.uniform(1, 20), rng.uniform(1, 150), rng.uniform(1, 1500),
+                            seed++, i % 4 == 0),
+                  "random padded");
+}
+
+// Every K from 1 to 300 (every tail length of a 128-weight block, three block counts) at
+// M = 1, 3, 13, 33 (decode, the 4-row GEMM tile with a tail, the panel threshold, two
+// panels) with N cycling through tails of the 4-row and 64-row chunking. Each buffer is
+// exactly what edgebit_kernels.h documents (x and xq M*K, packed N*Kp/4, gammas N) and sits
+// flush against an inaccessible page. One thread configuration a case (pool3 or 1, in turn)
+// keeps the run short under qemu; test_shapes above takes padded shapes through all of them.
+void test_padded_k() {
+    const int64_t Ms[] = {1, 3, 13, 33};
+    const int64_t Ns[] = {1, 3, 4, 5, 7, 13, 33, 67};
+    uint64_t seed = 100000;
+    int64_t i = 0;
+    for (int64_t K = 1; K <= 300; ++K) {
+        for (int64_t M : Ms) {
+            const int64_t N = Ns[i++ % 8];
+            const Case c = make_case(M, N, K, seed++, K % 7 == 0);
+            const std::string shape = fmt("M=%lld N=%lld K=%lld", M, N, K) + " padded";
+            const Guarded x(c.x.data(), c.x.size() * sizeof(float));
+            const Guarded xq(c.xq.data(), c.xq.size());
+            const Guarded w(c.packed.data(), c.packed.size());
+            const Guarded g(c.gammas.data(), c.gammas.size() * sizeof(float));
+            auto go = [&](const edgebit_threading* t) {
+                return run_on(c, static_cast<const float*>(x.data),
+                              static_cast<const int8_t*>(xq.data),
+                              static_cast<const uint8_t*>(w.data),
+                              static_cast<const float*>(g.data), t);
+            };
+            check(c.packed.size() == static_cast<size_t>(N * padded(K) / 4), "packed size", shape);
+            edgebit_force_variant("scalar");
+            const Outputs ref = go(nullptr);
+            check(ref.status == 0, "scalar status", shape + " " + edgebit_last_error());
+            check(ref.acc == naive_gemm(c.xq, M, c.packed, N, K), "scalar vs naive", shape);
+            // The float entry points quantize then multiply: their sums are those of the
+            // quantized rows, checked against the plain int reference too.
+            std::vector<int8_t> q(c.x.size());
+            std::vector<float> s(static_cast<size_t>(M));
+            bool f32 = edgebit_quantize_rows(c.x.data(), M, K, q.data(), s.data()) == 0;
+            const std::vector<int32_t> acc = naive_gemm(q, M, c.packed, N, K);
+            for (int64_t m = 0; f32 && m < M; ++m)
+                for (int64_t n = 0; n < N; ++n) {
+                    const float want = (static_cast<float>(acc[m * N + n]) / s[m]) * c.gamma;
+                    f32 = f32 && memcmp(&want, &ref.y_f32[m * N + n], 4) == 0;
+                }
+            check(f32, "linear_f32 vs naive", shape);
+            // One thread configuration per case, alternating (chunking never depends on threads;
+            // test_shapes takes padded shapes through all of them).
+            const bool pooled = i % 2 == 0;
+            for (const std::string& v : g_variants) {
+                if (v == "scalar") continue;  // ref is the scalar variant
+                edgebit_force_variant(v.c_str());
+                check(same(ref, go(pooled ? &g_pool3 : &kOne)), "bit-exact",
+                      v + (pooled ? " threads=pool3 " : " threads=1 ") + shape);
+            }
+        }
+    }
+    edgebit_force_variant("auto");
 }
 
 void test_quantize() {
@@ -376,23 +494,6 @@ void expect_status(int got, int want, const char* what) {
 
 void test_errors() {
     edgebit_force_variant("auto");
-    // K not a multiple of 128: buffers hold exactly N*K/4 packed bytes; nothing may be read.
-    for (int64_t K : {100, 129, 130, 250}) {
-        const int64_t M = 2, N = 3;
-        std::vector<float> x(static_cast<size_t>(M * K), 1.0f), y(static_cast<size_t>(M * N));
-        std::vector<int8_t> xq(static_cast<size_t>(M * K), 1);
-        std::vector<uint8_t> w(static_cast<size_t>(N * K / 4));
-        std::vector<int32_t> acc(static_cast<size_t>(M * N));
-        float sc[2] = {1.0f, 1.0f};
-        expect_status(edgebit_ternary_linear_f32(x.data(), M, K, w.data(), N, 1.0f, y.data(),
-                                                 nullptr),
-                      EDGEBIT_ERR_K_NOT_MULTIPLE, "linear K%128");
-        expect_status(edgebit_ternary_gemm_q8(xq.data(), sc, M, w.data(), N, K, 1.0f, y.data(),
-                                              nullptr),
-                      EDGEBIT_ERR_K_NOT_MULTIPLE, "q8 K%128");
-        expect_status(edgebit_ternary_gemm_i32(xq.data(), M, w.data(), N, K, acc.data(), nullptr),
-                      EDGEBIT_ERR_K_NOT_MULTIPLE, "i32 K%128");
-    }
     float x[128] = {0}, y[4] = {0}, sc[1] = {1.0f};
     int8_t xq[128] = {0};
     uint8_t w[32] = {0};
@@ -406,8 +507,10 @@ void test_errors() {
     const float g1[1] = {1.0f};
     expect_status(edgebit_ternary_linear_f32_channels(x, 1, 128, w, 1, nullptr, y, nullptr),
                   EDGEBIT_ERR_NULL_POINTER, "channels: null gamma");
+    // Layout v2: K needs no multiple of 128 (one padded 32-byte row for K <= 128).
     expect_status(edgebit_ternary_linear_f32_channels(x, 1, 100, w, 1, g1, y, nullptr),
-                  EDGEBIT_ERR_K_NOT_MULTIPLE, "channels: K=100");
+                  EDGEBIT_OK, "channels: K=100");
+    expect_status(edgebit_ternary_gemm_i32(xq, 1, w, 1, 1, acc, nullptr), EDGEBIT_OK, "K=1");
     expect_status(edgebit_ternary_gemm_i32(xq, 1, w, 1, 128, nullptr, nullptr),
                   EDGEBIT_ERR_NULL_POINTER, "null acc");
     expect_status(edgebit_quantize_rows(x, 1, 128, nullptr, sc), EDGEBIT_ERR_NULL_POINTER,
@@ -420,6 +523,8 @@ void test_errors() {
                   EDGEBIT_ERR_BAD_SHAPE, "K<0");
     expect_status(edgebit_ternary_gemm_i32(xq, 1, w, 1, int64_t(1) << 23, acc, nullptr),
                   EDGEBIT_ERR_BAD_SHAPE, "K too large");
+    expect_status(edgebit_ternary_gemm_i32(xq, 1, w, 1, EDGEBIT_MAX_K + 1, acc, nullptr),
+                  EDGEBIT_ERR_BAD_SHAPE, "K = max + 1");
     expect_status(edgebit_ternary_gemm_i32(xq, int64_t(1) << 40, w, 1, 128, acc, nullptr),
                   EDGEBIT_ERR_BAD_SHAPE, "M absurd");
     expect_status(edgebit_quantize_rows(x, 1, 0, xq, sc), EDGEBIT_ERR_BAD_SHAPE, "quantize K=0");
@@ -435,7 +540,12 @@ void test_errors() {
     check(before == edgebit_kernel_variant(), "selection kept after error");
     check(edgebit_variant_supported("scalar") == 1 && edgebit_variant_supported("bogus") == 0,
           "variant_supported");
-    check(edgebit_layout_version() == EDGEBIT_LAYOUT_VERSION, "layout version");
+    check(edgebit_layout_version() == EDGEBIT_LAYOUT_VERSION && EDGEBIT_LAYOUT_VERSION == 2,
+          "layout version");
+    check(EDGEBIT_PADDED_K(1) == 128 && EDGEBIT_PADDED_K(128) == 128 &&
+              EDGEBIT_PADDED_K(129) == 256 && EDGEBIT_PACKED_ROW_BYTES(8640) == 2176 &&
+              EDGEBIT_PACKED_ROW_BYTES(100) == 32,
+          "padded K macros");
     check(strcmp(edgebit_variant_name(0), "scalar") == 0 &&
               edgebit_variant_name(edgebit_variant_count()) == nullptr,
           "variant list");
@@ -602,6 +712,7 @@ int main() {
     test_errors();
     test_threadpool();
     test_shapes();
+    test_padded_k();
     for (edgebit_threadpool* p : pools) edgebit_threadpool_destroy(p);
     check(g_custom_calls.load() > 0, "custom parallel_for used");
     printf("%d passed, %d failed\n", g_passed, g_failed);

@@ -2,6 +2,7 @@
 real ExecuTorch runtime on one-op programs, bit-exact to the reference; bad shapes fail the call, the process
 carries on."""
 
+import re
 import shutil
 import subprocess
 
@@ -11,7 +12,7 @@ import torch
 from edgebit.model.reference import ternary_linear as reference_linear
 from edgebit.model.weights import TernaryWeight
 from edgebit.ops import executorch_library, torch_ops
-from edgebit.quant.packing import pack_ternary
+from edgebit.quant.packing import pack_ternary, packed_row_bytes
 
 K = 384
 QKV = [(128, 0.021), (48, 0.7), (48, 3.5)]  # q/k/v-like: N = 224, per-channel gamma
@@ -31,13 +32,13 @@ def activations(shape, seed):
     flat = x.view(-1, shape[-1])
     if flat.shape[0] > 2:
         flat[1] = 0  # all-zero row: the 1e-5 clamp
-        flat[2, 5] = 1e4  # one dominant value
+        flat[2, min(5, shape[-1] - 1)] = 1e4  # one dominant value
     return x
 
 
-@pytest.mark.parametrize("shape", [(1, K), (5, K), (2, 3, K), (0, K)])
+@pytest.mark.parametrize("shape", [(1, K), (5, K), (2, 3, K), (0, K), (3, 200), (1, 1), (2, 2, 100)])
 def test_torch_op_is_the_reference(shape):
-    w = qkv_weight(seed=shape[0])
+    w = qkv_weight(seed=shape[0], k=shape[-1])
     x = activations(shape, seed=len(shape))
     expected = reference_linear(x, w)
     assert torch.equal(torch.ops.edgebit.bitlinear(x, w.packed, w.gamma), expected)
@@ -50,8 +51,12 @@ def test_torch_op_rejects_bad_shapes():
     w = qkv_weight()
     with pytest.raises(ValueError, match="gamma must be float32"):
         torch.ops.edgebit.bitlinear(torch.zeros(2, K), w.packed, w.gamma[:-1])
-    with pytest.raises(ValueError, match=r"w_packed must be \[N, K/4\]"):
+    with pytest.raises(ValueError, match=rf"w_packed must be \[N, ceil\(K/128\)\*32\] = \[N, {K // 2}\] for K={2 * K}"):
         torch.ops.edgebit.bitlinear(torch.zeros(2, 2 * K), w.packed, w.gamma)
+    with pytest.raises(ValueError, match=r"= \[N, 64\] for K=200 \(x's last dim; packed layout v2\), got \[224, 96\]"):
+        torch.ops.edgebit.bitlinear(torch.zeros(2, 200), w.packed, w.gamma)
+    with pytest.raises(ValueError, match="last dim K must be positive"):
+        torch.ops.edgebit.bitlinear(torch.zeros(2, 0), w.packed[:, :0], w.gamma)
 
 
 class OneOp(torch.nn.Module):
@@ -80,23 +85,35 @@ def method():
     del loaded
 
 
-@pytest.mark.parametrize("m,n,k", [(1, N, K), (7, N, K), (33, N, K), (1, 1000, 1280), (4, 64, 128)])
+@pytest.mark.parametrize("m,n,k", [(1, N, K), (7, N, K), (33, N, K), (1, 1000, 1280), (4, 64, 128),
+                                   (1, N, 200), (7, 67, 100), (33, 13, 540), (3, 5, 1), (1, 130, 8640)])
 def test_kernel_library_in_executorch_is_bit_exact(method, m, n, k):
+    """Any K (layout v2 pads the packed rows to ceil(K/128)*32 bytes)."""
     w = qkv_weight(seed=m * n, n=n, k=k)
+    assert w.packed.shape == (n, packed_row_bytes(k))
     x = activations((m, k), seed=m)
     (y,) = method.execute([x, w.packed, w.gamma])
     assert y.shape == (m, n)
     assert torch.equal(y, reference_linear(x, w)), (y - reference_linear(x, w)).abs().max()
 
 
-@pytest.mark.parametrize("case,x,w,gamma", [
-    ("K not multiple of 128", torch.zeros(2, 200), torch.zeros(N, 50, dtype=torch.uint8), torch.ones(N)),
-    ("W second dim", torch.zeros(2, K), torch.zeros(N, K // 4 - 1, dtype=torch.uint8), torch.ones(N)),
-    ("gamma length", torch.zeros(2, K), torch.zeros(N, K // 4, dtype=torch.uint8), torch.ones(N - 1)),
+@pytest.mark.parametrize("case,x,w,gamma,message", [
+    ("W unpadded (v1 width)", torch.zeros(2, 200), torch.zeros(N, 50, dtype=torch.uint8), torch.ones(N),
+     r"w_packed must be \[N, ceil\(K/128\)\*32\] = \[N, 64\] for K=200 \(x's last dim; packed layout v2\), "
+     r"got \[224, 50\]"),
+    ("W padded one block too far", torch.zeros(2, 100), torch.zeros(N, 64, dtype=torch.uint8), torch.ones(N),
+     r"w_packed must be .* = \[N, 32\] for K=100 .*got \[224, 64\]"),
+    ("W second dim", torch.zeros(2, K), torch.zeros(N, K // 4 - 1, dtype=torch.uint8), torch.ones(N),
+     r"w_packed must be .* = \[N, 96\] for K=384 .*got \[224, 95\]"),
+    ("K zero", torch.zeros(2, 0), torch.zeros(N, 0, dtype=torch.uint8), torch.ones(N),
+     r"x's last dim K=0 must be in \[1, 4194304\]"),
+    ("gamma length", torch.zeros(2, K), torch.zeros(N, K // 4, dtype=torch.uint8), torch.ones(N - 1),
+     r"gamma must be \[N\] = \[224\]"),
 ])
-def test_bad_inputs_fail_the_call_and_the_process_survives(method, case, x, w, gamma):
+def test_bad_inputs_fail_the_call_and_the_process_survives(method, capfd, case, x, w, gamma, message):
     with pytest.raises(RuntimeError, match="failed"):
         method.execute([x, w, gamma])
+    assert re.search(r"edgebit::bitlinear\.out: " + message, capfd.readouterr().err)
     good = qkv_weight()
     x = activations((2, K), seed=1)
     (y,) = method.execute([x, good.packed, good.gamma])

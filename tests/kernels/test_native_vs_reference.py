@@ -29,11 +29,12 @@ def test_host_runs_more_than_scalar():
     assert VARIANTS[0] == "scalar" and len(VARIANTS) >= 2, VARIANTS
 
 
-@pytest.mark.parametrize("m,n,k,threads", [(1, 64, 128, 1), (1, 7, 2560, 2), (5, 130, 384, 1), (17, 64, 6912, 2)])
+@pytest.mark.parametrize("m,n,k,threads", [(1, 64, 128, 1), (1, 7, 2560, 2), (5, 130, 384, 1), (17, 64, 6912, 2),
+                                           (1, 67, 200, 1), (5, 13, 540, 2), (3, 9, 1, 1), (33, 70, 8640, 2)])
 def test_fused_linear_bit_exact(variant, m, n, k, threads):
     w = random_weight(n, k, seed=m * n + k)
     x = torch.randn(m, k) * 4
-    x[0, 3] = 1e4  # a dominant value: most others quantize to 0
+    x[0, min(3, k - 1)] = 1e4  # a dominant value: most others quantize to 0
     if m > 2:
         x[2] = 0  # all-zero row: the 1e-5 clamp, no NaN
     expected = reference_linear(x, w)
@@ -68,8 +69,9 @@ def test_quantize_rows_bit_exact(variant):
     assert torch.equal(s, ref_s[:, 0]) and torch.equal(x_q.float(), ref_q)
 
 
-def test_int32_sums_exact_with_extreme_activations(variant):
-    n, k = 33, 2560
+@pytest.mark.parametrize("k", [2560, 100, 5460])
+def test_int32_sums_exact_with_extreme_activations(variant, k):
+    n = 33
     w = random_weight(n, k, seed=3)
     x_q = torch.full((2, k), -128, dtype=torch.int8)
     x_q[1, ::2] = 127
@@ -78,11 +80,17 @@ def test_int32_sums_exact_with_extreme_activations(variant):
     assert torch.equal(acc.long(), expected)
 
 
-def test_bad_k_is_a_clear_error():
+def test_wrong_packed_width_is_a_clear_error():
+    """Layout v2 takes any K, with rows of ceil(K/128)*32 bytes: a buffer of another width is refused before the
+    kernels could read past it."""
     w = random_weight(4, 128, seed=0)
-    bad = TernaryWeight(w.packed, w.gamma, 4, 100)
-    with pytest.raises(native.KernelError, match="128"):
-        native.ternary_linear(torch.randn(1, 100), bad)
+    bad = TernaryWeight(w.packed, w.gamma, 4, 200)
+    with pytest.raises(native.KernelError, match=r"K=200 needs packed \(4, 64\).*got \(4, 32\)"):
+        native.ternary_linear(torch.randn(1, 200), bad)
+    with pytest.raises(native.KernelError, match=r"K=200 needs packed \(4, 64\)"):
+        native.ternary_linear_channels(torch.randn(1, 200), w.packed, torch.ones(4))
+    with pytest.raises(native.KernelError, match=r"K=200 needs packed \(4, 64\)"):
+        native.ternary_gemm_i32(torch.zeros(1, 200, dtype=torch.int8), w.packed, 4, 200)
 
 
 def test_forcing_an_unknown_variant_is_an_error():

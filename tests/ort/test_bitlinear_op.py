@@ -15,7 +15,7 @@ from edgebit.model.reference import ternary_linear as reference_linear
 from edgebit.model.weights import TernaryWeight
 from edgebit.errors import EdgebitError
 from edgebit.ops import ort_library
-from edgebit.quant.packing import pack_ternary
+from edgebit.quant.packing import pack_ternary, packed_row_bytes
 
 K = 384
 QKV = [(128, 0.021), (48, 0.7), (48, 3.5)]  # (rows, gamma) of q, k, v: N = 224, four chunks of 64 rows
@@ -39,14 +39,14 @@ def session(model: bytes, threads: int = 1) -> ort.InferenceSession:
     return ort.InferenceSession(model, ort_library.session_options(threads), providers=["CPUExecutionProvider"])
 
 
-def qkv_weight(seed: int = 0) -> TernaryWeight:
+def qkv_weight(seed: int = 0, k: int = K) -> TernaryWeight:
     """q/k/v concatenated along N, each with its own gamma, varied per channel too."""
     g = torch.Generator().manual_seed(seed)
     n = sum(rows for rows, _ in QKV)
-    w_t = torch.randint(-1, 2, (n, K), generator=g, dtype=torch.int8)
+    w_t = torch.randint(-1, 2, (n, k), generator=g, dtype=torch.int8)
     gamma = torch.cat([torch.full((rows,), scale) for rows, scale in QKV])
     gamma = gamma * (1 + torch.rand(n, generator=g))
-    return TernaryWeight(pack_ternary(w_t), gamma.float(), n, K)
+    return TernaryWeight(pack_ternary(w_t), gamma.float(), n, k)
 
 
 def activations(shape, seed: int) -> torch.Tensor:
@@ -55,7 +55,7 @@ def activations(shape, seed: int) -> torch.Tensor:
     flat = x.view(-1, shape[-1])
     if flat.shape[0] > 2:
         flat[1] = 0  # all-zero row: the 1e-5 clamp
-        flat[2, 5] = 1e4  # one dominant value
+        flat[2, min(5, shape[-1] - 1)] = 1e4  # one dominant value
     return x
 
 
@@ -74,6 +74,20 @@ def test_bit_exact_to_reference(shape, threads):
     expected = reference_linear(x, w)
     assert y.shape == (*shape[:-1], w.out_features)
     assert torch.equal(y, expected), (y - expected).abs().max()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("k", [1, 100, 127, 129, 200, 383, 540])
+def test_any_k_bit_exact_to_reference(k, threads):
+    """Layout v2: K need not be a multiple of 128; W is [N, ceil(K/128)*32] with padded rows."""
+    w = qkv_weight(seed=k, k=k)
+    assert w.packed.shape == (N, packed_row_bytes(k))
+    sess = session(bitlinear_model(x_shape=("M", k)), threads)
+    for shape in [(1, k), (5, k), (33, k)]:
+        x = activations(shape, seed=k + shape[0])
+        y = run(sess, x, w)
+        assert y.shape == (shape[0], N)
+        assert torch.equal(y, reference_linear(x, w)), (y - reference_linear(x, w)).abs().max()
 
 
 def test_static_shapes_and_inferred_output_shape():
@@ -112,16 +126,22 @@ BAD = {  # name: (graph kwargs, feeds, regex the message must match)
     "gamma float16": (dict(g_type=TensorProto.FLOAT16, x_shape=("M", K)), feeds(gamma=np.ones(N, np.float16)),
                       r"input 2 'gamma' must be float32 \[N\], got float16"),
     "W 1-D": (dict(w_shape=("L",), x_shape=("M", K)), feeds(w=np.zeros(N * K // 4, np.uint8)),
-              r"input 1 'W' must be 2-D \[N, K/4\], got rank 1"),
+              r"input 1 'W' must be 2-D \[N, ceil\(K/128\)\*32\], got rank 1"),
     "W 3-D": (dict(w_shape=("a", "b", "c"), x_shape=("M", K)), feeds(w=np.zeros((2, N, K // 8), np.uint8)),
-              r"input 1 'W' must be 2-D \[N, K/4\], got rank 3"),
+              r"input 1 'W' must be 2-D \[N, ceil\(K/128\)\*32\], got rank 3"),
     "W second dim": (dict(x_shape=("M", K)), feeds(w=np.zeros((N, K // 4 - 1), np.uint8)),
-                     rf"input 1 'W' must be \[N, K/4\] = \[N, {K // 4}\] for K={K}.*got \[{N}, {K // 4 - 1}\]"),
-    "K not multiple of 128": (dict(x_shape=("M", "K")), feeds(x=np.zeros((2, 200), np.float32),
+                     rf"input 1 'W' must be \[N, ceil\(K/128\)\*32\] = \[N, {K // 4}\] for K={K} \(X's last dim; "
+                     rf"packed layout v2\), got \[{N}, {K // 4 - 1}\]"),
+    # Layout v1's width K/4 for a K that is not whole blocks: v2 rows are padded to 64 bytes for K=200.
+    "W unpadded (v1 width)": (dict(x_shape=("M", "K")), feeds(x=np.zeros((2, 200), np.float32),
                                                             w=np.zeros((N, 50), np.uint8)),
-                              r"input 0 'X' last dim K=200 must be a positive multiple of 128"),
+                              rf"input 1 'W' must be \[N, ceil\(K/128\)\*32\] = \[N, 64\] for K=200.*got \[{N}, 50\]"),
+    "W padded one block too far": (dict(x_shape=("M", "K")), feeds(x=np.zeros((2, 100), np.float32),
+                                                                  w=np.zeros((N, 64), np.uint8)),
+                                   rf"input 1 'W' must be \[N, ceil\(K/128\)\*32\] = \[N, 32\] for K=100.*"
+                                   rf"got \[{N}, 64\]"),
     "K zero": (dict(x_shape=("M", "K")), feeds(x=np.zeros((2, 0), np.float32), w=np.zeros((N, 0), np.uint8)),
-               r"input 0 'X' last dim K=0 must be a positive multiple of 128"),
+               r"input 0 'X' last dim K=0 must be in \[1, 4194304\]"),
     "gamma length": (dict(x_shape=("M", K), g_shape=("G",)), feeds(gamma=np.ones(N - 1, np.float32)),
                      rf"input 2 'gamma' must be \[N\] = \[{N}\].*got \[{N - 1}\]"),
     "gamma 2-D": (dict(x_shape=("M", K), g_shape=("G", "H")), feeds(gamma=np.ones((1, N), np.float32)),

@@ -168,3 +168,102 @@ def process_tree():
 @pytest.fixture(scope="session")
 def unused_port():
     return free_port
+
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "emulated-pi.sh"
+
+
+class EmulatedPi:
+    """An instance of scripts/emulated-pi.sh: a Debian arm64 system under qemu-user with its own sshd on 127.0.0.1."""
+
+    def __init__(self, name: str, release: str):
+        self.name, self.release = name, release
+        r = subprocess.run(["bash", str(SCRIPT), "start", "--name", name, "--release", release], capture_output=True,
+                           text=True, timeout=1200)
+        if r.returncode != 0:
+            pytest.fail(f"emulated-pi.sh start failed: {r.stderr.strip()}")
+        info = dict(line.split("=", 1) for line in r.stdout.split())
+        self.device, self.port = info["EDGEBIT_PI_DEVICE"], int(info["EDGEBIT_PI_PORT"])
+        self.ssh_config, self.key = Path(info["EDGEBIT_PI_SSH_CONFIG"]), Path(info["EDGEBIT_PI_KEY"])
+        self.known_hosts, self.pid = Path(info["EDGEBIT_PI_KNOWN_HOSTS"]), int(info["EDGEBIT_PI_PID"])
+
+    def sh(self, command: str, check: bool = True, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+        """`command` in a shell on the device, over ssh as its root."""
+        r = subprocess.run(["ssh", "-F", str(self.ssh_config), "127.0.0.1", command], capture_output=True, text=True,
+                           timeout=timeout, **kw)
+        assert not check or r.returncode == 0, (command, r.stderr)
+        return r
+
+    def scp(self, *paths: Path, dest: str = "") -> None:
+        r = subprocess.run(["scp", "-F", str(self.ssh_config), "-rq", *map(str, paths), f"127.0.0.1:{dest}"],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+
+    def runners(self) -> list[str]:
+        """Command lines of the edgebit-runner processes alive on the device (its own PID namespace). The kernel
+        shows each emulated program behind its interpreter ("qemu-aarch64-static PROGRAM ARGS")."""
+        out = self.sh("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f 2>/dev/null; echo; done").stdout
+        return [l for l in out.splitlines() if any(t.endswith("/edgebit-runner") for t in l.split(" ")[:2])]
+
+    def stop(self) -> None:
+        subprocess.run(["bash", str(SCRIPT), "stop", "--name", self.name], capture_output=True, timeout=120)
+
+
+def pi_prerequisites(require) -> None:
+    """Root and the tools the emulated Pi needs: a skip without them, a failure under CI."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the emulated Pi needs root (debootstrap, chroot, mounts); CI runs as root")
+        pytest.skip("the emulated Pi needs root")
+    for tool, package in (("debootstrap", "debootstrap"), ("qemu-aarch64-static", "qemu-user-static"),
+                          ("unshare", "util-linux"), ("ssh-keygen", "openssh-client"),
+                          ("aarch64-linux-gnu-g++", "g++-aarch64-linux-gnu")):
+        require(tool, f"the emulated Raspberry Pi needs it: apt install {package}")
+
+
+@pytest.fixture(scope="module")
+def emulated_pi(require):
+    """emulated_pi(release="bookworm") -> a started EmulatedPi, one per release for the test module, stopped after
+    it. The rootfs is built once into ~/.cache/edgebit/emulated-pi (minutes) and reused; an instance starts in
+    seconds, a pristine copy of it."""
+    started: dict[str, EmulatedPi] = {}
+
+    def get(release: str = "bookworm") -> EmulatedPi:
+        if release not in started:
+            pi_prerequisites(require)
+            started[release] = EmulatedPi(f"pytest-{os.getpid()}-{release}", release)
+        return started[release]
+
+    yield get
+    for pi in started.values():
+        pi.stop()
+
+
+@pytest.fixture(scope="session")
+def pi_rootfs(require) -> Path:
+    """The cached bookworm rootfs of scripts/emulated-pi.sh, built if missing; no instance started."""
+    pi_prerequisites(require)
+    r = subprocess.run(["bash", str(SCRIPT), "build"], capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        pytest.fail(f"emulated-pi.sh build failed: {r.stderr.strip()}")
+    cache = Path(os.environ.get("EDGEBIT_CACHE_DIR") or Path.home() / ".cache" / "edgebit")
+    return cache / "emulated-pi" / "rootfs-bookworm-arm64"
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "edgebit" / "data" / "models" / "bitnet-kjv-small"
+# The shipped model has no chat template; this one ends a turn with its EOS, "</s>".
+CHAT_TEMPLATE = ("{% for message in messages %}{{ message['role'] | capitalize + ': ' + message['content'] | trim"
+                 " + '</s>' }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def pi_artifacts(tmp_path_factory, cli):
+    """The shipped model exported to ONNX and .pte, and to ONNX with a chat template (context 96: quick)."""
+    d = tmp_path_factory.mktemp("pi-artifacts")
+    chat_model = shutil.copytree(SHIPPED, d / "chat-model")
+    config = json.loads((chat_model / "tokenizer_config.json").read_text())
+    (chat_model / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": CHAT_TEMPLATE}))
+    for args in (["onnx", "-o", d / "onnx"], ["executorch", "-o", d / "pte"], ["onnx", chat_model, "-o", d / "chat"]):
+        r = cli("export", *args, "--max-seq-len", "96", timeout=900)
+        assert r.returncode == 0, r.stderr
+    return {"onnx": d / "onnx", "pte": d / "pte", "chat": d / "chat"}

@@ -1,8 +1,9 @@
 """Device faults over a real loopback sshd: the sshd stopped in the middle of a push, a changed host key, a full
-disk on the device (a small tmpfs this test mounts; a file-size limit where mounting is not allowed), the runner
-crashing on the device; and the device-side cache, which is reused only when its content hashes match, never
-half-written, and holds nothing group- or world-writable. Every fault: exit 2, one line naming the device and
-what failed, within the timeout."""
+disk on the device (a small tmpfs this test mounts, refused before the copy; a file-size limit where mounting is
+not allowed, which only the copy finds), the runner crashing on the device; and the device-side cache, which is
+reused only when its content hashes match, never half-written, and holds nothing group- or world-writable. Every
+fault: exit 2, one line naming the device and what failed, within the timeout. The same device path against an
+emulated Raspberry Pi: test_emulated_pi_faults.py."""
 
 import json
 import os
@@ -96,7 +97,10 @@ def test_full_disk_on_the_device(server, tiny_artifact, tmp_path, cli):
         server.start(limits)
         t0 = time.monotonic()
         r = cli(*profile_args(tiny_artifact, server, base), timeout=120)
-        one_error_line(r, "scp of", "failed")
+        if limits:  # a file-size limit hides from df: scp finds it
+            one_error_line(r, "scp of", "failed")
+        else:  # a small filesystem: refused before anything is sent
+            one_error_line(r, f"{base} on the device has", "MB free and the push needs", "free space there")
         assert time.monotonic() - t0 < 60
         assert not sealed_dirs(base) and not list(base.glob("*.tmp"))  # the torn copy was removed
     finally:

@@ -3,35 +3,59 @@ import torch
 
 from edgebit.errors import LayoutError
 from edgebit.quant.packing import (
+    LAYOUT_VERSION,
     codes_to_layout,
     hf_pack,
     hf_unpack_codes,
     pack_ternary,
+    packed_row_bytes,
+    padded_k,
     unpack_codes,
     unpack_ternary,
 )
 from edgebit.quant.ternary import absmean_ternarize, quantize_activations
 
 
-@pytest.mark.parametrize("n,k", [(1, 128), (3, 256), (64, 384), (7, 2560)])
+def test_padded_sizes():
+    assert LAYOUT_VERSION == 2
+    assert [padded_k(k) for k in (1, 100, 127, 128, 129, 200, 540, 5460, 8640)] == [
+        128, 128, 128, 128, 256, 256, 640, 5504, 8704]
+    assert [packed_row_bytes(k) for k in (1, 128, 200, 8640)] == [32, 32, 64, 2176]
+
+
+@pytest.mark.parametrize("n,k", [(1, 128), (3, 256), (64, 384), (7, 2560), (1, 1), (3, 100), (5, 129), (4, 200),
+                                 (2, 540), (1, 5460), (1, 8640), (9, 383)])
 def test_layout_round_trip(n, k):
     w_t = torch.randint(-1, 2, (n, k), dtype=torch.int8)
     packed = pack_ternary(w_t)
-    assert packed.dtype == torch.uint8 and packed.shape == (n, k // 4)
+    assert packed.dtype == torch.uint8 and packed.shape == (n, padded_k(k) // 4)
     assert torch.equal(unpack_ternary(packed, k), w_t)
+    assert torch.equal(unpack_codes(packed, k), (w_t + 1).to(torch.uint8))
 
 
-def test_layout_matches_its_documentation():
-    """Byte j of block b in row n holds k = 128*b + 32*i + j in bits 2i..2i+1, code = w + 1."""
-    n, k = 5, 384
+@pytest.mark.parametrize("k", [384, 300])
+def test_layout_matches_its_documentation(k):
+    """Byte j of block b in row n holds k = 128*b + 32*i + j in bits 2i..2i+1, code = w + 1; the padding weights
+    (k >= K, up to the next multiple of 128) hold code 1."""
+    n = 5
     w_t = torch.randint(-1, 2, (n, k), dtype=torch.int8)
     packed = pack_ternary(w_t)
     for row in range(n):
-        for col in range(k):
+        for col in range(padded_k(k)):
             b, rest = divmod(col, 128)
             i, j = divmod(rest, 32)
             code = (int(packed[row, 32 * b + j]) >> (2 * i)) & 3
-            assert code - 1 == int(w_t[row, col])
+            assert code == (int(w_t[row, col]) + 1 if col < k else 1)
+
+
+def test_codes_to_layout_into_out_buffer_with_padding():
+    codes = torch.randint(0, 3, (6, 200), dtype=torch.uint8)
+    out = torch.full((6, 64), 0xFF, dtype=torch.uint8)  # stale bytes: every one must be overwritten
+    assert codes_to_layout(codes, "w", out) is out
+    assert torch.equal(out, pack_ternary(codes.to(torch.int8) - 1))
+    assert torch.equal(unpack_codes(out, 200), codes)
+    with pytest.raises(RuntimeError):
+        codes_to_layout(codes, "w", torch.empty(6, 50, dtype=torch.uint8))  # a v1-sized buffer is too small
 
 
 def test_hf_layout_round_trip_against_transformers():
@@ -51,12 +75,21 @@ def test_code_three_is_refused_with_position():
         codes_to_layout(codes, "q_proj.weight")
 
 
-@pytest.mark.parametrize("k", [0, 64, 130, 200])
-def test_k_the_layout_cannot_hold_is_an_error(k):
-    with pytest.raises(LayoutError, match="multiple of 128"):
-        pack_ternary(torch.zeros(4, k, dtype=torch.int8))
+def test_empty_shapes_are_an_error():
+    with pytest.raises(LayoutError, match=r"pack_ternary: shape \[4, 0\] cannot be packed"):
+        pack_ternary(torch.zeros(4, 0, dtype=torch.int8))
+    with pytest.raises(LayoutError, match=r"shape \[0, 128\] cannot be packed"):
+        pack_ternary(torch.zeros(0, 128, dtype=torch.int8))
     with pytest.raises(LayoutError):
-        unpack_codes(torch.zeros(4, max(k // 4, 1), dtype=torch.uint8), k)
+        unpack_codes(torch.zeros(4, 1, dtype=torch.uint8), 0)
+
+
+@pytest.mark.parametrize("k,width", [(200, 50), (200, 32), (200, 96), (100, 25), (128, 64)])
+def test_wrong_packed_width_names_both_numbers(k, width):
+    """A v1-style [N, K/4] buffer for an odd K, or any other width, is refused naming what v2 expects."""
+    with pytest.raises(LayoutError, match=rf"expected uint8 \[4, {packed_row_bytes(k)}\] for in_features {k}.*"
+                                          rf"got torch.uint8\[4, {width}\]"):
+        unpack_codes(torch.zeros(4, width, dtype=torch.uint8), k)
 
 
 def test_absmean_ternarize_is_transformers_weightquant():

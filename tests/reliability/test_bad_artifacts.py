@@ -64,6 +64,12 @@ def _layout_version(art, tmp_path):
     return ["manifest.json", "layout v99", "re-export"]
 
 
+def _layout_v1(art, tmp_path):
+    """An artifact exported before layout v2 (unpadded rows, K % 128 == 0) records layout_version 1."""
+    edit_manifest(art, lambda m: m.update(layout_version=1))
+    return ["manifest.json", "packed weight layout v1, but this", "reads layout v2 only", "re-export"]
+
+
 def _manifest_not_json(art, tmp_path):
     (art / "manifest.json").write_text("{ not json")
     return ["manifest.json", "JSON"]
@@ -131,7 +137,7 @@ def _files_escape(art, tmp_path):
 
 
 CASES = {f.__name__.lstrip("_"): f for f in [
-    _layout_version, _manifest_not_json, _manifest_missing, _model_changed, _model_truncated,
+    _layout_version, _layout_v1, _manifest_not_json, _manifest_missing, _model_changed, _model_truncated,
     _model_truncated_rehashed, _library_missing, _library_replaced, _library_foreign_rehashed,
     _library_truncated_rehashed, _library_not_elf_rehashed, _tokenizer_missing, _files_escape,
 ]}
