@@ -7,9 +7,9 @@ torch, onnx nor executorch; each API function imports what it needs when called.
 
 __version__ = "0.1.0"
 
-_API = ("Head", "OnnxOps", "PteOps", "Target", "Runtime", "Inspection", "RunResult", "resolve_model", "inspect",
-        "check_plausibility", "export_onnx", "export_executorch", "verify", "run", "profile", "bundle", "quickstart",
-        "doctor")
+_API = ("Head", "OnnxOps", "PteOps", "GgufType", "Target", "Runtime", "Inspection", "RunResult",
+        "resolve_model", "inspect", "check_plausibility", "export_onnx", "export_executorch", "export_gguf",
+        "verify", "run", "profile", "bundle", "quickstart", "doctor")
 
 
 def __getattr__(name: str):

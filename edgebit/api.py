@@ -44,6 +44,12 @@ class PteOps(str, Enum):
     TORCHAO_8DA4W = "torchao-8da4w"  # ExecuTorch's stock low-bit path on XNNPACK: the baseline
 
 
+class GgufType(str, Enum):
+    """The ternary block type of an exported GGUF file (llama.cpp's)."""
+    TQ2_0 = "tq2_0"  # 2.0625 bits a weight
+    TQ1_0 = "tq1_0"  # 1.6875 bits a weight
+
+
 class Target(str, Enum):
     """What a device bundle is built for."""
     HOST = "host"
@@ -70,7 +76,8 @@ def resolve_model(model: str | Path | None = None, revision: str | None = None,
                   on_progress: Callable[[int, int], None] | None = None) -> Path:
     """The checkpoint directory MODEL names: a local path as given, a Hugging Face id ORG/NAME through the local
     cache (downloading only the files edgebit reads; on_progress(done, total) in bytes), or the shipped model
-    when MODEL is None."""
+    when MODEL is None. A str may be a Hub id; a Path is always a local path (so a resolved MODEL passed on is
+    never looked up again, and a missing ./org/name is reported missing, not fetched)."""
     from edgebit.errors import EdgebitError
 
     if model is None:
@@ -81,6 +88,8 @@ def resolve_model(model: str | Path | None = None, revision: str | None = None,
         return default_model_path()
     from edgebit.model.hub import resolve_checkpoint
 
+    if isinstance(model, Path) and not model.exists():
+        return model  # the loader reports it missing, naming it
     return resolve_checkpoint(model, revision, on_progress)
 
 
@@ -139,6 +148,17 @@ def export_executorch(model: str | Path | None, output: str | Path, *, revision:
     return targets()["executorch"](resolve_model(model, revision), Path(output), max_seq_len,
                                    _choice(Head, head, "--head").value,
                                    xnnpack, force, on_step=on_step, ops=ops.value)
+
+
+def export_gguf(model: str | Path | None, output: str | Path, *, revision: str | None = None,
+                qtype: GgufType | str = GgufType.TQ2_0, force: bool = False,
+                on_step: Callable[[str], None] | None = None) -> Path:
+    """One GGUF file for llama.cpp (architecture bitnet or llama; ternary linears bit-exact; tokenizer and chat
+    template carried: docs/weight-layout.md, "GGUF"), written to a temp name and renamed when complete."""
+    from edgebit.exporters import targets
+
+    return targets()["gguf"](resolve_model(model, revision), Path(output), _choice(GgufType, qtype, "--type").value,
+                             force, on_step=on_step)
 
 
 def verify(artifact: str | Path, *, model: str | Path | None = None, revision: str | None = None,

@@ -118,6 +118,8 @@ def source_checkpoint(artifact_dir: Path, model: str | Path | None = None, revis
     if isinstance(hub, dict) and isinstance(hub.get("repo_id"), str) and isinstance(hub.get("commit"), str):
         # Through the cache, not the recorded path: HF_HOME may have moved, and the commit pins the same files.
         return resolve_checkpoint(hub["repo_id"], hub["commit"], on_progress)
+    if isinstance(source.get("gguf"), str):  # rebuilds the GGUF file's view if the cache was cleared
+        return resolve_checkpoint(source["gguf"], None, on_progress)
     return Path(source["path"])
 
 

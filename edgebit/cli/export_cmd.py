@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from edgebit.api import Head, OnnxOps, PteOps
+from edgebit.api import GgufType, Head, OnnxOps, PteOps
 from edgebit.cli.options import ForceOpt, OptionalModelArg, OutputOpt, RevisionOpt, resolve_model
 
 app = typer.Typer(help="Turn a checkpoint into an artifact whose ternary linears run on edgebit's kernels.",
@@ -77,3 +78,24 @@ def _report(path) -> None:
     err.print(f"wrote {path}", markup=False)
     for line in json.loads((path / "manifest.json").read_text()).get("tokenizer_warnings", []):
         err.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
+
+
+@app.command("gguf")
+def gguf(
+    model: OptionalModelArg = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .gguf file (written to a temp name and "
+                                         "renamed when complete).")] = ...,
+    revision: RevisionOpt = None,
+    qtype: Annotated[GgufType, typer.Option("--type", help="Ternary block type: tq2_0 (2.06 bits a weight) or "
+                                                           "tq1_0 (1.69 bits).")] = GgufType.TQ2_0,
+    force: ForceOpt = False,
+) -> None:
+    """Export to GGUF for llama.cpp: ternary linears bit-exact, tokenizer and chat template carried."""
+    from edgebit.api import export_gguf
+    from edgebit.cli.console import err
+
+    checkpoint = resolve_model(model, revision)
+    with err.status("exporting") as status:
+        path = export_gguf(checkpoint, output, qtype=qtype, force=force,
+                           on_step=lambda what: status.update(f"exporting: {what}"))
+    err.print(f"wrote {path}", markup=False)
