@@ -20,6 +20,10 @@ LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,
 # ignore merges for whole-word vocabulary hits and add BOS by default, as HF's Llama 3 tokenizer.json does.
 GPT2_PRES = ("gpt-2",)
 LLAMA3_PRES = ("llama-bpe", "llama3", "llama-v3", "falcon3")
+# llama.cpp's "smaug-bpe": Llama 3's split regex, but merges always applied (llama.cpp sets ignore_merges only for
+# its llama3 pre-type), which is what a BPE trained with Llama 3's split and no ignore_merges needs (edgebit's own
+# tokenizers, the shipped model's among them). Held to llama.cpp's own tokenizer in tests/gguf.
+LLAMA3_SPLIT_PRES = LLAMA3_PRES + ("smaug-bpe",)
 NORMAL, CONTROL, USER_DEFINED, UNUSED = 1, 3, 4, 5
 K = "tokenizer.ggml."
 
@@ -42,9 +46,9 @@ def tokenizer_from_gguf(g) -> tuple[str, dict]:
         raise CheckpointError(f"{g.path}: metadata '{K}model' is {model!r}; edgebit reads byte-level BPE ('gpt2') "
                               "tokenizers only (its engine runs no SentencePiece)")
     pre = g.kv.get(K + "pre", "default")
-    if pre not in GPT2_PRES + LLAMA3_PRES:
+    if pre not in GPT2_PRES + LLAMA3_SPLIT_PRES:
         raise CheckpointError(f"{g.path}: metadata '{K}pre' is {pre!r}; edgebit knows the pre-tokenizers of "
-                              f"{', '.join(GPT2_PRES + LLAMA3_PRES)} (GPT-2's and Llama 3's regex)")
+                              f"{', '.join(GPT2_PRES + LLAMA3_SPLIT_PRES)} (GPT-2's and Llama 3's regex)")
     arrays = {}
     for name, what in (("tokens", "the vocabulary"), ("merges", "the BPE merges")):
         ref = _key(g, name, GGUFArray, what)
@@ -66,11 +70,11 @@ def tokenizer_from_gguf(g) -> tuple[str, dict]:
         if not sep or a not in vocab or b not in vocab:
             raise CheckpointError(f"{g.path}: metadata '{K}merges'[{j}] {m!r} is not two vocabulary tokens")
         pairs.append((a, b))
-    llama3 = pre in LLAMA3_PRES
+    llama3 = pre in LLAMA3_SPLIT_PRES
     add_prefix = bool(g.kv.get(K + "add_space_prefix", False))
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs, ignore_merges=llama3))
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs, ignore_merges=pre in LLAMA3_PRES))
     if llama3:
         tok.pre_tokenizer = pre_tokenizers.Sequence([
             pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated", invert=False),
@@ -132,8 +136,8 @@ def gguf_pre_tokenizer(tokenizer_json: dict, path) -> tuple[str, bool]:
         return "gpt-2", bool(steps[0].get("add_prefix_space", True))
     if (kinds == ["Split", "ByteLevel"] and (steps[0].get("pattern") or {}).get("Regex") == LLAMA3_REGEX
             and steps[0].get("behavior") == "Isolated" and not steps[0].get("invert")
-            and not steps[1].get("use_regex", True) and not steps[1].get("add_prefix_space", True) and ignore_merges):
-        return "llama-bpe", False
+            and not steps[1].get("use_regex", True) and not steps[1].get("add_prefix_space", True)):
+        return ("llama-bpe" if ignore_merges else "smaug-bpe"), False
     raise CheckpointError(f"{path}: pre_tokenizer {json.dumps(pre)[:120]} (ignore_merges {ignore_merges}) is not "
                           "GPT-2's or Llama 3's byte-level BPE, the two llama.cpp pre-tokenizers edgebit maps")
 
