@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from error_lines import one_error_line
 
 
 @pytest.fixture
@@ -35,16 +36,6 @@ def profile_args(art, server, base: Path, config="ssh_config", *extra):
 def start(args):
     return subprocess.Popen([sys.executable, "-m", "edgebit", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=tempfile.gettempdir(), env={**os.environ, "COLUMNS": "200"})
-
-
-def one_error_line(result, *fragments):
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    assert "Traceback" not in result.stderr
-    line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("error:"), result.stderr
-    for f in fragments:
-        assert f in line, (f, line)
-    return line
 
 
 def sealed_dirs(base: Path) -> list[Path]:

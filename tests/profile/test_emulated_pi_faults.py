@@ -13,6 +13,7 @@ import pytest
 
 from edgebit.profile.bundle import build_bundle
 from edgebit.profile.requirements import loader_message
+from error_lines import one_error_line
 
 LIBSTDCXX = "/usr/lib/aarch64-linux-gnu/libstdc++.so.6"
 
@@ -30,16 +31,6 @@ def onnx_art(pi_artifacts):
 def profile_args(art, device, pi, *extra):
     return ["profile", str(art), "--device", device, "--ssh-config", str(pi.ssh_config), "--threads", "1",
             "--prompt-len", "4", "--gen-len", "2", "--runs", "1", "--warmup", "0", "--connect-timeout", "10", *extra]
-
-
-def one_error_line(r, *fragments) -> str:
-    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
-    assert "Traceback" not in r.stderr
-    line = r.stderr.strip().splitlines()[-1]
-    assert line.startswith("error:"), r.stderr
-    for f in fragments:
-        assert f in line, (f, line)
-    return line
 
 
 def test_missing_library_names_its_package(pi, onnx_art, cli):
