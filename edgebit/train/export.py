@@ -9,8 +9,8 @@ transformers' BitNetForCausalLM runs as a plain float model. It is a baseline to
 against, not an input for edgebit's ternary toolchain (whose loader would ternarize its weights).
 Binary (--weights binary): edgebit's binary BitNet format (docs/weight-layout.md "Binary BitNet"): the same
 packed uint8 [out/4, in] layout holding codes 0 and 2 only (binarize's -1 / +1 of the latent weights, the values
-the training forward used), weight_scale = beta per group of rows (it multiplies), and quantization_config
-quant_method "bitnet_binary", which transformers refuses to load rather than run as ternary.
+the training forward used), weight_scale = beta per group of rows (it multiplies), model_type and
+quantization_config quant_method "bitnet_binary", which transformers refuses to load rather than misread.
 """
 
 from __future__ import annotations
@@ -60,8 +60,12 @@ def config_json(model: TrainModel, tok) -> dict:
         "eos_token_id": tok.token_to_id(EOS),
         "torch_dtype": "float32",
     }
-    if model.quant:
-        cfg["quantization_config"] = binary_quant_config(model.groups) if model.weights == "binary" else dict(QUANT_CONFIG)
+    if model.quant and model.weights == "binary":
+        # its own model_type: transformers and ternary readers refuse it instead of misreading it (families/bitnet.py)
+        cfg.update(architectures=["BitNetBinaryForCausalLM"], model_type="bitnet_binary",
+                   quantization_config=binary_quant_config(model.groups))
+    elif model.quant:
+        cfg["quantization_config"] = dict(QUANT_CONFIG)
     return cfg
 
 

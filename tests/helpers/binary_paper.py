@@ -57,6 +57,7 @@ def paper_model(checkpoint: Path, latent: dict[str, torch.Tensor]):
 
     raw = json.loads((checkpoint / "config.json").read_text())
     q = raw.pop("quantization_config")
+    raw.update(model_type="bitnet", architectures=["BitNetForCausalLM"])  # the architecture edgebit trains
     model = BitNetForCausalLM(BitNetConfig(**raw)).eval()
     model.load_state_dict({k: v for k, v in latent.items() if not k.endswith("_proj.weight")}, strict=False)
     for name, module in list(model.named_modules()):

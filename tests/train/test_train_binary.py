@@ -39,6 +39,7 @@ def _latent(out: Path) -> dict[str, torch.Tensor]:
 
 def test_writes_the_binary_format(binary):
     cfg = json.loads((binary / "config.json").read_text())
+    assert (cfg["model_type"], cfg["architectures"]) == ("bitnet_binary", ["BitNetBinaryForCausalLM"])
     assert cfg["quantization_config"] == {"quant_method": "bitnet_binary", "quantization_mode": "offline",
                                           "weight_bits": 1, "activation_bits": 8, "groups": GROUPS,
                                           "layer_norm_eps": 1e-5}
@@ -53,10 +54,12 @@ def test_writes_the_binary_format(binary):
         assert torch.equal(state[name + ".weight_scale"], beta) and beta.shape == (GROUPS,)
 
 
-def test_transformers_refuses_it_rather_than_run_it_ternary(binary):
+def test_transformers_refuses_it_rather_than_misread_it(binary):
+    """Under model_type "bitnet" transformers would ignore the unknown quant_method and reinitialize the packed
+    weights it cannot read; its own model_type makes transformers stop."""
     from transformers import AutoModelForCausalLM
 
-    with pytest.raises(Exception, match="bitnet_binary"):
+    with pytest.raises(ValueError, match="bitnet_binary"):
         AutoModelForCausalLM.from_pretrained(binary)
 
 
@@ -73,8 +76,9 @@ def test_reference_is_the_papers_arithmetic(binary, transformers_parity):
     ids = torch.tensor([load_tokenizer(binary).encode(PROMPT).ids])
     assert transformers_parity(paper, ReferenceModel(load_model_weights(binary)), ids, 5) > 0
     with torch.no_grad():
-        want = paper.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=None,
-                              pad_token_id=0)[0, ids.shape[1]:].tolist()
+        # (an explicit mask: the prompt starts with BOS, id 0, which generate would take for padding)
+        want = paper.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
+                              eos_token_id=None, pad_token_id=0)[0, ids.shape[1]:].tolist()
     assert generate(ReferenceBackend(binary, 128), ids[0].tolist(), 12).generated_ids == want
 
 

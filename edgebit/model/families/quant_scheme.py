@@ -61,10 +61,8 @@ def parse_quant_scheme(raw: dict, path: Path, linear_names: list[str]) -> QuantS
     if not isinstance(qc, dict):
         raise ConfigError(f"{path}: key '{KEY}': expected an object, got {qc!r}")
     method = qc.get("quant_method", "bitnet")
-    if method == BINARY:
-        return _binary_scheme(qc, path)
     if method != "bitnet":
-        raise ConfigError(f"{path}: key '{KEY}.quant_method': expected 'bitnet' or '{BINARY}', got {method!r}")
+        raise ConfigError(f"{path}: key '{KEY}.quant_method': expected 'bitnet', got {method!r}")
     linear_class = qc.get("linear_class", "bitlinear")  # BitNetQuantConfig's defaults
     if linear_class not in LINEAR_CLASSES:
         raise ConfigError(f"{path}: key '{KEY}.linear_class': expected one of {', '.join(LINEAR_CLASSES)}, "
@@ -83,8 +81,12 @@ def parse_quant_scheme(raw: dict, path: Path, linear_names: list[str]) -> QuantS
     return QuantScheme(linear_class, mode, use_rms_norm, float(eps) if use_rms_norm else 1e-6)
 
 
-def _binary_scheme(qc: dict, path: Path) -> QuantScheme:
+def binary_scheme(raw: dict, path: Path) -> QuantScheme:
     """edgebit's binary BitNet (W1A8) quantization_config: every key known, every value one edgebit computes."""
+    qc = raw.get(KEY)
+    if not isinstance(qc, dict) or qc.get("quant_method") != BINARY:
+        raise ConfigError(f"{path}: key '{KEY}': a {BINARY} model needs quantization_config.quant_method "
+                          f"'{BINARY}', got {qc!r}")
     for key in qc:
         if key not in BINARY_KEYS:
             raise ConfigError(f"{path}: key '{KEY}.{key}': not a key of {BINARY} (known: {', '.join(BINARY_KEYS)})")
