@@ -33,9 +33,14 @@ def checkpoint_fingerprint(checkpoint_dir: Path) -> dict:
     Face cache snapshot, so `edgebit verify` finds that commit again through the cache (edgebit.model.hub)."""
     from edgebit.model.hub import hub_origin
 
+    from edgebit.model.gguf.view import view_source
+
     files = sorted(p for p in checkpoint_dir.iterdir()
-                   if p.suffix in (".json", ".safetensors") and p.is_file())
+                   if p.suffix in (".json", ".safetensors", ".gguf") and p.is_file())
     source = {"path": str(checkpoint_dir.resolve()), "sha256": {p.name: sha256_file(p) for p in files}}
+    gguf = view_source(checkpoint_dir)
+    if gguf is not None:  # the view lives in a cache; the GGUF file is what `verify` must find again
+        source["gguf"] = str(gguf)
     hub = hub_origin(checkpoint_dir)
     return {**source, "hub": hub} if hub else source
 

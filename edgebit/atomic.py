@@ -94,3 +94,29 @@ def atomic_output_dir(dest: str | Path, force: bool = False, option: str = "--ou
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, dest)
+
+
+@contextlib.contextmanager
+def atomic_output_file(dest: str | Path, force: bool = False, option: str = "--output"):
+    """Yields a temp path beside DEST (`.<name>.partial-<pid>`); on success it is renamed onto DEST in one atomic
+    rename (replacing an existing file only with `force`), so DEST is never a half-written file."""
+    dest = Path(dest)
+    if dest.is_dir():
+        raise EdgebitError(f"{dest}: is a directory; {option} names the file to write")
+    if dest.exists() and not force:
+        raise EdgebitError(f"{dest}: already exists; pass --force to replace it ({option})")
+    if not dest.parent.is_dir():
+        raise EdgebitError(f"{dest.parent}: parent directory of {option} does not exist")
+    for stale in _dead_leftovers(dest, "partial"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+    tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, dest)

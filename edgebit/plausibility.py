@@ -105,6 +105,8 @@ def check_checkpoint(path: Path) -> Plausibility:
     from edgebit.errors import CheckpointError
     from edgebit.tokenizer import load_tokenizer
 
+    if not (Path(path) / "tokenizer.json").is_file() and (Path(path) / "tokenizer.error").is_file():
+        load_tokenizer(Path(path))  # a GGUF whose embedded tokenizer did not convert: raises why
     if not (Path(path) / "tokenizer.json").is_file():
         raise CheckpointError(f"{Path(path) / 'tokenizer.json'}: not found; the plausibility check tokenizes its "
                               "text with the checkpoint's tokenizer")

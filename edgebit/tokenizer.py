@@ -12,6 +12,9 @@ def load_tokenizer(checkpoint_dir: str | Path):
     from tokenizers import Tokenizer
 
     path = Path(checkpoint_dir) / "tokenizer.json"
+    why = Path(checkpoint_dir) / "tokenizer.error"  # a GGUF view whose embedded tokenizer did not convert
+    if not path.is_file() and why.is_file():
+        raise CheckpointError(why.read_text(encoding="utf-8").strip().splitlines()[0])
     if not path.is_file():
         raise CheckpointError(f"{path}: not found; text commands need the checkpoint's tokenizer.json")
     try:

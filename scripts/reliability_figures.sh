@@ -27,6 +27,7 @@ count() {  # count LABEL TEST_FILES...: "LABEL: N passed, N failed, N skipped"
 }
 echo "== malformed inputs (each: exit 2, one line naming the file and tensor/key, no traceback)"
 count "malformed checkpoints (cases through edgebit inspect)" tests/model/test_bad_checkpoints.py
+count "malformed GGUF files (cases through edgebit inspect, and lying sizes under peak-RSS watch)" tests/reliability/test_bad_gguf.py
 count "malformed artifacts (cases x verify/run/profile, and the native edgebit-runner)" tests/reliability/test_bad_artifacts.py
 echo "== interrupted work"
 count "kill -9 during export" tests/reliability/test_interrupted_export.py

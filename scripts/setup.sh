@@ -45,3 +45,9 @@ fi
 python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('executorch') is None)" 2>/dev/null \
   || python3 -m pip install --quiet "executorch==1.5.1"
 python3 -m pip install --quiet ".[test]"
+
+# The device bundles `edgebit quickstart`, `edgebit profile` and the tests run (this machine, and aarch64 under
+# qemu): built once here into ~/.cache/edgebit/bundles, so the first command does not wait on a C++ build.
+if command -v aarch64-linux-gnu-g++ >/dev/null; then targets="host aarch64-linux-gnu"; else targets="host"; fi
+(cd / && python3 -c "import sys; from edgebit.profile.bundle import build_bundle
+for t in sys.argv[1:]: build_bundle(t, log=print)" $targets)

@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-# Fixture modules of the model families and formats with their own independent implementations (tests/helpers).
+# pytest runs with --import-mode=importlib, which puts no test directory on sys.path; helper modules shared by
+# several test directories (tests/gguf_files.py) are imported from here, and the fixture modules of the model
+# families and formats with their own independent implementations from tests/helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
 pytest_plugins = ["olmo_fixtures"]
 
@@ -27,14 +30,15 @@ LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "lo
                "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
 
 
-def hf_model(family: str, tie: bool, seed: int, dims: dict | None = None):
-    """dims: config keys merged over TINY (e.g. another hidden_size or head_dim)."""
+def hf_model(family: str, tie: bool, seed: int, dims: dict | None = None, hidden_act: str = "relu2"):
+    """dims: config keys merged over TINY (e.g. another hidden_size or head_dim, or K a multiple of 256 for
+    GGUF's TQ blocks); hidden_act: BitNet's FFN activation."""
     from transformers import BitNetConfig, BitNetForCausalLM, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     shape = {**TINY, **(dims or {})}
     if family == "bitnet":
-        cfg = BitNetConfig(**shape, tie_word_embeddings=tie, hidden_act="relu2",
+        cfg = BitNetConfig(**shape, tie_word_embeddings=tie, hidden_act=hidden_act,
                            rope_parameters={"rope_type": "default", "rope_theta": 500000.0})
         return cfg, BitNetForCausalLM(cfg)
     cfg = LlamaConfig(**shape, tie_word_embeddings=tie, hidden_act="silu", rope_parameters=LLAMA3_ROPE)
@@ -47,7 +51,7 @@ QUANT_DEFAULTS = {"packed": ("bitlinear", "offline"), "master": ("autobitlinear"
 
 def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = True, seed: int = 0,
                         linear_class: str | None = None, mode: str | None = None,
-                        use_rms_norm: bool = False, dims: dict | None = None) -> Path:
+                        use_rms_norm: bool = False, dims: dict | None = None, hidden_act: str = "relu2") -> Path:
     """One set of random masters written the way transformers' BitNet quantization loads it:
     - `master`: float weights (autobitlinear/online: transformers ternarizes them at every forward);
     - `packed`: uint8 codes packed by transformers' own pack_weights + weight_scale, which `bitlinear` divides by
@@ -62,7 +66,7 @@ def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = Tru
 
     default_class, default_mode = QUANT_DEFAULTS[form]
     linear_class, mode = linear_class or default_class, mode or default_mode
-    cfg, model = hf_model(family, tie, seed, dims)
+    cfg, model = hf_model(family, tie, seed, dims, hidden_act)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for k in state:
         if "norm" in k:  # non-trivial norms, so a norm applied in the wrong place shows
@@ -96,14 +100,37 @@ def write_hf_checkpoint(directory: Path, family: str, form: str, tie: bool = Tru
 @pytest.fixture(scope="session")
 def hf_checkpoint(tmp_path_factory):
     """hf_checkpoint(family, form, tie=True, dims=None, **quant) -> a checkpoint dir, built once per session
-    (quant: linear_class, mode, use_rms_norm of write_hf_checkpoint)."""
+    (quant: linear_class, mode, use_rms_norm, hidden_act of write_hf_checkpoint)."""
     built = {}
 
     def make(family: str, form: str, tie: bool = True, dims: dict | None = None, **quant) -> Path:
-        key = (family, form, tie, tuple(sorted((dims or {}).items())), tuple(sorted(quant.items())))
+        key = (family, form, tie, tuple(sorted((dims or {}).items())), repr(sorted(quant.items())))
         if key not in built:
             built[key] = write_hf_checkpoint(tmp_path_factory.mktemp(f"{family}-{form}-{tie}"), family, form, tie,
                                              dims=dims, **quant)
+        return built[key]
+
+    return make
+
+
+GGUF_DIMS = dict(hidden_size=256, intermediate_size=512)  # GGUF's TQ blocks hold 256 weights along K
+
+
+@pytest.fixture(scope="session")
+def gguf_checkpoint(hf_checkpoint, tmp_path_factory):
+    """gguf_checkpoint(family, form, tokenizer="gpt2"|"llama3", **options) -> an hf_checkpoint with K a multiple of
+    256 and a trained BPE tokenizer with merges and a chat template (tests/gguf_files.py), built once per session."""
+    from gguf_files import add_bpe_tokenizer
+
+    built = {}
+
+    def make(family: str, form: str, tokenizer: str = "gpt2", **options) -> Path:
+        key = (family, form, tokenizer, repr(sorted(options.items())))
+        if key not in built:
+            src = hf_checkpoint(family, form, dims={**GGUF_DIMS, **options.pop("dims", {})}, **options)
+            dst = tmp_path_factory.mktemp(f"gguf-{family}-{form}") / "ckpt"
+            shutil.copytree(src, dst)
+            built[key] = add_bpe_tokenizer(dst, tokenizer)
         return built[key]
 
     return make

@@ -6,24 +6,25 @@ from typing import Annotated
 
 import typer
 
+from edgebit.api import Target
 from edgebit.cli.options import ForceOpt, OutputOpt
 
 
 def bundle(
     output: OutputOpt,
-    target: Annotated[str, typer.Option(help="host, aarch64-linux-gnu or android-arm64 (needs ANDROID_NDK and "
-                                             "EDGEBIT_ORT_ANDROID_DIR).")] = "host",
+    target: Annotated[Target, typer.Option(help="What the bundle runs on (android-arm64 needs ANDROID_NDK and "
+                                                "EDGEBIT_ORT_ANDROID_DIR).")] = Target.HOST,
     runtime: Annotated[list[str], typer.Option(help="onnxruntime and/or executorch (repeat or comma-separate).")] = [
         "onnxruntime,executorch"],
     force: ForceOpt = False,
 ) -> None:
     """Build a device bundle: bin/edgebit-runner and lib/ with the engine (libedgebit_engine.so), the op libraries
     and the target's ONNX Runtime and ExecuTorch libraries. Copy it to a device and run bin/edgebit-runner."""
+    from edgebit.api import bundle as write_bundle
     from edgebit.cli.console import err, out
-    from edgebit.profile.bundle import write_bundle
 
-    runtimes = tuple(r.strip() for v in runtime for r in v.split(",") if r.strip())
-    b = write_bundle(target, Path(output), force=force, log=lambda m: err.print(m), runtimes=runtimes)
+    names = [r.strip() for v in runtime for r in v.split(",") if r.strip()]
+    b = write_bundle(Path(output), target, runtimes=names, force=force, log=lambda m: err.print(m))
     out.print(f"{b.path}: {b.target} bundle; on the device: {b.path.name}/bin/edgebit-runner ARTIFACT --prompt TEXT",
               markup=False)
     req = json.loads((b.path / "bundle.json").read_text()).get("requires")

@@ -11,14 +11,22 @@ err = Console(stderr=True, highlight=False)
 
 
 @contextmanager
-def progress_bar(description: str, total: int):
-    """A transient rich progress bar on stderr; yields a function that advances it by one."""
+def progress_bar(description: str, total: int | None = None):
+    """A transient rich progress bar on stderr; yields tick(): tick() (or tick(anything)) advances it by one,
+    tick(done, total) sets both (for work whose size is known only once it starts)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as progress:
         task = progress.add_task(description, total=total)
-        yield lambda *_: progress.advance(task)
+
+        def tick(*args) -> None:
+            if len(args) == 2:
+                progress.update(task, completed=args[0], total=args[1])
+            else:
+                progress.advance(task)
+
+        yield tick
 
 
 @contextmanager

@@ -18,30 +18,27 @@ def inspect(
 ) -> None:
     """Show a checkpoint's family, shapes, parameter counts, zero fractions, sizes and decode traffic."""
     model = resolve_model(model, revision)
+    from edgebit.api import check_plausibility, inspect as run_inspect
     from edgebit.cli.console import err, out, progress_bar
-    from edgebit.model.checkpoint import open_checkpoint
-    from edgebit.model.summary import summarize
 
-    with open_checkpoint(model) as ckpt, progress_bar("reading ternary weights", ckpt.config.num_layers) as tick:
-        summary = summarize(ckpt, on_layer=tick)
-    result = summary.to_dict()
-    plausibility = None
+    with progress_bar("reading ternary weights") as tick:
+        result = run_inspect(model, on_layer=tick)
     if check:
-        from edgebit.plausibility import check_checkpoint
-
         with err.status("running the model on the check text"):
-            plausibility = check_checkpoint(model)
-        result["plausibility"] = plausibility.to_dict()
+            result.plausibility = check_plausibility(model)
+    data = result.summary.to_dict()
+    if result.plausibility is not None:
+        data["plausibility"] = result.plausibility.to_dict()
     if as_json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(data, indent=2))
     else:
-        out.print(_tables(summary))
-        if plausibility is not None:
+        out.print(_tables(result.summary))
+        if result.plausibility is not None:
             from rich.markup import escape
 
-            style = "bold green" if plausibility.plausible else "bold red"
-            out.print(f"[{style}]{escape(plausibility.message())}[/]", soft_wrap=True)
-    if plausibility is not None and not plausibility.plausible:
+            style = "bold green" if result.plausibility.plausible else "bold red"
+            out.print(f"[{style}]{escape(result.plausibility.message())}[/]", soft_wrap=True)
+    if result.plausibility is not None and not result.plausibility.plausible:
         raise typer.Exit(1)
 
 

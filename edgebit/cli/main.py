@@ -7,8 +7,8 @@ import sys
 
 import typer
 
-from edgebit.cli import (bench_cmd, bundle_cmd, checkpoint_cmd, export_cmd, generate_cmd, inspect_cmd, perplexity_cmd,
-                         profile_cmd, run_cmd, train_cmd, verify_cmd)
+from edgebit.cli import (bench_cmd, bundle_cmd, checkpoint_cmd, doctor_cmd, export_cmd, generate_cmd, inspect_cmd, perplexity_cmd,
+                         profile_cmd, quickstart_cmd, run_cmd, train_cmd, verify_cmd)
 
 app = typer.Typer(
     name="edgebit",
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("quickstart")(quickstart_cmd.quickstart)
 app.command("inspect")(inspect_cmd.inspect)
 app.command("random-checkpoint")(checkpoint_cmd.random_checkpoint)
 app.command("train")(train_cmd.train)
@@ -28,6 +29,7 @@ app.command("run")(run_cmd.run)
 app.add_typer(bench_cmd.app, name="bench")
 app.command("bundle")(bundle_cmd.bundle)
 app.command("profile")(profile_cmd.profile)
+app.command("doctor")(doctor_cmd.doctor)
 
 
 def main() -> None:

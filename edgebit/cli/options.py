@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 # MODEL is a str, not a Path: a Hugging Face Hub id (ORG/NAME) is no path, and Path would normalise "a/b/" to it.
-_MODEL_HELP = ("Checkpoint directory (config.json, *.safetensors, tokenizer.json) or Hugging Face Hub id ORG/NAME "
-               "(downloaded into the HF cache; an existing path wins)")
+_MODEL_HELP = ("Checkpoint directory (config.json, *.safetensors, tokenizer.json), a GGUF file (TQ1_0, TQ2_0, I2_S), "
+               "or Hugging Face Hub id ORG/NAME (downloaded into the HF cache; an existing path wins)")
 ModelArg = Annotated[str, typer.Argument(help=_MODEL_HELP + ".", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for machines instead of tables.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output if it already exists.")]
@@ -24,24 +24,14 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(help="Threads for the runtime
 
 
 def resolve_model(model: str | None, revision: str | None = None) -> Path:
-    """MODEL's checkpoint directory: a local path, a Hub id's snapshot in the HF cache (downloaded with a progress
-    bar if need be), or the model this edgebit ships when none is given."""
-    from edgebit.errors import EdgebitError
+    """MODEL's checkpoint directory (edgebit.api.resolve_model), with a download progress bar."""
+    from edgebit.api import resolve_model as resolve
+    from edgebit.cli.console import download_progress
 
-    if model is not None:
-        from edgebit.cli.console import download_progress
-        from edgebit.model.hub import resolve_checkpoint
-
-        with download_progress(f"downloading {model}") as on_progress:
-            return resolve_checkpoint(model, revision, on_progress)
-    if revision is not None:
-        raise EdgebitError("--revision: give MODEL as a Hugging Face Hub id (ORG/NAME); the shipped model has none")
-
-    try:
-        from edgebit.model.shipped import default_model_path
-    except ImportError:
-        raise EdgebitError("MODEL: no checkpoint given and this edgebit ships no default model") from None
-    return default_model_path()
+    if model is None:
+        return resolve(None, revision)
+    with download_progress(f"downloading {model}") as on_progress:
+        return resolve(model, revision, on_progress)
 
 # Sampling options shared by `edgebit run` and `edgebit generate` (and spelled the same by edgebit-runner).
 TopKOpt = Annotated[int, typer.Option(min=0, help="Sample among the k likeliest tokens (0 = off).")]

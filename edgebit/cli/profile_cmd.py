@@ -43,9 +43,10 @@ def profile(
                                                            "(StrictHostKeyChecking=accept-new).")] = False,
 ) -> None:
     """Latency and memory of an artifact on a device, measured there by edgebit-runner."""
+    from edgebit.api import profile as run_profile
     from edgebit.cli.console import err, out
     from edgebit.profile.report import html_report, print_table
-    from edgebit.profile.run import ProfileSpec, profile as run_profile
+    from edgebit.profile.run import ProfileSpec
 
     ids = None
     if prompt_ids:

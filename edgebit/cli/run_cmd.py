@@ -39,56 +39,35 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate text from an artifact, streaming it, then print prefill and decode speed."""
-    from edgebit.backends import open_backend
+    from edgebit.api import run as run_artifact
     from edgebit.cli.console import err
-    from edgebit.generate import Sampling, generate
-    from edgebit.artifact import read_manifest
-    from edgebit.tokenizer import TextStream, load_tokenizer
+    from edgebit.generate import Sampling
 
     if (prompt is None) == (prompt_ids is None):
         raise typer.BadParameter("give exactly one of --prompt and --prompt-ids", param_hint="--prompt")
-    manifest = read_manifest(artifact)
-    if profile and manifest.get("target") != "executorch":
-        raise typer.BadParameter(f"profiling is for ExecuTorch (.pte) artifacts; {artifact} targets "
-                                 f"{manifest.get('target')}", param_hint="--profile")
-    backend = open_backend(artifact, threads, profile=True) if profile else open_backend(artifact, threads)
-    tokenizer = load_tokenizer(artifact) if prompt is not None or (artifact / "tokenizer.json").is_file() else None
-    ids = tokenizer.encode(prompt).ids if prompt is not None else _parse_ids(prompt_ids)
-    if max(ids) >= backend.vocab_size:
-        raise typer.BadParameter(f"token id {max(ids)} is outside the vocabulary (0..{backend.vocab_size - 1})",
-                                 param_hint="--prompt-ids")
-    room = backend.max_seq_len - len(ids)
-    if room < 1:
-        raise typer.BadParameter(f"the prompt has {len(ids)} tokens; the artifact serves {backend.max_seq_len}",
-                                 param_hint="--prompt")
-    stream = TextStream(tokenizer) if tokenizer is not None and not as_json else None
+    ids = _parse_ids(prompt_ids) if prompt_ids is not None else None
+    streamed = []
 
-    def show(token: int) -> None:
-        if stream is not None:
-            sys.stdout.write(stream.push(token))
-            sys.stdout.flush()
+    def show(text: str) -> None:
+        streamed.append(text)
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
-    stop = tuple(manifest["config"].get("eos_token_ids", []))
-    sampling = Sampling(temperature, top_p, seed, top_k, repetition_penalty)
-    result = generate(backend, ids, min(max_new_tokens, room), sampling, stop, show)
-    text = tokenizer.decode(result.generated_ids, skip_special_tokens=True) if tokenizer else None
-    ops = None
-    if profile:
-        from edgebit.backends.executorch import op_profile
-
-        etdump = backend.write_etdump((etdump or Path("edgebit-run.etdp")).resolve())
-        ops = op_profile(etdump)
+    result = run_artifact(artifact, prompt, prompt_ids=ids, max_new_tokens=max_new_tokens,
+                          sampling=Sampling(temperature, top_p, seed, top_k, repetition_penalty), threads=threads,
+                          on_text=None if as_json else show,
+                          etdump=(etdump or Path("edgebit-run.etdp")) if profile else None)
     if as_json:
-        print(json.dumps({"prompt_ids": result.prompt_ids, "generated_ids": result.generated_ids, "text": text,
+        print(json.dumps({"prompt_ids": result.prompt_ids, "generated_ids": result.generated_ids, "text": result.text,
                           "prefill_tokens_per_s": result.prefill_tokens_per_s,
-                          "decode_tokens_per_s": result.decode_tokens_per_s, "backend": backend.name,
-                          **({"etdump": str(etdump), "ops": ops} if profile else {})}, indent=2))
+                          "decode_tokens_per_s": result.decode_tokens_per_s, "backend": result.backend,
+                          **({"etdump": str(result.etdump), "ops": result.ops} if profile else {})}, indent=2))
         return
-    print(stream.flush() if stream is not None else ",".join(map(str, result.generated_ids)))
-    err.print(f"prefill {len(ids)} tokens: {result.prefill_tokens_per_s:.1f} tok/s; decode "
-              f"{len(result.generated_ids)} tokens: {result.decode_tokens_per_s:.1f} tok/s ({backend.name})")
-    if ops is not None:
-        _print_ops(ops, etdump)
+    print("" if streamed else ",".join(map(str, result.generated_ids)))
+    err.print(f"prefill {len(result.prompt_ids)} tokens: {result.prefill_tokens_per_s:.1f} tok/s; decode "
+              f"{len(result.generated_ids)} tokens: {result.decode_tokens_per_s:.1f} tok/s ({result.backend})")
+    if result.ops is not None:
+        _print_ops(result.ops, result.etdump)
 
 
 def _print_ops(ops: list[dict], etdump: Path) -> None:

@@ -19,23 +19,22 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Hold an artifact to the reference model: logit difference, top-1 agreement, perplexity. Exit 1 on failure."""
+    from edgebit.api import verify as run_verify
     from edgebit.cli.console import download_progress, err, out
-    from edgebit.verify import source_checkpoint
-    from edgebit.verify import verify as run_verify
+    from edgebit.verify import EXACT_BOUND, source_checkpoint
 
     with download_progress("downloading the source checkpoint") as on_progress:
         checkpoint = source_checkpoint(artifact, model, revision, on_progress)
     with err.status("verifying"):
-        report = run_verify(artifact, checkpoint, threads)
+        report = run_verify(artifact, model=checkpoint, threads=threads)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         t = report.thresholds
         out.print(f"artifact   {report.artifact} ({report.backend})\nreference  {report.reference}")
-        out.print(f"max |logit diff|   {report.max_abs_diff:.3g}" + (
-            f"  ({100 * report.exact_fraction:.1f}% of positions within {t['max_abs_diff']:g}, "
-            f"{report.flipped_sequences} sequence(s) with an int8 rounding flip; limits: {t['flip_bound']:g} after a "
-            f"flip, {100 * t['min_exact_fraction']:g}% exact)" if t["max_abs_diff"] else ""))
+        out.print(f"max |logit diff|   {report.max_abs_diff:.3g}" + (f"  (limit {t['max_abs_diff']:g})" if t[
+            "max_abs_diff"] else "") + f"; {100 * report.exact_fraction:.1f}% of positions exact to {EXACT_BOUND:g} "
+            f"({report.flipped_sequences} of {report.prompts + 1} sequences with an int8 rounding flip)")
         out.print(f"top-1 agreement    {100 * report.top1_agreement:.2f}% over {report.positions_compared} positions"
                   f"  (limit {100 * t['top1_agreement']:g}%)")
         out.print(f"perplexity         reference {report.perplexity_reference:.4g}, artifact "

@@ -181,7 +181,16 @@ def _detect_form(cfg: ModelConfig, located: dict[str, Path], opened: dict[Path, 
 
 
 def open_checkpoint(path: str | Path) -> Checkpoint:
+    """A checkpoint directory, or a GGUF file (or a directory holding one and no config.json), which opens as a
+    GgufCheckpoint with the same interface (edgebit/model/gguf/)."""
     root = Path(path)
+    from edgebit.model.gguf import gguf_source
+
+    gguf = gguf_source(root)
+    if gguf is not None:
+        from edgebit.model.gguf.checkpoint import GgufCheckpoint
+
+        return GgufCheckpoint(gguf)
     if not root.is_dir():
         raise CheckpointError(f"{root}: not a checkpoint directory (expected config.json + *.safetensors)")
     raw = read_config_json(root / "config.json")

@@ -63,6 +63,13 @@ def resolve_checkpoint(spec: str | Path, revision: str | None = None,
         if revision is not None:
             raise HubError(f"--revision: {spec} is a local path; --revision selects a revision of a Hugging Face "
                            "Hub id (ORG/NAME)")
+        from edgebit.model.gguf import gguf_source
+
+        gguf = gguf_source(path)
+        if gguf is not None:  # a GGUF file becomes a checkpoint directory with its tokenizer beside it
+            from edgebit.model.gguf.view import gguf_view
+
+            return gguf_view(gguf)
         return path
     if not is_hub_id(str(spec)):
         if revision is not None:

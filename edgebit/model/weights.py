@@ -145,6 +145,8 @@ def ternary_codes(ckpt: Checkpoint, name: str) -> tuple[torch.Tensor, torch.Tens
     from any checkpoint form, in no particular layout. `name` has no '.weight' suffix. gamma follows the
     checkpoint's quantization scheme exactly as its publisher's code applies weight_scale (ModelConfig.quant,
     docs/weight-layout.md). Binary weights (codes 0 and 2 only) come through here too."""
+    if ckpt.weight_form == "gguf":  # TQ1_0 / TQ2_0 / I2_S blocks decode in the GGUF checkpoint itself
+        return ckpt.ternary_codes(name)
     if ckpt.weight_form == "master":
         w = ckpt.read(name + ".weight")
         if not bool(torch.isfinite(w).all()):

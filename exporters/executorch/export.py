@@ -12,6 +12,7 @@ from edgebit.errors import EdgebitError
 from .. import register
 from ..chat_template import chat_manifest_entry
 from ..common import check_head, copy_tokenizer_files, load_for_export
+from ..tokenizer_compat import tokenizer_warnings
 
 MODEL_FILE = "program.pte"
 
@@ -168,6 +169,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
             "config": cfg.to_dict(),
             "chat": chat_manifest_entry(Path(model), list(cfg.eos_token_ids)),
             "source": checkpoint_fingerprint(Path(model)),
+            "tokenizer_warnings": tokenizer_warnings(Path(model)),
         })
     return output
 

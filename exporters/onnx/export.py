@@ -13,6 +13,7 @@ from edgebit.errors import EdgebitError
 from .. import register
 from ..chat_template import chat_manifest_entry
 from ..common import check_head, copy_tokenizer_files, load_for_export
+from ..tokenizer_compat import tokenizer_warnings
 
 MODEL_FILE = "model.onnx"
 INLINE_LIMIT = 1 << 30  # weights above this stay in model.onnx.data (protobuf's hard limit is 2 GiB)
@@ -76,5 +77,6 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
             "config": cfg.to_dict(),
             "chat": chat_manifest_entry(Path(model), list(cfg.eos_token_ids)),
             "source": checkpoint_fingerprint(Path(model)),
+            "tokenizer_warnings": tokenizer_warnings(Path(model)),
         })
     return output

@@ -87,3 +87,12 @@ def test_help_is_instant_and_imports_no_heavy_library():
 def test_bad_option_value_is_a_usage_error(cli, tmp_path):
     result = cli("random-checkpoint", "-o", tmp_path / "x", "--preset", "huge")
     assert result.returncode == 2 and "--preset" in result.stderr
+
+
+def test_inspect_counts_widths_that_are_not_whole_blocks(hf_checkpoint, cli):
+    """A scaled-down bitnet_b1_58-3B shape (hidden 200, head_dim 100, FFN 540): counted from the config, nothing
+    packed, equal to transformers' count."""
+    path = hf_checkpoint("bitnet", "packed", True, dims=dict(hidden_size=200, num_attention_heads=2,
+                                                              num_key_value_heads=2, intermediate_size=540))
+    s = json.loads(cli("inspect", path, "--json").stdout)
+    assert s["total_params"] == transformers_param_count(path) and s["config"]["head_dim"] == 100

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
-                r"\s*[\r\n]+|\s+(?!\S)|\s+")
+from edgebit.train.bpe import LLAMA3_SPLIT  # noqa: E402  (the one pattern edgebit trains and the engine reads)
 
 # BitNet b1.58 2B4T's template (tokenizer_config.json of microsoft/bitnet-b1.58-2B-4T).
 BITNET_2B4T_TEMPLATE = ("{% for message in messages %}{{ message['role'] | capitalize + ': ' + message['content'] | trim"

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -107,17 +108,7 @@ def test_export_cli_refuses_bad_options(hf_checkpoint, tmp_path, cli):
     assert not (tmp_path / "o").exists()
 
 
-RUNNER = """
-import ctypes, json, os, sys
-art, prompt, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
-ctypes.CDLL(os.path.join(art, "libedgebit_executorch.so"), mode=ctypes.RTLD_GLOBAL)
-runner = TextLLMRunner(os.path.join(art, "program.pte"), os.path.join(art, "tokenizer.json"))
-pieces, stats = [], []
-runner.generate(prompt, GenerationConfig(echo=False, max_new_tokens=n, temperature=0.0),
-                token_callback=pieces.append, stats_callback=stats.append)
-print(json.dumps({"pieces": pieces, "prompt_tokens": stats[0].num_prompt_tokens}))
-"""
+RUNNER = Path(__file__).with_name("text_llm_runner_probe.py")
 
 
 def test_stock_executorch_llm_runner_generates_the_same_tokens(et_artifact, tmp_path):
@@ -136,7 +127,7 @@ def test_stock_executorch_llm_runner_generates_the_same_tokens(et_artifact, tmp_
     tokenizer.add_special_tokens(["<s>", "</s>"])
     tokenizer.save(str(art / "tokenizer.json"))
     prompt_ids = [10, 20, 30, 40]
-    out = subprocess.run([sys.executable, "-c", RUNNER, str(art), "".join(chr(0x100 + i) for i in prompt_ids), "12"],
+    out = subprocess.run([sys.executable, str(RUNNER), str(art), "".join(chr(0x100 + i) for i in prompt_ids), "12"],
                          capture_output=True, text=True, timeout=120, env={**os.environ})
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,6 +1,6 @@
-"""verify's flip rule lets through what float rounding does (an int8 activation one step off from some position
-on, logits ~1e-2 apart after it) and nothing that changes the arithmetic: an artifact held to a checkpoint read
-with the other scale convention, or with one norm weight 1% off, fails."""
+"""verify lets through what float rounding does (an int8 activation one step off from some position on, logits
+~1e-2 apart after it) and nothing that changes the arithmetic: an artifact held to a checkpoint read with the
+other scale convention, or with a norm weight a few percent off, fails."""
 
 import json
 import shutil
@@ -39,7 +39,7 @@ def test_other_scale_convention_fails(artifact, hf_checkpoint, tmp_path):
     wrong = _variant(hf_checkpoint("bitnet", "packed"), tmp_path / "w",
                      config=lambda raw: raw["quantization_config"].update(linear_class="autobitlinear"))
     report = verify(artifact, wrong)
-    assert not report.passed and report.max_abs_diff > EXACT["flip_bound"], report
+    assert not report.passed and report.max_abs_diff > EXACT["max_abs_diff"], report
 
 
 def _scale(name, factor, first=None):
@@ -58,7 +58,9 @@ def _scale(name, factor, first=None):
 def test_a_norm_weight_a_few_percent_off_fails(artifact, hf_checkpoint, tmp_path, name, factor, first):
     wrong = _variant(hf_checkpoint("bitnet", "packed"), tmp_path / "n", tensors=_scale(name, factor, first))
     report = verify(artifact, wrong)
-    assert not report.passed and report.exact_fraction < EXACT["min_exact_fraction"], report
+    assert not report.passed and report.exact_fraction < 0.5 and report.flipped_sequences == report.prompts + 1
+    assert (report.perplexity_rel_diff > EXACT["perplexity_rel_diff"]
+            or report.top1_agreement < EXACT["top1_agreement"]), report
 
 
 def test_a_flip_splits_a_sequence_there():

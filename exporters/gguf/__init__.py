@@ -1,0 +1,3 @@
+"""The GGUF export target (llama.cpp's format): registers "gguf" in the exporters registry on import."""
+
+from . import export  # noqa: F401
