@@ -17,9 +17,9 @@ import pytest
 import torch
 
 # pytest runs with --import-mode=importlib, which puts no test directory on sys.path; helper modules shared by
-# several test directories (tests/gguf_files.py) are imported from here, and the fixture modules of the model
-# families and formats with their own independent implementations from tests/helpers.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# several test directories (GGUF files, the model families' fixtures and independent implementations) are imported
+# from tests/helpers. Not tests/ itself: its executorch/ directory would join the executorch namespace package
+# (the wheel has no __init__.py) ahead of the installed one, and the bundle build would look for libraries there.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
 pytest_plugins = ["olmo_fixtures"]
 
@@ -119,7 +119,7 @@ GGUF_DIMS = dict(hidden_size=256, intermediate_size=512)  # GGUF's TQ blocks hol
 @pytest.fixture(scope="session")
 def gguf_checkpoint(hf_checkpoint, tmp_path_factory):
     """gguf_checkpoint(family, form, tokenizer="gpt2"|"llama3", **options) -> an hf_checkpoint with K a multiple of
-    256 and a trained BPE tokenizer with merges and a chat template (tests/gguf_files.py), built once per session."""
+    256 and a trained BPE tokenizer with merges and a chat template (tests/helpers/gguf_files.py), built once per session."""
     from gguf_files import add_bpe_tokenizer
 
     built = {}

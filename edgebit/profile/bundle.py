@@ -127,9 +127,13 @@ def executorch_root(target: str) -> Path:
         import importlib.util
 
         spec = importlib.util.find_spec("executorch")
-        if spec is None or not spec.submodule_search_locations:
+        # executorch is a namespace package (no __init__.py): any executorch/ directory on sys.path (a checkout,
+        # the current directory's) joins it, so take the portion that is the installed package
+        roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+        roots = [p for p in roots if (p / "share" / "cmake").is_dir()]
+        if not roots:
             raise BundleError("the executorch package is not installed (pip install executorch==" + ET_VERSION + ")")
-        return Path(list(spec.submodule_search_locations)[0])
+        return roots[0]
     plat = WHEEL_PLATFORMS[target]
     dest = cache_root() / "wheels" / f"executorch-{ET_VERSION}-{plat}"
     if (dest / "share" / "cmake" / "executorch-config.cmake").is_file():

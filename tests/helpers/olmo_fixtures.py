@@ -34,8 +34,11 @@ def olmo_config(**overrides) -> dict:
     return {**OLMO_KEYS, **OLMO_TINY, **HF_KEYS, **overrides}
 
 
-def olmo_state(raw: dict, seed: int) -> dict[str, torch.Tensor]:
-    """Random float masters under hf_olmo's names (OLMoForCausalLM.model = OLMo: model.transformer.*)."""
+def olmo_state(raw: dict, seed: int, embed_std: float = 1.0) -> dict[str, torch.Tensor]:
+    """Random float masters under hf_olmo's names (OLMoForCausalLM.model = OLMo: model.transformer.*). embed_std
+    sets the logits' scale (the head is wte): 1.0 gives logits of ~10, where 1e-4 parity is a real bound; an
+    artifact test wants a smaller one, as a trained model has, where an int8 rounding flip moves the logits by a
+    few hundredths rather than by half a unit (edgebit/verify.py)."""
     gen = torch.Generator().manual_seed(seed)
     d, heads, layers = raw["d_model"], raw["n_heads"], raw["n_layers"]
     kv = (raw.get("n_kv_heads") or heads) * (d // heads)
@@ -45,7 +48,7 @@ def olmo_state(raw: dict, seed: int) -> dict[str, torch.Tensor]:
     def rand(*shape, std=0.1):
         return torch.randn(shape, generator=gen) * std
 
-    state = {"model.transformer.wte.weight": rand(rows, d, std=1.0)}
+    state = {"model.transformer.wte.weight": rand(rows, d, std=embed_std)}
     for i in range(layers):
         p = f"model.transformer.blocks.{i}."
         state[p + "att_proj.weight"] = rand(d + 2 * kv, d)
@@ -60,13 +63,14 @@ def olmo_state(raw: dict, seed: int) -> dict[str, torch.Tensor]:
     return state
 
 
-def write_olmo_checkpoint(directory: Path, seed: int = 0, tokenizer: Path | None = None, **overrides) -> Path:
+def write_olmo_checkpoint(directory: Path, seed: int = 0, tokenizer: Path | None = None, embed_std: float = 1.0,
+                          **overrides) -> Path:
     from safetensors.torch import save_file
 
     raw = olmo_config(**overrides)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(raw, indent=2))
-    save_file(olmo_state(raw, seed), directory / "model.safetensors", metadata={"format": "pt"})
+    save_file(olmo_state(raw, seed, embed_std), directory / "model.safetensors", metadata={"format": "pt"})
     if tokenizer is None:
         from edgebit.tokenizer import byte_level_tokenizer
 
@@ -152,10 +156,11 @@ def olmo_checkpoint(tmp_path_factory):
     """olmo_checkpoint(**config overrides) -> checkpoint dir, built once per session per variant."""
     built = {}
 
-    def make(tokenizer: Path | None = None, **overrides) -> Path:
-        key = (str(tokenizer), tuple(sorted((k, json.dumps(v)) for k, v in overrides.items())))
+    def make(tokenizer: Path | None = None, embed_std: float = 1.0, **overrides) -> Path:
+        key = (str(tokenizer), embed_std, tuple(sorted((k, json.dumps(v)) for k, v in overrides.items())))
         if key not in built:
-            built[key] = write_olmo_checkpoint(tmp_path_factory.mktemp("olmo"), tokenizer=tokenizer, **overrides)
+            built[key] = write_olmo_checkpoint(tmp_path_factory.mktemp("olmo"), tokenizer=tokenizer,
+                                               embed_std=embed_std, **overrides)
         return built[key]
 
     return make
