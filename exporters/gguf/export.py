@@ -44,6 +44,15 @@ def _arch(cfg, model: Path) -> str:
     if cfg.quant.use_rms_norm:
         raise EdgebitError(f"{where}: quantization_config.use_rms_norm puts a norm inside every linear, which no "
                            "llama.cpp graph has")
+    if cfg.quant.weights == "binary":
+        raise EdgebitError(f"{where}: its binary weights (codes -1/+1 with a LayerNorm inside every linear) have no "
+                           "llama.cpp type or graph")
+    if cfg.quant.inner_norm:
+        raise EdgebitError(f"{where}: its {cfg.quant.inner_norm} norm inside every linear (the family "
+                           f"{cfg.family}) is in no llama.cpp graph")
+    if cfg.norm != "rms":
+        raise EdgebitError(f"{where}: its block norms are {cfg.norm} norms; llama.cpp's llama and bitnet graphs use "
+                           "RMSNorm")
     if not cfg.sub_norms:
         if cfg.activation != "silu":
             raise EdgebitError(f"{where}: llama.cpp's llama graph runs SiLU, the model {cfg.activation}")

@@ -142,3 +142,11 @@ def test_inspect_names_the_family_and_counts_its_parameters_exactly(olmo_checkpo
 def test_config_of_the_fixture_is_hf_olmos(olmo_checkpoint):
     raw = json.loads((olmo_checkpoint() / "config.json").read_text())
     assert raw == olmo_config()
+
+
+def test_gguf_export_is_refused(olmo_checkpoint, cli, tmp_path):
+    """llama.cpp has OLMo's graph but not BitLinear158's norm inside every linear: refused, one line, no file."""
+    r = cli("export", "gguf", olmo_checkpoint(), "-o", tmp_path / "o.gguf")
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cannot be written as GGUF" in r.stderr and "norm inside every linear" in r.stderr
+    assert not (tmp_path / "o.gguf").exists()

@@ -137,3 +137,7 @@ def test_groups_that_do_not_divide_are_refused(binary, cli, tmp_path):
         load_model_weights(bad)
     r = cli("train", TEXT, "-o", tmp_path / "x", "--weights", "binary", "--groups", "3", *COMMON)
     assert r.returncode == 2 and "--groups 3" in r.stderr
+    # llama.cpp has no type for binary weights: export gguf refuses it, one line, no file
+    r = cli("export", "gguf", binary, "-o", tmp_path / "b.gguf")
+    assert r.returncode != 0 and "binary weights" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "b.gguf").exists()
