@@ -138,7 +138,8 @@ def _plan(ckpt, cfg, arch: str, q) -> list[Item]:
     import gguf
     import numpy as np
 
-    from edgebit.model.checkpoint import LINEARS, layer_prefix, linear_shape, sub_norm_tensor
+    from edgebit.model.checkpoint import LINEARS, layer_prefix, linear_shape
+    from edgebit.model.layout import layout_of
     from edgebit.model.gguf import arch as A
 
     names = A.hf_to_gguf_names(cfg)
@@ -207,8 +208,8 @@ def _plan(ckpt, cfg, arch: str, q) -> list[Item]:
         for norm in ("input_layernorm", "post_attention_layernorm"):
             add_norm(p + norm + ".weight", names[p + norm + ".weight"])
         if cfg.sub_norms:
-            for which in (0, 1):
-                hf = sub_norm_tensor(cfg, i, which)
+            layer = layout_of(cfg).layers[i]  # the family's sub-norm names (_arch refused other layouts)
+            for hf in (layer.attn_sub_norm, layer.ffn_sub_norm):
                 add_norm(hf, names[hf])
         for linear in LINEARS:
             add_linear(p + linear, *linear_shape(cfg, linear))
