@@ -5,7 +5,8 @@ Measured with the runtimes' own tokenizers (tests/engine/test_tokenizer_compat.p
 (onnxruntime-extensions) ignores ByteLevel's add_prefix_space, normalizers and Metaspace; ExecuTorch 1.5.1's
 HF tokenizer (TextLLMRunner) refuses to load normalizers (Lowercase) and Metaspace; onnxruntime-genai adds the template's BOS only
 when asked (`tokenizer.update_options(add_special_tokens="true")`) and then also appends EOS unless
-tokenizer_config.json says `"add_eos_token": false`. edgebit's native runner refuses what it cannot read."""
+tokenizer_config.json says `"add_eos_token": false`; ExecuTorch's HF tokenizer ignores the template
+post-processor, so TextLLMRunner's caller asks for the BOS (GenerationConfig.num_bos = 1). edgebit's native runner refuses what it cannot read."""
 
 from __future__ import annotations
 

@@ -127,13 +127,13 @@ def executorch_root(target: str) -> Path:
         import importlib.util
 
         spec = importlib.util.find_spec("executorch")
-        # executorch is a namespace package (no __init__.py): any executorch/ directory on sys.path (a checkout,
-        # the current directory's) joins it, so take the portion that is the installed package
+        # executorch is a namespace package: any directory named executorch on sys.path joins it, so take the
+        # portion that holds the runtime's CMake package, not the first one.
         roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
-        roots = [p for p in roots if (p / "share" / "cmake").is_dir()]
-        if not roots:
-            raise BundleError("the executorch package is not installed (pip install executorch==" + ET_VERSION + ")")
-        return roots[0]
+        for root in roots:
+            if (root / "share" / "cmake" / "executorch-config.cmake").is_file():
+                return root
+        raise BundleError("the executorch package is not installed (pip install executorch==" + ET_VERSION + ")")
     plat = WHEEL_PLATFORMS[target]
     dest = cache_root() / "wheels" / f"executorch-{ET_VERSION}-{plat}"
     if (dest / "share" / "cmake" / "executorch-config.cmake").is_file():

