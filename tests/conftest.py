@@ -17,9 +17,11 @@ import pytest
 import torch
 
 # pytest runs with --import-mode=importlib, which puts no test directory on sys.path; helper modules shared by
-# several test directories (tests/gguf_files.py) are imported from here. Appended, not prepended: tests/executorch
-# would otherwise come first in the executorch namespace package (it has no __init__.py) and shadow the wheel.
-sys.path.append(str(Path(__file__).parent))
+# several test directories (GGUF files, the model families' fixtures and independent implementations) are imported
+# from tests/helpers. Not tests/ itself: its executorch/ directory would join the executorch namespace package
+# (the wheel has no __init__.py) ahead of the installed one, and the bundle build would look for libraries there.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
+pytest_plugins = ["olmo_fixtures"]
 
 TINY = dict(vocab_size=300, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5, bos_token_id=256,
@@ -117,7 +119,7 @@ GGUF_DIMS = dict(hidden_size=256, intermediate_size=512)  # GGUF's TQ blocks hol
 @pytest.fixture(scope="session")
 def gguf_checkpoint(hf_checkpoint, tmp_path_factory):
     """gguf_checkpoint(family, form, tokenizer="gpt2"|"llama3", **options) -> an hf_checkpoint with K a multiple of
-    256 and a trained BPE tokenizer with merges and a chat template (tests/gguf_files.py), built once per session."""
+    256 and a trained BPE tokenizer with merges and a chat template (tests/helpers/gguf_files.py), built once per session."""
     from gguf_files import add_bpe_tokenizer
 
     built = {}
@@ -275,10 +277,14 @@ def transformers_parity(monkeypatch):
 
     def check(hf, ref, ids, steps: int, tol: float = 1e-4) -> int:
         def hook(module, args):
-            x = args[0] if module.rms_norm is None else module.rms_norm(args[0])
+            if hasattr(module, "parity_input"):  # a test's own transcription of a BitLinear (tests/helpers)
+                x = module.parity_input(args[0])
+            else:
+                x = args[0] if module.rms_norm is None else module.rms_norm(args[0])
             trace.hf.append(_QuantTrace.codes(x))
 
-        handles = [m.register_forward_pre_hook(hook) for m in hf.modules() if isinstance(m, (AutoBitLinear, BitLinear))]
+        handles = [m.register_forward_pre_hook(hook) for m in hf.modules()
+                   if isinstance(m, (AutoBitLinear, BitLinear)) or hasattr(m, "parity_input")]
         try:
             flipped, exact_positions = False, 0
             past, cache, token = None, ref.new_cache(ids.shape[0], ids.shape[1] + steps + 1), ids

@@ -28,6 +28,11 @@ def train(
     no_quant: Annotated[bool, typer.Option("--no-quant", "--fp16-twin",
                                            help="Train the same architecture without quantization (the float "
                                                 "baseline of the model card), in fp32.")] = False,
+    weights: Annotated[str, typer.Option(help="'ternary' (BitNet b1.58: {-1, 0, +1}, absmean) or 'binary' (the "
+                                         "original BitNet, 2023: sign(W - mean W) x mean|W|, a LayerNorm in every "
+                                         "linear).")] = "ternary",
+    groups: Annotated[int, typer.Option(help="--weights binary: groups of rows with their own scale and of inputs "
+                                        "normalized on their own (the paper's G).")] = 1,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 1,
     checkpoint_every: Annotated[int, typer.Option(help="Save a resumable checkpoint every N steps.")] = 200,
     checkpoint_dir: Annotated[Optional[Path], typer.Option(help="Where checkpoints go [default: OUTPUT.train next "
@@ -37,14 +42,14 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint, bit for bit.")] = False,
     force: ForceOpt = False,
 ) -> None:
-    """Train a small BitNet b1.58 model (ternary QAT) and write an HF-format packed checkpoint."""
+    """Train a small BitNet model (ternary b1.58 or binary QAT) and write an HF-format packed checkpoint."""
     from edgebit.cli.console import err
     from edgebit.train.loop import TrainOptions, train as run_training
 
     opts = TrainOptions(output=output, corpus=corpus, paths=list(texts or []), preset=preset, vocab_size=vocab,
                         steps=steps, batch=batch, seq_len=seq_len, lr=lr, lr2=lr2, seed=seed, quant=not no_quant,
-                        threads=threads, checkpoint_every=checkpoint_every, checkpoint_dir=checkpoint_dir,
-                        stop_at=stop_at, resume=resume, force=force)
+                        weights=weights, groups=groups, threads=threads, checkpoint_every=checkpoint_every,
+                        checkpoint_dir=checkpoint_dir, stop_at=stop_at, resume=resume, force=force)
     with _loss_bar(steps) as (on_step, log):
         result = run_training(opts, on_step=on_step, log=log)
     if result.output is None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebit.errors import CheckpointError
-from edgebit.model.config import ModelConfig, family_of, normalize_config, read_config_json
+from edgebit.model.config import ModelConfig, normalize_config, read_config_json
+from edgebit.model.layout import layout_of
 from edgebit.model.safetensors_io import SafetensorsFile, TensorInfo
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -123,46 +124,38 @@ def _weight_files(root: Path) -> tuple[dict[str, Path], dict[Path, SafetensorsFi
 
 def expected_tensors(cfg: ModelConfig, form: str) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
     """tensor name -> (allowed dtypes, shape) for a checkpoint of this config and weight form, in the family's
-    own tensor names."""
-    attn_sub, ffn_sub = family_of(cfg).sub_norm_names
+    own tensor names (edgebit/model/layout.py)."""
+    layout = layout_of(cfg)
     h, v = cfg.hidden_size, cfg.vocab_size
-    want: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
-        "model.embed_tokens.weight": (FLOAT_DTYPES, (v, h)),
-        "model.norm.weight": (FLOAT_DTYPES, (h,)),
-    }
-    if not cfg.tie_word_embeddings:
-        want["lm_head.weight"] = (FLOAT_DTYPES, (v, h))
-    for i in range(cfg.num_layers):
-        p = layer_prefix(i)
-        want[p + "input_layernorm.weight"] = (FLOAT_DTYPES, (h,))
-        want[p + "post_attention_layernorm.weight"] = (FLOAT_DTYPES, (h,))
-        if cfg.sub_norms:
-            want[p + attn_sub + ".weight"] = (FLOAT_DTYPES, (cfg.q_size,))
-            want[p + ffn_sub + ".weight"] = (FLOAT_DTYPES, (cfg.intermediate_size,))
-        for linear in LINEARS:
-            n, k = linear_shape(cfg, linear)
+    want: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {layout.embed: (FLOAT_DTYPES, (v, h))}
+    if layout.final_norm:
+        want[layout.final_norm] = (FLOAT_DTYPES, (h,))
+    if layout.lm_head:
+        want[layout.lm_head] = (FLOAT_DTYPES, (v, h))
+    for layer in layout.layers:
+        for name, size in ((layer.attn_norm, h), (layer.mlp_norm, h), (layer.attn_sub_norm, cfg.q_size),
+                           (layer.ffn_sub_norm, cfg.intermediate_size)):
+            if name:
+                want[name] = (FLOAT_DTYPES, (size,))
+        for linear in layer.linears:
+            n, k = linear.out_features, linear.in_features
             if form == "packed":
                 if n % 4:
-                    raise CheckpointError(f"{p + linear}.weight: out_features {n} is not a multiple of 4 (HF packing)")
-                want[p + linear + ".weight"] = (("U8",), (n // 4, k))
+                    raise CheckpointError(f"{linear.name}.weight: out_features {n} is not a multiple of 4 (HF packing)")
+                want[linear.name + ".weight"] = (("U8",), (n // 4, k))
             else:
-                want[p + linear + ".weight"] = (FLOAT_DTYPES, (n, k))
+                want[linear.name + ".weight"] = (FLOAT_DTYPES, (n, k))
             if form != "master":
-                want[p + linear + ".weight_scale"] = (FLOAT_DTYPES, (1,))
+                want[linear.name + ".weight_scale"] = (FLOAT_DTYPES, (cfg.quant.groups,))
             if cfg.quant.use_rms_norm:
-                want[p + linear + ".rms_norm.weight"] = (FLOAT_DTYPES, (k,))
+                want[linear.name + ".rms_norm.weight"] = (FLOAT_DTYPES, (k,))
     return want
-
-
-def sub_norm_tensor(cfg: ModelConfig, layer: int, which: int) -> str:
-    """The family's name of layer `layer`'s sub-norm weight: which 0 = before o_proj, 1 = before down_proj."""
-    return layer_prefix(layer) + family_of(cfg).sub_norm_names[which] + ".weight"
 
 
 def _detect_form(cfg: ModelConfig, located: dict[str, Path], opened: dict[Path, SafetensorsFile], root: Path) -> str:
     """The weight form the first linear is stored in, which must be one the config's quantization scheme loads
     (as the publisher's code would): a mismatch is refused naming the key, never reinterpreted."""
-    probe = layer_prefix(0) + "self_attn.q_proj.weight"
+    probe = layout_of(cfg).layers[0].linears[0].name + ".weight"
     if probe not in located:
         raise CheckpointError(f"{root}: tensor '{probe}' is missing")
     dtype = opened[located[probe]].tensors[probe].dtype
@@ -177,7 +170,7 @@ def _detect_form(cfg: ModelConfig, located: dict[str, Path], opened: dict[Path, 
         )
     if form not in allowed:
         q = cfg.quant
-        key = "quantization_config" if q.linear_class is None else (
+        key = "quantization_config" if q.linear_class is None and q.weights == "ternary" else (
             "quantization_config.linear_class" if q.linear_class == "bitlinear" else "quantization_config.quantization_mode")
         stored = "packed uint8" if form == "packed" else "float"
         raise CheckpointError(
@@ -211,7 +204,7 @@ def open_checkpoint(path: str | Path) -> Checkpoint:
                 raise CheckpointError(f"{root}: tensor '{name}' is missing ({form} weights, {cfg.num_layers} layers)")
             info = opened[located[name]].tensors[name]
             # weight_scale may be stored as [1] or as a scalar; both hold one number.
-            shape_ok = info.shape == shape or (name.endswith(".weight_scale") and info.numel == 1)
+            shape_ok = info.shape == shape or (name.endswith(".weight_scale") and info.numel == 1 == shape[0])
             if info.dtype not in dtypes or not shape_ok:
                 raise CheckpointError(
                     f"{located[name]}: tensor '{name}': expected {'|'.join(dtypes)}{list(shape)}, "

@@ -41,17 +41,28 @@ class QuantScheme:
       "autobitlinear" + "online", or None (no quantization_config; 1bitLLM's BitLinear): float master weights,
           ternarized at load by absmean, gamma = mean|W|
     use_rms_norm: an RMSNorm with its own weight (K,) and eps rms_norm_eps on the input of every ternary linear,
-    before the activation quantization."""
+    before the activation quantization.
+    inner_norm: a norm with no weight of its own inside every linear, before the activation quantization:
+      "rms" (OLMo-Bitnet's BitLinear158) or "layer" (the LayerNorm of the 2023 BitNet's BitLinear), eps inner_norm_eps.
+    weights: "ternary" (BitNet b1.58) or "binary" (BitNet 2023: sign(W - mean W) scaled by mean|W|, codes 0 and 2
+      of the ternary layout), with `groups` groups of rows each scaled on its own and, for the "layer" inner norm,
+      `groups` groups of input features each normalized on its own (docs/weight-layout.md)."""
 
     linear_class: str | None = None  # "bitlinear" | "autobitlinear" | None (master weights by definition)
     mode: str | None = None  # "offline" | "online" | None
     use_rms_norm: bool = False
     rms_norm_eps: float = 1e-6
+    inner_norm: str | None = None  # "rms" | "layer" | None
+    inner_norm_eps: float = 1e-5
+    weights: str = "ternary"  # "ternary" | "binary"
+    groups: int = 1
 
     @property
     def weight_forms(self) -> tuple[str, ...]:
         """The weight forms the publisher's code loads: "packed" (uint8 [N/4, K] + weight_scale), "unpacked"
         (float ternary values + weight_scale) and "master" (float weights ternarized at load)."""
+        if self.weights == "binary":
+            return ("packed",) if self.mode == "offline" else ("master",)
         if self.linear_class == "bitlinear":
             return ("packed",)
         if self.linear_class == "autobitlinear" and self.mode == "offline":
@@ -62,11 +73,25 @@ class QuantScheme:
     def weight_scale_divides(self) -> bool:
         return self.linear_class == "bitlinear"
 
+    @property
+    def input_norm(self) -> tuple[str, float] | None:
+        """(kind, eps) of the norm inside every linear, or None."""
+        if self.use_rms_norm:
+            return "rms", self.rms_norm_eps
+        return None if self.inner_norm is None else (self.inner_norm, self.inner_norm_eps)
+
     def describe(self) -> str:
+        if self.weights == "binary":
+            form = "float masters binarized at load" if self.mode == "online" else "packed codes 0/2 + weight_scale"
+            groups = f", {self.groups} groups" if self.groups > 1 else ""
+            return (f"binary (BitNet 2023: sign(W - mean W) x mean|W|), {form}, layernorm in every linear "
+                    f"(eps {self.inner_norm_eps:g}){groups}")
+        inner = f", {self.inner_norm} norm without weight in every linear (eps {self.inner_norm_eps:g})" \
+            if self.inner_norm else ""
         if self.linear_class is None:
-            return "master weights ternarized at load (no quantization_config)"
+            return "master weights ternarized at load (no quantization_config)" + inner
         norm = f", rms_norm in every linear (eps {self.rms_norm_eps:g})" if self.use_rms_norm else ""
-        return f"{self.linear_class}/{self.mode}{norm}"
+        return f"{self.linear_class}/{self.mode}{norm}{inner}"
 
 
 @dataclass(frozen=True)
@@ -88,6 +113,10 @@ class ModelConfig:
     bos_token_id: int | None
     eos_token_ids: tuple[int, ...]
     quant: QuantScheme = QuantScheme()
+    # The block norms (before attention, before the MLP, final; and the sub-norms): "rms" (RMSNorm) or "layer"
+    # (LayerNorm: mean subtracted, as OLMo's default), with eps rms_norm_eps either way.
+    norm: str = "rms"
+    norm_weights: bool = True  # False: the block norms have no weight (OLMo's layer_norm_with_affine false)
 
     @property
     def q_size(self) -> int:
@@ -122,6 +151,8 @@ class Family:
     normalize: Callable[[dict, Path], ModelConfig]
     # The family's own names (under model.layers.{i}.) of the norms before o_proj and down_proj (SubLN).
     sub_norm_names: tuple[str, str] = ("self_attn.attn_sub_norm", "mlp.ffn_sub_norm")
+    # Where the family stores each tensor (edgebit/model/layout.py); None: the Llama names.
+    layout: Callable[["ModelConfig"], object] | None = None
 
 
 def family_of(cfg: "ModelConfig") -> Family:

@@ -4,7 +4,9 @@ Read it top to bottom. Every ternary linear is W1.58A8 as BitNet was trained:
     x_q, s = per-token int8 quantization of x        (edgebit/quant/ternary.py)
     acc    = x_q . W_t                               integer-exact (see ternary_linear)
     y      = acc / s * gamma
-Everything else (RMSNorm, RoPE, attention, the head) runs in fp32; fp16 overflows on ReLU^2 activations.
+Binary weights (BitNet 2023) are the codes -1 and +1 of the same arithmetic, with gamma = beta.
+Everything else (RMSNorm or LayerNorm, RoPE, attention, the head) runs in fp32; fp16 overflows on ReLU^2
+activations.
 Shapes: B batch, T new tokens, S cached + new positions, H hidden, F ffn, D head dim, V vocab.
 """
 
@@ -26,9 +28,10 @@ HEAD_CHUNK_ROWS = 16384  # vocab rows of a bf16 head converted to fp32 at a time
 def ternary_linear(x: torch.Tensor, w: TernaryWeight) -> torch.Tensor:
     """(..., K) fp32 -> (..., N) fp32. The fp32 matmul of integers is exact: every partial sum is an
     integer of magnitude <= 128 * K <= 2^24 (K <= 131072, which ModelConfig enforces). A linear with its own
-    input norm (quantization_config.use_rms_norm) normalizes x first, as transformers' BitLinear does."""
+    input norm (quantization_config.use_rms_norm, OLMo-Bitnet's BitLinear158, the binary BitNet's LayerNorm)
+    normalizes x first. gamma is one number, or one per output (grouped binary weights)."""
     if w.input_norm is not None:
-        x = rms_norm(x, w.input_norm, w.input_norm_eps)
+        x = norm(x, w.input_norm, w.input_norm_eps, w.input_norm_kind, w.input_norm_groups)
     x_q, s = quantize_activations(x)
     w_t = unpack_ternary(w.packed, w.in_features).float()  # (N, K)
     acc = x_q @ w_t.T
@@ -37,6 +40,21 @@ def ternary_linear(x: torch.Tensor, w: TernaryWeight) -> torch.Tensor:
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, groups: int = 1) -> torch.Tensor:
+    """LayerNorm (mean subtracted, biased variance) over the last dim, or over each of `groups` equal slices of it
+    (the binary BitNet's group normalization), then the weight. torch's own layer_norm: the floats of OLMo's and
+    transformers' LayerNorm (with no weight, then * weight: bit-identical to passing the weight in)."""
+    k = x.shape[-1]
+    if groups == 1:
+        return F.layer_norm(x, (k,), None, None, eps) * weight
+    return F.layer_norm(x.unflatten(-1, (groups, k // groups)), (k // groups,), None, None, eps).flatten(-2) * weight
+
+
+def norm(x: torch.Tensor, weight: torch.Tensor, eps: float, kind: str = "rms", groups: int = 1) -> torch.Tensor:
+    """kind "rms" (RMSNorm) or "layer" (LayerNorm), ModelConfig.norm / TernaryWeight.input_norm_kind."""
+    return rms_norm(x, weight, eps) if kind == "rms" else layer_norm(x, weight, eps, groups)
 
 
 def rope_inv_freq(head_dim: int, rope: RopeConfig) -> torch.Tensor:
@@ -103,10 +121,11 @@ class ReferenceModel:
 
         x = self.w.embed[input_ids].float()  # (B, T, H)
         for i, layer in enumerate(self.w.layers):
-            x = x + self.attention(i, layer, rms_norm(x, layer.attn_norm, cfg.rms_norm_eps), cos, sin, cache, start)
-            x = x + self.mlp(layer, rms_norm(x, layer.mlp_norm, cfg.rms_norm_eps))
+            x = x + self.attention(i, layer, norm(x, layer.attn_norm, cfg.rms_norm_eps, cfg.norm), cos, sin, cache,
+                                   start)
+            x = x + self.mlp(layer, norm(x, layer.mlp_norm, cfg.rms_norm_eps, cfg.norm))
         cache.length = start + t
-        return self.logits(rms_norm(x, self.w.final_norm, cfg.rms_norm_eps))
+        return self.logits(norm(x, self.w.final_norm, cfg.rms_norm_eps, cfg.norm))
 
     def attention(self, i: int, layer: LayerWeights, x: torch.Tensor, cos, sin, cache: KVCache, start: int):
         cfg = self.cfg
@@ -130,7 +149,7 @@ class ReferenceModel:
         out = torch.softmax(scores, dim=-1) @ values  # (B, heads, T, D)
         out = out.transpose(1, 2).reshape(batch, t, cfg.q_size)
         if layer.attn_sub_norm is not None:
-            out = rms_norm(out, layer.attn_sub_norm, cfg.rms_norm_eps)
+            out = norm(out, layer.attn_sub_norm, cfg.rms_norm_eps, cfg.norm)
         return ternary_linear(out, layer.o)
 
     def mlp(self, layer: LayerWeights, x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +157,7 @@ class ReferenceModel:
         act = F.relu(gate).square() if self.cfg.activation == "relu2" else F.silu(gate)
         h = act * ternary_linear(x, layer.up)
         if layer.ffn_sub_norm is not None:
-            h = rms_norm(h, layer.ffn_sub_norm, self.cfg.rms_norm_eps)
+            h = norm(h, layer.ffn_sub_norm, self.cfg.rms_norm_eps, self.cfg.norm)
         return ternary_linear(h, layer.down)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,17 +4,19 @@ ternary codes one tensor at a time, in no layout (nothing is packed, nothing kep
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
 
-from edgebit.model.checkpoint import LINEARS, Checkpoint, layer_prefix, linear_shape
+from edgebit.model.checkpoint import Checkpoint, expected_tensors
+from edgebit.model.layout import LOGICAL_LINEARS, layout_of
 from edgebit.model.weights import ternary_codes
 from edgebit.quant.packing import LAYOUT_VERSION, packed_row_bytes
 
 BF16_BYTES = 2
-GAMMA_BYTES = 4  # one fp32 gamma per ternary tensor
+GAMMA_BYTES = 4  # one fp32 gamma per stored ternary tensor (per group of rows for grouped binary weights)
 
 
 @dataclass
@@ -49,35 +51,42 @@ class Summary:
 
 def summarize(ckpt: Checkpoint, on_layer: Callable[[int], None] | None = None) -> Summary:
     cfg = ckpt.config
-    shapes = {name.split(".")[1]: list(linear_shape(cfg, name)) for name in LINEARS}
+    shapes = {name: list(shape) for name, shape in cfg.linear_shapes().items()}
     ternary_per_layer = sum(n * k for n, k in shapes.values())
-    norms_per_layer = 2 * cfg.hidden_size + (cfg.q_size + cfg.intermediate_size if cfg.sub_norms else 0)
-    if cfg.quant.use_rms_norm:  # a norm weight (K,) inside every ternary linear
-        norms_per_layer += sum(k for _, k in shapes.values())
-    embed = cfg.vocab_size * cfg.hidden_size
-    head = 0 if cfg.tie_word_embeddings else embed
+    # Parameters are what the checkpoint stores (its family's layout, docs/weight-layout.md): a norm without a
+    # weight (OLMo's non-affine norms) has none, a tied head is the embedding; weight_scale is not a parameter.
+    stored = expected_tensors(cfg, "master")
+    layout = layout_of(cfg)
+    linear_names = {linear.name + ".weight" for linear in layout.stored_linears()}
     ternary = ternary_per_layer * cfg.num_layers
-    floats = embed + head + cfg.hidden_size + norms_per_layer * cfg.num_layers
+    floats = sum(math.prod(shape) for name, (_, shape) in stored.items() if name not in linear_names)
+    norms_per_layer = (floats - math.prod(stored[layout.embed][1])
+                       - (math.prod(stored[layout.lm_head][1]) if layout.lm_head else 0)
+                       - (cfg.hidden_size if layout.final_norm else 0)) // cfg.num_layers
 
     layers, zeros_total = [], 0
-    for i in range(cfg.num_layers):
+    for i, names in enumerate(layout.layers):
         per_linear, zeros_layer = {}, 0
-        for name in LINEARS:
-            n, k = linear_shape(cfg, name)
-            codes, _ = ternary_codes(ckpt, layer_prefix(i) + name)
-            zeros = int((codes == 1).sum())
+        for linear in names.linears:
+            codes, _ = ternary_codes(ckpt, linear.name)
+            row = 0
+            for part, rows in linear.parts:
+                zeros = int((codes[row : row + rows] == 1).sum())
+                per_linear[part] = zeros / (rows * linear.in_features)
+                zeros_layer += zeros
+                row += rows
             del codes
-            per_linear[name.split(".")[1]] = zeros / (n * k)
-            zeros_layer += zeros
         zeros_total += zeros_layer
-        layers.append(LayerSummary(i, zeros_layer / ternary_per_layer, per_linear))
+        layers.append(LayerSummary(i, zeros_layer / ternary_per_layer,
+                                   {name: per_linear[name] for name in LOGICAL_LINEARS}))
         if on_layer:
             on_layer(i)
 
     # Packed rows hold whole 128-weight blocks (layout v2 pads K), so a width like 8640 stores a little more.
     packed_per_layer = sum(n * packed_row_bytes(k) for n, k in shapes.values())
-    packed_body = packed_per_layer * cfg.num_layers + GAMMA_BYTES * len(LINEARS) * cfg.num_layers
-    norm_bytes = BF16_BYTES * (cfg.hidden_size + norms_per_layer * cfg.num_layers)
+    gammas = sum(cfg.quant.groups for _ in layout.stored_linears())
+    packed_body = packed_per_layer * cfg.num_layers + GAMMA_BYTES * gammas
+    norm_bytes = BF16_BYTES * ((cfg.hidden_size if layout.final_norm else 0) + norms_per_layer * cfg.num_layers)
     return Summary(
         path=str(ckpt.path),
         family=cfg.family,

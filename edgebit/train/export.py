@@ -7,6 +7,10 @@ divides by it. Norms and the tied embedding stay fp32 (they are ~a quarter of a 
 fp16 twin (--no-quant): the same architecture with float linears and no quantization_config, which
 transformers' BitNetForCausalLM runs as a plain float model. It is a baseline to compare perplexities
 against, not an input for edgebit's ternary toolchain (whose loader would ternarize its weights).
+Binary (--weights binary): edgebit's binary BitNet format (docs/weight-layout.md "Binary BitNet"): the same
+packed uint8 [out/4, in] layout holding codes 0 and 2 only (binarize's -1 / +1 of the latent weights, the values
+the training forward used), weight_scale = beta per group of rows (it multiplies), model_type and
+quantization_config quant_method "bitnet_binary", which transformers refuses to load rather than misread.
 """
 
 from __future__ import annotations
@@ -18,12 +22,20 @@ import torch
 from safetensors.torch import save_file
 
 from edgebit.atomic import atomic_output_dir
+from edgebit.quant.binary import binarize
 from edgebit.quant.packing import hf_pack
 from edgebit.quant.ternary import absmean_ternarize
 from edgebit.train.bpe import BOS, EOS, tokenizer_config
 from edgebit.train.model import TrainModel
 
 QUANT_CONFIG = {"quant_method": "bitnet", "linear_class": "bitlinear", "quantization_mode": "offline"}
+
+
+def binary_quant_config(groups: int) -> dict:
+    from edgebit.train.model import BINARY_NORM_EPS
+
+    return {"quant_method": "bitnet_binary", "quantization_mode": "offline", "weight_bits": 1, "activation_bits": 8,
+            "groups": groups, "layer_norm_eps": BINARY_NORM_EPS}
 
 
 def config_json(model: TrainModel, tok) -> dict:
@@ -48,7 +60,11 @@ def config_json(model: TrainModel, tok) -> dict:
         "eos_token_id": tok.token_to_id(EOS),
         "torch_dtype": "float32",
     }
-    if model.quant:
+    if model.quant and model.weights == "binary":
+        # its own model_type: transformers and ternary readers refuse it instead of misreading it (families/bitnet.py)
+        cfg.update(architectures=["BitNetBinaryForCausalLM"], model_type="bitnet_binary",
+                   quantization_config=binary_quant_config(model.groups))
+    elif model.quant:
         cfg["quantization_config"] = dict(QUANT_CONFIG)
     return cfg
 
@@ -57,7 +73,11 @@ def checkpoint_tensors(model: TrainModel) -> dict[str, torch.Tensor]:
     out = {}
     for name, p in model.named_parameters():
         w = p.detach().float()
-        if model.quant and name.endswith("_proj.weight"):
+        if model.quant and name.endswith("_proj.weight") and model.weights == "binary":
+            w_b, beta = binarize(w, model.groups)
+            out[name] = hf_pack(w_b)
+            out[name.removesuffix("weight") + "weight_scale"] = beta
+        elif model.quant and name.endswith("_proj.weight"):
             w_t, gamma = absmean_ternarize(w)
             out[name] = hf_pack(w_t)
             out[name.removesuffix("weight") + "weight_scale"] = gamma.reciprocal().reshape(1)

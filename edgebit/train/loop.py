@@ -19,7 +19,7 @@ from edgebit.train.bpe import BOS, train_bpe
 from edgebit.train.corpus import load_corpus
 from edgebit.train.data import encode_lines, heldout_batches, train_batch
 from edgebit.train.export import write_checkpoint
-from edgebit.train.model import PRESETS, TrainModel
+from edgebit.train.model import PRESETS, WEIGHTS, TrainModel
 from edgebit.train.schedule import Schedule
 
 GRAD_CLIP = 1.0
@@ -41,6 +41,8 @@ class TrainOptions:
     lr2: float | None = None
     seed: int = 0
     quant: bool = True
+    weights: str = "ternary"  # "ternary" (BitNet b1.58) | "binary" (BitNet 2023)
+    groups: int = 1  # binary: groups of rows (scales) and of inputs (the LayerNorm in every linear)
     threads: int = 1
     checkpoint_every: int = 200
     checkpoint_dir: Path | None = None
@@ -51,7 +53,8 @@ class TrainOptions:
     def run_identity(self) -> dict:
         """The options a resumed run must share with the run it continues."""
         d = asdict(self)
-        keep = ("corpus", "paths", "preset", "vocab_size", "steps", "batch", "seq_len", "lr", "lr2", "seed", "quant")
+        keep = ("corpus", "paths", "preset", "vocab_size", "steps", "batch", "seq_len", "lr", "lr2", "seed", "quant",
+                "weights", "groups")
         return {k: [str(p) for p in d[k]] if k == "paths" else d[k] for k in keep}
 
 
@@ -103,10 +106,28 @@ def _prepare_dir(o: TrainOptions, root: Path, run: dict):
     return None
 
 
+def _check_weights(o: TrainOptions) -> None:
+    if o.weights not in WEIGHTS:
+        raise EdgebitError(f"--weights {o.weights!r}: expected one of {', '.join(WEIGHTS)}")
+    if o.weights == "ternary" and o.groups != 1:
+        raise EdgebitError(f"--groups {o.groups}: groups are for --weights binary (b1.58 scales each tensor whole)")
+    if o.weights == "binary" and not o.quant:
+        raise EdgebitError("--weights binary with --no-quant: the float twin has no binary weights; drop one")
+    if o.groups < 1:
+        raise EdgebitError(f"--groups {o.groups}: expected a positive integer")
+    s = PRESETS[o.preset]
+    widths = {s.hidden_size, s.intermediate_size, s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim}
+    odd = sorted(w for w in widths if w % o.groups)
+    if odd:
+        raise EdgebitError(f"--groups {o.groups}: does not divide the {o.preset} preset's width {odd[0]} (every "
+                           "linear's rows and inputs are split into that many groups)")
+
+
 def train(o: TrainOptions, on_step: Callable[[int, float, float], None] | None = None,
           log: Callable[[str], None] = lambda s: None) -> Result:
     if o.preset not in PRESETS:
         raise EdgebitError(f"--preset {o.preset!r}: expected one of {', '.join(PRESETS)}")
+    _check_weights(o)
     if o.output.exists() and not o.force:
         raise EdgebitError(f"{o.output}: already exists; pass --force to replace it (--output)")
     torch.set_num_threads(o.threads)
@@ -125,7 +146,7 @@ def train(o: TrainOptions, on_step: Callable[[int, float, float], None] | None =
     train_ids, held_ids = encode_lines(tok, corpus.train), encode_lines(tok, corpus.heldout)
     log(f"corpus {corpus.name}: {len(train_ids):,} training tokens, {len(held_ids):,} held-out tokens")
 
-    model = TrainModel(PRESETS[o.preset], tok.get_vocab_size(), quant=o.quant)
+    model = TrainModel(PRESETS[o.preset], tok.get_vocab_size(), quant=o.quant, weights=o.weights, groups=o.groups)
     model.init_weights(o.seed)
     opt = _optimizer(model, o.lr)
     sched = Schedule.make(o.steps, o.lr, o.lr2)

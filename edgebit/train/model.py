@@ -6,6 +6,9 @@ a straight-through estimator: the forward value is the quantized one, the gradie
 weight and activation as if quantization were the identity. quant=False gives the unquantized "fp16 twin"
 (trained in fp32) of the same architecture. RMSNorm, RoPE (rotate-half), GQA, SubLN and the tied head are
 reference.py's own functions or the same expressions.
+weights="binary" trains the same model with the original BitNet's linear (2023; edgebit/quant/binary.py): a
+LayerNorm without weight inside every linear (in `groups` groups of its inputs), then the same int8 activations,
+and weights sign(W - mean W) scaled by mean|W| per group of rows, with the same straight-through gradient.
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgebit.model.config import RopeConfig
-from edgebit.model.reference import apply_rope, rms_norm, rope_cos_sin, rope_inv_freq
+from edgebit.model.reference import apply_rope, layer_norm, rms_norm, rope_cos_sin, rope_inv_freq
+from edgebit.quant.binary import WEIGHT_EPS as BINARY_EPS
 from edgebit.quant.ternary import ACT_EPS, ACT_MAX, WEIGHT_EPS
+
+WEIGHTS = ("ternary", "binary")
+BINARY_NORM_EPS = 1e-5  # the LayerNorm inside every binary linear
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,15 @@ def ste_ternary_weight(w: torch.Tensor) -> torch.Tensor:
     return w + (q - w).detach()
 
 
+def ste_binary_weight(w: torch.Tensor, groups: int) -> torch.Tensor:
+    """binarize(w, groups) as W_b * beta (per row: its group's), with the straight-through gradient."""
+    g = w.reshape(groups, -1)  # (G, rows/G * K)
+    alpha = g.mean(dim=1, keepdim=True)
+    beta = g.abs().mean(dim=1, keepdim=True).clamp(min=BINARY_EPS)
+    q = (torch.where(g - alpha > 0, 1.0, -1.0) * beta).reshape(w.shape)
+    return w + (q - w).detach()
+
+
 def ste_int8_activations(x: torch.Tensor) -> torch.Tensor:
     """quantize_activations(x) as x_q / s, with the straight-through gradient."""
     absmax = x.abs().amax(dim=-1, keepdim=True).clamp(min=ACT_EPS)
@@ -62,14 +78,17 @@ def ste_int8_activations(x: torch.Tensor) -> torch.Tensor:
 
 
 class BitLinear(nn.Module):
-    def __init__(self, in_features: int, out_features: int, quant: bool):
+    def __init__(self, in_features: int, out_features: int, quant: bool, weights: str = "ternary", groups: int = 1):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.quant = quant
+        self.quant, self.binary, self.groups = quant, weights == "binary", groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.quant:
             return F.linear(x, self.weight)
+        if self.binary:
+            x = layer_norm(x, torch.ones((), dtype=x.dtype), BINARY_NORM_EPS, self.groups)
+            return F.linear(ste_int8_activations(x), ste_binary_weight(self.weight, self.groups))
         return F.linear(ste_int8_activations(x), ste_ternary_weight(self.weight))
 
 
@@ -84,15 +103,15 @@ class RMSNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, s: Shape, quant: bool):
+    def __init__(self, s: Shape, linear):
         super().__init__()
         self.s = s
         q, kv = s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim
-        self.q_proj = BitLinear(s.hidden_size, q, quant)
-        self.k_proj = BitLinear(s.hidden_size, kv, quant)
-        self.v_proj = BitLinear(s.hidden_size, kv, quant)
+        self.q_proj = linear(s.hidden_size, q)
+        self.k_proj = linear(s.hidden_size, kv)
+        self.v_proj = linear(s.hidden_size, kv)
         self.attn_sub_norm = RMSNorm(q, s.rms_norm_eps)
-        self.o_proj = BitLinear(q, s.hidden_size, quant)
+        self.o_proj = linear(q, s.hidden_size)
 
     def forward(self, x, cos, sin):
         s = self.s
@@ -109,12 +128,12 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, s: Shape, quant: bool):
+    def __init__(self, s: Shape, linear):
         super().__init__()
-        self.gate_proj = BitLinear(s.hidden_size, s.intermediate_size, quant)
-        self.up_proj = BitLinear(s.hidden_size, s.intermediate_size, quant)
+        self.gate_proj = linear(s.hidden_size, s.intermediate_size)
+        self.up_proj = linear(s.hidden_size, s.intermediate_size)
         self.ffn_sub_norm = RMSNorm(s.intermediate_size, s.rms_norm_eps)
-        self.down_proj = BitLinear(s.intermediate_size, s.hidden_size, quant)
+        self.down_proj = linear(s.intermediate_size, s.hidden_size)
 
     def forward(self, x):
         h = F.relu(self.gate_proj(x)).square() * self.up_proj(x)  # ReLU^2 gated FFN
@@ -122,12 +141,12 @@ class MLP(nn.Module):
 
 
 class Layer(nn.Module):
-    def __init__(self, s: Shape, quant: bool):
+    def __init__(self, s: Shape, linear):
         super().__init__()
         self.input_layernorm = RMSNorm(s.hidden_size, s.rms_norm_eps)
-        self.self_attn = Attention(s, quant)
+        self.self_attn = Attention(s, linear)
         self.post_attention_layernorm = RMSNorm(s.hidden_size, s.rms_norm_eps)
-        self.mlp = MLP(s, quant)
+        self.mlp = MLP(s, linear)
 
     def forward(self, x, cos, sin):
         x = x + self.self_attn(self.input_layernorm(x), cos, sin)
@@ -135,10 +154,10 @@ class Layer(nn.Module):
 
 
 class Body(nn.Module):
-    def __init__(self, s: Shape, vocab_size: int, quant: bool):
+    def __init__(self, s: Shape, vocab_size: int, linear):
         super().__init__()
         self.embed_tokens = nn.Embedding(vocab_size, s.hidden_size)
-        self.layers = nn.ModuleList(Layer(s, quant) for _ in range(s.num_layers))
+        self.layers = nn.ModuleList(Layer(s, linear) for _ in range(s.num_layers))
         self.norm = RMSNorm(s.hidden_size, s.rms_norm_eps)
 
 
@@ -146,10 +165,10 @@ class TrainModel(nn.Module):
     """Parameter names are the HF checkpoint's ("model.layers.0.self_attn.q_proj.weight"), so export is a
     rename-free walk over named_parameters(). The head is tied to the embedding."""
 
-    def __init__(self, s: Shape, vocab_size: int, quant: bool = True):
+    def __init__(self, s: Shape, vocab_size: int, quant: bool = True, weights: str = "ternary", groups: int = 1):
         super().__init__()
-        self.shape, self.vocab_size, self.quant = s, vocab_size, quant
-        self.model = Body(s, vocab_size, quant)
+        self.shape, self.vocab_size, self.quant, self.weights, self.groups = s, vocab_size, quant, weights, groups
+        self.model = Body(s, vocab_size, lambda k, n: BitLinear(k, n, quant, weights, groups))
         self.register_buffer("inv_freq", rope_inv_freq(s.head_dim, RopeConfig(theta=s.rope_theta)), persistent=False)
 
     def init_weights(self, seed: int) -> None:

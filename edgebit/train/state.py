@@ -65,6 +65,7 @@ def load(step_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> 
 def check_run(root: Path, run: dict) -> None:
     """A resumed run must be the same run: same corpus, shape, batch, schedule and seed."""
     saved = json.loads((root / "run.json").read_text())
+    saved = {"weights": "ternary", "groups": 1, **saved}  # runs from before binary training were ternary
     diff = {k: (saved.get(k), v) for k, v in run.items() if saved.get(k) != v and k not in ("stop_at", "threads")}
     if diff:
         first = next(iter(diff))

@@ -30,6 +30,17 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return weight * (x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps))
 
 
+def norm(x: torch.Tensor, weight: torch.Tensor, eps: float, kind: str, groups: int = 1) -> torch.Tensor:
+    """RMSNorm as above, or the reference's LayerNorm (edgebit/model/reference.py layer_norm: torch's layer_norm,
+    in `groups` slices of the last dim)."""
+    if kind == "rms":
+        return rms_norm(x, weight, eps)
+    k = x.shape[-1]
+    if groups == 1:
+        return F.layer_norm(x, (k,), None, None, eps) * weight
+    return F.layer_norm(x.unflatten(-1, (groups, k // groups)), (k // groups,), None, None, eps).flatten(-2) * weight
+
+
 class BitLinear(nn.Module):
     """Linears sharing an input, concatenated along N: packed uint8 [N, ceil(K/128)*32] (layout v2) and gamma [N]."""
 
@@ -44,25 +55,36 @@ class BitLinear(nn.Module):
 
 class SharedInput(nn.Module):
     """Ternary linears that read the same x, as modules made by `linear` (BitLinear or the baseline's): one over
-    their concatenated weights, split after, when they quantize x the same way; with per-linear input norms
-    (use_rms_norm) each normalizes x with its own weight, so each is its own module behind its own norm."""
+    their concatenated weights, split after, when they quantize x the same way (no input norm, or the same one,
+    applied once); with different per-linear input norms (use_rms_norm's own weights) each normalizes x itself,
+    so each is its own module behind its own norm."""
 
     def __init__(self, weights: list[TernaryWeight], linear=BitLinear):
         super().__init__()
         self.sizes = [w.out_features for w in weights]
-        self.normed = any(w.input_norm is not None for w in weights)
-        if not self.normed:
+        self.shared = all(w.same_input_norm(weights[0]) for w in weights)
+        if self.shared:
             self.fused = linear(weights)
-            return
-        self.parts = nn.ModuleList(linear([w]) for w in weights)
-        for j, w in enumerate(weights):
-            self.register_buffer(f"input_norm_{j}", w.input_norm.float())
-        self.eps = [w.input_norm_eps for w in weights]
+        else:
+            self.parts = nn.ModuleList(linear([w]) for w in weights)
+        normed = weights[:1] if self.shared else weights
+        self.norms = [(w.input_norm_eps, w.input_norm_kind, w.input_norm_groups) if w.input_norm is not None else None
+                      for w in normed]
+        for j, w in enumerate(normed):
+            if w.input_norm is not None:
+                self.register_buffer(f"input_norm_{j}", w.input_norm.float())
+
+    def _normed(self, x: torch.Tensor, j: int) -> torch.Tensor:
+        if self.norms[j] is None:
+            return x
+        eps, kind, groups = self.norms[j]
+        return norm(x, getattr(self, f"input_norm_{j}"), eps, kind, groups)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if not self.normed:
-            return list(self.fused(x).split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [self.fused(x)]
-        return [part(rms_norm(x, getattr(self, f"input_norm_{j}"), self.eps[j])) for j, part in enumerate(self.parts)]
+        if self.shared:
+            y = self.fused(self._normed(x, 0))
+            return list(y.split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [y]
+        return [part(self._normed(x, j)) for j, part in enumerate(self.parts)]
 
 
 class Layer(nn.Module):
@@ -84,8 +106,8 @@ class Layer(nn.Module):
 
     def forward(self, x, cos, sin, mask_bias, input_pos):
         cfg = self.cfg
-        x = x + self.attention(rms_norm(x, self.attn_norm, cfg.rms_norm_eps), cos, sin, mask_bias, input_pos)
-        return x + self.mlp(rms_norm(x, self.mlp_norm, cfg.rms_norm_eps))
+        x = x + self.attention(norm(x, self.attn_norm, cfg.rms_norm_eps, cfg.norm), cos, sin, mask_bias, input_pos)
+        return x + self.mlp(norm(x, self.mlp_norm, cfg.rms_norm_eps, cfg.norm))
 
     def attention(self, x, cos, sin, mask_bias, input_pos):
         cfg = self.cfg
@@ -107,7 +129,7 @@ class Layer(nn.Module):
         out = torch.bmm(torch.softmax(scores, dim=-1), self.v_cache.view(kvh, s, d))  # (KVH, G*T, D)
         out = out.view(1, kvh, group, t, d).permute(0, 3, 1, 2, 4).reshape(1, t, cfg.q_size)
         if self.attn_sub_norm is not None:
-            out = rms_norm(out, self.attn_sub_norm, cfg.rms_norm_eps)
+            out = norm(out, self.attn_sub_norm, cfg.rms_norm_eps, cfg.norm)
         return self.o(out)[0]
 
     def mlp(self, x):
@@ -120,7 +142,7 @@ class Layer(nn.Module):
             act = F.silu(gate)
         h = act * up
         if self.ffn_sub_norm is not None:
-            h = rms_norm(h, self.ffn_sub_norm, cfg.rms_norm_eps)
+            h = norm(h, self.ffn_sub_norm, cfg.rms_norm_eps, cfg.norm)
         return self.down(h)[0]
 
 
@@ -199,7 +221,7 @@ class Decoder(nn.Module):
         x = self.embed[tokens] if self.head_kind == "fp32" else self.embed_q.embed(tokens)  # (1, T, H)
         for layer in self.layers:
             x = layer(x, cos, sin, mask_bias, input_pos)
-        x = rms_norm(x, self.final_norm, self.cfg.rms_norm_eps)
+        x = norm(x, self.final_norm, self.cfg.rms_norm_eps, self.cfg.norm)
         if self.head_linear is not None:
             return self.head_linear(x)
         if self.head_kind == "fp32":

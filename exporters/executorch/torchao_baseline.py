@@ -42,7 +42,7 @@ class TorchaoLinear(nn.Module):
 
     def __init__(self, weights: list[TernaryWeight]):
         super().__init__()
-        w = torch.cat([unpack_ternary(t.packed, t.in_features).float() * t.gamma.float() for t in weights])
+        w = torch.cat([unpack_ternary(t.packed, t.in_features).float() * t.gamma.float().reshape(-1, 1) for t in weights])
         linear = nn.Linear(w.shape[1], w.shape[0], bias=False)
         with torch.no_grad():
             linear.weight.copy_(w)

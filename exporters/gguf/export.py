@@ -44,6 +44,15 @@ def _arch(cfg, model: Path) -> str:
     if cfg.quant.use_rms_norm:
         raise EdgebitError(f"{where}: quantization_config.use_rms_norm puts a norm inside every linear, which no "
                            "llama.cpp graph has")
+    if cfg.quant.weights == "binary":
+        raise EdgebitError(f"{where}: its binary weights (codes -1/+1 with a LayerNorm inside every linear) have no "
+                           "llama.cpp type or graph")
+    if cfg.quant.inner_norm:
+        raise EdgebitError(f"{where}: its {cfg.quant.inner_norm} norm inside every linear (the family "
+                           f"{cfg.family}) is in no llama.cpp graph")
+    if cfg.norm != "rms":
+        raise EdgebitError(f"{where}: its block norms are {cfg.norm} norms; llama.cpp's llama and bitnet graphs use "
+                           "RMSNorm")
     if not cfg.sub_norms:
         if cfg.activation != "silu":
             raise EdgebitError(f"{where}: llama.cpp's llama graph runs SiLU, the model {cfg.activation}")
@@ -129,7 +138,8 @@ def _plan(ckpt, cfg, arch: str, q) -> list[Item]:
     import gguf
     import numpy as np
 
-    from edgebit.model.checkpoint import LINEARS, layer_prefix, linear_shape, sub_norm_tensor
+    from edgebit.model.checkpoint import LINEARS, layer_prefix, linear_shape
+    from edgebit.model.layout import layout_of
     from edgebit.model.gguf import arch as A
 
     names = A.hf_to_gguf_names(cfg)
@@ -198,8 +208,8 @@ def _plan(ckpt, cfg, arch: str, q) -> list[Item]:
         for norm in ("input_layernorm", "post_attention_layernorm"):
             add_norm(p + norm + ".weight", names[p + norm + ".weight"])
         if cfg.sub_norms:
-            for which in (0, 1):
-                hf = sub_norm_tensor(cfg, i, which)
+            layer = layout_of(cfg).layers[i]  # the family's sub-norm names (_arch refused other layouts)
+            for hf in (layer.attn_sub_norm, layer.ffn_sub_norm):
                 add_norm(hf, names[hf])
         for linear in LINEARS:
             add_linear(p + linear, *linear_shape(cfg, linear))

@@ -6,7 +6,9 @@ Inputs:  input_ids [B, T] int64, attention_mask [B, P+T] int64, position_ids [B,
 Outputs: logits [B, T, V] float, present.{i}.key / .value [B, KVH, P+T, D] float
 Ternary linears are edgebit.BitLinear nodes (activation quantization fused in); q/k/v and gate/up are each
 one node over concatenated weights with per-channel gamma, so they share one quantization of their input
-(unless quantization_config.use_rms_norm gives each linear its own input norm: then one node each).
+(unless quantization_config.use_rms_norm gives each linear its own input norm: then one node each; a norm that
+is the same for all of them, OLMo-Bitnet's or the binary BitNet's, is applied once before the one node).
+Norms are RMSNorm or LayerNorm (ModelConfig.norm; a linear's input_norm_kind).
 With ops="standard" they are standard ONNX activation quantization + com.microsoft MatMulNBits (bits=2).
 """
 
@@ -60,9 +62,30 @@ class DecoderGraph:
         self.uses_ms = opts.ops == "standard" or opts.head == "int8"
 
     # ---- building blocks -------------------------------------------------------------------------
-    def rms_norm(self, x: str, weight: torch.Tensor, name: str, eps: float | None = None) -> str:
-        g = self.g
+    def norm(self, x: str, weight: torch.Tensor, name: str, eps: float | None = None, kind: str | None = None,
+             groups: int = 1) -> str:
+        """The block norms (ModelConfig.norm, eps rms_norm_eps) or a linear's input norm (kind, eps, groups given)."""
         eps = self.cfg.rms_norm_eps if eps is None else eps
+        if (kind or self.cfg.norm) == "rms":
+            return self.rms_norm(x, weight, name, eps)
+        return self.layer_norm(x, weight, name, eps, groups)
+
+    def layer_norm(self, x: str, weight: torch.Tensor, name: str, eps: float, groups: int) -> str:
+        """ONNX's LayerNormalization (opset 17; the reference's torch layer_norm computes its moments in another
+        order, so an int8 activation may round the other way now and then: docs/verify.md), with the weight as its
+        Scale; `groups` > 1 normalizes each of that many equal slices of the last dim on its own."""
+        g = self.g
+        w = g.initializer(name, weight.float().numpy())
+        if groups == 1:
+            return g.op("LayerNormalization", [x, w], axis=-1, epsilon=float(eps), hint="normed")
+        k = weight.shape[0]
+        ones = g.initializer(name + ".group_scale", np.ones(k // groups, np.float32))
+        grouped = g.op("Reshape", [x, g.const([0, 0, groups, k // groups])])
+        normed = g.op("LayerNormalization", [grouped, ones], axis=-1, epsilon=float(eps))
+        return g.op("Mul", [w, g.op("Reshape", [normed, g.const([0, 0, k])])], hint="normed")
+
+    def rms_norm(self, x: str, weight: torch.Tensor, name: str, eps: float) -> str:
+        g = self.g
         w = g.initializer(name, weight.float().numpy())
         # The reference's own op sequence, not ONNX's one-node RMSNormalization (opset 23): that one rounds
         # differently (x / sqrt), which flips int8 activation roundings (max logit diff 0.097 on the shipped model).
@@ -73,16 +96,22 @@ class DecoderGraph:
     def linears(self, x: str, weights: list[TernaryWeight], names: list[str], prefix: str,
                 fused: str | None = None) -> list[str]:
         """The outputs of ternary linears that read the same x: one node over their concatenated weights, split
-        after, when they quantize x the same way; with per-linear input norms (use_rms_norm) each normalizes x
-        with its own weight and so quantizes its own input: one norm and one node each."""
-        if all(w.input_norm is None for w in weights):
+        after, when they quantize x the same way (no input norm, or the same one, applied once); with different
+        per-linear input norms (use_rms_norm's own weights) each normalizes x itself: one norm and one node each."""
+        if all(w.same_input_norm(weights[0]) for w in weights):
+            w0 = weights[0]
+            if w0.input_norm is not None:
+                x = self.input_norm(x, w0, f"{prefix}{fused or names[0]}.input_norm")
             out = self.ternary(x, weights, prefix + (fused or names[0]))
             if len(weights) == 1:
                 return [out]
             return list(self.g.op("Split", [out, self.g.const([w.out_features for w in weights])],
                                   n_out=len(weights), axis=-1))
-        return [self.ternary(self.rms_norm(x, w.input_norm, f"{prefix}{n}.input_norm", w.input_norm_eps), [w],
-                             prefix + n) for w, n in zip(weights, names)]
+        return [self.ternary(self.input_norm(x, w, f"{prefix}{n}.input_norm"), [w], prefix + n)
+                for w, n in zip(weights, names)]
+
+    def input_norm(self, x: str, w: TernaryWeight, name: str) -> str:
+        return self.norm(x, w.input_norm, name, w.input_norm_eps, w.input_norm_kind, w.input_norm_groups)
 
     def ternary(self, x: str, weights: list[TernaryWeight], name: str) -> str:
         packed, gamma = _concat(weights)
@@ -153,11 +182,11 @@ class DecoderGraph:
 
         x = self.embed(ids)  # [B, T, H]
         for i, layer in enumerate(self.w.layers):
-            h = self.rms_norm(x, layer.attn_norm, f"layers.{i}.attn_norm")
+            h = self.norm(x, layer.attn_norm, f"layers.{i}.attn_norm")
             x = g.op("Add", [x, self.attention(i, layer, h, cos, sin, bias)], hint="resid")
-            h = self.rms_norm(x, layer.mlp_norm, f"layers.{i}.mlp_norm")
+            h = self.norm(x, layer.mlp_norm, f"layers.{i}.mlp_norm")
             x = g.op("Add", [x, self.mlp(i, layer, h)], hint="resid")
-        x = self.rms_norm(x, self.w.final_norm, "final_norm")
+        x = self.norm(x, self.w.final_norm, "final_norm")
         g.output(self.logits(x), "logits", FLOAT, ["batch", "seq", cfg.vocab_size])
         return g.model("edgebit_decoder", self.uses_ms)
 
@@ -185,7 +214,7 @@ class DecoderGraph:
         out = g.op("Transpose", [g.op("Reshape", [out, g.const([0, cfg.num_heads, -1, d])])], perm=[0, 2, 1, 3])
         out = g.op("Reshape", [out, g.const([0, 0, cfg.q_size])])  # [B, T, NH*D]
         if layer.attn_sub_norm is not None:
-            out = self.rms_norm(out, layer.attn_sub_norm, f"layers.{i}.attn_sub_norm")
+            out = self.norm(out, layer.attn_sub_norm, f"layers.{i}.attn_sub_norm")
         return self.linears(out, [layer.o], ["o_proj"], f"layers.{i}.")[0]
 
     def mlp(self, i: int, layer, x: str) -> str:
@@ -198,7 +227,7 @@ class DecoderGraph:
             act = g.op("Mul", [gate, g.op("Sigmoid", [gate])])
         h = g.op("Mul", [act, up])
         if layer.ffn_sub_norm is not None:
-            h = self.rms_norm(h, layer.ffn_sub_norm, f"layers.{i}.ffn_sub_norm")
+            h = self.norm(h, layer.ffn_sub_norm, f"layers.{i}.ffn_sub_norm")
         return self.linears(h, [layer.down], ["down_proj"], f"layers.{i}.")[0]
 
     # ---- embedding and head ------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "json.h"
+#include "normalize.h"
 #include "unicode.h"
 #include "utf8.h"
 
@@ -165,8 +166,18 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
         ++rank;
     }
 
+    // Normalizer: none, or NFC (GPT-NeoX's and OLMo's tokenizer.json), alone or as a one-step Sequence.
     const Json* norm = root.find("normalizer");
-    if (norm && !norm->is_null()) fail("normalizer '" + type_of(*norm) + "' is not supported");
+    if (norm && type_of(*norm) == "Sequence") {
+        const Json& list = json_field(*norm, "normalizers", path + " normalizer");
+        if (list.items.size() > 1) fail("normalizer Sequence of " + std::to_string(list.items.size()) +
+                                        " steps is not supported (NFC alone)");
+        norm = list.items.empty() ? nullptr : &list.items[0];
+    }
+    if (norm && !norm->is_null()) {
+        if (type_of(*norm) != "NFC") fail("normalizer '" + type_of(*norm) + "' is not supported (NFC only)");
+        t->nfc_ = true;
+    }
 
     // Pre-tokenizer: ByteLevel, Split (GPT-2 / Llama 3 pattern, Isolated), or a Sequence of those.
     const Json* pre = root.find("pre_tokenizer");
@@ -215,17 +226,23 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
             const std::string content = json_string(a, "content", where);
             if (content.empty()) fail("added token " + std::to_string(id) + " has empty content");
             if (flag(a, "single_word")) fail("added token '" + content + "': single_word is not supported");
-            t->added_.push_back(Added{id, content, flag(a, "lstrip"), flag(a, "rstrip")});
-            t->special_[id] = flag(a, "special");
+            // `tokenizers` matches "normalized" tokens in the normalized text, the others in the text as given
+            // (AddedToken's default: normalized unless special).
+            const bool special = flag(a, "special");
+            (flag(a, "normalized", !special) ? t->added_norm_ : t->added_raw_)
+                .tokens.push_back(Added{id, content, flag(a, "lstrip"), flag(a, "rstrip")});
+            t->special_[id] = special;
             t->bytes_[id] = decoded_bytes(content);
             t->by_name_[content] = id;
         }
     }
-    std::stable_sort(t->added_.begin(), t->added_.end(),
-                     [](const Added& x, const Added& y) { return x.content.size() > y.content.size(); });
-    t->added_by_byte_.assign(256, {});
-    for (size_t i = 0; i < t->added_.size(); ++i)
-        t->added_by_byte_[static_cast<unsigned char>(t->added_[i].content[0])].push_back(i);
+    for (AddedSet* set : {&t->added_raw_, &t->added_norm_}) {
+        std::stable_sort(set->tokens.begin(), set->tokens.end(),
+                         [](const Added& x, const Added& y) { return x.content.size() > y.content.size(); });
+        set->by_byte.assign(256, {});
+        for (size_t i = 0; i < set->tokens.size(); ++i)
+            set->by_byte[static_cast<unsigned char>(set->tokens[i].content[0])].push_back(i);
+    }
 
     // Post-processor: TemplateProcessing (its "single" template), ByteLevel (nothing for ids), or a Sequence.
     const Json* post = root.find("post_processor");
@@ -272,29 +289,40 @@ int32_t Tokenizer::id_of(const std::string& content) const {
     return it == by_name_.end() ? -1 : it->second;
 }
 
-std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_special) const {
-    const size_t bad = first_invalid_utf8(text.data(), text.size());
-    if (bad != text.size())
-        throw std::invalid_argument("text is not valid UTF-8 (byte " + std::to_string(bad) + ")");
-    std::vector<int32_t> out;
-    if (add_special) out = prefix_ids_;
-    // Added tokens first (leftmost, then longest), with their lstrip/rstrip; the text between goes to BPE.
+template <class F>
+void Tokenizer::split_added(const std::string& text, const AddedSet& set, std::vector<int32_t>* out, F rest) const {
+    // Added tokens leftmost, then longest, with their lstrip/rstrip; the text between goes to `rest`.
     size_t seg_start = 0, i = 0;
-    while (i < text.size()) {
+    while (i < text.size() && !set.tokens.empty()) {
         const Added* hit = nullptr;
-        for (size_t k : added_by_byte_[static_cast<unsigned char>(text[i])]) {
-            const Added& a = added_[k];
+        for (size_t k : set.by_byte[static_cast<unsigned char>(text[i])]) {
+            const Added& a = set.tokens[k];
             if (text.compare(i, a.content.size(), a.content) == 0) { hit = &a; break; }
         }
         if (!hit) { ++i; continue; }
         size_t start = i, end = i + hit->content.size();
         if (hit->lstrip) start = strip_left(text, start, seg_start);
         if (hit->rstrip) end = strip_right(text, end);
-        if (start > seg_start) encode_segment(text.substr(seg_start, start - seg_start), &out);
-        out.push_back(hit->id);
+        if (start > seg_start) rest(text.substr(seg_start, start - seg_start));
+        out->push_back(hit->id);
         seg_start = i = end;
     }
-    if (seg_start < text.size()) encode_segment(text.substr(seg_start), &out);
+    if (seg_start < text.size()) rest(seg_start == 0 ? text : text.substr(seg_start));
+}
+
+std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_special) const {
+    const size_t bad = first_invalid_utf8(text.data(), text.size());
+    if (bad != text.size())
+        throw std::invalid_argument("text is not valid UTF-8 (byte " + std::to_string(bad) + ")");
+    std::vector<int32_t> out;
+    if (add_special) out = prefix_ids_;
+    // As `tokenizers` (AddedVocabulary::extract_and_normalize): the added tokens that are not "normalized" are
+    // split off the text as given; each piece between them is normalized, then split at the "normalized" added
+    // tokens; the rest goes through the pre-tokenizers and BPE.
+    split_added(text, added_raw_, &out, [&](const std::string& piece) {
+        split_added(nfc_ ? nfc(piece) : piece, added_norm_, &out,
+                    [&](const std::string& rest) { encode_segment(rest, &out); });
+    });
     if (add_special) out.insert(out.end(), suffix_ids_.begin(), suffix_ids_.end());
     return out;
 }

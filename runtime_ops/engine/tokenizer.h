@@ -1,5 +1,6 @@
-// tokenizer.json in C++: byte-level BPE (GPT-2 / Llama 3 style) with added and special tokens, the
-// pre-tokenizers those families use, the TemplateProcessing post-processor and the ByteLevel decoder. Ids equal
+// tokenizer.json in C++: byte-level BPE (GPT-2 / Llama 3 / GPT-NeoX style) with added and special tokens (matched
+// before or after normalization, as each asks), the NFC normalizer, the pre-tokenizers those families use, the
+// TemplateProcessing post-processor and the ByteLevel decoder. Ids equal
 // `tokenizers`' ids; anything the file asks for that this reader cannot honour is an error at load, never
 // silently different ids.
 #pragma once
@@ -36,6 +37,10 @@ class Tokenizer {
         std::string content;
         bool lstrip, rstrip;
     };
+    struct AddedSet {
+        std::vector<Added> tokens;                   // sorted longest first, for leftmost-longest matching
+        std::vector<std::vector<size_t>> by_byte;    // first byte -> indexes into tokens
+    };
     struct PreStep {
         enum Kind { Split, ByteLevel } kind;
         SplitPattern pattern;
@@ -46,6 +51,8 @@ class Tokenizer {
         int32_t rank, id;
     };
     void encode_segment(const std::string& seg, std::vector<int32_t>* out) const;
+    template <class F>
+    void split_added(const std::string& text, const AddedSet& set, std::vector<int32_t>* out, F rest) const;
     void bpe(const std::string& piece, std::vector<int32_t>* out) const;
 
     std::unordered_map<std::string, int32_t> vocab_;   // raw bytes -> id (byte-level tokens)
@@ -53,13 +60,13 @@ class Tokenizer {
     std::unordered_map<uint64_t, Merge> merges_;       // (left id << 32 | right id)
     std::vector<std::string> bytes_;                   // id -> bytes it decodes to
     std::vector<uint8_t> special_;
-    std::vector<Added> added_;                         // sorted longest first, for leftmost-longest matching
-    std::vector<std::vector<size_t>> added_by_byte_;   // first byte -> indexes into added_
+    AddedSet added_raw_, added_norm_;                  // matched in the text as given / after normalization
     std::vector<PreStep> pre_;
     std::vector<int32_t> prefix_ids_, suffix_ids_;     // TemplateProcessing "single" around $A
     int32_t byte_id_[256];
     int32_t bos_id_ = -1;
     bool ignore_merges_ = false;
+    bool nfc_ = false;
     mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
 };
 

@@ -189,7 +189,8 @@ struct Case {
 };
 
 // invalid_codes: code 3 among the weights, and random codes (3 included) in the padding.
-Case make_case(int64_t M, int64_t N, int64_t K, uint64_t seed, bool invalid_codes) {
+// binary: the weights of the binary BitNet, -1 and +1 only (codes 0 and 2, never 1).
+Case make_case(int64_t M, int64_t N, int64_t K, uint64_t seed, bool invalid_codes, bool binary = false) {
     Rng rng(seed);
     Case c;
     c.M = M;
@@ -218,6 +219,7 @@ Case make_case(int64_t M, int64_t N, int64_t K, uint64_t seed, bool invalid_code
         const int64_t kind = rng.uniform(0, 4);
         for (int64_t k = 0; k < K; ++k) {
             int8_t v = static_cast<int8_t>(rng.uniform(-1, 1));
+            if (binary) v = rng.uniform(0, 1) ? 1 : -1;
             if (kind == 0) v = -1;  // with -128 activations: the largest |sum|
             if (kind == 1) v = 1;
             if (invalid_codes && rng.uniform(0, 7) == 0) v = 2;  // code 3
@@ -315,6 +317,22 @@ void test_case(const Case& c, const char* label) {
             check(same(ref, run(c, tc.t)), "bit-exact", v + " threads=" + tc.name + " " + shape);
         }
     }
+}
+
+// Binary weights (BitNet 2023: W1A8) are codes 0 and 2 of the ternary layout, run by the same kernels: every
+// variant bit-exact to the scalar reference (and it to the naive sum) on decode, GEMM, prefill panels and padded K,
+// with all-(-1) and all-(+1) rows against -128 activations (the largest sums a binary row can reach).
+void test_binary() {
+    uint64_t seed = 500000;
+    for (int64_t N : {1, 5, 67})
+        for (int64_t K : {128, 2560, 200})
+            test_case(make_case(1, N, K, seed++, false, true), "binary gemv");
+    for (int64_t M : {3, 17})
+        test_case(make_case(M, 13, 384, seed++, false, true), "binary gemm");
+    test_case(make_case(25, 33, 640, seed++, false, true), "binary panel");
+    test_case(make_case(128, 40, 512, seed++, false, true), "binary gemm m128");
+    test_case(make_case(17, 13, 540, seed++, false, true), "binary padded gemm");
+    test_case(make_case(1, 13, 8640, seed++, false, true), "binary padded gemv long");
 }
 
 void test_shapes() {
@@ -713,6 +731,7 @@ int main() {
     test_threadpool();
     test_shapes();
     test_padded_k();
+    test_binary();
     for (edgebit_threadpool* p : pools) edgebit_threadpool_destroy(p);
     check(g_custom_calls.load() > 0, "custom parallel_for used");
     printf("%d passed, %d failed\n", g_passed, g_failed);

@@ -30,13 +30,23 @@ CORPUS = [
     "a" * 300 + " " + "9" * 50 + " " * 40 + "!" * 30,
     "",
     "ÀÉÎÕÜ àéîõü ß ẞ ŉ ǅ Ǆ ǆ",
+    # NFC at work: decomposed letters compose, marks reorder, a composition exclusion stays decomposed, Hangul
+    # jamo compose to syllables, the angstrom sign becomes Å
+    "Cafe\u0301 A\u030a \u212b e\u0323\u0302 \u1e0b\u0323 \u0958 \u1100\u1161\u11a8 \uac00\u11a8 \u0f71\u0f72",
+    "runs of spaces:  two   three    four        eight                          twenty-six  then |||IP_ADDRESS|||",
 ]
 
 
 def train_tokenizer(path: Path, style: str) -> Path:
     """A byte-level BPE tokenizer.json in the style of Llama 3 (Split + ByteLevel, ignore_merges, BOS template),
-    GPT-2 (ByteLevel regex) or GPT-2 with a prefix space, trained on CORPUS."""
+    GPT-2 (ByteLevel regex), GPT-2 with a prefix space, or GPT-NeoX / OLMo (NFC, whitespace-run added tokens
+    matched after normalization: tests/helpers/olmo_fixtures.py), trained on CORPUS."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    if style == "gpt-neox":
+        from olmo_fixtures import gpt_neox_tokenizer
+
+        return gpt_neox_tokenizer(path, CORPUS * 20, 800)
 
     byte_level = pre_tokenizers.ByteLevel
     if style == "llama3":
@@ -66,7 +76,8 @@ def corpus():
 @pytest.fixture(scope="session")
 def trained_tokenizers(tmp_path_factory):
     d = tmp_path_factory.mktemp("tokenizers")
-    return {style: train_tokenizer(d / f"{style}.json", style) for style in ("llama3", "gpt2", "gpt2-prefix")}
+    return {style: train_tokenizer(d / f"{style}.json", style)
+            for style in ("llama3", "gpt2", "gpt2-prefix", "gpt-neox")}
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,8 @@ def test_ids_equal_tokenizers_on_random_mixtures(trained_tokenizers):
     kind, digits, letters of several scripts, emoji, combining marks, special tokens)."""
     alphabet = list("aZ9 '\t\n\r.,!?-_()<>|sStTlLdDmMvVrReE") + [
         "<|eot_id|>", "<|begin_of_text|>", "é", "ſ", "日", "😀", "١", "²", "\u00a0", "\u3000", "\x0b", "\x85",
-        "\u2028", "Ⅻ", "\u200b", "ǅ", "\u0301"]
+        "\u2028", "Ⅻ", "\u200b", "ǅ", "\u0301", "\u0323", "\u0302", "\u212b", "\u0958", "\u1100", "\u1161",
+        "\u11a8", "\uac00", "  ", "    ", "|||IP_ADDRESS|||", "<|endoftext|>"]
     rng = random.Random(0)
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(600)]
     for style, path in _all(trained_tokenizers).items():
@@ -67,7 +68,7 @@ def _variant(src, tmp_path, name, edit):
      "pre_tokenizer 'Metaspace' is not supported"),
     ("regex", lambda d: d["pre_tokenizer"]["pretokenizers"][0]["pattern"].update(Regex=r"\w+|\s+"),
      "Split pattern is not one the engine knows"),
-    ("normalizer", lambda d: d.update(normalizer={"type": "NFC"}), "normalizer 'NFC' is not supported"),
+    ("normalizer", lambda d: d.update(normalizer={"type": "NFKC"}), "normalizer 'NFKC' is not supported"),
     ("decoder", lambda d: d.update(decoder=None), "decoder must be ByteLevel"),
     ("merge", lambda d: d["model"]["merges"].append(["zzz", "qqq"]), "uses a token outside the vocab"),
     ("byte_fallback", lambda d: d["model"].update(byte_fallback=True), "byte_fallback is not supported"),
@@ -105,3 +106,19 @@ def test_bench_tokenizer_runs_and_checks_ids(cli):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["mismatched_lines"] == 0 and out["tokens"] > 1000 and out["speedup_vs_tokenizers"] > 0
+
+
+def test_nfc_matches_tokenizers_on_every_code_point(trained_tokenizers):
+    """GPT-NeoX's NFC normalizer through the engine (runtime_ops/engine/normalize.cpp, tables from Python's Unicode
+    14 data) on every assigned code point, alone and followed by combining marks that reorder and compose."""
+    import unicodedata
+
+    path = trained_tokenizers["gpt-neox"]
+    ours, ref = NativeTokenizer(path), Tokenizer.from_file(str(path))
+    chars = [chr(c) for c in range(0x80, 0x110000)
+             if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) not in ("Cn", "Co", "Cs")]
+    marks = ["\u0323\u0301", "\u0301\u0323", "\u0308", "\u1161\u11a8", "\u0f72\u0f71", ""]
+    texts = ["".join(c + marks[i % len(marks)] for i, c in enumerate(chars[j:j + 300]))
+             for j in range(0, len(chars), 300)]
+    bad = [t for t in texts if ours.encode(t, False) != ref.encode(t, add_special_tokens=False).ids]
+    assert not bad, [f"U+{ord(bad[0][0]):04X}.."]

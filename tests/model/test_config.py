@@ -36,7 +36,7 @@ def test_plain_llama_without_bitnet_quantization_is_unsupported():
 
 
 def test_registry_lists_every_family():
-    assert set(families()) == {"bitnet", "llama-bitnet", "1bitllm"}
+    assert set(families()) == {"bitnet", "bitnet-binary", "llama-bitnet", "olmo-bitnet", "1bitllm"}
 
 
 @pytest.mark.parametrize("key,value,match", [

@@ -1,5 +1,5 @@
 """GGUF files written by their publishers' tools (the gguf package's writer and quantizers; bitnet.cpp's I2_S layout
-ported in tests/gguf_files.py) from the checkpoints the tests build, read by edgebit: the same ternary codes and
+ported in tests/helpers/gguf_files.py) from the checkpoints the tests build, read by edgebit: the same ternary codes and
 scales tensor by tensor as the checkpoint they came from, the same parameter counts in `edgebit inspect`, the same
 greedy tokens from their ONNX exports, and the embedded tokenizer giving the same ids."""
 

@@ -14,7 +14,7 @@ from edgebit.model.config import (
     QuantScheme,
     RopeConfig,
 )
-from edgebit.model.families.quant_scheme import parse_quant_scheme, quantization_config  # noqa: F401
+from edgebit.model.families.quant_scheme import check_groups, parse_quant_scheme, quantization_config  # noqa: F401
 
 LINEAR_MODULES = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                   "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
@@ -72,7 +72,7 @@ def normalize_llama_like(raw: dict, path: Path, family: str, activation: str, su
     if quant is None:
         names = [f"model.layers.{i}.{m}" for i in range(num_layers) for m in LINEAR_MODULES]
         quant = parse_quant_scheme(raw, path, names)
-    return ModelConfig(
+    cfg = ModelConfig(
         family=family,
         vocab_size=r.int("vocab_size", hi=MAX_VOCAB),
         hidden_size=hidden,
@@ -91,3 +91,5 @@ def normalize_llama_like(raw: dict, path: Path, family: str, activation: str, su
         eos_token_ids=eos,
         quant=quant,
     )
+    check_groups(cfg.linear_shapes(), quant, path)
+    return cfg

@@ -15,6 +15,8 @@ from edgebit.model.config import QuantScheme
 LINEAR_CLASSES = ("bitlinear", "autobitlinear")
 MODES = ("online", "offline")
 KEY = "quantization_config"
+BINARY = "bitnet_binary"  # edgebit's binary BitNet format (docs/weight-layout.md "Binary BitNet")
+BINARY_KEYS = ("quant_method", "quantization_mode", "weight_bits", "activation_bits", "groups", "layer_norm_eps")
 
 
 def quantization_config(raw: dict) -> dict:
@@ -77,3 +79,40 @@ def parse_quant_scheme(raw: dict, path: Path, linear_names: list[str]) -> QuantS
                           f"got {eps!r}")
     _check_skipped_modules(qc, path, linear_names)
     return QuantScheme(linear_class, mode, use_rms_norm, float(eps) if use_rms_norm else 1e-6)
+
+
+def binary_scheme(raw: dict, path: Path) -> QuantScheme:
+    """edgebit's binary BitNet (W1A8) quantization_config: every key known, every value one edgebit computes."""
+    qc = raw.get(KEY)
+    if not isinstance(qc, dict) or qc.get("quant_method") != BINARY:
+        raise ConfigError(f"{path}: key '{KEY}': a {BINARY} model needs quantization_config.quant_method "
+                          f"'{BINARY}', got {qc!r}")
+    for key in qc:
+        if key not in BINARY_KEYS:
+            raise ConfigError(f"{path}: key '{KEY}.{key}': not a key of {BINARY} (known: {', '.join(BINARY_KEYS)})")
+    for key, want in (("weight_bits", 1), ("activation_bits", 8)):
+        if qc.get(key, want) != want or isinstance(qc.get(key), bool):
+            raise ConfigError(f"{path}: key '{KEY}.{key}': expected {want} (binary weights, int8 activations), "
+                              f"got {qc[key]!r}")
+    mode = qc.get("quantization_mode", "offline")
+    if mode not in MODES:
+        raise ConfigError(f"{path}: key '{KEY}.quantization_mode': expected one of {', '.join(MODES)}, got {mode!r}")
+    groups = qc.get("groups", 1)
+    if isinstance(groups, bool) or not isinstance(groups, int) or not 1 <= groups <= 1 << 16:
+        raise ConfigError(f"{path}: key '{KEY}.groups': expected a positive integer, got {groups!r}")
+    eps = qc.get("layer_norm_eps", 1e-5)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
+        raise ConfigError(f"{path}: key '{KEY}.layer_norm_eps': expected a number in (0, 1], got {eps!r}")
+    return QuantScheme(mode=mode, inner_norm="layer", inner_norm_eps=float(eps), weights="binary", groups=groups)
+
+
+def check_groups(shapes: dict[str, tuple[int, int]], quant: QuantScheme, path: Path) -> None:
+    """G groups of rows (weights) and of input features (the LayerNorm inside every binary linear) must divide
+    every linear's rows and inputs."""
+    if quant.groups == 1:
+        return
+    for name, (n, k) in shapes.items():
+        for size, what in ((n, "rows"), (k, "input features")):
+            if size % quant.groups:
+                raise ConfigError(f"{path}: key '{KEY}.groups': {quant.groups} does not divide {name}'s {size} "
+                                  f"{what}")
