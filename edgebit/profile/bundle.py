@@ -127,9 +127,13 @@ def executorch_root(target: str) -> Path:
         import importlib.util
 
         spec = importlib.util.find_spec("executorch")
-        if spec is None or not spec.submodule_search_locations:
-            raise BundleError("the executorch package is not installed (pip install executorch==" + ET_VERSION + ")")
-        return Path(list(spec.submodule_search_locations)[0])
+        # executorch is a namespace package: any directory named executorch on sys.path (the tests' own
+        # tests/executorch, put there by tests/conftest.py) is a portion of it too. The root is the one with lib/.
+        roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+        for root in roots:
+            if (root / "share" / "cmake" / "executorch-config.cmake").is_file() or (root / "lib").is_dir():
+                return root
+        raise BundleError("the executorch package is not installed (pip install executorch==" + ET_VERSION + ")")
     plat = WHEEL_PLATFORMS[target]
     dest = cache_root() / "wheels" / f"executorch-{ET_VERSION}-{plat}"
     if (dest / "share" / "cmake" / "executorch-config.cmake").is_file():
