@@ -17,8 +17,9 @@ import pytest
 import torch
 
 # pytest runs with --import-mode=importlib, which puts no test directory on sys.path; helper modules shared by
-# several test directories (tests/gguf_files.py) are imported from here.
-sys.path.insert(0, str(Path(__file__).parent))
+# several test directories (tests/gguf_files.py) are imported from here. Appended, not prepended: tests/executorch
+# would otherwise come first in the executorch namespace package (it has no __init__.py) and shadow the wheel.
+sys.path.append(str(Path(__file__).parent))
 
 TINY = dict(vocab_size=300, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5, bos_token_id=256,

@@ -127,11 +127,11 @@ def executorch_root(target: str) -> Path:
         import importlib.util
 
         spec = importlib.util.find_spec("executorch")
-        # executorch is a namespace package: any directory named executorch on sys.path (the tests' own
-        # tests/executorch, put there by tests/conftest.py) is a portion of it too. The root is the one with lib/.
+        # executorch is a namespace package: any directory named executorch on sys.path joins it, so take the
+        # portion that holds the runtime's CMake package, not the first one.
         roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
         for root in roots:
-            if (root / "share" / "cmake" / "executorch-config.cmake").is_file() or (root / "lib").is_dir():
+            if (root / "share" / "cmake" / "executorch-config.cmake").is_file():
                 return root
         raise BundleError("the executorch package is not installed (pip install executorch==" + ET_VERSION + ")")
     plat = WHEEL_PLATFORMS[target]
