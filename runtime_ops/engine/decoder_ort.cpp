@@ -5,6 +5,7 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include <malloc.h>
 #include <stdexcept>
 
 namespace edgebit::engine {
@@ -101,6 +102,11 @@ void OrtDecoder::reset() {
     OrtDecoder& s = *this;
     s.outputs.clear();
     s.past.clear();
+#ifdef __GLIBC__
+    // The last generation's decode steps left the heap fragmented (presents one position longer each step): hand
+    // the free pages back before the next prefill allocates its chunk's activations (2B4T: peak RSS 38 MB lower).
+    malloc_trim(0);
+#endif
     const int64_t shape[4] = {1, s.m.num_kv_heads, 0, s.m.head_dim};
     Ort::AllocatorWithDefaultOptions alloc;
     for (int64_t i = 0; i < 2 * s.m.num_layers; ++i)
