@@ -28,6 +28,9 @@ HEADS = ("int8", "fp32")
 THREADS = (1, 2)
 PROMPT_LEN, GEN_LEN = 128, 64
 BASELINE = "onnx-standard"
+# issue 22's memory target: peak RSS at most MEMORY_FACTOR x (weight bytes + KV cache at the context used +
+# MEMORY_ALLOWANCE), where the weights are mapped from the artifact's files.
+MEMORY_FACTOR, MEMORY_ALLOWANCE = 1.15, 100_000_000
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,10 @@ def measure(artifact: Path, settings: Settings, log: Callable[[str], None]) -> l
     return profile([artifact], "local", spec, log=log)
 
 
+def memory_target(weight_bytes: int, kv_bytes: int) -> int:
+    return int(MEMORY_FACTOR * (weight_bytes + kv_bytes + MEMORY_ALLOWANCE))
+
+
 def bench_rows(runs: list[dict], bandwidth: dict[int, float], cfg, settings: Settings) -> list[dict]:
     """One row per (artifact, head, threads), with ratios against the standard-ops artifact of the same head
     and thread count (None when that was not measured)."""
@@ -177,6 +184,10 @@ def bench_rows(runs: list[dict], bandwidth: dict[int, float], cfg, settings: Set
         total = b["weights"] + b["kv_cache"]
         gbps = bandwidth[r["threads"]]
         roofline = gbps * 1e9 / total
+        mem = r.get("memory") or {}
+        model_bytes = mem.get("weights_file") or r.get("artifact_bytes")
+        kv_used = bytes_per_token(cfg, r["name"], r["head"], settings.prompt_len + settings.gen_len)["kv_cache"]
+        target = memory_target(model_bytes, kv_used) if model_bytes else None
         rows.append({
             "artifact": r["name"], "threads": r["threads"], "head": r["head"],
             "decode_tokens_per_s": r["decode_tokens_per_s"], "prefill_tokens_per_s": r["prefill_tokens_per_s"],
@@ -185,7 +196,9 @@ def bench_rows(runs: list[dict], bandwidth: dict[int, float], cfg, settings: Set
             "roofline_fraction": r["decode_tokens_per_s"] / roofline,
             "speedup_vs_standard_ops": None, "prefill_speedup_vs_standard_ops": None,
             "prompt_tokens": settings.prompt_len, "gen_tokens": settings.gen_len, "rounds": r["rounds"],
-            "peak_rss_bytes": r["peak_rss_bytes"], "kernel_variant": r["kernel_variant"],
+            "peak_rss_bytes": r["peak_rss_bytes"], "model_bytes": model_bytes, "kv_cache_bytes_at_context": kv_used,
+            "memory_target_bytes": target, "peak_over_target": r["peak_rss_bytes"] / target if target else None,
+            "memory": mem, "load_ms": r.get("load_ms"), "kernel_variant": r["kernel_variant"],
             "runtime": r["runtime"], "export_seconds": r["export_seconds"], "artifact_dir": r["artifact"],
         })
     base = {(r["head"], r["threads"]): r for r in rows if r["artifact"] == BASELINE}
@@ -275,8 +288,9 @@ def median_runs(runs: list[dict]) -> list[dict]:
     out = []
     for group in groups.values():
         row = dict(group[0])
-        for key in ("decode_tokens_per_s", "prefill_tokens_per_s"):
-            row[key] = statistics.median(g[key] for g in group)
+        for key in ("decode_tokens_per_s", "prefill_tokens_per_s", "load_ms", "peak_rss_bytes"):
+            if all(g.get(key) is not None for g in group):
+                row[key] = statistics.median(g[key] for g in group)
         row["rounds"] = len(group)
         out.append(row)
     return out

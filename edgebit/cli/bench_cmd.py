@@ -186,7 +186,9 @@ def decode(
     out.print(decode_table(rows, settings), width=max(out.width, 120))
     out.print("roofline = streaming read bandwidth (same run, same thread count) / bytes a decoded token reads "
               "(weights as the artifact stores them + KV cache); x std = this artifact's tokens/s over the "
-              "--ops standard (MatMulNBits bits=2) artifact's with the same head and threads.")
+              "--ops standard (MatMulNBits bits=2) artifact's with the same head and threads. model MB = the "
+              "artifact's weight files; peak MB = the runner's peak RSS (VmHWM); peak/target = peak / (1.15 x (model "
+              "+ KV cache at prompt + generated + 100 MB)), at most 1 is the target (docs/performance.md, memory).")
 
 
 def _run_decode_bench(db, model, cache_dir, settings, preset, err) -> list[dict]:
@@ -213,7 +215,7 @@ def decode_table(rows: list[dict], settings):
              + ", ".join(f"{g:.1f} GB/s ({t} thr)" for t, g in sorted(bw.items())))
     table = Table(title=title, title_justify="left")
     for col in ("artifact", "head", "thr", "decode tok/s", "prefill tok/s", "MB/tok", "roofline tok/s",
-                "of roofline", "x std dec", "x std pre"):
+                "of roofline", "x std dec", "x std pre", "load ms", "model MB", "peak MB", "peak/target"):
         table.add_column(col, justify="left" if col in ("artifact", "head") else "right")
 
     def ratio(x):
@@ -223,5 +225,8 @@ def decode_table(rows: list[dict], settings):
         table.add_row(r["artifact"], r["head"], str(r["threads"]), f"{r['decode_tokens_per_s']:.2f}",
                       f"{r['prefill_tokens_per_s']:.1f}", f"{r['bytes_per_token'] / 1e6:.1f}",
                       f"{r['roofline_tokens_per_s']:.1f}", f"{100 * r['roofline_fraction']:.0f}%",
-                      ratio(r["speedup_vs_standard_ops"]), ratio(r["prefill_speedup_vs_standard_ops"]))
+                      ratio(r["speedup_vs_standard_ops"]), ratio(r["prefill_speedup_vs_standard_ops"]),
+                      "-" if r.get("load_ms") is None else f"{r['load_ms']:.0f}",
+                      "-" if not r.get("model_bytes") else f"{r['model_bytes'] / 1e6:.0f}",
+                      f"{r['peak_rss_bytes'] / 1e6:.0f}", ratio(r.get("peak_over_target")))
     return table

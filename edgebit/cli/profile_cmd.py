@@ -36,6 +36,9 @@ def profile(
     ort_profile: Annotated[Optional[Path], typer.Option("--op-profile", "--ort-profile",
                                                         help="Directory for the runtime's per-op profile (ONNX "
                                                              "Runtime's JSON, ExecuTorch's ETDump).")] = None,
+    max_memory: Annotated[Optional[int], typer.Option(min=1, help="MB (10^6 bytes): the runner refuses to open an "
+                                                      "artifact whose estimated peak memory is above it, naming the "
+                                                      "figure, instead of being killed.")] = None,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds one runner invocation may take.")] = 600,
     connect_timeout: Annotated[float, typer.Option(min=1, help="Seconds to reach an ssh/adb device.")] = 10,
     ssh_config: Annotated[Optional[Path], typer.Option(help="ssh_config file for ssh/scp (-F).")] = None,
@@ -55,7 +58,8 @@ def profile(
         except ValueError:
             raise typer.BadParameter(f"{prompt_ids!r} is not a comma-separated list of ids", param_hint="--prompt-ids")
     spec = ProfileSpec(threads=_threads(threads), prompt_len=prompt_len, gen_len=gen_len, runs=runs, warmup=warmup,
-                       seed=seed, prompt_ids=ids, timeout=timeout, ort_profile_dir=ort_profile)
+                       seed=seed, prompt_ids=ids, timeout=timeout, ort_profile_dir=ort_profile,
+                       max_memory_mb=max_memory)
     from rich.markup import escape
 
     results = run_profile(artifacts, device, spec, log=lambda m: err.print(f"[dim]{escape(m)}[/]"),

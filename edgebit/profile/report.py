@@ -22,6 +22,12 @@ def num(x, fmt="{:,.2f}") -> str:
     return "n/a" if x is None else fmt.format(x)
 
 
+def _mem(r: dict, f) -> str:
+    """A figure of the runner's memory split (/proc/self/smaps at the end of the runs), n/a without one."""
+    m = r.get("memory") or {}
+    return f(m) if m.get("available") else "n/a"
+
+
 ROWS = [
     ("runtime", lambda r: f"{r['runtime']} {r['runtime_version']}"),
     ("kernel variant", lambda r: r["kernel_variant"]),
@@ -36,6 +42,11 @@ ROWS = [
                                                           for k in ("p50", "p90", "max")) + " ms"),
     ("RSS after load", lambda r: mb(r["rss_after_load_bytes"])),
     ("peak RSS (VmHWM)", lambda r: mb(r["peak_rss_bytes"])),
+    ("weights mapped (resident / file)", lambda r: _mem(r, lambda m: f"{mb(m['weights_mapped'])} / "
+                                                                    f"{mb(m['weights_file'])}")),
+    ("anonymous (heap, copies, activations)", lambda r: _mem(r, lambda m: mb(m["anonymous"]))),
+    ("KV cache (within anonymous)", lambda r: _mem(r, lambda m: mb(m["kv_cache"]))),
+    ("libraries (file-backed)", lambda r: _mem(r, lambda m: mb(m["other_file"]))),
     ("artifact size", lambda r: mb(r["artifact_bytes"])),
     ("peak RSS / artifact", lambda r: num(r["peak_rss_bytes"] / r["artifact_bytes"], "{:.2f}x")
      if r.get("artifact_bytes") else "n/a"),
@@ -146,7 +157,9 @@ pre {{ background: #f6f6f6; padding: 1em; overflow: auto; font-size: 11px; }}
 <h2>Per-token decode latency</h2>
 {latency_svg(results)}
 <h2>Memory</h2>
-<p>Peak RSS is the process's VmHWM; RSS after load is VmRSS once the session is created.</p>
+<p>Peak RSS is the process's VmHWM; RSS after load is VmRSS once the session is created. The split (weights
+mapped from the artifact's files, anonymous memory, the KV cache's share of it, libraries) is /proc/self/smaps at
+the end of the runs.</p>
 {memory_svg(results)}
 <h2>Raw JSON</h2>
 <pre>{data}</pre>

@@ -26,6 +26,7 @@ class ProfileSpec:
     prompt_ids: list[int] | None = None
     timeout: float = 600
     ort_profile_dir: Path | None = None
+    max_memory_mb: int | None = None  # the runner refuses to open an artifact estimated to need more
 
 
 def exit_description(code: int) -> str:
@@ -109,6 +110,8 @@ def profile(artifacts: list[Path], device: str, spec: ProfileSpec, log=lambda ms
                         "--verify", "off"]
                 argv += (["--prompt-ids", ",".join(map(str, spec.prompt_ids))] if spec.prompt_ids
                          else ["--prompt-len", str(spec.prompt_len)])
+                if spec.max_memory_mb:
+                    argv += ["--max-memory", str(spec.max_memory_mb)]
                 if spec.ort_profile_dir:
                     argv += ["--profile", f"{remote_bundle}.profile-{artifact.name}-t{threads}"]
                 log(f"{transport.name}: {artifact.name}, {threads or 'default'} threads")

@@ -14,12 +14,18 @@ MS_DOMAIN = "com.microsoft"
 
 EXTERNAL_MIN_BYTES = 1024
 ALIGN = 64
+# Tensors of at least PAGE_ALIGN_MIN_BYTES start on a 64 KiB boundary of the data file (any page size: 4 KiB, the
+# 16 KiB of newer Android and Apple devices, Windows' 64 KiB mapping granularity), so ONNX Runtime maps them from
+# the file (mmap) rather than reading them into its own memory. At most 64 KiB of padding per such tensor.
+PAGE_ALIGN = 1 << 16
+PAGE_ALIGN_MIN_BYTES = 1 << 20
 
 
 class GraphBuilder:
     """With `data_path`, every initializer of EXTERNAL_MIN_BYTES or more is streamed to that file as it is
     added (ONNX external data) instead of being held in the protobuf: a multi-GB model never exists twice
-    in memory, and the model may pass protobuf's 2 GB limit."""
+    in memory, the model may pass protobuf's 2 GB limit, and ONNX Runtime maps the weights from the file
+    instead of copying them out of a parsed protobuf (docs/performance.md, memory)."""
 
     def __init__(self, data_path=None):
         self.data_path = data_path
@@ -47,7 +53,8 @@ class GraphBuilder:
         if self._data is None or array.nbytes < EXTERNAL_MIN_BYTES:
             self.initializers.append(numpy_helper.from_array(array, name))
             return name
-        self._data.write(b"\0" * (-self._data.tell() % ALIGN))
+        align = PAGE_ALIGN if array.nbytes >= PAGE_ALIGN_MIN_BYTES else ALIGN
+        self._data.write(b"\0" * (-self._data.tell() % align))
         offset = self._data.tell()
         self._data.write(memoryview(array).cast("B"))
         self._data_bytes = self._data.tell()

@@ -16,7 +16,6 @@ from ..common import check_head, copy_tokenizer_files, load_for_export
 from ..tokenizer_compat import tokenizer_warnings
 
 MODEL_FILE = "model.onnx"
-INLINE_LIMIT = 1 << 30  # weights above this stay in model.onnx.data (protobuf's hard limit is 2 GiB)
 
 
 @register("onnx")
@@ -52,8 +51,10 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
                 f"edgebit.BitLinear nodes need {library.name} (next to this file): "
                 f"onnxruntime.SessionOptions().register_custom_ops_library('{library.name}')")})
         step("writing model")
-        if graph.g.external_bytes() < INLINE_LIMIT:  # small enough for one self-contained file
-            onnx.load_external_data_for_model(proto, str(tmp))
+        # Weights stay in model.onnx.data whatever the model's size: ONNX Runtime maps that file (the pages are the
+        # page cache's, shared and evictable) where weights inside model.onnx would be parsed into the heap and
+        # then copied into tensors, two copies at load (docs/performance.md, memory).
+        if graph.g.external_bytes() == 0:
             data.unlink()
         onnx.save_model(proto, tmp / MODEL_FILE)
         del proto

@@ -19,6 +19,7 @@ struct DecoderConfig {
     std::string op_library;      // path; "" = none (ORT: registered; ExecuTorch: dlopen'ed RTLD_GLOBAL first)
     int threads = 0;             // 0 = the runtime's default
     std::string profile_prefix;  // ORT profiling JSON prefix / ETDump file; "" = off
+    std::vector<std::string> weight_files;  // real paths of the artifact's weight files (memory.h)
 };
 
 class Decoder {
@@ -33,10 +34,15 @@ class Decoder {
     virtual std::string runtime_version() const = 0;
     int64_t length() const { return length_; }
     int64_t vocab_size() const { return vocab_; }
+    // Bytes the KV cache holds now (ONNX: the pasts of the cached tokens; a .pte: its planned cache buffers).
+    virtual int64_t kv_cache_bytes() const = 0;
+    // Bytes of weight-file mappings whose resident pages were dropped after the runtime's load (memory.h).
+    int64_t released_bytes() const { return released_; }
 
   protected:
     int64_t length_ = 0;
     int64_t vocab_ = 0;
+    int64_t released_ = 0;
 };
 
 std::unique_ptr<Decoder> open_decoder(const DecoderConfig& cfg, const Manifest& m);

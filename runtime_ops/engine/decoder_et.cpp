@@ -3,6 +3,7 @@
 // cache is the program's mutable buffers, so reset() only moves the position back to 0 (the program masks keys
 // past the query's position), exactly as edgebit/backends/executorch.py does.
 #include "decoder.h"
+#include "memory.h"
 #include "sysinfo.h"
 
 #include <dlfcn.h>
@@ -53,6 +54,7 @@ class EtDecoder final : public Decoder {
     std::string end_profiling() override;
     const char* runtime_name() const override { return "executorch"; }
     std::string runtime_version() const override { return EDGEBIT_EXECUTORCH_VERSION; }
+    int64_t kv_cache_bytes() const override { return edgebit::engine::kv_cache_bytes(m, m.max_seq_len); }
 
   private:
     std::unique_ptr<Module> module;

@@ -23,7 +23,7 @@ extern "C" {
 #define EDGEBIT_ENGINE_API __attribute__((visibility("default")))
 #endif
 
-#define EDGEBIT_ENGINE_ABI_VERSION 2 /* 2: edgebit_engine_config.verify */
+#define EDGEBIT_ENGINE_ABI_VERSION 3 /* 2: edgebit_engine_config.verify; 3: .max_memory_mb */
 
 enum edgebit_status {
     EDGEBIT_OK = 0,
@@ -62,6 +62,10 @@ typedef struct {
                                    device) if there, else the artifact's own (manifest "op_library") */
     const char* profile_prefix; /* NULL = off; else ONNX Runtime's profile JSON prefix or PREFIX.etdump */
     int32_t verify;             /* enum edgebit_verify; default EDGEBIT_VERIFY_CACHED */
+    int64_t max_memory_mb;      /* 0 = no limit; else edgebit_engine_open refuses (NULL, one line naming the
+                                   figure it would need) an artifact whose estimated peak memory (weights,
+                                   the runtime's repacked copies, KV cache at max_seq_len, largest activation,
+                                   runtime allowance; docs/performance.md) is above this many MB (10^6 bytes) */
 } edgebit_engine_config;
 
 typedef struct {
@@ -139,6 +143,15 @@ EDGEBIT_ENGINE_API int edgebit_engine_stats(const edgebit_engine* e, edgebit_sta
 EDGEBIT_ENGINE_API size_t edgebit_engine_last_prompt_ids(const edgebit_engine* e, int32_t* out, size_t cap);
 EDGEBIT_ENGINE_API size_t edgebit_engine_last_generated_ids(const edgebit_engine* e, int32_t* out, size_t cap);
 EDGEBIT_ENGINE_API size_t edgebit_engine_last_token_latencies_ms(const edgebit_engine* e, double* out, size_t cap);
+
+/* Where the process's memory is now, from /proc/self/smaps, as one JSON object (bytes): rss, weights_mapped
+ * (resident pages of the artifact's weight files, mapped: the page cache's), weights_mapped_size (their mapped
+ * size), other_file (libraries), anonymous (heap, arenas, prepacked copies, activations, the KV cache),
+ * kv_cache (the KV cache's share of anonymous, by the model's shape at the tokens now cached; a .pte: its whole
+ * planned cache), peak_rss (VmHWM), weights_file (bytes of the weight files), released (bytes of weight mappings
+ * whose resident pages the engine dropped after the runtime's load), available (false without /proc: all 0),
+ * need (the open's estimate, as for max_memory_mb: weights, repacked, kv_cache, activations, runtime, total). */
+EDGEBIT_ENGINE_API const char* edgebit_engine_memory_json(edgebit_engine* e);
 
 /* Writes the runtime's per-op profile (config.profile_prefix) and returns its path, "" when profiling is off. */
 EDGEBIT_ENGINE_API const char* edgebit_engine_end_profiling(edgebit_engine* e);

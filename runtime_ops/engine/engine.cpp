@@ -16,6 +16,7 @@
 #include "json.h"
 #include "kernel_info.h"
 #include "manifest.h"
+#include "memory.h"
 #include "sampler.h"
 #include "sha256.h"
 #include "sysinfo.h"
@@ -26,6 +27,12 @@
 using namespace edgebit::engine;
 
 namespace {
+
+std::string mb_text(int64_t bytes) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.0f MB", bytes / 1e6);
+    return b;
+}
 
 // A failure with the status the C API returns for it.
 struct Failure : std::runtime_error {
@@ -78,11 +85,13 @@ struct edgebit_engine {
     std::unique_ptr<Tokenizer> tok;  // null when the artifact has no tokenizer.json (ids only)
     std::string tokenizer_error;     // why tok is null
     std::string op_library;
+    std::vector<std::string> weight_files;
+    MemoryNeed need;
     VerifyReport verified;
     double load_ms = 0;
     int64_t rss_after_load = 0;
     std::atomic<bool> cancel{false};
-    std::string error, info, profile_path;
+    std::string error, info, profile_path, memory;
     // The last generation.
     std::vector<int32_t> prompt_ids, generated_ids;
     std::vector<double> token_ms;
@@ -126,7 +135,10 @@ struct edgebit_engine {
         for (int32_t id : prompt) sampler.note(id);
         std::unique_ptr<TextStreamer> stream(tok ? new TextStreamer(*tok) : nullptr);
         const double t0 = now_ms();
-        const float* logits = forward(std::vector<int64_t>(prompt.begin(), prompt.end()));
+        const float* logits = nullptr;
+        const size_t chunk = static_cast<size_t>(kPrefillChunk);  // memory.h: bounds the largest activation
+        for (size_t i = 0; i < prompt.size(); i += chunk)
+            logits = forward(std::vector<int64_t>(prompt.begin() + i, prompt.begin() + std::min(prompt.size(), i + chunk)));
         double decode_total = 0;
         for (;;) {
             const int32_t id = sampler.pick(logits, dec->vocab_size());
@@ -233,6 +245,7 @@ void edgebit_engine_config_init(edgebit_engine_config* cfg) {
     cfg->op_library = nullptr;
     cfg->profile_prefix = nullptr;
     cfg->verify = EDGEBIT_VERIFY_CACHED;
+    cfg->max_memory_mb = 0;
 }
 
 void edgebit_sampling_init(edgebit_sampling* s) {
@@ -258,6 +271,7 @@ edgebit_engine* edgebit_engine_open(const char* artifact_dir, const edgebit_engi
         if (c.verify < EDGEBIT_VERIFY_CACHED || c.verify > EDGEBIT_VERIFY_OFF)
             throw std::runtime_error("verify must be EDGEBIT_VERIFY_CACHED, _FULL or _OFF (0, 1, 2), got " +
                                      std::to_string(c.verify));
+        if (c.max_memory_mb < 0) throw std::runtime_error("max_memory_mb must be >= 0 (0 = no limit)");
         e.reset(new edgebit_engine);
         e->dir = artifact_dir;
         const double t0 = now_ms();
@@ -266,8 +280,21 @@ edgebit_engine* edgebit_engine_open(const char* artifact_dir, const edgebit_engi
         e->verified = check_artifact_files(e->dir, e->m, c.verify == EDGEBIT_VERIFY_FULL ? Verify::Full
                                                          : c.verify == EDGEBIT_VERIFY_OFF ? Verify::Off
                                                                                            : Verify::Cached);
+        e->weight_files = weight_files(e->dir, e->m);
+        e->need = memory_need(e->dir, e->m);
+        if (c.max_memory_mb > 0 && e->need.total() > c.max_memory_mb * 1000000) {
+            const MemoryNeed& n = e->need;
+            throw std::runtime_error(
+                e->dir + ": needs about " + mb_text(n.total()) + " (weights " + mb_text(n.weights) + ", repacked " +
+                mb_text(n.repacked) + ", KV cache " + mb_text(n.kv_cache) + " at max_seq_len " +
+                std::to_string(e->m.max_seq_len) + ", activations " + mb_text(n.activations) + ", runtime " +
+                mb_text(n.runtime) + "), over the memory limit of " + std::to_string(c.max_memory_mb) +
+                " MB: raise the limit, or re-export with a shorter --max-seq-len" +
+                (e->m.head == "fp32" ? " or --head int8" : ""));
+        }
         DecoderConfig dc;
         dc.artifact_dir = e->dir;
+        dc.weight_files = e->weight_files;
         dc.threads = c.threads;
         if (c.profile_prefix) dc.profile_prefix = c.profile_prefix;
         if (c.op_library) dc.op_library = c.op_library;
@@ -421,6 +448,24 @@ size_t edgebit_engine_last_token_latencies_ms(const edgebit_engine* e, double* o
     if (!e) return 0;
     if (out) std::copy_n(e->token_ms.begin(), std::min(cap, e->token_ms.size()), out);
     return e->token_ms.size();
+}
+
+const char* edgebit_engine_memory_json(edgebit_engine* e) {
+    if (!e) return "{}";
+    const MemorySplit m = memory_split(e->weight_files);
+    const MemoryNeed& n = e->need;
+    auto num = [](int64_t v) { return std::to_string(v); };
+    e->memory = std::string("{\"available\": ") + (m.available ? "true" : "false") + ", \"rss\": " + num(m.rss) +
+                ", \"weights_mapped\": " + num(m.weights_mapped) +
+                ", \"weights_mapped_size\": " + num(m.weights_mapped_size) + ", \"other_file\": " + num(m.other_file) +
+                ", \"anonymous\": " + num(m.anonymous) + ", \"kv_cache\": " + num(e->dec->kv_cache_bytes()) +
+                ", \"peak_rss\": " + num(std::max<int64_t>(0, proc_status_bytes("VmHWM"))) +
+                ", \"weights_file\": " + num(files_bytes(e->weight_files)) +
+                ", \"released\": " + num(e->dec->released_bytes()) + ", \"need\": {\"weights\": " + num(n.weights) +
+                ", \"repacked\": " + num(n.repacked) + ", \"kv_cache\": " + num(n.kv_cache) +
+                ", \"activations\": " + num(n.activations) + ", \"runtime\": " + num(n.runtime) +
+                ", \"total\": " + num(n.total()) + "}}";
+    return e->memory.c_str();
 }
 
 const char* edgebit_engine_end_profiling(edgebit_engine* e) {

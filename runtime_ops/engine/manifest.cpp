@@ -113,7 +113,15 @@ Manifest read_manifest(const std::string& dir) {
         m.num_layers = json_int(cfg, "num_layers", cpath, 1, 4096);
         m.num_kv_heads = json_int(cfg, "num_kv_heads", cpath, 1, 4096);
         m.head_dim = json_int(cfg, "head_dim", cpath, 1, 65536);
+    } else if (cfg.find("num_layers") && cfg.find("num_kv_heads") && cfg.find("head_dim")) {
+        // A .pte's cache is inside the program; its size is still what --max-memory counts.
+        m.num_layers = json_int(cfg, "num_layers", cpath, 1, 4096);
+        m.num_kv_heads = json_int(cfg, "num_kv_heads", cpath, 1, 4096);
+        m.head_dim = json_int(cfg, "head_dim", cpath, 1, 65536);
     }
+    if (cfg.find("hidden_size")) m.hidden_size = json_int(cfg, "hidden_size", cpath, 1, int64_t(1) << 24);
+    const Json* head = root.find("head");
+    if (head && head->kind == Json::String) m.head = head->str;
     m.vocab_size = json_int(cfg, "vocab_size", cpath, 1, int64_t(1) << 24);
     m.eos_token_ids = id_list(cfg.find("eos_token_ids"), cpath + " 'eos_token_ids'");
     const Json* chat = root.find("chat");

@@ -31,6 +31,8 @@ struct Manifest {
     std::string op_library;   // "" when the artifact needs no op library (standard ops)
     int64_t max_seq_len = 0;
     int64_t num_layers = 0, num_kv_heads = 0, head_dim = 0, vocab_size = 0;
+    int64_t hidden_size = 0;  // 0 when the manifest does not say (memory estimates only)
+    std::string head;         // "int8" / "fp32" / "" (memory estimates only)
     std::vector<int64_t> eos_token_ids;
     ChatPieces chat;
 };

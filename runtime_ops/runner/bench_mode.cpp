@@ -92,6 +92,7 @@ int run_benchmark(edgebit_engine* e, const Args& a, const char* argv0, double lo
     o.num("rss_before_load_bytes", static_cast<double>(rss_before));
     o.num("rss_after_load_bytes", static_cast<double>(now.rss_after_load_bytes));
     o.num("peak_rss_bytes", static_cast<double>(now.peak_rss_bytes));
+    o.raw("memory", edgebit_engine_memory_json(e));  // the split at the end of the runs (/proc/self/smaps)
     o.ids("prompt_ids", prompt).ids("generated_ids", runs[0].ids);
     o.reals("ttft_ms_per_run", ttft).reals("token_latencies_ms", runs.back().token_ms);
     o.opt_str("profile_file", profile_file).opt_str("ort_profile_file", ort ? profile_file : "");

@@ -24,7 +24,9 @@ const char* const kUsage =
     "       PREFIX_<date>.json, or PREFIX.etdump for a .pte; read it with executorch.devtools.Inspector)\n"
     "       --verify cached|full|off: the sha256 check of the artifact's files against manifest.json before\n"
     "       loading (cached: files unchanged since their last check are not hashed again; default);\n"
-    "       --no-verify = --verify off\n";
+    "       --no-verify = --verify off\n"
+    "       --max-memory MB: refuse to open (exit 2, one line naming the figure needed) an artifact whose estimated\n"
+    "       peak memory is above MB (10^6 bytes); the benchmark JSON's \"memory\" has the split (/proc smaps)\n";
 
 namespace {
 
@@ -84,6 +86,7 @@ Args parse_args(int argc, char** argv) {
         else if (f == "--runs") { a.runs = static_cast<int>(to_int(f, v, 1, 100000)); bench_flag = true; }
         else if (f == "--warmup") { a.warmup = static_cast<int>(to_int(f, v, 0, 100000)); bench_flag = true; }
         else if (f == "--op-library") a.op_library = v;
+        else if (f == "--max-memory") a.max_memory_mb = to_int(f, v, 1, int64_t(1) << 40);
         else if (f == "--verify") {
             const std::string m = v;
             if (m == "cached") a.verify = EDGEBIT_VERIFY_CACHED;

@@ -24,6 +24,7 @@ struct Args {
     std::string op_library;  // "" = the artifact's own
     std::string profile;
     int32_t verify = EDGEBIT_VERIFY_CACHED;  // --verify cached|full|off, --no-verify
+    int64_t max_memory_mb = 0;               // --max-memory MB; 0 = no limit
 };
 
 extern const char* const kUsage;

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
         edgebit_engine_config_init(&cfg);
         cfg.threads = a.threads;
         cfg.verify = a.verify;
+        cfg.max_memory_mb = a.max_memory_mb;
         if (!a.op_library.empty()) cfg.op_library = a.op_library.c_str();
         if (!a.profile.empty()) cfg.profile_prefix = a.profile.c_str();
         const long long rss_before = edgebit::engine::proc_status_bytes("VmRSS");

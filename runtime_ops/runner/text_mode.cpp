@@ -83,6 +83,7 @@ int run_prompt(edgebit_engine* e, const Args& a) {
     o.real("prefill_tokens_per_s", st.prefill_tokens_per_s).real("decode_tokens_per_s", st.decode_tokens_per_s);
     o.num("rss_after_load_bytes", static_cast<double>(st.rss_after_load_bytes));
     o.num("peak_rss_bytes", static_cast<double>(st.peak_rss_bytes));
+    o.raw("memory", edgebit_engine_memory_json(e));
     std::fputs((o.close() + "\n").c_str(), stdout);
     return 0;
 }

@@ -28,6 +28,11 @@ def test_rows_cover_every_artifact_head_and_ratio(first_run):
         assert r["roofline_fraction"] == pytest.approx(r["decode_tokens_per_s"] / r["roofline_tokens_per_s"])
         assert r["bytes_per_token"] == r["weight_bytes_per_token"] + r["kv_bytes_per_token"]
         assert r["export_seconds"] > 0 and r["rounds"] == 1  # a fresh cache: everything was exported in this run
+        # Memory next to the model's bytes: the runner's smaps split, and the issue-22 target it is held to.
+        assert r["memory"]["available"] and r["model_bytes"] == r["memory"]["weights_file"] > 0
+        assert r["memory_target_bytes"] == int(1.15 * (r["model_bytes"] + r["kv_cache_bytes_at_context"] + 100e6))
+        assert r["peak_over_target"] == pytest.approx(r["peak_rss_bytes"] / r["memory_target_bytes"])
+        assert r["load_ms"] > 0
     by = {(r["artifact"], r["head"]): r for r in rows}
     for head in ("int8", "fp32"):
         base = by["onnx-standard", head]
