@@ -16,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+from edgebit.disk_full import is_out_of_space, out_of_space_error
 from edgebit.errors import EdgebitError
 
 
@@ -81,8 +82,10 @@ def atomic_output_dir(dest: str | Path, force: bool = False, option: str = "--ou
     tmp.mkdir()
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_out_of_space(e):  # a full disk: one line naming this output, not a serializer's traceback
+            raise out_of_space_error(e, dest, option) from None
         raise
     if dest.exists():
         if _exchange(tmp, dest):  # tmp now holds the old result
@@ -116,7 +119,9 @@ def atomic_output_file(dest: str | Path, force: bool = False, option: str = "--o
     tmp.unlink(missing_ok=True)
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if is_out_of_space(e):
+            raise out_of_space_error(e, dest, option) from None
         raise
     os.replace(tmp, dest)

@@ -3,6 +3,7 @@ the heavy libraries (torch, onnx, executorch) inside the command so `edgebit --h
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -32,19 +33,38 @@ app.command("profile")(profile_cmd.profile)
 app.command("doctor")(doctor_cmd.doctor)
 
 
+def _print_error(message: str) -> None:
+    # One line that names the file, tensor or option; exit code 2 like a usage error.
+    from rich.markup import escape
+
+    from edgebit.cli.console import err
+
+    # escape: messages carry user paths and specs, and "[...]" in them is data, not rich markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, markup=True)
+
+
 def main() -> None:
+    from edgebit.cli.termination import EXIT_CODE, Terminated, unwind_on_sigterm
+    from edgebit.disk_full import SPACE_ERRNOS
     from edgebit.errors import EdgebitError
 
+    unwind_on_sigterm()
     try:
         app()
     except EdgebitError as e:
-        # One line that names the file, tensor or option; exit code 2 like a usage error.
-        from rich.markup import escape
-
-        from edgebit.cli.console import err
-
-        # escape: messages carry user paths and specs, and "[...]" in them is data, not rich markup.
-        err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True, markup=True)
+        _print_error(str(e))
+        sys.exit(2)
+    except OSError as e:
+        if e.errno not in SPACE_ERRNOS:
+            raise
+        # A full disk outside the atomic writers (which name their output themselves): still one line.
+        _print_error(f"{e.filename or 'writing a file'}: {SPACE_ERRNOS[e.errno][0]}; free space and rerun")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Terminated:
+        # Everything was unwound (temp outputs removed, subprocesses killed); skipping the interpreter's teardown
+        # (seconds with torch loaded) keeps the stop prompt, as SIGTERM's default action would be.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_CODE)

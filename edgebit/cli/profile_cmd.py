@@ -47,6 +47,7 @@ def profile(
 ) -> None:
     """Latency and memory of an artifact on a device, measured there by edgebit-runner."""
     from edgebit.api import profile as run_profile
+    from edgebit.atomic import atomic_output_file
     from edgebit.cli.console import err, out
     from edgebit.profile.report import html_report, print_table
     from edgebit.profile.run import ProfileSpec
@@ -66,9 +67,12 @@ def profile(
                           connect_timeout=connect_timeout, ssh_config=ssh_config,
                           accept_new_host_key=accept_new_host_key)
     print_table(results, out)
+    # Written to a temp name and renamed: a full disk or a kill mid-write leaves the previous file, never half of one.
     if json_file:
-        json_file.write_text(json.dumps(results[0] if len(results) == 1 else results, indent=2) + "\n")
+        with atomic_output_file(json_file, force=True, option="--json") as tmp:
+            tmp.write_text(json.dumps(results[0] if len(results) == 1 else results, indent=2) + "\n")
         err.print(f"wrote {json_file}", markup=False)
     if report:
-        report.write_text(html_report(results))
+        with atomic_output_file(report, force=True, option="--report") as tmp:
+            tmp.write_text(html_report(results))
         err.print(f"wrote {report}", markup=False)

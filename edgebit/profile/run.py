@@ -112,10 +112,12 @@ def profile(artifacts: list[Path], device: str, spec: ProfileSpec, log=lambda ms
                          else ["--prompt-len", str(spec.prompt_len)])
                 if spec.max_memory_mb:
                     argv += ["--max-memory", str(spec.max_memory_mb)]
-                if spec.ort_profile_dir:
-                    argv += ["--profile", f"{remote_bundle}.profile-{artifact.name}-t{threads}"]
+                prefix = f"{remote_bundle}.profile-{artifact.name}-t{threads}" if spec.ort_profile_dir else None
+                if prefix:
+                    argv += ["--profile", prefix]
                 log(f"{transport.name}: {artifact.name}, {threads or 'default'} threads")
-                r = transport.run(argv, spec.timeout)
+                # A run that fails or is stopped leaves no half-written profile file beside the device's bundle.
+                r = transport.run(argv, spec.timeout, outputs_prefix=prefix)
                 if r.returncode != 0:
                     raise DeviceError(loader_message(transport.name, r.stderr, bundle.target) or
                                       f"{transport.name}: {runner} failed ({exit_description(r.returncode)}): "

@@ -5,6 +5,7 @@ the same bundle or artifact is a no-op."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -23,11 +24,24 @@ UMASK = "umask 022; "
 # Runs COMMAND on the device so that it dies with its connection. A command started over ssh without a terminal is
 # not signalled when the connection drops: it would go on running (a benchmark for minutes) with nobody to read it.
 # So COMMAND runs in the background while a watcher blocks reading the session's stdin, which the host holds open
-# and never writes (_run's hold_stdin): end-of-file there means the connection or the host's edgebit is gone, and
-# the watcher kills COMMAND. A COMMAND killed by a signal still exits the shell with 128+N (exit_description).
+# and never writes (_run's hold_stdin): end-of-file there means the connection or the host's edgebit is gone
+# (stopped by SIGTERM, killed by SIGKILL, or its link lost), and the watcher kills COMMAND. The same shell runs the
+# runner on this machine, where a killed edgebit would otherwise leave it running as an orphan. CLEANUP removes
+# what a COMMAND that did not finish leaves half-written (a runtime's profile file is created at load and filled at
+# the end): run by the watcher once COMMAND is dead, and by the shell when COMMAND fails. A COMMAND killed by a
+# signal still exits the shell with 128+N (exit_description).
 WATCHDOG = ("exec 3<&0; {command} </dev/null & p=$!; "
-            "{{ read -r _ <&3; kill -KILL $p; }} >/dev/null 2>&1 & w=$!; "
-            "wait $p; s=$?; kill $w 2>/dev/null; exit $s")
+            "{{ read -r _ <&3; kill -KILL $p; for _ in 1 2 3 4 5; do kill -0 $p || break; sleep 1; done; {cleanup}; }}"
+            " >/dev/null 2>&1 & w=$!; "
+            "wait $p; s=$?; kill $w 2>/dev/null; [ $s -eq 0 ] || {{ {cleanup}; }}; exit $s")
+
+
+def watched(argv: list[str], outputs_prefix: str | None = None) -> str:
+    """The WATCHDOG shell command for `argv`; files named `outputs_prefix`* are removed unless it succeeds."""
+    cleanup = f"rm -f -- {shlex.quote(outputs_prefix)}*" if outputs_prefix else ":"
+    return WATCHDOG.format(command=shlex.join(argv), cleanup=cleanup)
+
+
 LOST = ("closed by remote host", "Connection reset", "Broken pipe", "Timeout, server", "lost connection",
         "Connection closed")
 
@@ -92,7 +106,8 @@ class Transport:
     def push(self, local: Path, content_hash: str) -> str:
         raise NotImplementedError
 
-    def run(self, argv: list[str], timeout: float) -> Result:
+    def run(self, argv: list[str], timeout: float, outputs_prefix: str | None = None) -> Result:
+        """argv on the device; files named outputs_prefix* are its outputs, removed if it fails or is stopped."""
         raise NotImplementedError
 
     def pull(self, remote: str, local: Path) -> None:
@@ -136,8 +151,8 @@ class LocalTransport(Transport):
     def push(self, local: Path, content_hash: str) -> str:
         return str(local.resolve())  # same filesystem: run in place
 
-    def run(self, argv: list[str], timeout: float) -> Result:
-        return _run(argv, timeout, self.name)
+    def run(self, argv: list[str], timeout: float, outputs_prefix: str | None = None) -> Result:
+        return _run(["sh", "-c", watched(argv, outputs_prefix)], timeout, self.name, hold_stdin=True)
 
     def pull(self, remote: str, local: Path) -> None:
         if Path(remote).resolve() != local.resolve():
@@ -191,8 +206,8 @@ class QemuTransport(LocalTransport):
         if not cpuinfo.is_file() or cpuinfo.read_text() != text:
             cpuinfo.write_text(text)
 
-    def run(self, argv: list[str], timeout: float) -> Result:
-        return _run(["qemu-aarch64", "-cpu", self.cpu, "-L", str(self.sysroot), *argv], timeout, self.name)
+    def run(self, argv: list[str], timeout: float, outputs_prefix: str | None = None) -> Result:
+        return super().run(["qemu-aarch64", "-cpu", self.cpu, "-L", str(self.sysroot), *argv], timeout, outputs_prefix)
 
 
 class SshTransport(Transport):
@@ -284,8 +299,13 @@ class SshTransport(Transport):
         if len(fields) >= 4 and fields[3].isdigit() and int(fields[3]) * 1024 < need + (1 << 20):
             raise DeviceError(self._no_space(local, f"has {int(fields[3]) / 1024:.1f} MB free and the push needs "
                                                     f"{need / 2**20:.1f} MB"))
-        scp = _run(["scp", *self.opts, "-P", str(self.port), "-r", "-p", "-q", str(local), f"{self.dest}:{tmp}"],
-                   3600, self.name)
+        try:
+            scp = _run(["scp", *self.opts, "-P", str(self.port), "-r", "-p", "-q", str(local), f"{self.dest}:{tmp}"],
+                       3600, self.name)
+        except BaseException:  # stopped (SIGTERM, Ctrl-C) or timed out mid-copy: scp is killed, its torn copy removed
+            with contextlib.suppress(DeviceError):  # best effort: the next push removes it otherwise
+                self._ssh(f"rm -rf {q(tmp)}", 10)
+            raise
         if scp.returncode != 0:
             self._ssh(f"rm -rf {q(tmp)}", 30)  # best effort: a torn copy never stays (nor is it ever reused)
             raise DeviceError(f"{self.name}: scp of {local} failed (device disk full or connection lost?): "
@@ -304,9 +324,9 @@ class SshTransport(Transport):
         return (f"{self.name}: {where} on the device {what} ({pushed}): free space there, or push elsewhere "
                 f"with ssh://{self.dest}{port}//a/dir/with/space")
 
-    def run(self, argv: list[str], timeout: float) -> Result:
-        command = WATCHDOG.format(command=shlex.join(argv))
-        return self._check(self._ssh(command, timeout, hold_stdin=True), f"running {Path(argv[0]).name}")
+    def run(self, argv: list[str], timeout: float, outputs_prefix: str | None = None) -> Result:
+        return self._check(self._ssh(watched(argv, outputs_prefix), timeout, hold_stdin=True),
+                           f"running {Path(argv[0]).name}")
 
     def pull(self, remote: str, local: Path) -> None:
         r = _run(["scp", *self.opts, "-P", str(self.port), "-q", f"{self.dest}:{remote}", str(local)], 600, self.name)
@@ -361,10 +381,11 @@ class AdbTransport(Transport):
             raise DeviceError(f"{self.name}: finishing the push of {local} failed: {_last_line(r.stderr + r.stdout)}")
         return remote
 
-    def run(self, argv: list[str], timeout: float) -> Result:
-        # "; exit $?" keeps the shell from exec'ing the runner: a runner killed by a signal then comes back as the
-        # shell's 128+N, where adb would have no exit status to show.
-        return self._adb(["shell", UMASK + shlex.join(argv) + "; exit $?"], timeout)
+    def run(self, argv: list[str], timeout: float, outputs_prefix: str | None = None) -> Result:
+        # "s=$?; exit $s" keeps the shell from exec'ing the runner: a runner killed by a signal then comes back as
+        # the shell's 128+N, where adb would have no exit status to show.
+        cleanup = f" [ $s -eq 0 ] || rm -f -- {shlex.quote(outputs_prefix)}*;" if outputs_prefix else ""
+        return self._adb(["shell", UMASK + shlex.join(argv) + f"; s=$?;{cleanup} exit $s"], timeout)
 
     def pull(self, remote: str, local: Path) -> None:
         r = self._adb(["pull", remote, str(local)], 600)

@@ -10,13 +10,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from edgebit_proc import start
 from error_lines import one_error_line
+from full_disk import mount_small, unmount
 
 
 @pytest.fixture
@@ -31,11 +31,6 @@ def profile_args(art, server, base: Path, config="ssh_config", *extra):
     return ["profile", str(art), "--device", f"ssh://root@127.0.0.1:{server.port}/{base}", "--ssh-config",
             str(server.dir / config), "--prompt-len", "4", "--gen-len", "4", "--runs", "1", "--threads", "1",
             "--connect-timeout", "5", "--timeout", "120", *extra]
-
-
-def start(args):
-    return subprocess.Popen([sys.executable, "-m", "edgebit", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=tempfile.gettempdir(), env={**os.environ, "COLUMNS": "200"})
 
 
 def sealed_dirs(base: Path) -> list[Path]:
@@ -74,11 +69,7 @@ def test_changed_host_key_is_refused(server, tiny_artifact, tmp_path, cli):
 def small_filesystem(path: Path) -> str:
     """A 4 MiB tmpfs at `path` (the bundle is ~40 MB); where mounting is not allowed, a 4 MiB file-size limit on
     the sshd instead. Returns the sshd limits to apply."""
-    path.mkdir()
-    if os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)],
-                                            capture_output=True).returncode == 0:
-        return ""
-    return "ulimit -f 4096"
+    return "" if mount_small(path, "4m") else "ulimit -f 4096"
 
 
 def test_full_disk_on_the_device(server, tiny_artifact, tmp_path, cli):
@@ -95,7 +86,7 @@ def test_full_disk_on_the_device(server, tiny_artifact, tmp_path, cli):
         assert time.monotonic() - t0 < 60
         assert not sealed_dirs(base) and not list(base.glob("*.tmp"))  # the torn copy was removed
     finally:
-        subprocess.run(["umount", str(base)], capture_output=True)
+        unmount(base)
 
 
 def test_runner_crashing_on_the_device(server, tiny_artifact, tmp_path, cli, process_tree):
