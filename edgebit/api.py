@@ -75,8 +75,9 @@ def _choice(kind: type[Enum], value, option: str):
 def resolve_model(model: str | Path | None = None, revision: str | None = None,
                   on_progress: Callable[[int, int], None] | None = None) -> Path:
     """The checkpoint directory MODEL names: a local path as given, a Hugging Face id ORG/NAME through the local
-    cache (downloading only the files edgebit reads; on_progress(done, total) in bytes), or the shipped model
-    when MODEL is None. A str may be a Hub id; a Path is always a local path (so a resolved MODEL passed on is
+    cache (downloading only the files edgebit reads; on_progress(done, total) in bytes), a shipped model by its
+    name (bitnet-kjv-small, bitnet-kjv-small-binary; a path of that name wins), or the shipped model when MODEL
+    is None. A str may be a Hub id; a Path is always a local path (so a resolved MODEL passed on is
     never looked up again, and a missing ./org/name is reported missing, not fetched)."""
     from edgebit.errors import EdgebitError
 
@@ -87,9 +88,12 @@ def resolve_model(model: str | Path | None = None, revision: str | None = None,
 
         return default_model_path()
     from edgebit.model.hub import resolve_checkpoint
+    from edgebit.model.shipped import shipped_model_path
 
     if isinstance(model, Path) and not model.exists():
         return model  # the loader reports it missing, naming it
+    if isinstance(model, str) and not Path(model).exists() and shipped_model_path(model):
+        return shipped_model_path(model)
     return resolve_checkpoint(model, revision, on_progress)
 
 

@@ -9,7 +9,8 @@ import typer
 
 # MODEL is a str, not a Path: a Hugging Face Hub id (ORG/NAME) is no path, and Path would normalise "a/b/" to it.
 _MODEL_HELP = ("Checkpoint directory (config.json, *.safetensors, tokenizer.json), a GGUF file (TQ1_0, TQ2_0, I2_S), "
-               "or Hugging Face Hub id ORG/NAME (downloaded into the HF cache; an existing path wins)")
+               "Hugging Face Hub id ORG/NAME (downloaded into the HF cache), or the name of a model edgebit ships "
+               "(bitnet-kjv-small, bitnet-kjv-small-binary); an existing path wins")
 ModelArg = Annotated[str, typer.Argument(help=_MODEL_HELP + ".", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for machines instead of tables.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output if it already exists.")]

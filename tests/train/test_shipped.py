@@ -1,4 +1,5 @@
-"""The model edgebit ships: in the installed package, small, loadable, and it writes readable text."""
+"""The models edgebit ships (bitnet-kjv-small, ternary, and its binary twin): in the installed package, small,
+loadable, they write readable text, and their cards' held-out perplexities (binary vs ternary) are reproduced."""
 
 import json
 import re
@@ -7,13 +8,14 @@ import shutil
 import pytest
 import torch
 
-from edgebit.model.shipped import default_model_path
+from edgebit.model.shipped import SHIPPED_MODELS, default_model_path, shipped_model_path
 
 FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "MODEL_CARD.md")
 
 
-def test_shipped_files_are_installed_and_small():
-    path = default_model_path()
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_shipped_files_are_installed_and_small(name):
+    path = shipped_model_path(name)
     assert "site-packages" in str(path) or "dist-packages" in str(path)  # the wheel carries them
     for name in FILES:
         assert (path / name).is_file(), name
@@ -30,10 +32,12 @@ def unpack_once():
     original = reference.unpack_ternary
 
     def unpack(packed, k):
+        # The cache holds `packed` itself, so its memory cannot be freed and reused by another model's tensor
+        # with the same address and shape (the two shipped models are loaded one after the other).
         key = (packed.data_ptr(), tuple(packed.shape), k)
         if key not in cache:
-            cache[key] = original(packed, k)
-        return cache[key]
+            cache[key] = (packed, original(packed, k))
+        return cache[key][1]
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(reference, "unpack_ternary", unpack)
@@ -58,7 +62,18 @@ def generate(backend, ids, n, temperature=0.0, top_p=1.0, seed=0, stop_ids=()):
 
 @pytest.mark.parametrize("prompt", ["And God said", "The LORD is my shepherd"])
 def test_greedy_text_is_words_not_noise(shipped, prompt):
-    tok, model = shipped
+    assert_words(*shipped, prompt)
+
+
+def test_binary_greedy_text_is_words_not_noise():
+    from edgebit.backends.reference import ReferenceBackend
+    from edgebit.tokenizer import load_tokenizer
+
+    path = shipped_model_path("bitnet-kjv-small-binary")
+    assert_words(load_tokenizer(path), ReferenceBackend(path, 512), "And God said")
+
+
+def assert_words(tok, model, prompt):
     ids = tok.encode(prompt).ids
     new = generate(model, ids, 40, stop_ids=model.model.cfg.eos_token_ids)
     # Greedy decoding of a 4M-parameter model falls into a phrase loop within a sentence or two ("and thy
@@ -82,14 +97,19 @@ def test_top_p_sampling_is_seeded(shipped):
     assert a != generate(model, ids, 20, temperature=0.8, top_p=0.9, seed=4)
 
 
-def test_model_card_perplexity_is_reproduced():
-    """`edgebit perplexity` (the reference model on the shipped files) gives what training reported."""
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_model_card_perplexity_is_reproduced(name):
+    """`edgebit perplexity [NAME]` (the reference model on the shipped files) gives what training reported, and
+    both cards give both models' figures (binary vs ternary)."""
     from edgebit.train.evaluate import heldout_perplexity
 
     assert shutil.which("bible"), "needs the KJV text: apt-get install bible-kjv bible-kjv-text (scripts/setup.sh)"
-    path = default_model_path()
+    path = shipped_model_path(name)
     trained = json.loads((path / "training.json").read_text())
     got = heldout_perplexity(path, "kjv", [], trained["options"]["seq_len"])
     assert got["heldout_tokens"] // trained["options"]["seq_len"] > 0
     assert got["heldout_perplexity"] == pytest.approx(trained["heldout_perplexity"], rel=2e-3)
     assert f"{trained['heldout_perplexity']:.2f}" in (path / "MODEL_CARD.md").read_text()
+    for other in SHIPPED_MODELS:
+        figure = json.loads((shipped_model_path(other) / "training.json").read_text())["heldout_perplexity"]
+        assert f"{figure:.2f}" in (path / "MODEL_CARD.md").read_text(), (name, other)
