@@ -271,7 +271,11 @@ RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
                  ORT_API_VERSION, api_base->GetVersionString());
         return old->CreateStatus(ORT_FAIL, msg);
     }
-    Ort::InitApi(api);
+    // Once per process: every session that registers the library (one per engine; several engines run on
+    // their own threads) would otherwise rewrite the global API pointer while other sessions' kernels read it
+    // (ThreadSanitizer, tests/engine/test_engine_threads.py).
+    static std::once_flag api_once;
+    std::call_once(api_once, [api] { Ort::InitApi(api); });
     std::call_once(g_once, init_domain);
     if (g_domain == nullptr)
         return api->CreateStatus(ORT_FAIL, ("libedgebit_ort: cannot create the edgebit op domain: " +
