@@ -15,8 +15,9 @@ def soak(
     threads: Annotated[int, typer.Option(min=0, max=256, help="Runner threads (0 = runtime default).")] = 1,
     max_rss_growth: Annotated[float, typer.Option(min=0, help="MB (10^6 bytes) of RSS growth allowed per 10,000 "
                                                               "generated tokens after warm-up.")] = 1.0,
-    max_slowdown: Annotated[float, typer.Option(min=0, max=1, help="Decode slowdown allowed from the first third "
-                                                                   "of the soak to the last (0.05 = 5%).")] = 0.05,
+    max_slowdown: Annotated[float, typer.Option(min=0, max=1, help="Slowdown (tokens per CPU second) allowed from "
+                                                                   "the first third of the soak to the last (0.05 = "
+                                                                   "5%).")] = 0.05,
     json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the verdict and every conversation's "
                                                                      "figures as JSON.")] = None,
 ) -> None:
@@ -53,8 +54,9 @@ def soak(
               f"{result.peak_rss_mb:.1f}); growth {result.rss_growth_bytes_per_10k_tokens / 1e6:+.3f} MB per 10,000 "
               f"tokens (anonymous {result.anonymous_growth_bytes_per_10k_tokens / 1e6:+.3f}; limit "
               f"{limits.rss_growth_mb_per_10k_tokens:g})")
-    out.print(f"decode {result.decode_tps_first:.1f} -> {result.decode_tps_last:.1f} tok/s (first vs last third "
-              f"after warm-up: {100 * result.decode_drift:+.1f}%, limit -{100 * limits.decode_slowdown:g}%)")
+    out.print(f"speed {result.cpu_tps_first:.1f} -> {result.cpu_tps_last:.1f} tokens per CPU second (first vs last "
+              f"third after warm-up: {100 * result.speed_drift:+.1f}%, limit -{100 * limits.decode_slowdown:g}%); "
+              f"wall-clock decode {result.decode_tps_first:.1f} -> {result.decode_tps_last:.1f} tok/s")
     for f in result.failures:
         out.print(f"[bold red]FAIL[/] {f}")
     if not result.passed:

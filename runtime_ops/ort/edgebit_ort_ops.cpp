@@ -21,6 +21,7 @@
 #include <onnxruntime_cxx_api.h>
 #undef ORT_API_MANUAL_INIT
 
+#include <dlfcn.h>
 #include <stdio.h>
 
 #include <exception>
@@ -246,6 +247,12 @@ BitLinearOp* g_op = nullptr;
 std::string g_init_error;
 
 void init_domain() {
+    // The domain and its op live as long as the process (ONNX Runtime needs them to outlive every session that
+    // registered them, and sessions of several engines share them), so the library that holds their code does
+    // too: RTLD_NODELETE keeps it mapped when ONNX Runtime closes its handle (and LeakSanitizer can name them).
+    Dl_info self;
+    if (dladdr(reinterpret_cast<void*>(&init_domain), &self) && self.dli_fname)
+        dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
     try {
         g_op = new BitLinearOp();
         g_domain = new Ort::CustomOpDomain(kDomain);

@@ -1,6 +1,8 @@
 #include "soak_mode.h"
 
 #include <atomic>
+#include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -31,6 +33,14 @@ struct Cycle {  // one conversation, from an empty context until it is full
     double decode_ms = 0;
 };
 
+// CPU time of this process: a conversation's CPU time does not grow when other processes share the cores, as
+// its wall time does, so a slowdown judged on it is the engine's own.
+double process_cpu_ms() {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
 struct Counter {  // the token callback's count (read by the canceller thread) and the reply's text
     std::atomic<int64_t> tokens{0};
     std::string text;
@@ -60,17 +70,18 @@ edgebit_sampling turn_sampling(int64_t i) {
     return s;
 }
 
-// One turn; every fifth is cancelled from another thread after a few tokens (a user tapping stop). Returns the
+// One turn; every fifth (from the second) is cancelled from another thread after a few tokens (a user tapping stop). Returns the
 // engine's status (EDGEBIT_E_CONTEXT_FULL also when the reply filled the context); the reply's text in reply.
 int turn(edgebit_engine* e, bool chat, const std::string& text, int64_t i, Cycle& c, std::string& reply) {
     const edgebit_sampling s = turn_sampling(i);
     Counter counter;
     std::atomic<bool> done{false};
     std::thread canceller;
-    const bool cancel = i % 5 == 3;
+    const bool cancel = i % 5 == 1;  // the second turn: even a small context reaches it
     if (cancel)
         canceller = std::thread([&] {
-            while (!done.load() && counter.tokens.load(std::memory_order_relaxed) < 4) std::this_thread::yield();
+            while (!done.load() && counter.tokens.load(std::memory_order_relaxed) < 4)
+                std::this_thread::sleep_for(std::chrono::microseconds(100));  // not a spin: its CPU time is counted
             if (!done.load()) edgebit_engine_cancel(e);
         });
     const int rc = chat ? edgebit_engine_chat_send(e, text.c_str(), &s, count_token, &counter)
@@ -96,13 +107,16 @@ int turn(edgebit_engine* e, bool chat, const std::string& text, int64_t i, Cycle
 // keeps history.
 Cycle conversation(edgebit_engine* e, bool chat) {
     Cycle c;
-    if (chat && edgebit_engine_chat_reset(e, "You are a helpful assistant.") != EDGEBIT_OK)
+    if (chat && edgebit_engine_chat_reset(e, "Be brief.") != EDGEBIT_OK)
         throw std::runtime_error(edgebit_engine_last_error(e));
     std::string history, reply;
     for (int64_t i = 0;; ++i) {
         const std::string msg = kMessages[i % kNumMessages];
         const std::string text = chat ? msg : history + msg + "\n";
         const int rc = turn(e, chat, text, i, c, reply);
+        if (rc == EDGEBIT_E_CONTEXT_FULL && i == 0)
+            throw std::runtime_error("the artifact's context (max_seq_len) cannot hold one turn of the soak: " +
+                                     std::string(edgebit_engine_last_error(e)));
         if (rc == EDGEBIT_E_CONTEXT_FULL) break;
         if (rc != EDGEBIT_OK) throw std::runtime_error(edgebit_engine_last_error(e));
         if (!chat) history = text + reply + "\n";
@@ -118,13 +132,16 @@ int run_soak(edgebit_engine* e, const Args& a) {
     const double t0 = edgebit::engine::now_ms();
     int64_t tokens = 0;
     for (int64_t k = 0;; ++k) {
+        const double cpu0 = process_cpu_ms();
         const Cycle c = conversation(e, chat);
+        const double cpu_ms = process_cpu_ms() - cpu0;
         tokens += c.generated;
         const double elapsed_s = (edgebit::engine::now_ms() - t0) / 1000.0;
         const std::string mem = edgebit_engine_memory_json(e);
         JsonObject o;
         o.num("cycle", static_cast<double>(k)).real("elapsed_s", elapsed_s).num("tokens", static_cast<double>(tokens));
         o.num("turns", static_cast<double>(c.turns)).num("cancels", static_cast<double>(c.cancels));
+        o.num("generated", static_cast<double>(c.generated)).real("cpu_ms", cpu_ms);
         o.num("decode_tokens", static_cast<double>(c.decode_tokens)).real("decode_ms", c.decode_ms);
         o.num("rss_bytes", static_cast<double>(edgebit::engine::proc_status_bytes("VmRSS")));
         o.num("anonymous_bytes", static_cast<double>(json_int_field(mem, "anonymous")));
