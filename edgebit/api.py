@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # for type checkers only: none of these is imported at run ti
     from edgebit.plausibility import Plausibility
     from edgebit.profile.bundle import Bundle
     from edgebit.profile.run import ProfileSpec
+    from edgebit.soak import SoakLimits, SoakResult
     from edgebit.verify import VerifyReport
 
 
@@ -244,6 +245,15 @@ def profile(artifacts: Sequence[str | Path], device: str = "local", spec: "Profi
                        accept_new_host_key=accept_new_host_key)
 
 
+def soak(artifact: str | Path, minutes: float, *, threads: int = 1, limits: "SoakLimits | None" = None,
+         on_cycle: Callable[[dict], None] | None = None, log: Callable[[str], None] | None = None) -> "SoakResult":
+    """Chat with the native runner for `minutes` (conversations until the context is full, sampled and greedy
+    turns, cancels, resets) and judge RSS and decode-speed drift after a warm-up (edgebit.soak)."""
+    from edgebit.soak import SoakLimits, soak as run_soak
+
+    return run_soak(artifact, minutes, threads, limits or SoakLimits(), on_cycle or (lambda line: None), log=log)
+
+
 def bundle(output: str | Path, target: Target | str = Target.HOST, *,
            runtimes: Sequence[Runtime | str] = (Runtime.ONNXRUNTIME, Runtime.EXECUTORCH), force: bool = False,
            log: Callable[[str], None] | None = None) -> "Bundle":
@@ -255,7 +265,7 @@ def bundle(output: str | Path, target: Target | str = Target.HOST, *,
 
 
 __all__ = ["Head", "OnnxOps", "PteOps", "Target", "Runtime", "Inspection", "RunResult", "resolve_model", "inspect",
-           "check_plausibility", "export_onnx", "export_executorch", "verify", "run", "profile", "bundle", "quickstart", "doctor"]
+           "check_plausibility", "export_onnx", "export_executorch", "verify", "run", "profile", "soak", "bundle", "quickstart", "doctor"]
 
 
 def quickstart(output: str | Path, model: str | Path | None = None, *, force: bool = False, on_step=None,

@@ -9,7 +9,7 @@ import sys
 import typer
 
 from edgebit.cli import (bench_cmd, bundle_cmd, checkpoint_cmd, doctor_cmd, export_cmd, generate_cmd, inspect_cmd, perplexity_cmd,
-                         profile_cmd, quickstart_cmd, run_cmd, train_cmd, verify_cmd)
+                         profile_cmd, quickstart_cmd, run_cmd, soak_cmd, train_cmd, verify_cmd)
 
 app = typer.Typer(
     name="edgebit",
@@ -28,6 +28,7 @@ app.add_typer(export_cmd.app, name="export")
 app.command("verify")(verify_cmd.verify)
 app.command("run")(run_cmd.run)
 app.add_typer(bench_cmd.app, name="bench")
+app.command("soak")(soak_cmd.soak)
 app.command("bundle")(bundle_cmd.bundle)
 app.command("profile")(profile_cmd.profile)
 app.command("doctor")(doctor_cmd.doctor)

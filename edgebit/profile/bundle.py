@@ -195,8 +195,11 @@ def _android_inputs() -> tuple[Path, Path, Path]:
     return ndk_p, lib, headers
 
 
-def build_bundle(target: str, runtimes: tuple[str, ...] = RUNTIMES, jobs: int = 2, log=None) -> Bundle:
-    """The bundle for target ('host' means this machine) with the given runtimes, built or taken from the cache."""
+def build_bundle(target: str, runtimes: tuple[str, ...] = RUNTIMES, jobs: int = 2, log=None,
+                 sanitize: str | None = None) -> Bundle:
+    """The bundle for target ('host' means this machine) with the given runtimes, built or taken from the cache.
+    sanitize ("thread" or "address", this machine only): every native part built with that sanitizer, plus
+    bin/edgebit-engine-stress (several engines on threads with cancels and closes; the tests run it)."""
     if target not in TARGETS and target != host_target():
         raise BundleError(f"unknown bundle target '{target}' (one of: {', '.join(TARGETS)})")
     bad = [r for r in runtimes if r not in RUNTIMES]
@@ -227,6 +230,11 @@ def build_bundle(target: str, runtimes: tuple[str, ...] = RUNTIMES, jobs: int = 
         lib, headers = ort_library(target), ort_headers()
     et_root = executorch_root(target) if "executorch" in runtimes else None
     targets = ["edgebit-runner", "edgebit_engine"]
+    if sanitize:
+        if sanitize not in ("thread", "address") or not target.startswith("host-"):
+            raise BundleError(f"sanitizer builds are thread or address for this machine, not {sanitize!r} for {target}")
+        cmake_args += [f"-DEDGEBIT_SANITIZE={sanitize}"]
+        targets += ["edgebit-engine-stress"]
     cmake_args += [f"-DEDGEBIT_ENGINE_ORT={'ON' if 'onnxruntime' in runtimes else 'OFF'}",
                    f"-DEDGEBIT_ENGINE_ET={'ON' if et_root else 'OFF'}"]
     if "onnxruntime" in runtimes:
@@ -240,12 +248,13 @@ def build_bundle(target: str, runtimes: tuple[str, ...] = RUNTIMES, jobs: int = 
     sources = sorted(p for p in src.rglob("*") if p.is_file() and "tests" not in p.relative_to(src).parts)
     et_libs = [et_root / "lib" / n for n in ET_LIBS] if et_root else []
     key = _hash_files(sources + [lib] + et_libs, extra=f"{target}|{' '.join(cmake_args)}|{BUNDLE_FORMAT}")[:16]
-    out = cache_root() / "bundles" / f"{target}-{'+'.join(runtimes)}-{key}"
+    flavour = f"{target}-{'+'.join(runtimes)}" + (f"-{sanitize}" if sanitize else "")
+    out = cache_root() / "bundles" / f"{flavour}-{key}"
     if (out / "bundle.json").is_file():
         return Bundle(out, target, json.loads((out / "bundle.json").read_text())["content_hash"])
     # One build dir per source tree: two installs of edgebit on a machine must not share a CMake cache.
     where = hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:8]
-    build = cache_root() / "bundles" / f"build-{target}-{'+'.join(runtimes)}-{where}"
+    build = cache_root() / "bundles" / f"build-{flavour}-{where}"
     cmake_args += [f"-DEDGEBIT_ORT_INCLUDE_DIR={headers}", f"-DEDGEBIT_ORT_LIBRARY={lib}"]
     if log:
         log(f"building the {target} bundle ({', '.join(runtimes)}) in {build}")
@@ -267,6 +276,8 @@ def build_bundle(target: str, runtimes: tuple[str, ...] = RUNTIMES, jobs: int = 
     versions = {}
     shutil.copy2(build / "runner" / "edgebit-runner", tmp / RUNNER)
     shutil.copy2(build / "engine" / "libedgebit_engine.so", tmp / ENGINE)
+    if sanitize:
+        shutil.copy2(build / "runner" / "edgebit-engine-stress", tmp / "bin" / "edgebit-engine-stress")
     if "onnxruntime" in runtimes:
         shutil.copy2(build / "ort" / OP_LIBRARY, tmp / "lib" / OP_LIBRARY)
         shutil.copy2(lib, tmp / "lib" / ORT_SONAME)

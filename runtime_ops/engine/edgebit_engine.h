@@ -4,7 +4,8 @@
  * streams UTF-8 text, and keeps timing and memory figures. No Python anywhere.
  *
  * Threading: one engine is used by one thread at a time, except edgebit_engine_cancel(), which any thread may
- * call while a generation runs. Strings returned by the engine stay valid until the next call on that engine.
+ * call while a generation runs. Several engines in one process may generate at once, each on its own thread
+ * (tests/engine/test_engine_threads.py runs four under ThreadSanitizer, with cancels and close/reopen). Strings returned by the engine stay valid until the next call on that engine.
  * Errors: functions return EDGEBIT_OK (0) or a negative EDGEBIT_E_* code; edgebit_engine_last_error() gives
  * the one-line message (it names the file, option or limit involved). Nothing here aborts the process. */
 #ifndef EDGEBIT_ENGINE_H

@@ -21,6 +21,7 @@
 #include <onnxruntime_cxx_api.h>
 #undef ORT_API_MANUAL_INIT
 
+#include <dlfcn.h>
 #include <stdio.h>
 
 #include <exception>
@@ -246,6 +247,12 @@ BitLinearOp* g_op = nullptr;
 std::string g_init_error;
 
 void init_domain() {
+    // The domain and its op live as long as the process (ONNX Runtime needs them to outlive every session that
+    // registered them, and sessions of several engines share them), so the library that holds their code does
+    // too: RTLD_NODELETE keeps it mapped when ONNX Runtime closes its handle (and LeakSanitizer can name them).
+    Dl_info self;
+    if (dladdr(reinterpret_cast<void*>(&init_domain), &self) && self.dli_fname)
+        dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
     try {
         g_op = new BitLinearOp();
         g_domain = new Ort::CustomOpDomain(kDomain);
@@ -271,7 +278,11 @@ RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
                  ORT_API_VERSION, api_base->GetVersionString());
         return old->CreateStatus(ORT_FAIL, msg);
     }
-    Ort::InitApi(api);
+    // Once per process: every session that registers the library (one per engine; several engines run on
+    // their own threads) would otherwise rewrite the global API pointer while other sessions' kernels read it
+    // (ThreadSanitizer, tests/engine/test_engine_threads.py).
+    static std::once_flag api_once;
+    std::call_once(api_once, [api] { Ort::InitApi(api); });
     std::call_once(g_once, init_domain);
     if (g_domain == nullptr)
         return api->CreateStatus(ORT_FAIL, ("libedgebit_ort: cannot create the edgebit op domain: " +

@@ -17,6 +17,9 @@ const char* const kUsage =
     "                         with --json, one JSON object per turn (JSON lines) instead of text\n"
     "  (neither)              benchmark: a prompt of --prompt-len P random ids (--seed) or --prompt-ids a,b,c,\n"
     "                         --gen-len G greedy tokens, --warmup W + --runs R repetitions, one JSON object\n"
+    "  --soak SECONDS         conversations until the context is full, again and again, for SECONDS (sampled and\n"
+    "                         greedy turns, cancels from another thread, resets): one JSON line per conversation\n"
+    "                         (RSS, anonymous memory, decode speed); `edgebit soak` judges their drift\n"
     "sampling (as `edgebit run`): --max-new-tokens N (64) --temperature T (0 = greedy) --top-k K (0 = off)\n"
     "                         --top-p P (1 = off) --repetition-penalty R (1 = off) --seed S\n"
     "other: --threads N (0 = runtime default) --json (one JSON object instead of streamed text)\n"
@@ -58,7 +61,7 @@ float to_float(const std::string& flag, const char* v, double lo, double hi, boo
 Args parse_args(int argc, char** argv) {
     Args a;
     edgebit_sampling_init(&a.sampling);
-    bool text = false, chat = false, bench_flag = false;
+    bool text = false, chat = false, bench_flag = false, soak = false;
     for (int i = 1; i < argc; ++i) {
         const std::string f = argv[i];
         if (f == "-h" || f == "--help") { std::fputs(kUsage, stdout); std::exit(0); }
@@ -85,6 +88,7 @@ Args parse_args(int argc, char** argv) {
         else if (f == "--gen-len") { a.gen_len = to_int(f, v, 1, 1 << 24); bench_flag = true; }
         else if (f == "--runs") { a.runs = static_cast<int>(to_int(f, v, 1, 100000)); bench_flag = true; }
         else if (f == "--warmup") { a.warmup = static_cast<int>(to_int(f, v, 0, 100000)); bench_flag = true; }
+        else if (f == "--soak") { a.soak_seconds = to_float(f, v, 0, 1e7, true); soak = true; }
         else if (f == "--op-library") a.op_library = v;
         else if (f == "--max-memory") a.max_memory_mb = to_int(f, v, 1, int64_t(1) << 40);
         else if (f == "--verify") {
@@ -107,11 +111,11 @@ Args parse_args(int argc, char** argv) {
         }
     }
     if (a.artifact.empty()) usage_error("no ARTIFACT_DIR given");
-    if (text + chat + bench_flag > 1)
-        usage_error("--prompt, --chat and the benchmark options (--prompt-ids, --prompt-len, --gen-len, --runs, "
-                    "--warmup) exclude each other");
+    if (text + chat + bench_flag + soak > 1)
+        usage_error("--prompt, --chat, --soak and the benchmark options (--prompt-ids, --prompt-len, --gen-len, "
+                    "--runs, --warmup) exclude each other");
     if (!a.system.empty() && !chat) usage_error("--system is for --chat");
-    a.mode = text ? Mode::Text : chat ? Mode::Chat : Mode::Bench;
+    a.mode = text ? Mode::Text : chat ? Mode::Chat : soak ? Mode::Soak : Mode::Bench;
     return a;
 }
 

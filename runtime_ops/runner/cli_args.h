@@ -8,7 +8,7 @@
 
 namespace edgebit_runner {
 
-enum class Mode { Text, Chat, Bench };
+enum class Mode { Text, Chat, Bench, Soak };
 
 struct Args {
     Mode mode = Mode::Bench;
@@ -25,6 +25,7 @@ struct Args {
     std::string profile;
     int32_t verify = EDGEBIT_VERIFY_CACHED;  // --verify cached|full|off, --no-verify
     int64_t max_memory_mb = 0;               // --max-memory MB; 0 = no limit
+    double soak_seconds = 0;                 // --soak SECONDS
 };
 
 extern const char* const kUsage;

@@ -1,4 +1,4 @@
-// edgebit-runner ARTIFACT_DIR [--prompt TEXT | --chat | benchmark options]: the engine from the command line.
+// edgebit-runner ARTIFACT_DIR [--prompt TEXT | --chat | --soak SECONDS | benchmark options]: the engine from the command line.
 // Errors are one line on stderr with exit code 2 (1 for usage).
 #include <cstdio>
 #include <stdexcept>
@@ -8,6 +8,7 @@
 #include "cli_args.h"
 #include "edgebit_engine.h"
 #include "sysinfo.h"
+#include "soak_mode.h"
 #include "text_mode.h"
 
 using namespace edgebit_runner;
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
         const double load_ms = edgebit::engine::now_ms() - t0;
         int rc = a.mode == Mode::Text ? run_prompt(e, a)
                : a.mode == Mode::Chat ? run_chat(e, a)
+               : a.mode == Mode::Soak ? run_soak(e, a)
                                       : run_benchmark(e, a, argv[0], load_ms, rss_before);
         edgebit_engine_close(e);
         return rc;

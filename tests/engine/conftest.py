@@ -123,3 +123,27 @@ def chat_checkpoint(hf_checkpoint, tmp_path_factory):
         "bos_token": "<s>", "eos_token": "</s>", "chat_template": BITNET_2B4T_TEMPLATE,
         "tokenizer_class": "PreTrainedTokenizerFast"}))
     return d
+
+
+@pytest.fixture(scope="session")
+def chat_artifact(chat_checkpoint, tmp_path_factory):
+    """The tiny chat checkpoint exported to ONNX (context 128: its byte-level tokens are about one a character)."""
+    from edgebit.exporters.onnx.export import export_onnx
+
+    return export_onnx(chat_checkpoint, tmp_path_factory.mktemp("chat-onnx") / "onnx", 128, "fp32", "edgebit")
+
+
+@pytest.fixture(scope="session")
+def address_bundle():
+    """The host bundle built with AddressSanitizer (LeakSanitizer included) around every native part."""
+    from edgebit.profile.bundle import build_bundle
+
+    return build_bundle("host", sanitize="address").path
+
+
+@pytest.fixture(scope="session")
+def thread_bundle():
+    """The host bundle built with ThreadSanitizer, with bin/edgebit-engine-stress."""
+    from edgebit.profile.bundle import build_bundle
+
+    return build_bundle("host", sanitize="thread").path
