@@ -89,13 +89,14 @@ jstring stream_call(JNIEnv* env, jlong handle, jobject callback, Call call) {
     return java_string(env, stream.text);
 }
 
-jlong native_open(JNIEnv* env, jclass, jbyteArray dir, jint threads, jbyteArray op_library) {
+jlong native_open(JNIEnv* env, jclass, jbyteArray dir, jint threads, jbyteArray op_library, jlong max_memory_mb) {
     std::string dir_s = bytes_of(env, dir);
     std::string lib_s = op_library != nullptr ? bytes_of(env, op_library) : std::string();
     edgebit_engine_config cfg;
     edgebit_engine_config_init(&cfg);
     cfg.threads = threads;
     cfg.op_library = op_library != nullptr ? lib_s.c_str() : nullptr;
+    cfg.max_memory_mb = max_memory_mb;
     char error[2048] = {0};
     edgebit_engine* e = edgebit_engine_open(dir_s.c_str(), &cfg, error, sizeof error);
     if (e == nullptr) {
@@ -177,7 +178,7 @@ jintArray native_last_generated_ids(JNIEnv* env, jclass, jlong handle) {
 const JNINativeMethod kMethods[] = {
     {const_cast<char*>("nativeSamplingDefaults"), const_cast<char*>("()Ldev/edgebit/engine/GenerationOptions;"),
      reinterpret_cast<void*>(native_sampling_defaults)},
-    {const_cast<char*>("nativeOpen"), const_cast<char*>("([BI[B)J"), reinterpret_cast<void*>(native_open)},
+    {const_cast<char*>("nativeOpen"), const_cast<char*>("([BI[BJ)J"), reinterpret_cast<void*>(native_open)},
     {const_cast<char*>("nativeClose"), const_cast<char*>("(J)V"), reinterpret_cast<void*>(native_close)},
     {const_cast<char*>("nativeInfoJson"), const_cast<char*>("(J)Ljava/lang/String;"),
      reinterpret_cast<void*>(native_info_json)},

@@ -114,6 +114,13 @@ public final class EngineHarness {
         if (engine == null) {
             return;
         }
+        checks.check(p + "a memory budget below the artifact's need is refused, naming the figure", () -> {
+            EdgebitException e = expectThrows(EdgebitException.class,
+                                              () -> EdgebitEngine.load(a.dir, threads, opLibrary(a), 1),
+                                              "load(" + a.dir + ", maxMemoryMb 1)");
+            expectEqual(EdgebitException.LOAD_FAILED, e.code(), "code");
+            expect(e.getMessage().contains("MB"), "the message names the MB it would need: " + e.getMessage());
+        });
         for (Expected.Case c : a.cases) {
             greedyCase(p + c.name + ": ", engine, c);
         }

@@ -51,11 +51,25 @@ public final class EdgebitEngine implements AutoCloseable {
      * a desktop carries the desktop's library; the app names the one built for its ABI.
      */
     public static EdgebitEngine load(String artifactDir, int threads, String opLibrary) {
+        return load(artifactDir, threads, opLibrary, 0);
+    }
+
+    /**
+     * As above, refusing (EdgebitException LOAD_FAILED, naming the figure it would need) an artifact whose estimated
+     * peak memory (weights, the runtime's repacked copies, KV cache at max_seq_len, activations) is above
+     * maxMemoryMb MB (10^6 bytes), so an app within a memory budget fails cleanly instead of being killed. 0 = no
+     * limit.
+     */
+    public static EdgebitEngine load(String artifactDir, int threads, String opLibrary, long maxMemoryMb) {
         if (threads < 0) {
             throw new EdgebitException(EdgebitException.INVALID_ARGUMENT, "threads must be >= 0, got " + threads);
         }
+        if (maxMemoryMb < 0) {
+            throw new EdgebitException(EdgebitException.INVALID_ARGUMENT,
+                                       "maxMemoryMb must be >= 0 (0 = no limit), got " + maxMemoryMb);
+        }
         byte[] lib = opLibrary == null ? null : utf8(opLibrary, "opLibrary");
-        return new EdgebitEngine(nativeOpen(utf8(artifactDir, "artifactDir"), threads, lib));
+        return new EdgebitEngine(nativeOpen(utf8(artifactDir, "artifactDir"), threads, lib, maxMemoryMb));
     }
 
     /** The engine's description of the loaded artifact, one JSON object (runtime, kernel_variant, max_seq_len, ...). */
@@ -183,7 +197,7 @@ public final class EdgebitEngine implements AutoCloseable {
 
     private static native GenerationOptions nativeSamplingDefaults();
 
-    private static native long nativeOpen(byte[] artifactDir, int threads, byte[] opLibrary);
+    private static native long nativeOpen(byte[] artifactDir, int threads, byte[] opLibrary, long maxMemoryMb);
 
     private static native void nativeClose(long handle);
 
