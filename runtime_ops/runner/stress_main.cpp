@@ -120,6 +120,7 @@ int main(int argc, char** argv) {
             for (long j; !failed && (j = next.fetch_add(1)) < generations;) {
                 const Job x = job(static_cast<int>(j % kDistinctJobs));
                 std::lock_guard<std::mutex> g(slot.lock);
+                if (!slot.e) return;  // its reopen failed: the run is over
                 const int rc = edgebit_engine_generate(slot.e, kPrompts[x.prompt], &x.s, nullptr, nullptr);
                 if (rc != EDGEBIT_OK) {
                     std::lock_guard<std::mutex> eg(error_lock);
@@ -152,11 +153,19 @@ int main(int argc, char** argv) {
                     std::lock_guard<std::mutex> g(slot.lock);
                     std::lock_guard<std::mutex> c(slot.cancel_lock);
                     edgebit_engine_close(slot.e);
-                    slot.e = open_engine(dir);
+                    slot.e = nullptr;
+                    try {
+                        slot.e = open_engine(dir);
+                    } catch (const std::exception& x) {  // a reopen that fails ends the run with its message
+                        std::lock_guard<std::mutex> eg(error_lock);
+                        error = x.what();
+                        failed = true;
+                        return;
+                    }
                     n.reopened++;
                 } else {
                     std::lock_guard<std::mutex> c(slot.cancel_lock);
-                    edgebit_engine_cancel(slot.e);
+                    if (slot.e) edgebit_engine_cancel(slot.e);
                     n.cancel_calls++;
                 }
             }
