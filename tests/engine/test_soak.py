@@ -87,7 +87,7 @@ def test_pte_and_chat_soaks(shipped_artifacts, chat_artifact, cli, tmp_path):
         out = tmp_path / f"{mode}.json"
         # Short soaks of small conversations check the scenario, not the speed: their few tokens a conversation
         # time too noisily for the 5% slowdown limit, which the 3-minute soak holds.
-        r = cli("soak", art, "--minutes", "0.4", "--max-slowdown", "0.5", "--json", out, timeout=600)
+        r = cli("soak", art, "--minutes", "0.25", "--max-slowdown", "0.5", "--json", out, timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
         res = json.loads(out.read_text())
         assert res["mode"] == mode and res["cancels"] > 0 and len(res["cycles"]) >= 6, res
@@ -99,7 +99,7 @@ def test_soak_under_leak_sanitizer(address_bundle, shipped_artifacts, chat_artif
     with the report, which run_runner raises."""
     env = LSAN_ENV
     for art in (shipped_artifacts["onnx"], shipped_artifacts["executorch"], chat_artifact):
-        cycles = run_runner(address_bundle / "bin" / "edgebit-runner", art, 15, 1, extra_env=env)
+        cycles = run_runner(address_bundle / "bin" / "edgebit-runner", art, 10, 1, extra_env=env)
         assert len(cycles) >= 2 and cycles[-1]["tokens"] > 0
 
 
