@@ -27,10 +27,10 @@ def soak(
     from edgebit.cli.console import err, out
     from edgebit.atomic import atomic_output_file
     from edgebit.soak import SoakLimits
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     limits = SoakLimits(max_rss_growth, max_slowdown)
     total = minutes * 60.0
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
                   transient=True) as progress:
