@@ -181,6 +181,35 @@ EDGEBIT_API int edgebit_ternary_linear_f32_channels(const float* x, int64_t M, i
                                                     const float* gamma, float* y,
                                                     const edgebit_threading* threads);
 
+/* ---- quantized linear (the LM head) ----------------------------------------------- */
+
+/* y[m, n] = ((float)acc[m, n] / s[m]) * scale[n], acc = xq[m] . q[n] exact in int32, for per-row
+ * int8 activations (edgebit_quantize_rows) and weights quantized to `bits` (8 or 4): the LM head's
+ * own GEMV. Rows are Kp = EDGEBIT_PADDED_K(K) weights, edgebit_qlinear_row_bytes(K, bits) bytes:
+ *   bits 8: Kp bytes, byte k = q + 128, q in [-127, 127] (weight = q * scale[n]); the embedding
+ *           reads the same rows (ONNX Runtime's MatMulNBits 8-bit blob is this layout).
+ *   bits 4: Kp/2 nibble bytes, then Kp/32 group scales sub[g] (uint8). In each 64-weight chunk c
+ *           (32 bytes) byte j holds weight 64c + j in its low nibble and 64c + 32 + j in its high
+ *           one, as q + 8 (q in [-8, 7]); weight k = q * sub[k / 32] * scale[n], and
+ *           acc = sum_g sub[g] * sum_{k in g} xq[k] * q[k].
+ * Padding weights (k >= K) meet zero activations. The sums are exact for valid weights when
+ * K <= EDGEBIT_QLINEAR_MAX_K(bits); every variant gives identical int32 sums (wrapping) even beyond.
+ * Variants: scalar, avx2 (also under avx512vnni), neon, neon_dotprod (also under neon_i8mm). */
+#define EDGEBIT_QLINEAR_GROUP 32
+#define EDGEBIT_QLINEAR_MAX_K(bits) ((bits) == 4 ? INT64_C(8192) : INT64_C(131072))
+
+/* Bytes of one weight row, or -1 for K outside 1..EDGEBIT_MAX_K or bits not 4 / 8. */
+EDGEBIT_API int64_t edgebit_qlinear_row_bytes(int64_t K, int32_t bits);
+
+EDGEBIT_API int edgebit_qlinear_f32(const float* x, int64_t M, int64_t K, const uint8_t* w, int64_t N,
+                                    int32_t bits, const float* scale, float* y,
+                                    const edgebit_threading* threads);
+
+/* The exact int32 sums acc[M, N] for int8 rows xq [M, K] (values in [-127, 127]; -128 is refused),
+ * for tests and tools. */
+EDGEBIT_API int edgebit_qlinear_i32(const int8_t* xq, int64_t M, int64_t K, const uint8_t* w, int64_t N,
+                                    int32_t bits, int32_t* acc, const edgebit_threading* threads);
+
 /* ---- variants ---------------------------------------------------------------------- */
 
 /* Name of the variant in use ("scalar", "avx2", "avx512vnni", "neon", "neon_dotprod",

@@ -1,4 +1,5 @@
-// ONNX Runtime custom-op library libedgebit_ort.so: registration only. The arithmetic is the
+// ONNX Runtime custom-op library libedgebit_ort.so: registration only (ops BitLinear, below, and QLinear,
+// qlinear_op.h). The arithmetic is the
 // kernel core's edgebit_ternary_linear_f32_channels (runtime_ops/kernels), linked from the
 // same objects as every other edgebit library; threads are ONNX Runtime's intra-op pool.
 //
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "edgebit_kernels.h"
+#include "ort_op_util.h"
 
 namespace {
 
@@ -44,29 +46,6 @@ constexpr const char* kInputExpect[] = {"float32 [..., K]",
                                         "uint8 [N, ceil(K/128)*32] (packed ternary layout v2)",
                                         "float32 [N]"};
 
-std::string dims_str(const std::vector<int64_t>& d) {
-    std::string s = "[";
-    for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
-    return s + "]";
-}
-
-const char* type_name(ONNXTensorElementDataType t) {
-    switch (t) {
-        case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "float32";
-        case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return "uint8";
-        case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return "int8";
-        case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16: return "uint16";
-        case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16: return "int16";
-        case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return "int32";
-        case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return "int64";
-        case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return "float16";
-        case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "bfloat16";
-        case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return "float64";
-        case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return "bool";
-        default: return "another type";
-    }
-}
-
 OrtStatus* fail(const std::string& what) {
     const std::string msg = std::string(kDomain) + "." + kOpName + ": " + what;
     return Ort::GetApi().CreateStatus(ORT_INVALID_ARGUMENT, msg.c_str());
@@ -74,37 +53,6 @@ OrtStatus* fail(const std::string& what) {
 
 OrtStatus* input_error(size_t i, const std::string& what) {
     return fail("input " + std::to_string(i) + " '" + kInputNames[i] + "' " + what);
-}
-
-// ---- ONNX Runtime's intra-op pool as an edgebit_parallel_for_fn ----------------------------
-
-struct OrtPool {
-    const OrtApi* api;
-    const OrtKernelContext* ctx;
-};
-
-struct Trampoline {
-    edgebit_task_fn task;
-    void* task_ctx;
-};
-
-void run_task(void* p, size_t i) {
-    const Trampoline* t = static_cast<const Trampoline*>(p);
-    t->task(t->task_ctx, static_cast<int64_t>(i));
-}
-
-// ORT's KernelContext_ParallelFor (API 17+) fails only before running anything (no context);
-// then, or without the entry, every task runs here on the calling thread.
-void ort_parallel_for(void* pool_ctx, int64_t n_tasks, edgebit_task_fn task, void* task_ctx) {
-    const OrtPool* pool = static_cast<const OrtPool*>(pool_ctx);
-    if (n_tasks > 1 && pool->api->KernelContext_ParallelFor != nullptr) {
-        Trampoline t = {task, task_ctx};
-        OrtStatus* st = pool->api->KernelContext_ParallelFor(
-            pool->ctx, run_task, static_cast<size_t>(n_tasks), 0, &t);
-        if (st == nullptr) return;
-        pool->api->ReleaseStatus(st);
-    }
-    for (int64_t i = 0; i < n_tasks; ++i) task(task_ctx, i);
 }
 
 // ---- the kernel --------------------------------------------------------------------------
@@ -191,6 +139,12 @@ struct BitLinearOp : Ort::CustomOpBase<BitLinearOp, BitLinearKernel, /*WithStatu
     ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
 };
 
+}  // namespace
+
+#include "qlinear_op.h"
+
+namespace {
+
 // Y's shape [..., N] for the graph, when X's rank and W's dims are known (symbolic names kept).
 // ONNX Runtime ignores (and never frees) a status returned from here, so this reports nothing:
 // it releases its own statuses and leaves Y's shape unknown when anything is off; the kernel
@@ -244,6 +198,7 @@ OrtStatusPtr ORT_API_CALL infer_output_shape(const OrtCustomOp*, OrtShapeInferCo
 std::once_flag g_once;
 Ort::CustomOpDomain* g_domain = nullptr;
 BitLinearOp* g_op = nullptr;
+QLinearOp* g_qop = nullptr;
 std::string g_init_error;
 
 void init_domain() {
@@ -257,6 +212,8 @@ void init_domain() {
         g_op = new BitLinearOp();
         g_domain = new Ort::CustomOpDomain(kDomain);
         g_domain->Add(g_op);
+        g_qop = new QLinearOp();
+        g_domain->Add(g_qop);
     } catch (const std::exception& e) {
         g_init_error = e.what();
         g_domain = nullptr;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "edgebit_kernels.h"
+#include "kernel_test_util.h"
 
 namespace {
 
@@ -41,20 +42,7 @@ std::string fmt(const char* f, long long a, long long b, long long c) {
     return buf;
 }
 
-// xorshift64*: deterministic across platforms, unlike std:: distributions.
-struct Rng {
-    uint64_t s;
-    explicit Rng(uint64_t seed) : s(seed * 2654435761ULL + 1) {}
-    uint64_t next() {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        return s * 2685821657736338717ULL;
-    }
-    int64_t uniform(int64_t lo, int64_t hi) {  // inclusive
-        return lo + static_cast<int64_t>(next() % static_cast<uint64_t>(hi - lo + 1));
-    }
-};
+using ktest::Rng;
 
 // ---- independent packing and naive product (the checks of the reference itself) -------
 
@@ -705,6 +693,8 @@ void test_threadpool() {
 
 }  // namespace
 
+void ktest::check(bool ok, const char* what, const std::string& detail) { ::check(ok, what, detail); }
+
 int main() {
     test_env_selection();
     for (int i = 0; i < edgebit_variant_count(); ++i) {
@@ -732,6 +722,9 @@ int main() {
     test_shapes();
     test_padded_k();
     test_binary();
+    ktest::ThreadList threads;
+    for (const ThreadCfg& tc : kThreadCfgs) threads.emplace_back(tc.name, tc.t);
+    test_qlinear(g_variants, threads);
     for (edgebit_threadpool* p : pools) edgebit_threadpool_destroy(p);
     check(g_custom_calls.load() > 0, "custom parallel_for used");
     printf("%d passed, %d failed\n", g_passed, g_failed);
