@@ -31,6 +31,7 @@ class Head(str, Enum):
     """Precision of the embedding and LM head in an artifact."""
     FP32 = "fp32"
     INT8 = "int8"  # per-row symmetric int8
+    Q4 = "q4"  # 4-bit in groups of 32 with 8-bit group scales and one fp32 per row (edgebit's QLinear op)
 
 
 class OnnxOps(str, Enum):

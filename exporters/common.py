@@ -8,14 +8,16 @@ from pathlib import Path
 
 from edgebit.errors import EdgebitError
 
-HEADS = ("fp32", "int8")
+HEADS = ("fp32", "int8", "q4")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
 DEFAULT_MAX_SEQ_LEN = 4096
 
 
-def check_head(head: str) -> None:
+def check_head(head: str, ops: str = "edgebit") -> None:
     if head not in HEADS:
         raise EdgebitError(f"--head: {head!r} is not one of {', '.join(HEADS)}")
+    if head == "q4" and ops != "edgebit":
+        raise EdgebitError(f"--head q4 needs --ops edgebit (edgebit's own QLinear op computes it), not --ops {ops}")
 
 
 def load_for_export(model: Path, max_seq_len: int | None):

@@ -12,8 +12,9 @@ from edgebit.model.weights import load_model_weights
 
 
 class ReferenceBackend:
-    def __init__(self, checkpoint: Path, max_seq_len: int | None = None):
-        self.model = ReferenceModel(load_model_weights(checkpoint))
+    def __init__(self, checkpoint: Path, max_seq_len: int | None = None, head: str = "fp32", weights=None):
+        """head: as ReferenceModel's; weights: already loaded ModelWeights of the checkpoint (shared, not copied)."""
+        self.model = ReferenceModel(weights if weights is not None else load_model_weights(checkpoint), head)
         self.name = f"edgebit reference (torch {torch.__version__})"
         self.max_seq_len = max_seq_len or self.model.cfg.max_position_embeddings
         self.vocab_size = self.model.cfg.vocab_size

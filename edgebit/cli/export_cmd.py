@@ -11,7 +11,7 @@ from edgebit.cli.options import ForceOpt, OptionalModelArg, OutputOpt, RevisionO
 app = typer.Typer(help="Turn a checkpoint into an artifact whose ternary linears run on edgebit's kernels.",
                   no_args_is_help=True)
 
-HeadOpt = Annotated[Head, typer.Option(help="Embedding and LM head precision (int8: per row).")]
+HeadOpt = Annotated[Head, typer.Option(help="Embedding and LM head precision (int8: per row; q4: 4 bits in groups of 32, edgebit ops only).")]
 SeqOpt = Annotated[Optional[int], typer.Option(help="Longest sequence (prompt + generated) the artifact serves; "
                                                     "default: the model's, capped at 4096.", min=1)]
 

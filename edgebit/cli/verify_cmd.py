@@ -31,7 +31,8 @@ def verify(
         print(json.dumps(report.to_dict(), indent=2))
     else:
         t = report.thresholds
-        out.print(f"artifact   {report.artifact} ({report.backend})\nreference  {report.reference}")
+        same = f" computing the artifact's {report.head} head" if report.head_top1_agreement is not None else ""
+        out.print(f"artifact   {report.artifact} ({report.backend})\nreference  {report.reference}{same}")
         out.print(f"max |logit diff|   {report.max_abs_diff:.3g}" + (f"  (limit {t['max_abs_diff']:g})" if t[
             "max_abs_diff"] else "") + f"; {100 * report.exact_fraction:.1f}% of positions exact to {EXACT_BOUND:g} "
             f"({report.flipped_sequences} of {report.prompts + 1} sequences with an int8 rounding flip)")
@@ -40,6 +41,11 @@ def verify(
         out.print(f"perplexity         reference {report.perplexity_reference:.4g}, artifact "
                   f"{report.perplexity_artifact:.4g} ({100 * report.perplexity_rel_diff:.3f}% apart, limit "
                   f"{100 * t['perplexity_rel_diff']:g}%)")
+        if report.head_top1_agreement is not None:
+            out.print(f"{report.head} head cost  against the fp32 head: top-1 agreement "
+                      f"{100 * report.head_top1_agreement:.2f}%, perplexity {report.head_perplexity_fp32:.4g} -> "
+                      f"{report.perplexity_reference:.4g} ({100 * report.head_perplexity_rel_diff:+.3f}%, limit "
+                      f"{100 * t['head_perplexity_rel_diff']:g}%)")
         out.print("[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]")
     _say_plausibility(report.plausibility, err)
     if not report.passed:

@@ -98,10 +98,29 @@ class KVCache:
 
 
 class ReferenceModel:
-    def __init__(self, weights: ModelWeights):
+    """head "fp32" computes the checkpoint's embedding and head in fp32; "int8" or "q4" computes what an artifact with
+    that head computes (edgebit/quant/qhead.py): the embedding from the dequantized rows and the logits as QLinear."""
+
+    def __init__(self, weights: ModelWeights, head: str = "fp32"):
         self.w = weights
         self.cfg = weights.config
         self.inv_freq = rope_inv_freq(self.cfg.head_dim, self.cfg.rope)
+        self.head = head
+        if head != "fp32":
+            from edgebit.quant.qhead import HEAD_BITS, quantize_head
+
+            self.bits = HEAD_BITS[head]
+            self.embed_q = quantize_head(weights.embed, self.bits)
+            self.head_q = self.embed_q if weights.lm_head is None else quantize_head(weights.lm_head, self.bits)
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.head == "fp32":
+            return self.w.embed[input_ids].float()
+        from edgebit.quant.qhead import dequantize_head
+
+        rows, scale = self.embed_q
+        flat = input_ids.reshape(-1)
+        return dequantize_head(rows[flat], scale[flat], self.cfg.hidden_size, self.bits).view(*input_ids.shape, -1)
 
     def new_cache(self, batch: int = 1, max_seq_len: int | None = None) -> KVCache:
         return KVCache(self.cfg, batch, max_seq_len or self.cfg.max_position_embeddings)
@@ -119,7 +138,7 @@ class ReferenceModel:
         positions = torch.arange(start, start + t)
         cos, sin = rope_cos_sin(self.inv_freq, positions)
 
-        x = self.w.embed[input_ids].float()  # (B, T, H)
+        x = self.embed(input_ids)  # (B, T, H)
         for i, layer in enumerate(self.w.layers):
             x = x + self.attention(i, layer, norm(x, layer.attn_norm, cfg.rms_norm_eps, cfg.norm), cos, sin, cache,
                                    start)
@@ -161,6 +180,10 @@ class ReferenceModel:
         return ternary_linear(h, layer.down)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        if self.head != "fp32":
+            from edgebit.quant.qhead import qlinear_reference
+
+            return qlinear_reference(x, *self.head_q, self.bits)
         head = self.w.head  # (V, H)
         if head.dtype == torch.float32:
             return x @ head.T

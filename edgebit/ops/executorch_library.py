@@ -19,6 +19,7 @@ from edgebit.errors import EdgebitError
 
 LIB_NAME = "libedgebit_executorch.so"
 OP_NAME = "edgebit::bitlinear.out"
+QLINEAR_OP_NAME = "edgebit::qlinear.out"  # the LM head's own GEMV (int8 and q4 heads)
 
 _lock = threading.Lock()
 _loaded: tuple[Path, ctypes.CDLL] | None = None

@@ -21,7 +21,9 @@ import edgebit.ops.torch_ops  # noqa: F401  (registers torch.ops.edgebit.bitline
 from edgebit.model.config import ModelConfig
 from edgebit.model.reference import rope_cos_sin, rope_inv_freq
 from edgebit.model.weights import ModelWeights, TernaryWeight
-from edgebit.quant.head import dequantize_rows_int8, quantize_rows_int8
+from edgebit.ops.torch_qlinear import qlinear
+from edgebit.quant.packing import padded_k
+from edgebit.quant.qhead import HEAD_BITS, quantize_head
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -154,39 +156,42 @@ def apply_rope(x, cos, sin):
     return x * cos + rotated * sin
 
 
-class Int8Table(nn.Module):
-    """Per-row int8 [V, H] + fp32 scale [V] (edgebit/quant/head.py). As the embedding it gathers and rescales
-    rows. As the head, two forms:
-    - dequantize + matmul (stock portable ops, no quantized-kernel library): the .pte holds 1 byte a weight,
-      but every call converts the whole table to fp32 first;
-    - for XNNPACK (`as_linear`): F.linear on the dequantized table, which the export quantizes back with
-      XNNPACK's dynamic per-channel int8 recipe (pt2e). The round trip gives back these int8 rows and scales
-      (a row's max is 127 * scale); XNNPACK then runs int8 weights x dynamically quantized int8 activations."""
+class QTable(nn.Module):
+    """A table in the rows of edgebit's QLinear (edgebit/quant/qhead.py: int8 per row, or q4). As the head it is one
+    edgebit::qlinear call (the kernel library's GEMV); as the embedding it gathers rows and dequantizes them with
+    stock ops: int8 q = byte - 128; q4 nibbles unpacked per 64-weight chunk (low nibbles, then high), minus 8, times
+    the group scale; then times the row scale."""
 
-    def __init__(self, table: torch.Tensor, as_linear: bool = False):
+    def __init__(self, table: torch.Tensor, head: str):
         super().__init__()
-        q, scale = quantize_rows_int8(table)
-        self.register_buffer("q", q)
+        self.bits = HEAD_BITS[head]
+        self.k = table.shape[1]
+        rows, scale = quantize_head(table, self.bits)
+        self.register_buffer("rows", rows)
         self.register_buffer("scale", scale)
-        self.as_linear = as_linear
-        if as_linear:
-            self.register_buffer("dequantized", dequantize_rows_int8(q, scale))
 
     def embed(self, tokens):
-        return self.q[tokens].float() * self.scale[tokens].unsqueeze(-1)
+        r = self.rows[tokens]  # (1, T, row bytes) uint8
+        kp = padded_k(self.k)
+        if self.bits == 8:
+            q = r.float() - 128.0
+        else:
+            n = r[..., : kp // 2].to(torch.int32).unflatten(-1, (kp // 64, 32))
+            nibbles = torch.stack((torch.remainder(n, 16), torch.div(n, 16, rounding_mode="floor")), dim=-2)
+            q = (nibbles.flatten(-3) - 8).float().unflatten(-1, (kp // 32, 32))
+            q = (q * r[..., kp // 2 :].float().unsqueeze(-1)).flatten(-2)
+        return q[..., : self.k] * self.scale[tokens].unsqueeze(-1)
 
     def logits(self, x):
-        if self.as_linear:
-            return F.linear(x, self.dequantized)
-        return (x @ self.q.float().T) * self.scale
+        return qlinear(x, self.rows, self.scale, self.bits)
 
 
 class Decoder(nn.Module):
     """linear: the module of each group of ternary linears (BitLinear: edgebit's op; the torchao baseline's
     TorchaoLinear). head_linear: a module to compute the logits instead of the head below (the baseline's)."""
 
-    def __init__(self, weights: ModelWeights, max_seq_len: int, head: str = "fp32", head_as_linear: bool = False,
-                 linear=BitLinear, head_linear: nn.Module | None = None):
+    def __init__(self, weights: ModelWeights, max_seq_len: int, head: str = "fp32", linear=BitLinear,
+                 head_linear: nn.Module | None = None):
         super().__init__()
         cfg = self.cfg = weights.config
         self.head_kind = head
@@ -204,9 +209,9 @@ class Decoder(nn.Module):
             if not self.tied:
                 self.register_buffer("lm_head", weights.lm_head.float())
         else:
-            self.embed_q = Int8Table(weights.embed, head_as_linear and self.tied)
+            self.embed_q = QTable(weights.embed, head)
             if not self.tied:
-                self.head_q = Int8Table(weights.lm_head, head_as_linear)
+                self.head_q = QTable(weights.lm_head, head)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
         """tokens (1, T), input_pos (T,) -> logits (1, T, V)"""

@@ -39,7 +39,7 @@ def _decoder(weights, seq: int, head: str, xnnpack: bool, ops: str):
     from .decoder import Decoder
 
     if ops == "edgebit":
-        return Decoder(weights, seq, head, head_as_linear=head == "int8" and xnnpack)
+        return Decoder(weights, seq, head)
     from .torchao_baseline import TorchaoLinear, int8_head
 
     # The baseline quantizes its head with torchao too; its embedding stays fp32.
@@ -55,7 +55,6 @@ def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge, to_edge_transform_and_lower
     from executorch.exir.passes import MemoryPlanningPass
 
-    quantize_head = head == "int8" and xnnpack and ops == "edgebit"
     step("building the module" + (" (torchao 8da4w)" if ops != "edgebit" else ""))
     module = _decoder(weights, seq, head, xnnpack, ops).eval()
     t = torch.export.Dim("seq", min=1, max=seq)
@@ -65,20 +64,6 @@ def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[
     with torch.no_grad():
         ep = torch.export.export(module, example, dynamic_shapes=shapes, strict=False)
         del module
-        if quantize_head:  # the head is the one aten.linear: XNNPACK's dynamic int8 recipe takes only it
-            from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-                XNNPACKQuantizer, get_symmetric_quantization_config)
-            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-            step("int8 head (XNNPACK dynamic quantization)")
-            quantizer = XNNPACKQuantizer().set_global(
-                get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
-            graph = prepare_pt2e(ep.module(), quantizer)
-            graph(*example)
-            graph = convert_pt2e(graph)
-            _drop_unused_buffers(graph)  # the fp32 table the int8 weights were folded from
-            ep = torch.export.export(graph, example, dynamic_shapes=shapes, strict=False)
-            del graph
     step("to_edge" + (" + XNNPACK" if xnnpack else ""))
     methods = constant_methods(weights.config, seq)
     config = EdgeCompileConfig(_check_ir_validity=False)
@@ -97,12 +82,11 @@ def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[
         memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
 
 
-# What XNNPACK takes: the head (fp32 or dynamically quantized int8 linear) and the attention products. Given
+# What XNNPACK takes: an fp32 head (a quantized one is edgebit::qlinear, ours) and the attention products. Given
 # every float op it cut each layer into ~15 partitions between our op's calls, and ExecuTorch copies the whole
 # graph once per partition: that was most of a 2B4T export's 11+ minutes and 8+ GB. The elementwise ops left to
 # ExecuTorch's CPU kernels (norms, RoPE, ReLU^2, masking) are small next to the weights a token reads.
-XNNPACK_CONFIGS = ("LinearConfig", "BMMConfig", "SoftmaxConfig", "QuantizeAffineConfig", "DeQuantizeAffineConfig",
-                   "ChooseQParamsAffineConfig", "QuantizedPerTensorConfig", "DeQuantizedPerTensorConfig")
+XNNPACK_CONFIGS = ("LinearConfig", "BMMConfig", "SoftmaxConfig")
 
 
 def xnnpack_partitioner(all_ops: bool = False):
@@ -114,27 +98,17 @@ def xnnpack_partitioner(all_ops: bool = False):
     return XnnpackPartitioner(configs=[c for c in ALL_PARTITIONER_CONFIGS if c.__name__ in XNNPACK_CONFIGS])
 
 
-def _drop_unused_buffers(graph) -> None:
-    graph.graph.eliminate_dead_code()
-    used = {node.target for node in graph.graph.nodes if node.op == "get_attr"}
-    for name, _ in list(graph.named_buffers()):
-        if name not in used:
-            owner, _, attr = name.rpartition(".")
-            delattr(graph.get_submodule(owner) if owner else graph, attr)
-    graph.recompile()
-
-
 @register("executorch")
 def export_executorch(model: Path, output: Path, max_seq_len: int | None = None, head: str = "fp32",
                       xnnpack: bool = True, force: bool = False,
                       on_step: Callable[[str], None] | None = None, ops: str = "edgebit") -> Path:
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
-    from edgebit.ops.executorch_library import OP_NAME, library_path
+    from edgebit.ops.executorch_library import OP_NAME, QLINEAR_OP_NAME, library_path
 
     step = on_step or (lambda what: None)
-    check_head(head)
     if ops not in OPS or (ops != "edgebit" and not xnnpack):
         raise EdgebitError(f"--ops: {ops!r} is not one of {', '.join(OPS)} (torchao-8da4w needs XNNPACK)")
+    check_head(head, ops)
     library = library_path() if ops == "edgebit" else None
     step("loading checkpoint")
     weights, seq = load_for_export(model, max_seq_len)
@@ -160,7 +134,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
             "ops": ops,
             "op_library": library.name if library else None,
             "op_domain": "edgebit" if library else None,
-            "op_names": [OP_NAME] if library else [],
+            "op_names": ([OP_NAME] + ([QLINEAR_OP_NAME] if head != "fp32" else [])) if library else [],
             "op_abi": "executorch-" + _executorch_version(),
             "xnnpack": xnnpack,
             "head": head,

@@ -23,6 +23,7 @@ from edgebit.model.config import ModelConfig
 from edgebit.model.reference import rope_cos_sin, rope_inv_freq
 from edgebit.model.weights import ModelWeights, TernaryWeight
 from edgebit.quant.head import quantize_rows_int8
+from edgebit.quant.qhead import HEAD_BITS, quantize_head
 from edgebit.quant.packing import unpack_ternary
 from .builder import EDGEBIT_DOMAIN, FLOAT, INT64, MS_DOMAIN, GraphBuilder
 
@@ -33,7 +34,7 @@ MASKED = float(np.finfo(np.float32).min)  # not -inf: a fully padded row then so
 @dataclass(frozen=True)
 class ExportOptions:
     max_seq_len: int
-    head: str = "fp32"  # "fp32" | "int8"
+    head: str = "fp32"  # "fp32" | "int8" | "q4"
     ops: str = "edgebit"  # "edgebit" | "standard"
 
 
@@ -59,7 +60,9 @@ class DecoderGraph:
         self.cfg: ModelConfig = weights.config
         self.opts = opts
         self.g = GraphBuilder(data_path)
-        self.uses_ms = opts.ops == "standard" or opts.head == "int8"
+        self.uses_ms = opts.ops == "standard"
+        # With edgebit's ops a quantized head is an edgebit.QLinear node; the embedding gathers the same rows.
+        self.own_head = opts.ops == "edgebit" and opts.head in HEAD_BITS
 
     # ---- building blocks -------------------------------------------------------------------------
     def norm(self, x: str, weight: torch.Tensor, name: str, eps: float | None = None, kind: str | None = None,
@@ -250,6 +253,8 @@ class DecoderGraph:
         if self.opts.head == "fp32":
             self.embed_table = g.initializer("embed_tokens", self.w.embed.float().numpy())
             return g.op("Gather", [self.embed_table, ids], hint="embedded")
+        if self.own_head:
+            return self.embed_own(ids)
         self.embed_int8 = self._int8_table(self.w.embed, "embed_tokens")
         blob, scale, _ = self.embed_int8
         h = self.cfg.hidden_size
@@ -261,6 +266,38 @@ class DecoderGraph:
         row_scale = g.op("Unsqueeze", [g.op("Gather", [scale, ids]), g.const([-1])])
         return g.op("Mul", [centered, row_scale], hint="embedded")
 
+    def _own_table(self, table: torch.Tensor, name: str) -> tuple[str, str]:
+        """The QLinear rows of a table (edgebit/quant/qhead.py) and their per-row scale."""
+        rows, scale = quantize_head(table, HEAD_BITS[self.opts.head])
+        suffix = ".int8" if self.opts.head == "int8" else ".q4"
+        return self.g.initializer(name + suffix, rows.numpy()), self.g.initializer(name + ".scale", scale.numpy())
+
+    def embed_own(self, ids: str) -> str:
+        """Embedding rows gathered from the head's own QLinear table and dequantized: int8 q * scale, or for q4 the
+        nibbles unpacked (chunks of 64: low nibbles then high), minus 8, times the group scale and the row scale."""
+        g, h = self.g, self.cfg.hidden_size
+        self.embed_own_table = self._own_table(self.w.embed, "embed_tokens")
+        table, scale = self.embed_own_table
+        kp = -(-h // NBITS_BLOCK) * NBITS_BLOCK
+        rows = g.op("Gather", [table, ids])  # [B, T, row bytes] uint8
+        if self.opts.head == "int8":
+            q = g.op("Sub", [g.op("Cast", [rows], to=FLOAT), g.const(128.0, np.float32)])
+        else:
+            nib = g.op("Slice", [rows, g.const([0]), g.const([kp // 2]), g.const([-1])])
+            lo = g.op("BitwiseAnd", [nib, g.const(np.uint8(15), np.uint8)])
+            hi = g.op("BitShift", [nib, g.const(np.uint8(4), np.uint8)], direction="RIGHT")
+            halves = [g.op("Reshape", [t, g.const([0, 0, kp // 64, 1, 32])]) for t in (lo, hi)]
+            q = g.op("Sub", [g.op("Cast", [g.op("Concat", halves, axis=3)], to=FLOAT), g.const(8.0, np.float32)])
+            sub = g.op("Cast", [g.op("Slice", [rows, g.const([kp // 2]), g.const([kp // 2 + kp // 32]),
+                                                g.const([-1])])], to=FLOAT)
+            grouped = g.op("Reshape", [q, g.const([0, 0, kp // 32, 32])])
+            q = g.op("Mul", [grouped, g.op("Unsqueeze", [sub, g.const([-1])])])
+            q = g.op("Reshape", [q, g.const([0, 0, kp])])
+        if kp != h:
+            q = g.op("Slice", [q, g.const([0]), g.const([h]), g.const([-1])])
+        row_scale = g.op("Unsqueeze", [g.op("Gather", [scale, ids]), g.const([-1])])
+        return g.op("Mul", [q, row_scale], hint="embedded")
+
     def logits(self, x: str) -> str:
         cfg, g = self.cfg, self.g
         if self.opts.head == "fp32":
@@ -268,6 +305,10 @@ class DecoderGraph:
             flat = g.op("Reshape", [x, g.const([-1, cfg.hidden_size])])
             out_shape = g.op("Concat", [g.op("Shape", [x], start=0, end=2), g.const([cfg.vocab_size])], axis=0)
             return g.op("Reshape", [g.op("Gemm", [flat, table], transB=1), out_shape], hint="logits")
+        if self.own_head:
+            table, scale = self.embed_own_table if self.w.lm_head is None else self._own_table(self.w.lm_head, "lm_head")
+            return g.op("QLinear", [x, table, scale], hint="logits", domain=EDGEBIT_DOMAIN,
+                        bits=HEAD_BITS[self.opts.head])
         blob, _, block_scales = self.embed_int8 if self.w.lm_head is None else self._int8_table(self.w.lm_head, "lm_head")
         return g.op("MatMulNBits", [x, blob, block_scales], hint="logits", domain=MS_DOMAIN, K=cfg.hidden_size,
                     N=cfg.vocab_size, bits=8, block_size=NBITS_BLOCK, accuracy_level=4)

@@ -29,9 +29,9 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
     from .genai_config import genai_config
 
     step = on_step or (lambda what: None)
-    check_head(head)
     if ops not in ("edgebit", "standard"):
         raise EdgebitError(f"--ops: {ops!r} is not one of edgebit, standard")
+    check_head(head, ops)
     library = None
     if ops == "edgebit":
         from edgebit.ops.ort_library import library_path

@@ -55,8 +55,9 @@ def test_bit_exact_to_reference(bits, k, threads):
 
 @pytest.mark.parametrize("bits", [8, 4])
 def test_rows_stand_for_the_table(bits):
-    """Each weight is within half its step of the original (4-bit: step sub * scale, the group's own ~amax/7); the
-    logits of the quantized head stay close to the fp32 ones."""
+    """Each weight is within half its step of the original (int8), or 1.5 steps (4-bit: step sub * scale, searched
+    between the group's amax / 8.5 and amax / 6.5, so the loudest weight may be clipped); the table's relative error
+    stays at the format's level."""
     t = table(300, 200, seed=3)
     w, scale = quantize_head(t, bits)
     back = dequantize_head(w, scale, 200, bits)
@@ -68,7 +69,8 @@ def test_rows_stand_for_the_table(bits):
         ones = w.clone()
         ones[:, : 256 // 2] = 0x99  # q = 1 in every nibble, the group scales kept: q * sub = sub
         step = dequantized_int_rows(ones, 200, 4).float() * scale[:, None]
-    assert ((back - t).abs() <= step / 2 * 1.0001 + 1e-12).all()
+    bound = 0.5 if bits == 8 else 1.5
+    assert ((back - t).abs() <= step * bound * 1.0001 + 1e-12).all()
     rel = (back - t).norm() / t.norm()
     assert rel < (0.01 if bits == 8 else 0.12), rel
 
