@@ -6,7 +6,8 @@ to the roofline of this machine measured in the same run.
 
 Artifacts: ONNX with edgebit's op, ONNX with `--ops standard` (ONNX Runtime's MatMulNBits bits=2: the stock
 baseline, the denominator of speedup_vs_standard_ops), the ExecuTorch .pte, and ExecuTorch's stock low-bit path
-(`--ops torchao-8da4w`), each with an fp32 and an int8 head. The generated checkpoint and its exports are cached under a key of their content, so a rerun only times."""
+(`--ops torchao-8da4w`), each with an fp32 and an int8 head by default (`--heads`; q4 for edgebit's two;
+`--artifacts` picks a subset). The generated checkpoint and its exports are cached under a key of their content, so a rerun only times."""
 
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ ARTIFACTS = (("onnx", "onnx", {"ops": "edgebit"}),
              ("pte", "executorch", {}),
              # ExecuTorch's stock low-bit path on the same weights (torchao 8da4w on XNNPACK; issue 5's baseline)
              ("pte-torchao", "executorch", {"ops": "torchao-8da4w"}))
-HEADS = ("int8", "fp32")
+HEADS = ("int8", "fp32", "q4")
+DEFAULT_HEADS = ("int8", "fp32")
+# The head the stock artifacts fall back to where they cannot compute the one asked for (q4 needs edgebit's QLinear):
+# rows with a q4 head are compared with the standard artifact's int8 head, its smallest stock head.
+STOCK_HEAD = {"q4": "int8"}
 THREADS = (1, 2)
 PROMPT_LEN, GEN_LEN = 128, 64
 BASELINE = "onnx-standard"
@@ -38,7 +43,8 @@ class Settings:
     prompt_len: int = PROMPT_LEN
     gen_len: int = GEN_LEN
     threads: tuple[int, ...] = THREADS
-    heads: tuple[str, ...] = HEADS
+    heads: tuple[str, ...] = DEFAULT_HEADS
+    artifacts: tuple[str, ...] = tuple(name for name, _, _ in ARTIFACTS)
     runs: int = 3
     warmup: int = 1
 
@@ -139,7 +145,8 @@ def bytes_per_token(cfg, name: str, head: str, context: float) -> dict:
     """Bytes one decoded token reads at a context of `context` cached positions, as each artifact stores its
     weights: ternary linears at 2 bits a weight plus their scales (edgebit: one fp32 per output channel;
     MatMulNBits: one per 128-weight block; torchao 8da4w: 4 bits a weight), the head (tied: the embedding table) at 4 bytes or 1 byte a weight
-    plus scales (ONNX's MatMulNBits bits=8: per 128-block; the .pte's XNNPACK int8: per row), and the fp32 KV
+    plus scales (edgebit's QLinear int8 or q4 rows and a scale per row; the standard artifact's MatMulNBits bits=8: per
+    128-block; torchao's XNNPACK int8: per row), and the fp32 KV
     cache. Norms, RoPE rows and the embedding row gathered are under 0.1% and left out."""
     from edgebit.quant.packing import packed_row_bytes
 
@@ -155,7 +162,11 @@ def bytes_per_token(cfg, name: str, head: str, context: float) -> dict:
     body *= cfg.num_layers
     if head == "fp32":
         head_bytes = 4 * v * h
-    else:  # ONNX: MatMulNBits bits=8, an fp32 scale per 128; the .pte programs: XNNPACK int8, one per row
+    elif name in ("onnx", "pte"):  # edgebit's QLinear rows (edgebit/quant/qhead.py) and an fp32 scale per row
+        from edgebit.quant.qhead import HEAD_BITS, row_bytes
+
+        head_bytes = v * (row_bytes(h, HEAD_BITS[head]) + 4)
+    else:  # ONNX standard: MatMulNBits bits=8, an fp32 scale per 128; torchao's .pte: XNNPACK int8, one per row
         head_bytes = v * h + 4 * v if name.startswith("pte") else v * _blocks(h) * (128 + 4)
     kv = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 4 * context
     return {"weights": body + head_bytes, "ternary": body, "head": head_bytes, "kv_cache": int(kv)}
@@ -174,8 +185,9 @@ def memory_target(weight_bytes: int, kv_bytes: int) -> int:
 
 
 def bench_rows(runs: list[dict], bandwidth: dict[int, float], cfg, settings: Settings) -> list[dict]:
-    """One row per (artifact, head, threads), with ratios against the standard-ops artifact of the same head
-    and thread count (None when that was not measured)."""
+    """One row per (artifact, head, threads), with ratios against the standard-ops artifact of the same head (or its
+    STOCK_HEAD) and thread count (None when that was not measured), and decode tokens/s per GB/s of the one-thread
+    streaming bandwidth (the issue's yardstick: a second thread adds compute, not DRAM bandwidth, on these VMs)."""
     # The step that decodes token i (i = 1 .. G-1) attends over P + i positions.
     context = settings.prompt_len + settings.gen_len / 2
     rows = []
@@ -194,7 +206,8 @@ def bench_rows(runs: list[dict], bandwidth: dict[int, float], cfg, settings: Set
             "bytes_per_token": total, "weight_bytes_per_token": b["weights"], "kv_bytes_per_token": b["kv_cache"],
             "stream_read_gbps": gbps, "roofline_tokens_per_s": roofline,
             "roofline_fraction": r["decode_tokens_per_s"] / roofline,
-            "speedup_vs_standard_ops": None, "prefill_speedup_vs_standard_ops": None,
+            "tokens_per_gbps": r["decode_tokens_per_s"] / bandwidth.get(1, gbps),
+            "speedup_vs_standard_ops": None, "prefill_speedup_vs_standard_ops": None, "standard_head": None,
             "prompt_tokens": settings.prompt_len, "gen_tokens": settings.gen_len, "rounds": r["rounds"],
             "peak_rss_bytes": r["peak_rss_bytes"], "model_bytes": model_bytes, "kv_cache_bytes_at_context": kv_used,
             "memory_target_bytes": target, "peak_over_target": r["peak_rss_bytes"] / target if target else None,
@@ -203,8 +216,9 @@ def bench_rows(runs: list[dict], bandwidth: dict[int, float], cfg, settings: Set
         })
     base = {(r["head"], r["threads"]): r for r in rows if r["artifact"] == BASELINE}
     for r in rows:
-        b = base.get((r["head"], r["threads"]))
+        b = base.get((r["head"], r["threads"])) or base.get((STOCK_HEAD.get(r["head"]), r["threads"]))
         if b:
+            r["standard_head"] = b["head"]
             r["speedup_vs_standard_ops"] = r["decode_tokens_per_s"] / b["decode_tokens_per_s"]
             r["prefill_speedup_vs_standard_ops"] = r["prefill_tokens_per_s"] / b["prefill_tokens_per_s"]
     return rows
@@ -220,7 +234,7 @@ class Progress:
 
 def total_units(settings: Settings) -> int:
     """Progress units of a run: one per export, one per runner invocation, two bandwidth measurements."""
-    combos = len(ARTIFACTS) * len(settings.heads)
+    combos = len(selected(settings))
     return combos + settings.runs * combos * len(settings.threads) + 2
 
 
@@ -255,14 +269,13 @@ def run(model: Path | None, cache_dir: Path, settings: Settings, preset: str = "
         return bw
 
     artifacts = []
-    for head in settings.heads:
-        for name, target, opts in ARTIFACTS:
-            label = f"{name} ({head} head)"
-            artifact, seconds = cached_export(cache_dir, model, checkpoint_key, source_keys[target], name, target,
-                                              head, opts, settings.max_seq_len,
-                                              lambda what: progress.step(f"export {label}: {what}"))
-            artifacts.append((name, head, artifact, seconds))
-            progress.advance()
+    for name, target, opts, head in selected(settings):
+        label = f"{name} ({head} head)"
+        artifact, seconds = cached_export(cache_dir, model, checkpoint_key, source_keys[target], name, target,
+                                          head, opts, settings.max_seq_len,
+                                          lambda what: progress.step(f"export {label}: {what}"))
+        artifacts.append((name, head, artifact, seconds))
+        progress.advance()
     before = bandwidth()
     # Rounds: every artifact and thread count once per round (one warm-up and one timed generation each), so a
     # burst of load from other jobs hits all of them alike; each row is the median over the rounds.
@@ -278,6 +291,17 @@ def run(model: Path | None, cache_dir: Path, settings: Settings, preset: str = "
     after = bandwidth()
     best = {t: max(before[t], after[t]) for t in settings.threads}
     return bench_rows(median_runs(runs), best, cfg, settings)
+
+
+def selected(settings: Settings) -> list[tuple[str, str, dict, str]]:
+    """(name, target, export options, head) of every artifact the run exports and times: the chosen artifacts with
+    each chosen head they can compute (the stock ones have no q4 head; their int8 row is the yardstick then)."""
+    chosen = []
+    for head in settings.heads:
+        for name, target, opts in ARTIFACTS:
+            if name in settings.artifacts and (head not in STOCK_HEAD or name in ("onnx", "pte")):
+                chosen.append((name, target, opts, head))
+    return chosen
 
 
 def median_runs(runs: list[dict]) -> list[dict]:

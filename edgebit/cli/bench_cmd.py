@@ -159,7 +159,12 @@ def decode(
     prompt_len: Annotated[int, _hidden("Prompt tokens.")] = 128,
     gen_len: Annotated[int, _hidden("Generated tokens.")] = 64,
     threads: Annotated[str, _hidden("Comma-separated thread counts.")] = "1,2",
-    heads: Annotated[str, _hidden("Comma-separated heads (int8, fp32).")] = "int8,fp32",
+    heads: Annotated[str, typer.Option(help="Comma-separated heads: int8, fp32, q4 (q4: edgebit's artifacts only; "
+                                            "they are then compared with the standard artifact's int8 head).")
+                     ] = "int8,fp32",
+    artifacts: Annotated[str, typer.Option(help="Comma-separated artifacts: onnx, onnx-standard, pte, pte-torchao "
+                                                "(ratios need onnx-standard).")
+                         ] = "onnx,onnx-standard,pte,pte-torchao",
 ) -> None:
     """Whole-model decode and prefill of the ONNX (edgebit op), ONNX standard-ops, .pte and torchao .pte
     artifacts by the native runner, against the memory roofline measured in the same run."""
@@ -175,8 +180,14 @@ def decode(
         raise typer.BadParameter(f"{threads!r}: expected comma-separated integers", param_hint="--threads") from None
     head_list = tuple(h for h in heads.split(","))
     if not thread_list or min(thread_list) < 1 or any(h not in db.HEADS for h in head_list):
-        raise typer.BadParameter("thread counts >= 1, heads from int8, fp32", param_hint="--threads/--heads")
-    settings = db.Settings(prompt_len=prompt_len, gen_len=gen_len, threads=thread_list, heads=head_list, runs=runs)
+        raise typer.BadParameter(f"thread counts >= 1, heads from {', '.join(db.HEADS)}", param_hint="--threads/--heads")
+    names = tuple(a for a in artifacts.split(","))
+    known = [name for name, _, _ in db.ARTIFACTS]
+    if not names or any(a not in known for a in names):
+        raise typer.BadParameter(f"{artifacts!r}: expected comma-separated names from {', '.join(known)}",
+                                 param_hint="--artifacts")
+    settings = db.Settings(prompt_len=prompt_len, gen_len=gen_len, threads=thread_list, heads=head_list, runs=runs,
+                           artifacts=names)
     if model is not None or revision is not None:
         model = resolve_model(model, revision)
     rows = _run_decode_bench(db, model, cache_dir, settings, preset, err)
@@ -186,7 +197,8 @@ def decode(
     out.print(decode_table(rows, settings), width=max(out.width, 120))
     out.print("roofline = streaming read bandwidth (same run, same thread count) / bytes a decoded token reads "
               "(weights as the artifact stores them + KV cache); x std = this artifact's tokens/s over the "
-              "--ops standard (MatMulNBits bits=2) artifact's with the same head and threads. model MB = the "
+              "--ops standard (MatMulNBits bits=2) artifact's with the same head (int8 for a q4 row) and threads; tok/s "
+              "per GB/s = decode tokens/s over the 1-thread streaming bandwidth. model MB = the "
               "artifact's weight files; peak MB = the runner's peak RSS (VmHWM); peak/target = peak / (1.15 x (model "
               "+ KV cache at prompt + generated + 100 MB)), at most 1 is the target (docs/performance.md, memory).")
 
@@ -215,7 +227,8 @@ def decode_table(rows: list[dict], settings):
              + ", ".join(f"{g:.1f} GB/s ({t} thr)" for t, g in sorted(bw.items())))
     table = Table(title=title, title_justify="left")
     for col in ("artifact", "head", "thr", "decode tok/s", "prefill tok/s", "MB/tok", "roofline tok/s",
-                "of roofline", "x std dec", "x std pre", "load ms", "model MB", "peak MB", "peak/target"):
+                "of roofline", "tok/s per GB/s", "x std dec", "x std pre", "load ms", "model MB", "peak MB",
+                "peak/target"):
         table.add_column(col, justify="left" if col in ("artifact", "head") else "right")
 
     def ratio(x):
@@ -225,7 +238,7 @@ def decode_table(rows: list[dict], settings):
         table.add_row(r["artifact"], r["head"], str(r["threads"]), f"{r['decode_tokens_per_s']:.2f}",
                       f"{r['prefill_tokens_per_s']:.1f}", f"{r['bytes_per_token'] / 1e6:.1f}",
                       f"{r['roofline_tokens_per_s']:.1f}", f"{100 * r['roofline_fraction']:.0f}%",
-                      ratio(r["speedup_vs_standard_ops"]), ratio(r["prefill_speedup_vs_standard_ops"]),
+                      f"{r['tokens_per_gbps']:.2f}", ratio(r["speedup_vs_standard_ops"]), ratio(r["prefill_speedup_vs_standard_ops"]),
                       "-" if r.get("load_ms") is None else f"{r['load_ms']:.0f}",
                       "-" if not r.get("model_bytes") else f"{r['model_bytes'] / 1e6:.0f}",
                       f"{r['peak_rss_bytes'] / 1e6:.0f}", ratio(r.get("peak_over_target")))

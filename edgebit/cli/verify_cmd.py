@@ -44,8 +44,9 @@ def verify(
         if report.head_top1_agreement is not None:
             out.print(f"{report.head} head cost  against the fp32 head: top-1 agreement "
                       f"{100 * report.head_top1_agreement:.2f}%, perplexity {report.head_perplexity_fp32:.4g} -> "
-                      f"{report.perplexity_reference:.4g} ({100 * report.head_perplexity_rel_diff:+.3f}%, limit "
-                      f"{100 * t['head_perplexity_rel_diff']:g}%)")
+                      f"{report.perplexity_reference:.4g} ({100 * report.head_perplexity_rel_diff:+.3f}%"
+                      + (f", limit {100 * t['head_perplexity_rel_diff']:g}%)" if "head_perplexity_rel_diff" in t
+                         else "; not judged: the model does not predict the text)"))
         out.print("[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]")
     _say_plausibility(report.plausibility, err)
     if not report.passed:

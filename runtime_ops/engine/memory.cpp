@@ -148,8 +148,11 @@ MemoryNeed memory_need(const std::string& artifact_dir, const Manifest& m) {
     const int64_t padded_h = (m.hidden_size + 127) / 128 * 128;
     // What the runtimes repack at load, measured on the 2B4T shape (docs/performance.md): ONNX Runtime's
     // MatMulNBits bits=8 head, 1.16x its blob; a fp32 Gemm head, its own size (MLAS packs B); XNNPACK's int8 and
-    // fp32 linears, their own size.
-    if (m.head == "int8") n.repacked = m.target == "onnx" ? m.vocab_size * padded_h * 116 / 100 : m.vocab_size * m.hidden_size;
+    // fp32 linears, their own size. A quantized head with edgebit's ops is edgebit's QLinear, which reads the
+    // mapped rows in place: nothing repacked.
+    const bool own_head = !m.op_library.empty() && (m.head == "int8" || m.head == "q4");
+    if (own_head) n.repacked = 0;
+    else if (m.head == "int8") n.repacked = m.target == "onnx" ? m.vocab_size * padded_h * 116 / 100 : m.vocab_size * m.hidden_size;
     else if (m.head == "fp32") n.repacked = m.vocab_size * m.hidden_size * int64_t(sizeof(float));
     // ONNX: the step's past and present caches are both alive while it runs; a .pte plans its cache once.
     n.kv_cache = kv_cache_bytes(m, m.max_seq_len) * (m.target == "onnx" ? 2 : 1);

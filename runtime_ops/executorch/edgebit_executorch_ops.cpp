@@ -1,4 +1,5 @@
-// ExecuTorch kernel library libedgebit_executorch.so: registration only. The arithmetic is the kernel
+// ExecuTorch kernel library libedgebit_executorch.so: registration only (edgebit::bitlinear.out, and
+// edgebit::qlinear.out at the end). The arithmetic is the kernel
 // core's edgebit_ternary_linear_f32_channels (runtime_ops/kernels), linked from the same objects as every
 // other edgebit library; threads are ExecuTorch's threadpool (executorch::extension::parallel_for).
 //
@@ -124,6 +125,60 @@ Tensor& bitlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& 
     return out;
 }
 
+#undef EDGEBIT_CHECK
+#define EDGEBIT_CHECK(cond, fmt, ...)                                                      \
+    ET_KERNEL_CHECK_MSG(ctx, cond, InvalidArgument, out, "edgebit::qlinear.out: " fmt, \
+                        ##__VA_ARGS__)
+
+// The LM head's own GEMV (edgebit_qlinear_f32): schema in edgebit/ops/torch_qlinear.py and docs/ops.md.
+Tensor& qlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, const Tensor& scale, int64_t bits,
+                    Tensor& out) {
+    EDGEBIT_CHECK(bits == 4 || bits == 8, "bits must be 4 or 8, got %lld", static_cast<long long>(bits));
+    EDGEBIT_CHECK(x.scalar_type() == ScalarType::Float, "x must be float32 [..., K], got dtype %d",
+                  static_cast<int>(x.scalar_type()));
+    EDGEBIT_CHECK(w.scalar_type() == ScalarType::Byte, "w must be uint8 [N, row bytes], got dtype %d",
+                  static_cast<int>(w.scalar_type()));
+    EDGEBIT_CHECK(scale.scalar_type() == ScalarType::Float, "scale must be float32 [N], got dtype %d",
+                  static_cast<int>(scale.scalar_type()));
+    EDGEBIT_CHECK(out.scalar_type() == ScalarType::Float, "out must be float32, got dtype %d",
+                  static_cast<int>(out.scalar_type()));
+    EDGEBIT_CHECK(default_dim_order(x) && default_dim_order(w) && default_dim_order(scale) && default_dim_order(out),
+                  "x, w, scale and out must be contiguous (default dim order)");
+    EDGEBIT_CHECK(x.dim() >= 1 && static_cast<size_t>(x.dim()) <= kTensorDimensionLimit,
+                  "x must have rank 1..%d ([..., K]), got rank %d", static_cast<int>(kTensorDimensionLimit),
+                  static_cast<int>(x.dim()));
+    const int64_t K = x.size(x.dim() - 1);
+    EDGEBIT_CHECK(K > 0 && K <= EDGEBIT_QLINEAR_MAX_K(bits), "x's last dim K=%lld must be in [1, %lld] for bits=%lld",
+                  static_cast<long long>(K), static_cast<long long>(EDGEBIT_QLINEAR_MAX_K(bits)),
+                  static_cast<long long>(bits));
+    const int64_t row_bytes = edgebit_qlinear_row_bytes(K, static_cast<int32_t>(bits));
+    EDGEBIT_CHECK(w.dim() == 2 && w.size(1) == row_bytes, "w must be [N, %lld] for K=%lld and bits=%lld",
+                  static_cast<long long>(row_bytes), static_cast<long long>(K), static_cast<long long>(bits));
+    const int64_t N = w.size(0);
+    EDGEBIT_CHECK(scale.dim() == 1 && scale.size(0) == N, "scale must be [N] = [%lld]", static_cast<long long>(N));
+    SizesType sizes[kTensorDimensionLimit];
+    const size_t rank = static_cast<size_t>(x.dim());
+    int64_t M = 1;
+    bool overflow = false;
+    for (size_t d = 0; d + 1 < rank; ++d) {
+        sizes[d] = x.size(d);
+        overflow = overflow || __builtin_mul_overflow(M, x.size(d), &M);
+    }
+    EDGEBIT_CHECK(!overflow, "x's leading dims multiply past int64 (M overflows)");
+    sizes[rank - 1] = static_cast<SizesType>(N);
+    EDGEBIT_CHECK(executorch::runtime::resize_tensor(out, ArrayRef<SizesType>(sizes, rank)) == Error::Ok,
+                  "cannot resize out to x's leading dims + [N=%lld]", static_cast<long long>(N));
+    if (M == 0 || N == 0) return out;
+    edgebit_threading threads = {et_parallel_for, nullptr, 0};
+    const int st = edgebit_qlinear_f32(x.const_data_ptr<float>(), M, K, w.const_data_ptr<uint8_t>(), N,
+                                       static_cast<int32_t>(bits), scale.const_data_ptr<float>(),
+                                       out.mutable_data_ptr<float>(), &threads);
+    ET_KERNEL_CHECK_MSG(ctx, st == EDGEBIT_OK, Internal, out, "edgebit::qlinear.out: kernel failed: %s",
+                        edgebit_last_error());
+    return out;
+}
+
 }  // namespace
 
 EXECUTORCH_LIBRARY(edgebit, "bitlinear.out", bitlinear_out);
+EXECUTORCH_LIBRARY(edgebit, "qlinear.out", qlinear_out);

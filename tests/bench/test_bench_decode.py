@@ -33,6 +33,7 @@ def test_rows_cover_every_artifact_head_and_ratio(first_run):
         assert r["memory_target_bytes"] == int(1.15 * (r["model_bytes"] + r["kv_cache_bytes_at_context"] + 100e6))
         assert r["peak_over_target"] == pytest.approx(r["peak_rss_bytes"] / r["memory_target_bytes"])
         assert r["load_ms"] > 0
+        assert r["tokens_per_gbps"] == pytest.approx(r["decode_tokens_per_s"] / r["stream_read_gbps"])  # 1 thread
     by = {(r["artifact"], r["head"]): r for r in rows}
     for head in ("int8", "fp32"):
         base = by["onnx-standard", head]
@@ -58,6 +59,24 @@ def test_rerun_takes_exports_from_the_cache_and_prints_the_table(first_run, cli)
     assert {p: p.stat().st_mtime_ns for p in cache.glob("artifacts/*/manifest.json")} == manifests
 
 
+def test_q4_head_rows_against_the_standard_int8_head(first_run, cli):
+    """--heads q4 exports only edgebit's artifacts with it (the stock ones cannot compute it) and compares them with
+    the standard artifact's int8 head, which comes from the cache."""
+    cache, _ = first_run
+    r = cli("bench", "decode", *FAST, "--heads", "q4,int8", "--artifacts", "onnx,onnx-standard", "--json",
+            "--cache-dir", cache, timeout=600)
+    assert r.returncode == 0, r.stderr
+    by = {(row["artifact"], row["head"]): row for row in json.loads(r.stdout)}
+    assert set(by) == {("onnx", "q4"), ("onnx", "int8"), ("onnx-standard", "int8")}
+    q4, base = by["onnx", "q4"], by["onnx-standard", "int8"]
+    assert q4["standard_head"] == "int8"
+    assert q4["speedup_vs_standard_ops"] == pytest.approx(q4["decode_tokens_per_s"] / base["decode_tokens_per_s"])
+    assert q4["weight_bytes_per_token"] < by["onnx", "int8"]["weight_bytes_per_token"]
+    assert json.loads((Path(q4["artifact_dir"]) / "manifest.json").read_text())["head"] == "q4"
+    r = cli("bench", "decode", *FAST, "--artifacts", "onnx,tflite", "--cache-dir", cache)
+    assert r.returncode == 2 and "tflite" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_bytes_per_token_of_the_2b4t_shape():
     from pathlib import Path
 
@@ -70,7 +89,9 @@ def test_bytes_per_token_of_the_2b4t_shape():
     per_layer = 2560 * (2560 + 2 * 640) + 2560 * 2560 + 3 * 2560 * 6912  # ternary weights (N * K)
     channels = (2560 + 2 * 640) + 2560 + 2 * 6912 + 2560  # one fp32 gamma per output channel
     assert b["ternary"] == 30 * (per_layer // 4 + 4 * channels)  # ~0.52 GB at 2 bits a weight
-    assert b["head"] == 128256 * 2560 + 4 * 128256 * 2560 // 128  # int8 rows, one scale per 128-block
+    assert b["head"] == 128256 * (2560 + 4)  # edgebit's QLinear: int8 rows, one fp32 scale a row
+    assert bytes_per_token(cfg, "onnx-standard", "int8", 160)["head"] == 128256 * 2560 + 4 * 128256 * 2560 // 128
+    assert bytes_per_token(cfg, "pte", "q4", 160)["head"] == 128256 * (2560 // 2 + 2560 // 32 + 4)  # ~4.26 bits
     assert b["kv_cache"] == 2 * 30 * 5 * 128 * 4 * 160
     assert bytes_per_token(cfg, "onnx", "fp32", 160)["head"] == 4 * 128256 * 2560
 

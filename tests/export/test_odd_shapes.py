@@ -100,11 +100,13 @@ def test_reference_matches_transformers(ckpt, load_hf, shape, form):
 VERIFIED = [  # (target, options, shape, form)
     ("onnx", (), "3b", "packed"),
     ("onnx", ("--head", "int8"), "3b", "packed"),
+    ("onnx", ("--head", "q4"), "3b", "packed"),  # hidden 200: q4 rows padded to 256 weights
     ("onnx", ("--ops", "standard"), "3b", "packed"),
     ("onnx", (), "3b", "master"),
     ("onnx", (), "gqa", "packed"),
     ("executorch", ("--no-xnnpack",), "3b", "packed"),
-    ("executorch", ("--head", "int8"), "3b", "packed"),  # XNNPACK (the default) with its int8 head
+    ("executorch", ("--head", "int8"), "3b", "packed"),  # XNNPACK (the default) with edgebit's int8 head
+    ("executorch", ("--head", "q4"), "3b", "packed"),
     ("executorch", ("--no-xnnpack",), "gqa", "packed"),
 ]
 
@@ -118,6 +120,8 @@ def test_artifact_passes_verify(artifact, cli, target, options, shape, form):
     assert report["passed"], report
     if target == "onnx" and not options:  # the edgebit op with an fp32 head: the reference's own arithmetic
         assert report["top1_agreement"] == 1.0 and report["max_abs_diff"] < 1e-3
+    if "--head" in options and "--ops" not in options:  # edgebit's QLinear head: held to the same-head reference
+        assert report["top1_agreement"] == 1.0 and report["head_perplexity_rel_diff"] is not None
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
@@ -173,11 +177,36 @@ def test_matmulnbits_blobs_hold_whole_padded_blocks(artifact, ckpt):
         assert np.array_equal(codes[:, :k].astype(np.int16) - 2, w_t)
         assert (codes[:, k:] == 2).all()
 
-    head = _initializers(artifact("onnx", "--head", "int8"))["embed_tokens.int8"]
+    head = _initializers(artifact("onnx", "--ops", "standard", "--head", "int8"))["embed_tokens.int8"]
     q, _ = quantize_rows_int8(weights.embed)
     assert head.shape == (300, 2, 128)
     rows = head.reshape(300, -1).astype(np.int16) - 128
     assert np.array_equal(rows[:, :200], q.numpy()) and (rows[:, 200:] == 0).all()
+
+
+def test_qlinear_head_rows_hold_whole_padded_blocks(artifact, ckpt):
+    """edgebit's QLinear rows (edgebit_kernels.h): int8, [V, Kp] bytes q + 128 with zero weights in the padding; q4,
+    [V, Kp/2 + Kp/32] nibbles (per 64-weight chunk: low nibbles then high) then group scales, read back here by an
+    unpacking of the documented layout written apart from the exporter's, zero weights (nibble 8) in the padding."""
+    weights = load_model_weights(ckpt())
+    table = weights.embed.float().numpy()
+    inits = _initializers(artifact("onnx", "--head", "int8"))
+    q, _ = quantize_rows_int8(weights.embed)
+    rows = inits["embed_tokens.int8"].astype(np.int16) - 128
+    assert rows.shape == (300, 256) and np.array_equal(rows[:, :200], q.numpy()) and (rows[:, 200:] == 0).all()
+    inits = _initializers(artifact("onnx", "--head", "q4"))
+    w, scale = inits["embed_tokens.q4"], inits["embed_tokens.scale"]
+    assert w.shape == (300, 256 // 2 + 256 // 32) and scale.shape == (300,)
+    nib = np.zeros((300, 256), np.int64)
+    for k in range(256):
+        byte = w[:, (k // 64) * 32 + k % 32]
+        nib[:, k] = (byte & 15) if k % 64 < 32 else (byte >> 4)
+    sub = w[:, 128:].astype(np.int64)
+    assert (nib[:, 200:] == 8).all()
+    step = sub[:, np.arange(200) // 32] * scale[:, None]
+    back = (nib[:, :200] - 8) * step
+    assert (np.abs(back - table) <= 1.5 * step + 1e-12).all()
+    assert np.linalg.norm(back - table) / np.linalg.norm(table) < 0.12
 
 
 def test_inspect_counts_padded_rows(ckpt, cli):
