@@ -4,9 +4,11 @@ weight rows quantized to 8 or 4 bits, activations to int8 per token as the terna
   bits 8 ("int8" head): Kp = ceil(K/128)*128 bytes a row, byte k = q + 128 with q in [-127, 127], one fp32 scale a row
          (quantize_rows_int8); the embedding gathers the same rows.
   bits 4 ("q4" head): Kp/2 nibble bytes then Kp/32 group scales (uint8) a row, one fp32 scale a row. In each 64-weight
-         chunk c (32 bytes) byte j holds weight 64c + j in its low nibble and 64c + 32 + j in its high one, as q + 8;
-         weight k = q * sub[k // 32] * scale. Groups of 32 with integer sub-scales keep the kernel's sums exact int32
-         (so every SIMD variant is bit-exact to the scalar one) at 4.25 bits a weight plus 4 bytes a row.
+         chunk c (32 bytes) byte j holds weight 64c + j in its low nibble and 64c + 32 + j in its high one, as q + 8.
+         Weight 64c + j is in group 2c + (j % 8) // 4 (runs of four alternate between the chunk's two groups: what one
+         int32 lane of vpmaddwd or SDOT sums, so one instruction scales both) and stands for q * sub[group] * scale.
+         Integer group scales keep the kernel's sums exact int32 (every SIMD variant bit-exact to the scalar one) at
+         4.25 bits a weight plus 4 bytes a row.
 
 qlinear_reference computes what the op computes, in PyTorch (the CPU implementation of torch.ops.edgebit.qlinear).
 """
@@ -43,6 +45,24 @@ def int8_rows(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 STEP_DIVISORS = (7.0, 7.25, 7.5, 7.75, 8.0, 8.25, 8.5, 6.75, 6.5)
 
 
+def group_of(kp: int) -> torch.Tensor:
+    """The 4-bit group of each weight k < kp: 2 * (k // 64) + (k % 8) // 4."""
+    k = torch.arange(kp)
+    return 2 * (k // 64) + (k % 8) // 4
+
+
+def _grouped(x: torch.Tensor) -> torch.Tensor:
+    """[R, Kp] -> [R, Kp/32, 32]: each group's weights (group 2c + h: chunk c's runs of four with (k % 8) // 4 == h)."""
+    r, kp = x.shape
+    return x.view(r, kp // 64, 8, 2, 4).transpose(2, 3).reshape(r, kp // 32, 32)
+
+
+def _ungrouped(g: torch.Tensor) -> torch.Tensor:
+    """The inverse of _grouped."""
+    r, n, _ = g.shape
+    return g.view(r, n // 2, 2, 8, 4).transpose(2, 3).reshape(r, n * 32)
+
+
 def _q4_chunk(rows: torch.Tensor, kp: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """fp32 [R, H] -> (q int8 [R, Kp] in [-8, 7], sub uint8 [R, Kp/32], scale fp32 [R]). The row's scale makes its
     coarsest candidate step 255; each group takes the candidate (an integer multiple of the scale) with the least
@@ -50,7 +70,7 @@ def _q4_chunk(rows: torch.Tensor, kp: int) -> tuple[torch.Tensor, torch.Tensor, 
     r, h = rows.shape
     x = torch.zeros(r, kp)
     x[:, :h] = rows
-    groups = x.view(r, kp // GROUP, GROUP)
+    groups = _grouped(x)
     amax = groups.abs().amax(-1)
     scale = amax.amax(-1) / min(STEP_DIVISORS) / 255.0
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))[:, None]
@@ -68,7 +88,7 @@ def _q4_chunk(rows: torch.Tensor, kp: int) -> tuple[torch.Tensor, torch.Tensor, 
         best_err = torch.where(better, err, best_err)
     best_sub = torch.where(amax > 0, best_sub, torch.zeros_like(best_sub))  # an all-zero group: sub 0
     best_sub = torch.where(scale[:, None] > 0, best_sub, torch.zeros_like(best_sub))
-    return best_q.to(torch.int8).view(r, kp), best_sub.to(torch.uint8), scale
+    return _ungrouped(best_q).to(torch.int8), best_sub.to(torch.uint8), scale
 
 
 def q4_rows(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +118,7 @@ def dequantized_int_rows(w: torch.Tensor, k: int, bits: int) -> torch.Tensor:
     r = w.shape[0]
     nib = w[:, : kp // 2].view(r, kp // 64, 1, 32)
     q = torch.cat([nib & 0x0F, nib >> 4], dim=2).view(r, kp).to(torch.int32) - 8
-    sub = w[:, kp // 2 :].to(torch.int32).repeat_interleave(GROUP, dim=1)
+    sub = w[:, kp // 2 :].to(torch.int32)[:, group_of(kp)]
     return (q * sub)[:, :k]
 
 

@@ -23,7 +23,7 @@ from edgebit.model.reference import rope_cos_sin, rope_inv_freq
 from edgebit.model.weights import ModelWeights, TernaryWeight
 from edgebit.ops.torch_qlinear import qlinear
 from edgebit.quant.packing import padded_k
-from edgebit.quant.qhead import HEAD_BITS, quantize_head
+from edgebit.quant.qhead import HEAD_BITS, group_of, quantize_head
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -160,7 +160,7 @@ class QTable(nn.Module):
     """A table in the rows of edgebit's QLinear (edgebit/quant/qhead.py: int8 per row, or q4). As the head it is one
     edgebit::qlinear call (the kernel library's GEMV); as the embedding it gathers rows and dequantizes them with
     stock ops: int8 q = byte - 128; q4 nibbles unpacked per 64-weight chunk (low nibbles, then high), minus 8, times
-    the group scale; then times the row scale."""
+    each weight's group scale; then times the row scale."""
 
     def __init__(self, table: torch.Tensor, head: str):
         super().__init__()
@@ -169,6 +169,7 @@ class QTable(nn.Module):
         rows, scale = quantize_head(table, self.bits)
         self.register_buffer("rows", rows)
         self.register_buffer("scale", scale)
+        self.register_buffer("group", group_of(padded_k(self.k)))
 
     def embed(self, tokens):
         r = self.rows[tokens]  # (1, T, row bytes) uint8
@@ -178,8 +179,8 @@ class QTable(nn.Module):
         else:
             n = r[..., : kp // 2].to(torch.int32).unflatten(-1, (kp // 64, 32))
             nibbles = torch.stack((torch.remainder(n, 16), torch.div(n, 16, rounding_mode="floor")), dim=-2)
-            q = (nibbles.flatten(-3) - 8).float().unflatten(-1, (kp // 32, 32))
-            q = (q * r[..., kp // 2 :].float().unsqueeze(-1)).flatten(-2)
+            q = (nibbles.flatten(-3) - 8).float()
+            q = q * r[..., kp // 2 :].float().index_select(-1, self.group)  # each weight's group scale
         return q[..., : self.k] * self.scale[tokens].unsqueeze(-1)
 
     def logits(self, x):

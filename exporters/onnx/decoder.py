@@ -3,7 +3,8 @@ the form onnxruntime-genai drives.
 
 Inputs:  input_ids [B, T] int64, attention_mask [B, P+T] int64, position_ids [B, T] int64,
          past_key_values.{i}.key / .value [B, KVH, P, D] float
-Outputs: logits [B, T, V] float, present.{i}.key / .value [B, KVH, P+T, D] float
+Outputs: logits [B, min(T, logits_to_keep), V] float, present.{i}.key / .value [B, KVH, P+T, D] float
+(logits_to_keep int64 [1]: an input with a default, every position; edgebit's engine feeds 1.)
 Ternary linears are edgebit.BitLinear nodes (activation quantization fused in); q/k/v and gate/up are each
 one node over concatenated weights with per-channel gamma, so they share one quantization of their input
 (unless quantization_config.use_rms_norm gives each linear its own input norm: then one node each; a norm that
@@ -23,7 +24,7 @@ from edgebit.model.config import ModelConfig
 from edgebit.model.reference import rope_cos_sin, rope_inv_freq
 from edgebit.model.weights import ModelWeights, TernaryWeight
 from edgebit.quant.head import quantize_rows_int8
-from edgebit.quant.qhead import HEAD_BITS, quantize_head
+from edgebit.quant.qhead import HEAD_BITS, group_of, quantize_head
 from edgebit.quant.packing import unpack_ternary
 from .builder import EDGEBIT_DOMAIN, FLOAT, INT64, MS_DOMAIN, GraphBuilder
 
@@ -189,9 +190,19 @@ class DecoderGraph:
             x = g.op("Add", [x, self.attention(i, layer, h, cos, sin, bias)], hint="resid")
             h = self.norm(x, layer.mlp_norm, f"layers.{i}.mlp_norm")
             x = g.op("Add", [x, self.mlp(i, layer, h)], hint="resid")
-        x = self.norm(x, self.w.final_norm, "final_norm")
-        g.output(self.logits(x), "logits", FLOAT, ["batch", "seq", cfg.vocab_size])
+        x = self.norm(self.last_positions(x), self.w.final_norm, "final_norm")
+        g.output(self.logits(x), "logits", FLOAT, ["batch", "logits_seq", cfg.vocab_size])
         return g.model("edgebit_decoder", self.uses_ms)
+
+    def last_positions(self, x: str) -> str:
+        """The last logits_to_keep positions of x [B, T, H]: a graph input with a default of max_seq_len (every
+        position: what onnxruntime-genai, verify and perplexity read); edgebit's engine feeds 1, so a prefill computes
+        the head (a third of a 2B model's bytes, and a GEMM over the whole prompt) for its last position only."""
+        g = self.g
+        keep = g.input("logits_to_keep", INT64, [1])
+        g.initializer(keep, np.array([self.opts.max_seq_len], np.int64))  # the default: an overridable initializer
+        start = g.op("Sub", [g.op("Shape", [x], start=1, end=2), keep])  # negative: clamped to position 0
+        return g.op("Slice", [x, start, g.const([np.iinfo(np.int64).max]), g.const([1])], hint="kept")
 
     def attention(self, i: int, layer, x: str, cos: str, sin: str, bias: str) -> str:
         cfg, g = self.cfg, self.g
@@ -274,7 +285,8 @@ class DecoderGraph:
 
     def embed_own(self, ids: str) -> str:
         """Embedding rows gathered from the head's own QLinear table and dequantized: int8 q * scale, or for q4 the
-        nibbles unpacked (chunks of 64: low nibbles then high), minus 8, times the group scale and the row scale."""
+        nibbles unpacked (chunks of 64: low nibbles then high), minus 8, times each weight's group scale and the row
+        scale."""
         g, h = self.g, self.cfg.hidden_size
         self.embed_own_table = self._own_table(self.w.embed, "embed_tokens")
         table, scale = self.embed_own_table
@@ -288,11 +300,11 @@ class DecoderGraph:
             hi = g.op("BitShift", [nib, g.const(np.uint8(4), np.uint8)], direction="RIGHT")
             halves = [g.op("Reshape", [t, g.const([0, 0, kp // 64, 1, 32])]) for t in (lo, hi)]
             q = g.op("Sub", [g.op("Cast", [g.op("Concat", halves, axis=3)], to=FLOAT), g.const(8.0, np.float32)])
+            q = g.op("Reshape", [q, g.const([0, 0, kp])])
             sub = g.op("Cast", [g.op("Slice", [rows, g.const([kp // 2]), g.const([kp // 2 + kp // 32]),
                                                 g.const([-1])])], to=FLOAT)
-            grouped = g.op("Reshape", [q, g.const([0, 0, kp // 32, 32])])
-            q = g.op("Mul", [grouped, g.op("Unsqueeze", [sub, g.const([-1])])])
-            q = g.op("Reshape", [q, g.const([0, 0, kp])])
+            # Each weight's group scale: group 2c + (k % 8) // 4 (edgebit/quant/qhead.py), gathered per weight.
+            q = g.op("Mul", [q, g.op("Gather", [sub, g.const(group_of(kp).numpy())], axis=-1)])
         if kp != h:
             q = g.op("Slice", [q, g.const([0]), g.const([h]), g.const([-1])])
         row_scale = g.op("Unsqueeze", [g.op("Gather", [scale, ids]), g.const([-1])])

@@ -33,6 +33,10 @@ class OrtDecoder final : public Decoder {
     size_t logits_out = 0;
     std::vector<size_t> present_out;  // output index for past slot i
     std::vector<Ort::Value> outputs;  // the last run's, kept: forward() returns a pointer into its logits
+    // The graph's logits_to_keep input (an overridable initializer defaulting to every position, so onnxruntime-genai
+    // and verify get all of them): the engine asks for the last position only, so a prefill runs the head once.
+    bool keep_last = false;
+    int64_t one = 1;
 };
 
 
@@ -88,13 +92,18 @@ OrtDecoder::OrtDecoder(const DecoderConfig& cfg, const Manifest& m) {
         s.present_out.push_back(out_index("present." + std::to_string(l) + ".key"));
         s.present_out.push_back(out_index("present." + std::to_string(l) + ".value"));
     }
-    // Input order: the three id inputs, then past key/value per layer (names checked by the session).
+    for (size_t i = 0; i < s.session->GetOverridableInitializerCount(); ++i)
+        s.keep_last = s.keep_last ||
+                      std::string(s.session->GetOverridableInitializerNameAllocated(i, alloc).get()) == "logits_to_keep";
+    // Input order: the three id inputs, then past key/value per layer (names checked by the session), then
+    // logits_to_keep when the graph has it.
     s.in_names.clear();
     s.in_names = {"input_ids", "attention_mask", "position_ids"};
     for (int64_t l = 0; l < m.num_layers; ++l) {
         s.in_names.push_back("past_key_values." + std::to_string(l) + ".key");
         s.in_names.push_back("past_key_values." + std::to_string(l) + ".value");
     }
+    if (s.keep_last) s.in_names.push_back("logits_to_keep");
     reset();
 }
 
@@ -128,6 +137,8 @@ const float* OrtDecoder::forward(const std::vector<int64_t>& tokens) {
     inputs.push_back(Ort::Value::CreateTensor<int64_t>(s.cpu, mask.data(), mask.size(), mask_shape, 2));
     inputs.push_back(Ort::Value::CreateTensor<int64_t>(s.cpu, pos.data(), pos.size(), ids_shape, 2));
     for (auto& p : s.past) inputs.push_back(std::move(p));
+    const int64_t keep_shape[1] = {1};
+    if (s.keep_last) inputs.push_back(Ort::Value::CreateTensor<int64_t>(s.cpu, &s.one, 1, keep_shape, 1));
     std::vector<const char*> in_names, out_names;
     for (auto& n : s.in_names) in_names.push_back(n.c_str());
     for (auto& n : s.out_names) out_names.push_back(n.c_str());
@@ -142,15 +153,17 @@ const float* OrtDecoder::forward(const std::vector<int64_t>& tokens) {
     }
     Ort::Value& logits = s.outputs[s.logits_out];
     auto shape = logits.GetTensorTypeAndShapeInfo().GetShape();
-    if (shape.size() != 3 || shape[1] != t || shape[2] < 1) {
+    const int64_t rows = s.keep_last ? 1 : t;
+    if (shape.size() != 3 || shape[1] != rows || shape[2] < 1) {
         reset();
-        throw std::runtime_error("logits output has an unexpected shape (want [1, T, vocab])");
+        throw std::runtime_error(s.keep_last ? "logits output has an unexpected shape (want [1, 1, vocab])"
+                                             : "logits output has an unexpected shape (want [1, T, vocab])");
     }
     vocab_ = shape[2];
     s.past.clear();
     for (size_t i = 0; i < s.present_out.size(); ++i) s.past.push_back(std::move(s.outputs[s.present_out[i]]));
     length_ += t;
-    return logits.GetTensorData<float>() + (t - 1) * vocab_;
+    return logits.GetTensorData<float>() + (rows - 1) * vocab_;
 }
 
 std::string OrtDecoder::end_profiling() {

@@ -190,8 +190,9 @@ EDGEBIT_API int edgebit_ternary_linear_f32_channels(const float* x, int64_t M, i
  *           reads the same rows (ONNX Runtime's MatMulNBits 8-bit blob is this layout).
  *   bits 4: Kp/2 nibble bytes, then Kp/32 group scales sub[g] (uint8). In each 64-weight chunk c
  *           (32 bytes) byte j holds weight 64c + j in its low nibble and 64c + 32 + j in its high
- *           one, as q + 8 (q in [-8, 7]); weight k = q * sub[k / 32] * scale[n], and
- *           acc = sum_g sub[g] * sum_{k in g} xq[k] * q[k].
+ *           one, as q + 8 (q in [-8, 7]). Weight 64c + j is in group g = 2c + (j % 8) / 4 (runs of
+ *           four weights alternate between the chunk's two groups); it stands for q * sub[g] * scale[n],
+ *           and acc = sum_g sub[g] * sum_{k in g} xq[k] * q[k].
  * Padding weights (k >= K) meet zero activations. The sums are exact for valid weights when
  * K <= EDGEBIT_QLINEAR_MAX_K(bits); every variant gives identical int32 sums (wrapping) even beyond.
  * Variants: scalar, avx2 (also under avx512vnni), neon, neon_dotprod (also under neon_i8mm). */

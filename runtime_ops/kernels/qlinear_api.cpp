@@ -88,12 +88,14 @@ void qjob_task(void* ctx, int64_t chunk) {
     }
 }
 
+// Sums of each row's activations over the 4-bit groups (qlinear_variant.h: group 2c + (j % 8) / 4 of chunk c).
 void group_sums(const int8_t* xq, int64_t M, int64_t Kp, int16_t* gsum) {
     for (int64_t m = 0; m < M; ++m)
-        for (int64_t g = 0; g < Kp / 32; ++g) {
-            int s = 0;
-            for (int k = 0; k < 32; ++k) s += xq[m * Kp + 32 * g + k];
-            gsum[m * (Kp / 32) + g] = static_cast<int16_t>(s);  // |s| <= 32 * 127
+        for (int64_t c = 0; c < Kp / 64; ++c) {
+            int s[2] = {0, 0};
+            for (int j = 0; j < 64; ++j) s[(j % 8) / 4] += xq[m * Kp + 64 * c + j];
+            gsum[m * (Kp / 32) + 2 * c] = static_cast<int16_t>(s[0]);  // |s| <= 32 * 127
+            gsum[m * (Kp / 32) + 2 * c + 1] = static_cast<int16_t>(s[1]);
         }
 }
 

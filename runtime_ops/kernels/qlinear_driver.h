@@ -10,7 +10,7 @@
 //                                                        x[k] * (nibble_r[k] - 8)
 // in int32 arithmetic that wraps (the sums are exact whenever they fit, which the API's K
 // limits guarantee for valid weights; wrapping keeps variants identical even when not).
-// gsum[g] = sum of x over group g (32 values), for the SIMD variants' unsigned-nibble form.
+// gsum[g] = sum of x over group g (32 values, qlinear_variant.h), for the unsigned-nibble form.
 #ifndef EDGEBIT_QLINEAR_DRIVER_H
 #define EDGEBIT_QLINEAR_DRIVER_H
 
@@ -18,6 +18,16 @@
 
 namespace edgebit {
 namespace {
+
+// As the ternary GEMV (tile_driver.h): a row is short (1360 bytes for a 2560-wide q4 head), too short for the
+// hardware stream prefetchers, so while a micro-kernel consumes `step` bytes of each of its R contiguous rows it
+// requests as many bytes of the next group of R rows, linearly (prefetches never fault; the address is an integer).
+template <int R>
+inline void qprefetch_next_group(const uint8_t* w, int64_t row_bytes, int64_t consumed, int step) {
+    const uintptr_t base = reinterpret_cast<uintptr_t>(w) + static_cast<uintptr_t>(R * row_bytes + consumed * R);
+    for (int line = 0; line < R * step; line += 64)
+        __builtin_prefetch(reinterpret_cast<const void*>(base + line), 0, 0);
+}
 
 template <class Micro>
 void run_qtiles(const QTileArgs& a) {

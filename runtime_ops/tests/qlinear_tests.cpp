@@ -21,7 +21,7 @@ int64_t weight(const std::vector<uint8_t>& w, int64_t row_bytes, int64_t n, int6
     if (bits == 8) return static_cast<int64_t>(row[k]) - 128;
     const uint8_t byte = row[(k / 64) * 32 + (k % 32)];
     const int64_t nib = (k % 64) < 32 ? (byte & 0x0F) : (byte >> 4);
-    return (nib - 8) * static_cast<int64_t>(row[Kp / 2 + k / 32]);
+    return (nib - 8) * static_cast<int64_t>(row[Kp / 2 + 2 * (k / 64) + (k % 8) / 4]);
 }
 
 std::vector<int32_t> naive(const std::vector<int8_t>& xq, int64_t M, int64_t K, const std::vector<uint8_t>& w,

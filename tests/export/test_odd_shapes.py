@@ -186,7 +186,8 @@ def test_matmulnbits_blobs_hold_whole_padded_blocks(artifact, ckpt):
 
 def test_qlinear_head_rows_hold_whole_padded_blocks(artifact, ckpt):
     """edgebit's QLinear rows (edgebit_kernels.h): int8, [V, Kp] bytes q + 128 with zero weights in the padding; q4,
-    [V, Kp/2 + Kp/32] nibbles (per 64-weight chunk: low nibbles then high) then group scales, read back here by an
+    [V, Kp/2 + Kp/32] nibbles (per 64-weight chunk: low nibbles then high; runs of four weights alternate between the
+    chunk's two groups) then group scales, read back here by an
     unpacking of the documented layout written apart from the exporter's, zero weights (nibble 8) in the padding."""
     weights = load_model_weights(ckpt())
     table = weights.embed.float().numpy()
@@ -203,7 +204,8 @@ def test_qlinear_head_rows_hold_whole_padded_blocks(artifact, ckpt):
         nib[:, k] = (byte & 15) if k % 64 < 32 else (byte >> 4)
     sub = w[:, 128:].astype(np.int64)
     assert (nib[:, 200:] == 8).all()
-    step = sub[:, np.arange(200) // 32] * scale[:, None]
+    k = np.arange(200)
+    step = sub[:, 2 * (k // 64) + (k % 8) // 4] * scale[:, None]  # group 2c + (j % 8) // 4 of chunk c
     back = (nib[:, :200] - 8) * step
     assert (np.abs(back - table) <= 1.5 * step + 1e-12).all()
     assert np.linalg.norm(back - table) / np.linalg.norm(table) < 0.12

@@ -157,3 +157,27 @@ def test_dynamic_batch_with_padding_matches_reference(artifacts, hf_checkpoint):
     for row, got in ((rows[0], logits[0]), (rows[1], logits[1, 2:])):
         expected = ref.forward(torch.tensor([row]))[0].numpy()
         assert np.abs(got - expected).max() < 1e-3
+
+
+@pytest.mark.parametrize("head", ["fp32", "q4"])
+def test_logits_to_keep_defaults_to_every_position(artifacts, head):
+    """logits_to_keep is an input with a default (every position: what onnxruntime-genai and verify read); fed 1,
+    as edgebit's engine does, the logits are the last position's, the same floats, and the caches are unchanged."""
+    art = artifacts(head=head)
+    manifest = json.loads((art / "manifest.json").read_text())
+    opts = ort.SessionOptions()
+    opts.register_custom_ops_library(str(art / manifest["op_library"]))
+    session = ort.InferenceSession(str(art / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    cfg = manifest["config"]
+    empty = np.zeros((1, cfg["num_kv_heads"], 0, cfg["head_dim"]), np.float32)
+    feeds = {"input_ids": np.array([[256, 5, 6, 7, 8]]), "attention_mask": np.ones((1, 5), np.int64),
+             "position_ids": np.arange(5)[None]}
+    for i in range(cfg["num_layers"]):
+        feeds[f"past_key_values.{i}.key"] = feeds[f"past_key_values.{i}.value"] = empty
+    every = session.run(None, feeds)
+    last = session.run(None, {**feeds, "logits_to_keep": np.array([1])})
+    assert every[0].shape == (1, 5, cfg["vocab_size"]) and last[0].shape == (1, 1, cfg["vocab_size"])
+    assert np.array_equal(last[0][0, 0], every[0][0, -1])
+    for a, b in zip(every[1:], last[1:]):
+        assert np.array_equal(a, b)
+    assert session.run(None, {**feeds, "logits_to_keep": np.array([3])})[0].shape == (1, 3, cfg["vocab_size"])

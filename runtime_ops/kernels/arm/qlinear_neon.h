@@ -12,7 +12,9 @@
 namespace edgebit {
 namespace {
 
-// Dot::dot2(acc, a0, b0, a1, b1): acc + the int32x4 lane sums of a0 * b0 + a1 * b1 (32 products).
+// Dot::dot2(acc, a0, b0, a1, b1): acc + the int32x4 lane sums of a0 * b0 + a1 * b1 (32 products);
+// Dot::scales(s0, s1): the group scale of each of those lanes (a lane's weights are all in one group of the
+// chunk: group 2c for j % 8 < 4, qlinear_variant.h).
 template <class Dot>
 struct NeonQ {
     static constexpr int kRows = 4;
@@ -23,6 +25,7 @@ struct NeonQ {
         int32x4_t acc[R];
         for (int r = 0; r < R; ++r) acc[r] = vdupq_n_s32(0);
         for (int64_t k = 0; k < Kp; k += 32) {
+            qprefetch_next_group<R>(w, row_bytes, k, 32);
             const int8x16_t x0 = vld1q_s8(x + k), x1 = vld1q_s8(x + k + 16);
             for (int r = 0; r < R; ++r) {
                 const uint8_t* wr = w + r * row_bytes + k;
@@ -42,6 +45,7 @@ struct NeonQ {
         int32x4_t acc[R];
         for (int r = 0; r < R; ++r) acc[r] = vdupq_n_s32(0);
         for (int64_t c = 0; c < Kp / 64; ++c) {
+            qprefetch_next_group<R>(w, row_bytes, 34 * c, 34);  // 32 nibble bytes and 2 scale bytes a chunk
             const int8_t* xc = x + 64 * c;
             const int8x16_t x0 = vld1q_s8(xc), x1 = vld1q_s8(xc + 16);
             const int8x16_t x2 = vld1q_s8(xc + 32), x3 = vld1q_s8(xc + 48);
@@ -52,11 +56,10 @@ struct NeonQ {
                 const int8x16_t l1 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(p1, low4)), eight);
                 const int8x16_t h0 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(p0, 4)), eight);
                 const int8x16_t h1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(p1, 4)), eight);
-                const int32x4_t g0 = Dot::dot2(vdupq_n_s32(0), l0, x0, l1, x1);
-                const int32x4_t g1 = Dot::dot2(vdupq_n_s32(0), h0, x2, h1, x3);
+                // Both halves into one int32x4: each lane sums runs of four weights of one group (Dot::kPattern).
+                const int32x4_t g = Dot::dot2(Dot::dot2(vdupq_n_s32(0), l0, x0, l1, x1), h0, x2, h1, x3);
                 const uint8_t* sub = wr + Kp / 2 + 2 * c;
-                acc[r] = vmlaq_n_s32(acc[r], g0, sub[0]);
-                acc[r] = vmlaq_n_s32(acc[r], g1, sub[1]);
+                acc[r] = vmlaq_s32(acc[r], g, Dot::scales(sub[0], sub[1]));
             }
         }
         for (int r = 0; r < R; ++r) out[r] = vaddvq_s32(acc[r]);
@@ -64,7 +67,12 @@ struct NeonQ {
 };
 
 // armv8.0: products widened to int16 (|a*b| <= 128 * 127, two of them fit), then pairwise into int32.
+// int16 lane i holds bytes i and i + 8, int32 lane t bytes 2t, 2t + 1, 2t + 8, 2t + 9: groups (A, A, B, B).
 struct MullDot {
+    static inline int32x4_t scales(int32_t s0, int32_t s1) {
+        const int32_t v[4] = {s0, s0, s1, s1};
+        return vld1q_s32(v);
+    }
     static inline int32x4_t dot2(int32x4_t acc, int8x16_t a0, int8x16_t b0, int8x16_t a1, int8x16_t b1) {
         int16x8_t p = vmull_s8(vget_low_s8(a0), vget_low_s8(b0));
         p = vmlal_high_s8(p, a0, b0);

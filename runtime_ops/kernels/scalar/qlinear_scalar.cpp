@@ -17,15 +17,14 @@ uint32_t dot_q8(const int8_t* x, const uint8_t* w, int64_t Kp) {
 uint32_t dot_q4(const int8_t* x, const uint8_t* w, int64_t Kp) {
     const uint8_t* sub = w + Kp / 2;
     uint32_t sum = 0;
-    for (int64_t g = 0; g < Kp / 32; ++g) {
-        int32_t inner = 0;  // |inner| <= 32 * 8 * 127: exact
-        for (int64_t k = 32 * g; k < 32 * g + 32; ++k) {
-            const int64_t c = k / 64, j = k % 64;
+    for (int64_t c = 0; c < Kp / 64; ++c) {
+        int32_t inner[2] = {0, 0};  // the chunk's two groups; |inner| <= 32 * 8 * 127: exact
+        for (int64_t j = 0; j < 64; ++j) {
             const uint8_t byte = w[32 * c + j % 32];
             const int q = (j < 32 ? byte & 15 : byte >> 4) - 8;
-            inner += q * x[k];
+            inner[(j % 8) / 4] += q * x[64 * c + j];  // group 2c: j % 8 in 0..3; group 2c + 1: 4..7
         }
-        sum += static_cast<uint32_t>(sub[g]) * static_cast<uint32_t>(inner);
+        for (int h = 0; h < 2; ++h) sum += static_cast<uint32_t>(sub[2 * c + h]) * static_cast<uint32_t>(inner[h]);
     }
     return sum;
 }

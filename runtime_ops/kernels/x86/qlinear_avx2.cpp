@@ -2,9 +2,9 @@
 // avx512vnni variant too: the head is one GEMV a token, bandwidth-bound on either).
 // q8: vpmaddubsw needs one unsigned operand: |w| (0..128) times x * sign(w) (x in [-127, 127],
 //     so the sign flip never overflows), pairs <= 2 * 128 * 127 = 32512: no saturation.
-// q4: unsigned nibbles (q + 8, 0..15) times x, pairs <= 2 * 15 * 127 = 3810; vpmaddwd with the
-//     group's scale (<= 255) widens to int32; the +8 bias is removed once per row by
-//     8 * sum_g scale[g] * gsum[g]. int32 lanes wrap like the scalar twin's uint32 sums.
+// q4: unsigned nibbles (q + 8, 0..15) times x, pairs <= 2 * 15 * 127 = 3810, the chunk's two halves
+//     added (7620); vpmaddwd with the groups' scales (<= 255) widens to int32; the +8 bias is removed once
+//     per row by 8 * sum_g scale[g] * gsum[g]. int32 lanes wrap like the scalar twin's uint32 sums.
 #include <immintrin.h>
 
 #include "qlinear_driver.h"
@@ -43,6 +43,7 @@ struct Avx2Q {
         __m256i acc[R];
         for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
         for (int64_t k = 0; k < Kp; k += 32) {
+            qprefetch_next_group<R>(w, row_bytes, k, 32);
             const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k));
             for (int r = 0; r < R; ++r) {
                 const __m256i wv = _mm256_xor_si256(
@@ -54,27 +55,48 @@ struct Avx2Q {
         for (int r = 0; r < R; ++r) out[r] = hsum_epi32(acc[r]);
     }
 
+    // Kp <= EDGEBIT_QLINEAR_MAX_K(4) = 8192: at most 128 chunks a row.
+    static constexpr int kMaxChunks = 128;
+
     template <int R>
     static void q4(const int8_t* x, const int16_t* gsum, const uint8_t* w, int64_t row_bytes, int64_t Kp,
                    int32_t* out) {
         const __m256i low4 = _mm256_set1_epi8(0x0F);
+        const int64_t chunks = Kp / 64;
+        // Each chunk's two group scales as int16 (s0, s0, s1, s1): vpmaddwd's int32 lanes sum runs of four weights,
+        // which alternate between the chunk's groups (qlinear_variant.h), so one broadcast 64-bit pattern scales
+        // both groups in one vpmaddwd. Built once per row here (integer ports), read back as one broadcast load.
+        alignas(32) uint64_t pattern[R][kMaxChunks];
         const uint8_t* sub[R];
         __m256i acc[R];
         for (int r = 0; r < R; ++r) {
             acc[r] = _mm256_setzero_si256();
             sub[r] = w + r * row_bytes + Kp / 2;
+            int64_t c = 0;
+            for (; c + 8 <= chunks; c += 8) {  // 16 scale bytes -> 8 patterns
+                const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sub[r] + 2 * c)));
+                const __m256i lo = _mm256_unpacklo_epi16(v, v);  // patterns of chunks c, c+1 | c+4, c+5
+                const __m256i hi = _mm256_unpackhi_epi16(v, v);  // c+2, c+3 | c+6, c+7
+                _mm256_store_si256(reinterpret_cast<__m256i*>(&pattern[r][c]), _mm256_permute2x128_si256(lo, hi, 0x20));
+                _mm256_store_si256(reinterpret_cast<__m256i*>(&pattern[r][c + 4]), _mm256_permute2x128_si256(lo, hi, 0x31));
+            }
+            for (; c < chunks; ++c)
+                pattern[r][c] = sub[r][2 * c] * UINT64_C(0x0000000000010001) + sub[r][2 * c + 1] * UINT64_C(0x0001000100000000);
         }
-        for (int64_t c = 0; c < Kp / 64; ++c) {
+        for (int64_t c = 0; c < chunks; ++c) {
+            // The next rows' bytes at the rate these are consumed, their group scales included.
+            qprefetch_next_group<R>(w, row_bytes, 34 * c, 34);
             const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64 * c));
             const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64 * c + 32));
             for (int r = 0; r < R; ++r) {
                 const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * row_bytes + 32 * c));
                 const __m256i lo = _mm256_and_si256(p, low4);
                 const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(p, 4), low4);
-                const __m256i d0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_set1_epi16(sub[r][2 * c]));
-                const __m256i d1 =
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), _mm256_set1_epi16(sub[r][2 * c + 1]));
-                acc[r] = _mm256_add_epi32(acc[r], _mm256_add_epi32(d0, d1));
+                // Low nibbles (weights 64c + j) and high (64c + 32 + j) with the same j share their group: one
+                // int16 sum (each term <= 2 * 15 * 127), then one vpmaddwd with the scales.
+                const __m256i d = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_maddubs_epi16(hi, x1));
+                const __m256i scales = _mm256_set1_epi64x(static_cast<long long>(pattern[r][c]));
+                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(d, scales));
             }
         }
         for (int r = 0; r < R; ++r)
