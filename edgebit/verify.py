@@ -167,14 +167,16 @@ def verify(artifact_dir: Path, model: str | Path | None = None, threads: int | N
         for b in runs:
             b.reset()
         seqs.start()
-        ref, art, base = (b.forward(prompt) for b in (reference, artifact, fp32 or reference))
+        ref, art = reference.forward(prompt), artifact.forward(prompt)
+        base = fp32.forward(prompt) if fp32 is not None else ref
         for _ in range(DECODE_STEPS + 1):
             seqs.add(ref, art)
             agree += int((ref.argmax(-1) == art.argmax(-1)).sum())
             head_agree += int((ref.argmax(-1) == base.argmax(-1)).sum())
             compared += ref.shape[0]
             token = int(ref[-1].argmax())  # all follow the reference's tokens, so positions stay aligned
-            ref, art, base = (b.forward([token]) for b in (reference, artifact, fp32 or reference))
+            ref, art = reference.forward([token]), artifact.forward([token])
+            base = fp32.forward([token]) if fp32 is not None else ref
     for b in runs:
         b.reset()
     seqs.start()
