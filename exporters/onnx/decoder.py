@@ -201,7 +201,8 @@ class DecoderGraph:
         g = self.g
         keep = g.input("logits_to_keep", INT64, [1])
         g.initializer(keep, np.array([self.opts.max_seq_len], np.int64))  # the default: an overridable initializer
-        start = g.op("Sub", [g.op("Shape", [x], start=1, end=2), keep])  # negative: clamped to position 0
+        # T - keep, at least 0: a negative start would count from the end (T=45, keep=64 -> the last 19 positions).
+        start = g.op("Max", [g.op("Sub", [g.op("Shape", [x], start=1, end=2), keep]), g.const([0])])
         return g.op("Slice", [x, start, g.const([np.iinfo(np.int64).max]), g.const([1])], hint="kept")
 
     def attention(self, i: int, layer, x: str, cos: str, sin: str, bias: str) -> str:
