@@ -38,9 +38,12 @@ THRESHOLDS = {
     ("edgebit", "fp32"): EXACT,
     # A rounding flip in the head's own int8 activations moves that position's logits by one activation step times
     # the table's weights, which are larger than the ternary layers' (0.41 on the shipped model's int8 .pte): the
-    # logit bound is wider there; top-1 and perplexity stay as tight.
-    ("edgebit", "int8"): {**EXACT, "max_abs_diff": 1.0},
-    ("edgebit", "q4"): {**EXACT, "max_abs_diff": 1.0},
+    # logit bound is wider there. And after a flip upstream, the fp32 head passes the last-bit differences that
+    # follow through as last-bit noise, while the quantized head rounds them into further one-step flips at about
+    # half the later positions (0.04-0.06 each on an untied 2-layer .pte, perplexity 0.18% apart, top-1 100%):
+    # perplexity is held to 0.5% there; a misread scale or norm still moves it by percents and the logits by units.
+    ("edgebit", "int8"): {**EXACT, "max_abs_diff": 1.0, "perplexity_rel_diff": 5e-3},
+    ("edgebit", "q4"): {**EXACT, "max_abs_diff": 1.0, "perplexity_rel_diff": 5e-3},
     ("standard", "fp32"): {"max_abs_diff": None, "top1_agreement": 0.9, "perplexity_rel_diff": 0.05},
     ("standard", "int8"): {"max_abs_diff": None, "top1_agreement": 0.85, "perplexity_rel_diff": 0.1},
     # ExecuTorch's stock baseline: torchao quantizes activations asymmetrically per token, not as BitNet trained.
