@@ -7,7 +7,8 @@ to the roofline of this machine measured in the same run.
 Artifacts: ONNX with edgebit's op, ONNX with `--ops standard` (ONNX Runtime's MatMulNBits bits=2: the stock
 baseline, the denominator of speedup_vs_standard_ops), the ExecuTorch .pte, and ExecuTorch's stock low-bit path
 (`--ops torchao-8da4w`), each with an fp32 and an int8 head by default (`--heads`; q4 for edgebit's two;
-`--artifacts` picks a subset). The generated checkpoint and its exports are cached under a key of their content, so a rerun only times."""
+`--artifacts` picks a subset), at each prompt length of `--context` (the decode steps then attend over that many
+cached positions and more; each context gets artifacts whose sequence limit fits it). The generated checkpoint and its exports are cached under a key of their content, so a rerun only times."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ MEMORY_FACTOR, MEMORY_ALLOWANCE = 1.15, 100_000_000
 
 @dataclass(frozen=True)
 class Settings:
-    prompt_len: int = PROMPT_LEN
+    prompt_len: int = PROMPT_LEN  # the context of one pass; run() makes one pass per entry of contexts
+    contexts: tuple[int, ...] = (PROMPT_LEN,)
     gen_len: int = GEN_LEN
     threads: tuple[int, ...] = THREADS
     heads: tuple[str, ...] = DEFAULT_HEADS
@@ -234,7 +236,7 @@ class Progress:
 
 def total_units(settings: Settings) -> int:
     """Progress units of a run: one per export, one per runner invocation, two bandwidth measurements."""
-    combos = len(selected(settings))
+    combos = len(selected(settings)) * len(settings.contexts)
     return combos + settings.runs * combos * len(settings.threads) + 2
 
 
@@ -269,28 +271,35 @@ def run(model: Path | None, cache_dir: Path, settings: Settings, preset: str = "
         return bw
 
     artifacts = []
-    for name, target, opts, head in selected(settings):
-        label = f"{name} ({head} head)"
-        artifact, seconds = cached_export(cache_dir, model, checkpoint_key, source_keys[target], name, target,
-                                          head, opts, settings.max_seq_len,
-                                          lambda what: progress.step(f"export {label}: {what}"))
-        artifacts.append((name, head, artifact, seconds))
-        progress.advance()
+    for context in settings.contexts:
+        # Each context its own exports: the .pte attends over its whole cache buffer (Settings.max_seq_len).
+        at = replace(settings, prompt_len=context)
+        for name, target, opts, head in selected(settings):
+            label = f"{name} ({head} head, context {context})"
+            artifact, seconds = cached_export(cache_dir, model, checkpoint_key, source_keys[target], name, target,
+                                              head, opts, at.max_seq_len,
+                                              lambda what: progress.step(f"export {label}: {what}"))
+            artifacts.append((at, name, head, artifact, seconds))
+            progress.advance()
     before = bandwidth()
-    # Rounds: every artifact and thread count once per round (one warm-up and one timed generation each), so a
-    # burst of load from other jobs hits all of them alike; each row is the median over the rounds.
-    one = replace(settings, runs=1)
+    # Rounds: every artifact, context and thread count once per round (one warm-up and one timed generation each),
+    # so a burst of load from other jobs hits all of them alike; each row is the median over the rounds.
     runs = []
     for round_ in range(settings.runs):
-        for name, head, artifact, seconds in artifacts:
+        for at, name, head, artifact, seconds in artifacts:
             for threads in settings.threads:
-                progress.step(f"round {round_ + 1}/{settings.runs}: {name} ({head} head), {threads} threads")
-                for r in measure(artifact, replace(one, threads=(threads,)), lambda msg: None):
-                    runs.append({**r, "name": name, "head": head, "export_seconds": seconds})
+                progress.step(f"round {round_ + 1}/{settings.runs}: {name} ({head} head), context {at.prompt_len}, "
+                              f"{threads} threads")
+                for r in measure(artifact, replace(at, runs=1, threads=(threads,)), lambda msg: None):
+                    runs.append({**r, "name": name, "head": head, "export_seconds": seconds, "context": at.prompt_len})
                 progress.advance()
     after = bandwidth()
     best = {t: max(before[t], after[t]) for t in settings.threads}
-    return bench_rows(median_runs(runs), best, cfg, settings)
+    rows = []
+    for context in settings.contexts:
+        at = replace(settings, prompt_len=context)
+        rows += bench_rows(median_runs([r for r in runs if r["context"] == context]), best, cfg, at)
+    return rows
 
 
 def selected(settings: Settings) -> list[tuple[str, str, dict, str]]:

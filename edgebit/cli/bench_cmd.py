@@ -156,7 +156,9 @@ def decode(
                                                   "once (after a warm-up); rows are the medians.")] = 3,
     as_json: JsonOpt = False,
     preset: Annotated[str, _hidden("Shape of the generated checkpoint (tiny: for tests).")] = "2b4t",
-    prompt_len: Annotated[int, _hidden("Prompt tokens.")] = 128,
+    context: Annotated[str, typer.Option(help="Comma-separated prompt lengths, e.g. 128,1024,2048: each is "
+                                              "prefilled, then decoded from (artifacts exported to fit each).")
+                       ] = "128",
     gen_len: Annotated[int, _hidden("Generated tokens.")] = 64,
     threads: Annotated[str, _hidden("Comma-separated thread counts.")] = "1,2",
     heads: Annotated[str, typer.Option(help="Comma-separated heads: int8, fp32, q4 (q4: edgebit's artifacts only; "
@@ -174,10 +176,9 @@ def decode(
 
     if preset not in PRESETS:
         raise typer.BadParameter(f"{preset!r} is not one of {', '.join(PRESETS)}", param_hint="--preset")
-    try:
-        thread_list = tuple(int(t) for t in threads.split(","))
-    except ValueError:
-        raise typer.BadParameter(f"{threads!r}: expected comma-separated integers", param_hint="--threads") from None
+    thread_list, contexts = _int_list(threads, "--threads"), _int_list(context, "--context")
+    if min(contexts) < 1:
+        raise typer.BadParameter(f"{context!r}: prompt lengths must be >= 1", param_hint="--context")
     head_list = tuple(h for h in heads.split(","))
     if not thread_list or min(thread_list) < 1 or any(h not in db.HEADS for h in head_list):
         raise typer.BadParameter(f"thread counts >= 1, heads from {', '.join(db.HEADS)}", param_hint="--threads/--heads")
@@ -186,8 +187,8 @@ def decode(
     if not names or any(a not in known for a in names):
         raise typer.BadParameter(f"{artifacts!r}: expected comma-separated names from {', '.join(known)}",
                                  param_hint="--artifacts")
-    settings = db.Settings(prompt_len=prompt_len, gen_len=gen_len, threads=thread_list, heads=head_list, runs=runs,
-                           artifacts=names)
+    settings = db.Settings(prompt_len=contexts[0], contexts=contexts, gen_len=gen_len, threads=thread_list,
+                           heads=head_list, runs=runs, artifacts=names)
     if model is not None or revision is not None:
         model = resolve_model(model, revision)
     rows = _run_decode_bench(db, model, cache_dir, settings, preset, err)
@@ -197,10 +198,20 @@ def decode(
     out.print(decode_table(rows, settings), width=max(out.width, 120))
     out.print("roofline = streaming read bandwidth (same run, same thread count) / bytes a decoded token reads "
               "(weights as the artifact stores them + KV cache); x std = this artifact's tokens/s over the "
-              "--ops standard (MatMulNBits bits=2) artifact's with the same head (int8 for a q4 row) and threads; tok/s "
+              "--ops standard (MatMulNBits bits=2) artifact's with the same head (int8 for a q4 row), context (ctx: prompt tokens) and threads; tok/s "
               "per GB/s = decode tokens/s over the 1-thread streaming bandwidth. model MB = the "
               "artifact's weight files; peak MB = the runner's peak RSS (VmHWM); peak/target = peak / (1.15 x (model "
               "+ KV cache at prompt + generated + 100 MB)), at most 1 is the target (docs/performance.md, memory).")
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: expected comma-separated integers", param_hint=option) from None
+    if len(set(values)) != len(values):
+        raise typer.BadParameter(f"{text!r}: a value is repeated", param_hint=option)
+    return values
 
 
 def _run_decode_bench(db, model, cache_dir, settings, preset, err) -> list[dict]:
@@ -223,10 +234,11 @@ def decode_table(rows: list[dict], settings):
     from rich.table import Table
 
     bw = {r["threads"]: r["stream_read_gbps"] for r in rows}
-    title = (f"decode at prompt {settings.prompt_len} + {settings.gen_len} generated; streaming read "
+    prompts = ", ".join(str(c) for c in settings.contexts)
+    title = (f"decode at prompt {prompts} + {settings.gen_len} generated; streaming read "
              + ", ".join(f"{g:.1f} GB/s ({t} thr)" for t, g in sorted(bw.items())))
     table = Table(title=title, title_justify="left")
-    for col in ("artifact", "head", "thr", "decode tok/s", "prefill tok/s", "MB/tok", "roofline tok/s",
+    for col in ("artifact", "head", "ctx", "thr", "decode tok/s", "prefill tok/s", "MB/tok", "roofline tok/s",
                 "of roofline", "tok/s per GB/s", "x std dec", "x std pre", "load ms", "model MB", "peak MB",
                 "peak/target"):
         table.add_column(col, justify="left" if col in ("artifact", "head") else "right")
@@ -235,7 +247,7 @@ def decode_table(rows: list[dict], settings):
         return "-" if x is None else f"{x:.2f}"
 
     for r in rows:
-        table.add_row(r["artifact"], r["head"], str(r["threads"]), f"{r['decode_tokens_per_s']:.2f}",
+        table.add_row(r["artifact"], r["head"], str(r["prompt_tokens"]), str(r["threads"]), f"{r['decode_tokens_per_s']:.2f}",
                       f"{r['prefill_tokens_per_s']:.1f}", f"{r['bytes_per_token'] / 1e6:.1f}",
                       f"{r['roofline_tokens_per_s']:.1f}", f"{100 * r['roofline_fraction']:.0f}%",
                       f"{r['tokens_per_gbps']:.2f}", ratio(r["speedup_vs_standard_ops"]), ratio(r["prefill_speedup_vs_standard_ops"]),

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-FAST = ("--preset", "tiny", "--runs", "1", "--prompt-len", "8", "--gen-len", "4", "--threads", "1")
+QUICK = ("--preset", "tiny", "--runs", "1", "--gen-len", "4", "--threads", "1")
+FAST = (*QUICK, "--context", "8")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,32 @@ def test_q4_head_rows_against_the_standard_int8_head(first_run, cli):
     assert json.loads((Path(q4["artifact_dir"]) / "manifest.json").read_text())["head"] == "q4"
     r = cli("bench", "decode", *FAST, "--artifacts", "onnx,tflite", "--cache-dir", cache)
     assert r.returncode == 2 and "tflite" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_contexts_each_get_their_rows_exports_and_ratios(first_run, cli):
+    """--context 8,100: the tiny model prefilled with 8 and with 100 tokens; the longer context gets its own exports
+    (a sequence limit that fits it: 8 + 4 -> 64, 100 + 4 -> 128), its rows its own standard-ops baseline and a KV cache
+    that many positions longer; context 8 comes from the cache."""
+    cache, _ = first_run
+    r = cli("bench", "decode", *QUICK, "--context", "8,100", "--heads", "int8", "--artifacts", "onnx,onnx-standard",
+            "--json", "--cache-dir", cache, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    by = {(row["artifact"], row["prompt_tokens"]): row for row in rows}
+    assert set(by) == {(a, c) for a in ("onnx", "onnx-standard") for c in (8, 100)}
+    for c in (8, 100):
+        ours, base = by["onnx", c], by["onnx-standard", c]
+        assert ours["speedup_vs_standard_ops"] == pytest.approx(ours["decode_tokens_per_s"] / base["decode_tokens_per_s"])
+        assert ours["prefill_speedup_vs_standard_ops"] == pytest.approx(
+            ours["prefill_tokens_per_s"] / base["prefill_tokens_per_s"])
+    assert by["onnx", 100]["kv_bytes_per_token"] > by["onnx", 8]["kv_bytes_per_token"]
+    assert by["onnx", 8]["export_seconds"] is None and by["onnx", 100]["export_seconds"] > 0
+    seq = {c: json.loads((Path(by["onnx", c]["artifact_dir"]) / "manifest.json").read_text())["max_seq_len"]
+           for c in (8, 100)}
+    assert seq == {8: 64, 100: 128}
+    for bad in ("0,8", "8,8", "eight"):
+        r = cli("bench", "decode", *QUICK, "--context", bad, "--cache-dir", cache)
+        assert r.returncode == 2 and "--context" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_bytes_per_token_of_the_2b4t_shape():
