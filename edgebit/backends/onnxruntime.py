@@ -43,6 +43,9 @@ class OnnxRuntimeBackend:
         self.vocab_size = cfg["vocab_size"]
         self.max_seq_len = manifest["max_seq_len"]
         self.name = f"onnxruntime {ort.__version__}"
+        # Artifacts that say so take their cache as one buffer updated in place (exporters/onnx/decoder.py).
+        self.in_place = manifest.get("kv_cache", {}).get("update") == "in-place"
+        self.buffers = None
         self.reset()
 
     def reset(self) -> None:
@@ -60,6 +63,12 @@ class OnnxRuntimeBackend:
             "attention_mask": np.ones((1, self.length + t), dtype=np.int64),
             "position_ids": np.arange(self.length, self.length + t, dtype=np.int64)[None, :],
         }
+        logits = self.run_in_place(feeds) if self.in_place else self.run_concat(feeds)
+        self.length += t
+        return logits
+
+    def run_concat(self, feeds: dict) -> np.ndarray:
+        """The past [1, KVH, P, D] in, a new present [1, KVH, P+T, D] out (the standard-ops artifact's form)."""
         for i, (k, v) in enumerate(self.past):
             feeds[f"past_key_values.{i}.key"] = k
             feeds[f"past_key_values.{i}.value"] = v
@@ -67,5 +76,23 @@ class OnnxRuntimeBackend:
         names = [o.name for o in self.session.get_outputs()]
         by_name = dict(zip(names, outputs))
         self.past = [(by_name[f"present.{i}.key"], by_name[f"present.{i}.value"]) for i in range(self.layers)]
-        self.length += t
         return by_name["logits"][0]
+
+    def run_in_place(self, feeds: dict) -> np.ndarray:
+        """One [1, KVH, max_seq_len, D] buffer per cache tensor, bound as both past and present: the graph's
+        GroupQueryAttention writes the new positions into it (what edgebit's engine and genai's shared buffer do)."""
+        import onnxruntime as ort
+
+        if self.buffers is None:
+            shape = (1, self.kv_heads, self.max_seq_len, self.head_dim)
+            self.buffers = [ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32) for _ in range(2 * self.layers)]
+        io = self.session.io_binding()
+        io.bind_output("logits")  # first: get_outputs() lists the outputs in binding order
+        for name, value in feeds.items():
+            io.bind_cpu_input(name, value)
+        for i in range(self.layers):
+            for j, kind in enumerate(("key", "value")):
+                io.bind_ortvalue_input(f"past_key_values.{i}.{kind}", self.buffers[2 * i + j])
+                io.bind_ortvalue_output(f"present.{i}.{kind}", self.buffers[2 * i + j])
+        self.session.run_with_iobinding(io)
+        return io.get_outputs()[0].numpy()[0]

@@ -2,9 +2,13 @@
 the form onnxruntime-genai drives.
 
 Inputs:  input_ids [B, T] int64, attention_mask [B, P+T] int64, position_ids [B, T] int64,
-         past_key_values.{i}.key / .value [B, KVH, P, D] float
-Outputs: logits [B, min(T, logits_to_keep), V] float, present.{i}.key / .value [B, KVH, P+T, D] float
+         past_key_values.{i}.key / .value [B, KVH, L, D] float
+Outputs: logits [B, min(T, logits_to_keep), V] float, present.{i}.key / .value [B, KVH, max(L, P+T), D] float
 (logits_to_keep int64 [1]: an input with a default, every position; edgebit's engine feeds 1.)
+With edgebit's ops attention is com.microsoft GroupQueryAttention, which takes the cache either way genai passes it:
+a past of L = P positions and a new present of P+T (copied), or one buffer of L = max_seq_len bound as both past and
+present, into which the T new keys and values are written in place (no copy of the cache per step; edgebit's engine
+and genai with past_present_share_buffer do this). With ops="standard" it is the Concat form (L = P), the baseline.
 Ternary linears are edgebit.BitLinear nodes (activation quantization fused in); q/k/v and gate/up are each
 one node over concatenated weights with per-channel gamma, so they share one quantization of their input
 (unless quantization_config.use_rms_norm gives each linear its own input norm: then one node each; a norm that
@@ -64,6 +68,10 @@ class DecoderGraph:
         self.uses_ms = opts.ops == "standard"
         # With edgebit's ops a quantized head is an edgebit.QLinear node; the embedding gathers the same rows.
         self.own_head = opts.ops == "edgebit" and opts.head in HEAD_BITS
+        # The edgebit artifact's cache is updated in place (GroupQueryAttention); the standard-ops baseline keeps the
+        # Concat form it was measured with (issue 19's ratios are to that artifact).
+        self.in_place_cache = opts.ops == "edgebit"
+        self.uses_ms = self.uses_ms or self.in_place_cache
 
     # ---- building blocks -------------------------------------------------------------------------
     def norm(self, x: str, weight: torch.Tensor, name: str, eps: float | None = None, kind: str | None = None,
@@ -170,19 +178,22 @@ class DecoderGraph:
 
         # RoPE tables computed exactly as the reference computes them, gathered by position: [B, 1, T, D]
         cos_t, sin_t = rope_cos_sin(rope_inv_freq(cfg.head_dim, cfg.rope), torch.arange(self.opts.max_seq_len))
-        cos = g.op("Unsqueeze", [g.op("Gather", [g.initializer("rope.cos", cos_t.numpy()), positions]), g.const([1])])
-        sin = g.op("Unsqueeze", [g.op("Gather", [g.initializer("rope.sin", sin_t.numpy()), positions]), g.const([1])])
-
-        # Attention bias [B, 1, 1, T, S]: query t (absolute index P+t) sees keys j <= P+t that are not padding.
-        total = g.op("Gather", [g.op("Shape", [mask]), g.const(1)])
-        new = g.op("Gather", [g.op("Shape", [ids]), g.const(1)])
-        key_idx = g.op("Range", [g.const(0), total, g.const(1)])
-        query_idx = g.op("Range", [g.op("Sub", [total, new]), total, g.const(1)])
-        causal = g.op("LessOrEqual", [key_idx, g.op("Unsqueeze", [query_idx, g.const([1])])])  # [T, S]
-        not_pad = g.op("Unsqueeze", [g.op("Cast", [mask], to=9), g.const([1])])  # [B, 1, S] bool
-        allowed = g.op("And", [causal, not_pad])  # [B, T, S]
-        bias = g.op("Where", [allowed, g.const(0.0, np.float32), g.const(MASKED, np.float32)])
-        bias = g.op("Unsqueeze", [bias, g.const([1, 2])], hint="attn_bias")
+        cos_bt = g.op("Gather", [g.initializer("rope.cos", cos_t.numpy()), positions])  # [B, T, D]
+        sin_bt = g.op("Gather", [g.initializer("rope.sin", sin_t.numpy()), positions])
+        bias = self.attention_bias(ids, mask)  # [B, 1, T, S]
+        if self.in_place_cache:
+            cos = sin = None
+            self.rope_bt = tuple(g.op("Unsqueeze", [t, g.const([2])]) for t in (cos_bt, sin_bt))  # [B, T, 1, D]
+            # GroupQueryAttention's lengths: seqlens_k [B] int32, every row's P+T-1 (its keys 0..P+T-1 are all
+            # attended to, padding masked by the bias, which GroupQueryAttention adds to the causal scores: its own
+            # padding rule reads a row's valid keys as the first ones, where genai pads on the left), and
+            # total_sequence_length [1] int32, P+T.
+            total = g.op("Shape", [mask], start=1, end=2)
+            last = g.op("Expand", [g.op("Sub", [total, g.const([1])]), g.op("Shape", [mask], start=0, end=1)])
+            self.gqa_inputs = (g.op("Cast", [last], to=6), g.op("Cast", [total], to=6), "", "", "", bias)
+        else:
+            cos, sin = (g.op("Unsqueeze", [t, g.const([1])]) for t in (cos_bt, sin_bt))  # [B, 1, T, D]
+            bias = g.op("Unsqueeze", [bias, g.const([1])])  # [B, 1, 1, T, S]: over KV heads and their groups
 
         x = self.embed(ids)  # [B, T, H]
         for i, layer in enumerate(self.w.layers):
@@ -193,6 +204,19 @@ class DecoderGraph:
         x = self.norm(self.last_positions(x), self.w.final_norm, "final_norm")
         g.output(self.logits(x), "logits", FLOAT, ["batch", "logits_seq", cfg.vocab_size])
         return g.model("edgebit_decoder", self.uses_ms)
+
+    def attention_bias(self, ids: str, mask: str) -> str:
+        """[B, 1, T, S]: query t (absolute index P+t) sees keys j <= P+t that are not padding."""
+        g = self.g
+        total = g.op("Gather", [g.op("Shape", [mask]), g.const(1)])
+        new = g.op("Gather", [g.op("Shape", [ids]), g.const(1)])
+        key_idx = g.op("Range", [g.const(0), total, g.const(1)])
+        query_idx = g.op("Range", [g.op("Sub", [total, new]), total, g.const(1)])
+        causal = g.op("LessOrEqual", [key_idx, g.op("Unsqueeze", [query_idx, g.const([1])])])  # [T, S]
+        not_pad = g.op("Unsqueeze", [g.op("Cast", [mask], to=9), g.const([1])])  # [B, 1, S] bool
+        allowed = g.op("And", [causal, not_pad])  # [B, T, S]
+        bias = g.op("Where", [allowed, g.const(0.0, np.float32), g.const(MASKED, np.float32)])
+        return g.op("Unsqueeze", [bias, g.const([1])], hint="attn_bias")
 
     def last_positions(self, x: str) -> str:
         """The last logits_to_keep positions of x [B, T, H]: a graph input with a default of max_seq_len (every
@@ -209,6 +233,11 @@ class DecoderGraph:
         cfg, g = self.cfg, self.g
         kvh, group, d = cfg.num_kv_heads, cfg.num_heads // cfg.num_kv_heads, cfg.head_dim
         q, k, v = self.linears(x, [layer.q, layer.k, layer.v], ["q_proj", "k_proj", "v_proj"], f"layers.{i}.", "qkv")
+        if self.in_place_cache:
+            out = self.grouped_query_attention(i, q, k, v)
+            if layer.attn_sub_norm is not None:
+                out = self.norm(out, layer.attn_sub_norm, f"layers.{i}.attn_sub_norm")
+            return self.linears(out, [layer.o], ["o_proj"], f"layers.{i}.")[0]
         q = self.rope(self.heads(cfg.num_heads, q), cos, sin)  # [B, NH, T, D]
         k = self.rope(self.heads(kvh, k), cos, sin)  # [B, KVH, T, D]
         v = self.heads(kvh, v)
@@ -231,6 +260,27 @@ class DecoderGraph:
         if layer.attn_sub_norm is not None:
             out = self.norm(out, layer.attn_sub_norm, f"layers.{i}.attn_sub_norm")
         return self.linears(out, [layer.o], ["o_proj"], f"layers.{i}.")[0]
+
+    def grouped_query_attention(self, i: int, q: str, k: str, v: str) -> str:
+        """RoPE (the same elementwise ops as rope(), on [B, T, heads, D]), then GroupQueryAttention over the cache:
+        it writes the new keys and values at positions P.. of present (in place when present is past's buffer) and
+        attends causally over the first P+T. [B, T, NH*D] out."""
+        cfg, g = self.cfg, self.g
+        kvh, d = cfg.num_kv_heads, cfg.head_dim
+        q = self.flat(self.rope(g.op("Reshape", [q, g.const([0, 0, cfg.num_heads, d])]), *self.rope_bt))
+        k = self.flat(self.rope(g.op("Reshape", [k, g.const([0, 0, kvh, d])]), *self.rope_bt))
+        past_k = g.input(f"past_key_values.{i}.key", FLOAT, ["batch", kvh, "past_seq", d])
+        past_v = g.input(f"past_key_values.{i}.value", FLOAT, ["batch", kvh, "past_seq", d])
+        out, present_k, present_v = g.op(
+            "GroupQueryAttention", [q, k, v, past_k, past_v, *self.gqa_inputs], n_out=3, domain=MS_DOMAIN,
+            hint="attn", num_heads=cfg.num_heads, kv_num_heads=kvh, scale=float(d ** -0.5))
+        g.output(present_k, f"present.{i}.key", FLOAT, ["batch", kvh, "present_seq", d])
+        g.output(present_v, f"present.{i}.value", FLOAT, ["batch", kvh, "present_seq", d])
+        return out
+
+    def flat(self, x: str) -> str:
+        """[B, T, heads, D] -> [B, T, heads*D]"""
+        return self.g.op("Reshape", [x, self.g.const([0, 0, -1])])
 
     def mlp(self, i: int, layer, x: str) -> str:
         cfg, g = self.cfg, self.g

@@ -63,7 +63,8 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
             shutil.copy2(library, tmp / library.name)
         copy_tokenizer_files(model, tmp)
         (tmp / "genai_config.json").write_text(
-            json.dumps(genai_config(cfg, seq, MODEL_FILE, library.name if library else None), indent=2) + "\n")
+            json.dumps(genai_config(cfg, seq, MODEL_FILE, library.name if library else None, in_place=ops == "edgebit"),
+                       indent=2) + "\n")
         step("hashing")
         write_manifest(tmp, {
             "target": "onnx",
@@ -75,6 +76,9 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
             "op_abi": "onnxruntime-custom-op-api-21" if library else None,
             "head": head,
             "max_seq_len": seq,
+            # How the graph takes its cache (exporters/onnx/decoder.py): "in-place", one buffer bound as past and
+            # present; "concat", a past of P positions in and a new present of P+T out.
+            "kv_cache": {"update": "in-place" if ops == "edgebit" else "concat", "dtype": "float32"},
             "config": cfg.to_dict(),
             "chat": chat_manifest_entry(Path(model), list(cfg.eos_token_ids)),
             "source": checkpoint_fingerprint(Path(model)),

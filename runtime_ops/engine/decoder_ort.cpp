@@ -30,6 +30,9 @@ class OrtDecoder final : public Decoder {
     bool profiling = false;
     std::vector<std::string> in_names, out_names;
     std::vector<Ort::Value> past;  // 2 * layers: key, value per layer
+    // In-place artifacts (manifest kv_cache.update): one [1, KVH, max_seq_len, D] buffer per cache tensor, bound as
+    // past and present; left uninitialized, so a page becomes resident only when a position in it is written.
+    std::vector<std::unique_ptr<float[]>> buffers;
     size_t logits_out = 0;
     std::vector<size_t> present_out;  // output index for past slot i
     std::vector<Ort::Value> outputs;  // the last run's, kept: forward() returns a pointer into its logits
@@ -104,6 +107,10 @@ OrtDecoder::OrtDecoder(const DecoderConfig& cfg, const Manifest& m) {
         s.in_names.push_back("past_key_values." + std::to_string(l) + ".value");
     }
     if (s.keep_last) s.in_names.push_back("logits_to_keep");
+    if (m.kv_in_place) {
+        const size_t n = size_t(m.num_kv_heads) * size_t(m.max_seq_len) * size_t(m.head_dim);
+        for (int64_t i = 0; i < 2 * m.num_layers; ++i) s.buffers.emplace_back(new float[n]);
+    }
     reset();
 }
 
@@ -116,11 +123,12 @@ void OrtDecoder::reset() {
     // the free pages back before the next prefill allocates its chunk's activations (2B4T: peak RSS 38 MB lower).
     malloc_trim(0);
 #endif
+    length_ = 0;
+    if (s.m.kv_in_place) return;  // the buffers stay; positions from length_ on are written before they are read
     const int64_t shape[4] = {1, s.m.num_kv_heads, 0, s.m.head_dim};
     Ort::AllocatorWithDefaultOptions alloc;
     for (int64_t i = 0; i < 2 * s.m.num_layers; ++i)
         s.past.push_back(Ort::Value::CreateTensor<float>(alloc, shape, 4));
-    length_ = 0;
 }
 
 const float* OrtDecoder::forward(const std::vector<int64_t>& tokens) {
@@ -136,7 +144,16 @@ const float* OrtDecoder::forward(const std::vector<int64_t>& tokens) {
     inputs.push_back(Ort::Value::CreateTensor<int64_t>(s.cpu, ids.data(), ids.size(), ids_shape, 2));
     inputs.push_back(Ort::Value::CreateTensor<int64_t>(s.cpu, mask.data(), mask.size(), mask_shape, 2));
     inputs.push_back(Ort::Value::CreateTensor<int64_t>(s.cpu, pos.data(), pos.size(), ids_shape, 2));
-    for (auto& p : s.past) inputs.push_back(std::move(p));
+    // In place: the same buffer is input and output (two views of it); ONNX Runtime allocates only the logits.
+    const int64_t cache_shape[4] = {1, s.m.num_kv_heads, s.m.max_seq_len, s.m.head_dim};
+    const size_t cache_count = size_t(s.m.num_kv_heads) * size_t(s.m.max_seq_len) * size_t(s.m.head_dim);
+    auto view = [&](size_t i) {
+        return Ort::Value::CreateTensor<float>(s.cpu, s.buffers[i].get(), cache_count, cache_shape, 4);
+    };
+    if (s.m.kv_in_place)
+        for (size_t i = 0; i < s.buffers.size(); ++i) inputs.push_back(view(i));
+    else
+        for (auto& p : s.past) inputs.push_back(std::move(p));
     const int64_t keep_shape[1] = {1};
     if (s.keep_last) inputs.push_back(Ort::Value::CreateTensor<int64_t>(s.cpu, &s.one, 1, keep_shape, 1));
     std::vector<const char*> in_names, out_names;
@@ -144,8 +161,15 @@ const float* OrtDecoder::forward(const std::vector<int64_t>& tokens) {
     for (auto& n : s.out_names) out_names.push_back(n.c_str());
     s.outputs.clear();
     try {
-        s.outputs = s.session->Run(Ort::RunOptions{nullptr}, in_names.data(), inputs.data(), inputs.size(),
-                                   out_names.data(), out_names.size());
+        if (s.m.kv_in_place) {
+            for (size_t i = 0; i < s.out_names.size(); ++i) s.outputs.emplace_back(nullptr);
+            for (size_t i = 0; i < s.present_out.size(); ++i) s.outputs[s.present_out[i]] = view(i);
+            s.session->Run(Ort::RunOptions{nullptr}, in_names.data(), inputs.data(), inputs.size(), out_names.data(),
+                           s.outputs.data(), s.outputs.size());
+        } else {
+            s.outputs = s.session->Run(Ort::RunOptions{nullptr}, in_names.data(), inputs.data(), inputs.size(),
+                                       out_names.data(), out_names.size());
+        }
     } catch (const Ort::Exception& e) {
         reset();  // the pasts were handed to the failed run: start over from an empty cache
         std::string what = e.what();
@@ -160,8 +184,10 @@ const float* OrtDecoder::forward(const std::vector<int64_t>& tokens) {
                                              : "logits output has an unexpected shape (want [1, T, vocab])");
     }
     vocab_ = shape[2];
-    s.past.clear();
-    for (size_t i = 0; i < s.present_out.size(); ++i) s.past.push_back(std::move(s.outputs[s.present_out[i]]));
+    if (!s.m.kv_in_place) {
+        s.past.clear();
+        for (size_t i = 0; i < s.present_out.size(); ++i) s.past.push_back(std::move(s.outputs[s.present_out[i]]));
+    }
     length_ += t;
     return logits.GetTensorData<float>() + (rows - 1) * vocab_;
 }

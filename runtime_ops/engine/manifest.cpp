@@ -122,6 +122,15 @@ Manifest read_manifest(const std::string& dir) {
     if (cfg.find("hidden_size")) m.hidden_size = json_int(cfg, "hidden_size", cpath, 1, int64_t(1) << 24);
     const Json* head = root.find("head");
     if (head && head->kind == Json::String) m.head = head->str;
+    if (const Json* kv = root.find("kv_cache")) {
+        const Json* update = kv->find("update");
+        if (!update || update->kind != Json::String || (update->str != "in-place" && update->str != "concat"))
+            throw std::runtime_error(path + ": 'kv_cache' 'update' must be \"in-place\" or \"concat\"");
+        const Json* dtype = kv->find("dtype");
+        if (dtype && (dtype->kind != Json::String || dtype->str != "float32"))
+            throw std::runtime_error(path + ": 'kv_cache' 'dtype' must be \"float32\" (this engine's cache type)");
+        m.kv_in_place = update->str == "in-place";
+    }
     m.vocab_size = json_int(cfg, "vocab_size", cpath, 1, int64_t(1) << 24);
     m.eos_token_ids = id_list(cfg.find("eos_token_ids"), cpath + " 'eos_token_ids'");
     const Json* chat = root.find("chat");

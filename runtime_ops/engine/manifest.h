@@ -33,6 +33,9 @@ struct Manifest {
     int64_t num_layers = 0, num_kv_heads = 0, head_dim = 0, vocab_size = 0;
     int64_t hidden_size = 0;  // 0 when the manifest does not say (memory estimates only)
     std::string head;         // "int8" / "fp32" / "" (memory estimates only)
+    // ONNX: "kv_cache": {"update": "in-place"} takes one [1, KVH, max_seq_len, D] buffer per cache tensor bound as
+    // both past and present (GroupQueryAttention writes the new positions into it); otherwise past in, new present out.
+    bool kv_in_place = false;
     std::vector<int64_t> eos_token_ids;
     ChatPieces chat;
 };

@@ -155,7 +155,8 @@ MemoryNeed memory_need(const std::string& artifact_dir, const Manifest& m) {
     else if (m.head == "int8") n.repacked = m.target == "onnx" ? m.vocab_size * padded_h * 116 / 100 : m.vocab_size * m.hidden_size;
     else if (m.head == "fp32") n.repacked = m.vocab_size * m.hidden_size * int64_t(sizeof(float));
     // ONNX: the step's past and present caches are both alive while it runs; a .pte plans its cache once.
-    n.kv_cache = kv_cache_bytes(m, m.max_seq_len) * (m.target == "onnx" ? 2 : 1);
+    // A Concat-form ONNX graph holds past and present at once; an in-place one, and a .pte, one cache.
+    n.kv_cache = kv_cache_bytes(m, m.max_seq_len) * (m.target == "onnx" && !m.kv_in_place ? 2 : 1);
     // The largest activation: the logits of a prefill chunk (fp32), and as much again for the runtime's
     // intermediates of that step.
     n.activations = 2 * std::min(m.max_seq_len, kPrefillChunk) * m.vocab_size * int64_t(sizeof(float));
