@@ -36,6 +36,13 @@ NBITS_BLOCK = 128
 MASKED = float(np.finfo(np.float32).min)  # not -inf: a fully padded row then softmaxes to uniform, not NaN
 
 
+def in_place_cache(cfg: ModelConfig, ops: str) -> bool:
+    """Whether the graph updates its cache in place (GroupQueryAttention): with edgebit's ops, for head dims
+    GroupQueryAttention takes (multiples of 8; the 1bitLLM 3B's 100 is not, and keeps the Concat form). The
+    standard-ops baseline keeps the Concat form it was measured with (issue 19's ratios are to that artifact)."""
+    return ops == "edgebit" and cfg.head_dim % 8 == 0
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     max_seq_len: int
@@ -68,9 +75,7 @@ class DecoderGraph:
         self.uses_ms = opts.ops == "standard"
         # With edgebit's ops a quantized head is an edgebit.QLinear node; the embedding gathers the same rows.
         self.own_head = opts.ops == "edgebit" and opts.head in HEAD_BITS
-        # The edgebit artifact's cache is updated in place (GroupQueryAttention); the standard-ops baseline keeps the
-        # Concat form it was measured with (issue 19's ratios are to that artifact).
-        self.in_place_cache = opts.ops == "edgebit"
+        self.in_place_cache = in_place_cache(self.cfg, opts.ops)
         self.uses_ms = self.uses_ms or self.in_place_cache
 
     # ---- building blocks -------------------------------------------------------------------------

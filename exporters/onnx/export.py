@@ -25,7 +25,7 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
     import onnx
 
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
-    from .decoder import DecoderGraph, ExportOptions
+    from .decoder import DecoderGraph, ExportOptions, in_place_cache
     from .genai_config import genai_config
 
     step = on_step or (lambda what: None)
@@ -40,6 +40,7 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
     step("loading checkpoint")
     weights, seq = load_for_export(model, max_seq_len)
     cfg = weights.config
+    in_place = in_place_cache(cfg, ops)
     with atomic_output_dir(output, force=force) as tmp:
         step("building graph")
         data = tmp / (MODEL_FILE + ".data")
@@ -63,7 +64,7 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
             shutil.copy2(library, tmp / library.name)
         copy_tokenizer_files(model, tmp)
         (tmp / "genai_config.json").write_text(
-            json.dumps(genai_config(cfg, seq, MODEL_FILE, library.name if library else None, in_place=ops == "edgebit"),
+            json.dumps(genai_config(cfg, seq, MODEL_FILE, library.name if library else None, in_place=in_place),
                        indent=2) + "\n")
         step("hashing")
         write_manifest(tmp, {
@@ -78,7 +79,7 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
             "max_seq_len": seq,
             # How the graph takes its cache (exporters/onnx/decoder.py): "in-place", one buffer bound as past and
             # present; "concat", a past of P positions in and a new present of P+T out.
-            "kv_cache": {"update": "in-place" if ops == "edgebit" else "concat", "dtype": "float32"},
+            "kv_cache": {"update": "in-place" if in_place else "concat", "dtype": "float32"},
             "config": cfg.to_dict(),
             "chat": chat_manifest_entry(Path(model), list(cfg.eos_token_ids)),
             "source": checkpoint_fingerprint(Path(model)),
