@@ -74,6 +74,11 @@ def read_manifest(artifact_dir: str | Path, check_files: bool = True) -> dict:
         # v1 artifacts (K a multiple of 128, unpadded rows) come from an edgebit before layout v2 (docs/weight-layout.md).
         raise ArtifactError(f"{path}: packed weight layout v{manifest.get('layout_version')}, but this edgebit reads "
                             f"layout v{LAYOUT_VERSION} only; re-export the model with this version")
+    kv = manifest.get("kv_cache", {"update": "concat"})
+    if not isinstance(kv, dict) or kv.get("update") not in ("in-place", "concat"):
+        raise ArtifactError(f"{path}: 'kv_cache' 'update' must be \"in-place\" or \"concat\"")
+    if kv.get("dtype", "float32") != "float32":
+        raise ArtifactError(f"{path}: 'kv_cache' 'dtype' must be \"float32\" (this edgebit's cache type)")
     if not check_files:
         return manifest
     for name in manifest.get("files", {}):

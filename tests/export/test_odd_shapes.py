@@ -119,7 +119,15 @@ def test_artifact_passes_verify(artifact, cli, target, options, shape, form):
     report = json.loads(r.stdout)
     assert report["passed"], report
     if target == "onnx" and not options:  # the edgebit op with an fp32 head: the reference's own arithmetic
-        assert report["top1_agreement"] == 1.0 and report["max_abs_diff"] < 1e-3
+        # Exact to 1e-3 unless an int8 activation rounding flip (docs/verify.md) happened in a sequence: whether one
+        # does depends on the last bit of ONNX Runtime's and PyTorch's float kernels, which differ between AVX2 and
+        # AVX-512 machines (this 3B-shaped fixture flips in 1 of its 4 sequences on AVX2 ones).
+        assert report["top1_agreement"] == 1.0
+        assert report["max_abs_diff"] < 1e-3 if report["flipped_sequences"] == 0 else report["exact_fraction"] >= 0.5
+    if target == "onnx":  # head_dim 100 is no multiple of 8, which GroupQueryAttention needs: the Concat cache
+        art = artifact(target, *options, shape=shape, form=form)
+        assert json.loads((art / "manifest.json").read_text())["kv_cache"]["update"] == "concat"
+        assert not json.loads((art / "genai_config.json").read_text())["search"]["past_present_share_buffer"]
     if "--head" in options and "--ops" not in options:  # edgebit's QLinear head: held to the same-head reference
         assert report["top1_agreement"] == 1.0 and report["head_perplexity_rel_diff"] is not None
 

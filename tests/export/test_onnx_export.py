@@ -64,6 +64,37 @@ def test_int8_head_and_standard_ops_report_their_cost(artifacts):
         assert report.top1_agreement >= 0.9
 
 
+def test_edgebit_artifact_updates_its_cache_in_place(artifacts):
+    """The edgebit-ops graph attends with GroupQueryAttention over one cache buffer (no Concat of the past per
+    step); the standard-ops baseline keeps the Concat form it was measured with. Manifest and genai config agree."""
+    for ops, update, op_type in (("edgebit", "in-place", "GroupQueryAttention"), ("standard", "concat", "Concat")):
+        art = artifacts(ops=ops)
+        assert json.loads((art / "manifest.json").read_text())["kv_cache"] == {"update": update, "dtype": "float32"}
+        genai = json.loads((art / "genai_config.json").read_text())
+        assert genai["search"]["past_present_share_buffer"] == (update == "in-place")
+        graph = onnx.load(str(art / "model.onnx"), load_external_data=False).graph
+        past = {i.name for i in graph.input if i.name.startswith("past_key_values.")}
+        readers = {n.op_type for n in graph.node for i in n.input if i in past}
+        assert readers == {op_type}, (ops, readers)
+
+
+def test_in_place_cache_is_the_bound_buffer(artifacts, hf_checkpoint):
+    """The backend binds one [1, kv_heads, max_seq_len, head_dim] buffer per cache tensor as past and present:
+    after prefill and a decode step the rows written are the reference's keys, and logits match it."""
+    art = artifacts()
+    backend, ref = open_backend(art), ReferenceBackend(hf_checkpoint("bitnet", "packed"), 64)
+    assert backend.in_place
+    prompt = [256, 40, 101, 7, 9]
+    for step in (prompt, [12]):
+        assert np.abs(backend.forward(step) - ref.forward(step)).max() < 1e-3
+    n = len(prompt) + 1
+    for layer in range(backend.layers):
+        for j, mine in enumerate((ref.cache.k[layer], ref.cache.v[layer])):
+            bound = backend.buffers[2 * layer + j].numpy()
+            assert bound.shape == (1, backend.kv_heads, backend.max_seq_len, backend.head_dim)
+            assert np.abs(bound[:, :, :n] - mine[:, :, :n].numpy()).max() < 1e-4, (layer, j)
+
+
 def test_prefill_and_decode_logits_match_reference(artifacts, hf_checkpoint):
     art = artifacts()
     backend, ref = open_backend(art, threads=2), ReferenceBackend(hf_checkpoint("bitnet", "packed"), 64)
