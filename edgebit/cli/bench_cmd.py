@@ -171,7 +171,7 @@ def decode(
     """Whole-model decode and prefill of the ONNX (edgebit op), ONNX standard-ops, .pte and torchao .pte
     artifacts by the native runner, against the memory roofline measured in the same run."""
     from edgebit.bench import decode as db
-    from edgebit.cli.console import err, out
+    from edgebit.cli.console import err, out, print_wide
     from edgebit.model.synthetic import PRESETS
 
     if preset not in PRESETS:
@@ -195,7 +195,7 @@ def decode(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    out.print(decode_table(rows, settings), width=max(out.width, 120))
+    print_wide(decode_table(rows, settings))
     out.print("roofline = streaming read bandwidth (same run, same thread count) / bytes a decoded token reads "
               "(weights as the artifact stores them + KV cache); x std = this artifact's tokens/s over the "
               "--ops standard (MatMulNBits bits=2) artifact's with the same head (int8 for a q4 row), context (ctx: prompt tokens) and threads; tok/s "

@@ -10,6 +10,12 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+def print_wide(renderable) -> None:
+    """A wide table on stdout: the terminal's width when there is one; piped into a file or another program
+    (where rich would assume 80 columns and cut every cell to an ellipsis), wide enough for the whole table."""
+    (out if out.is_terminal else Console(highlight=False, width=240)).print(renderable)
+
+
 @contextmanager
 def progress_bar(description: str, total: int | None = None):
     """A transient rich progress bar on stderr; yields tick(): tick() (or tick(anything)) advances it by one,

@@ -120,8 +120,8 @@ def test_artifact_passes_verify(artifact, cli, target, options, shape, form):
     assert report["passed"], report
     if target == "onnx" and not options:  # the edgebit op with an fp32 head: the reference's own arithmetic
         # Exact to 1e-3 unless an int8 activation rounding flip (docs/verify.md) happened in a sequence: whether one
-        # does depends on the last bit of ONNX Runtime's and PyTorch's float kernels, which differ between AVX2 and
-        # AVX-512 machines (this 3B-shaped fixture flips in 1 of its 4 sequences on AVX2 ones).
+        # does depends on the last bit of ONNX Runtime's and PyTorch's float kernels, which differ between machines
+        # (this 3B-shaped fixture flipped in 1 of its 4 sequences on an AVX-512 one, in none on the AVX2 ones before).
         assert report["top1_agreement"] == 1.0
         assert report["max_abs_diff"] < 1e-3 if report["flipped_sequences"] == 0 else report["exact_fraction"] >= 0.5
     if target == "onnx":  # head_dim 100 is no multiple of 8, which GroupQueryAttention needs: the Concat cache
