@@ -40,6 +40,12 @@ class OnnxOps(str, Enum):
     STANDARD = "standard"  # ONNX Runtime's own MatMulNBits (bits=2): the stock baseline, no library
 
 
+class KvCache(str, Enum):
+    """The ONNX artifact's KV cache element type (the in-place cache only for float16)."""
+    FLOAT32 = "float32"
+    FLOAT16 = "float16"  # half the cache's bytes; attention in fp32 over fp16 q, k, v (GroupQueryAttention)
+
+
 class PteOps(str, Enum):
     """How an ExecuTorch program computes its ternary linears."""
     EDGEBIT = "edgebit"  # edgebit::bitlinear calls, run by libedgebit_executorch.so
@@ -130,13 +136,15 @@ def check_plausibility(model: str | Path | None = None, *, revision: str | None 
 
 def export_onnx(model: str | Path | None, output: str | Path, *, revision: str | None = None,
                 max_seq_len: int | None = None, head: Head | str = Head.FP32, ops: OnnxOps | str = OnnxOps.EDGEBIT,
-                force: bool = False, on_step: Callable[[str], None] | None = None) -> Path:
+                force: bool = False, on_step: Callable[[str], None] | None = None,
+                kv_cache: KvCache | str = KvCache.FLOAT32) -> Path:
     """An ONNX artifact dir (model.onnx, op library, tokenizer, genai_config.json, manifest.json), written
     atomically. Every ternary linear is one edgebit.BitLinear node (or MatMulNBits with ops=STANDARD)."""
     from edgebit.exporters import targets
 
     return targets()["onnx"](resolve_model(model, revision), Path(output), max_seq_len, _choice(Head, head, "--head").value,
-                             _choice(OnnxOps, ops, "--ops").value, force, on_step=on_step)
+                             _choice(OnnxOps, ops, "--ops").value, force, on_step=on_step,
+                             kv_dtype=_choice(KvCache, kv_cache, "--kv-cache").value)
 
 
 def export_executorch(model: str | Path | None, output: str | Path, *, revision: str | None = None,

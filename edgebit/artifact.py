@@ -77,8 +77,10 @@ def read_manifest(artifact_dir: str | Path, check_files: bool = True) -> dict:
     kv = manifest.get("kv_cache", {"update": "concat"})
     if not isinstance(kv, dict) or kv.get("update") not in ("in-place", "concat"):
         raise ArtifactError(f"{path}: 'kv_cache' 'update' must be \"in-place\" or \"concat\"")
-    if kv.get("dtype", "float32") != "float32":
-        raise ArtifactError(f"{path}: 'kv_cache' 'dtype' must be \"float32\" (this edgebit's cache type)")
+    if kv.get("dtype", "float32") not in ("float32", "float16") or (
+            kv.get("dtype") == "float16" and kv["update"] != "in-place"):
+        raise ArtifactError(f"{path}: 'kv_cache' 'dtype' must be \"float32\", or \"float16\" with \"update\": "
+                            f"\"in-place\"")
     if not check_files:
         return manifest
     for name in manifest.get("files", {}):

@@ -158,8 +158,11 @@ def verify(artifact_dir: Path, model: str | Path | None = None, threads: int | N
     kind = (manifest.get("ops", "edgebit"), manifest.get("head", "fp32"))
     limits = THRESHOLDS[kind]
     same_head = kind[0] == "edgebit" and kind[1] in HEAD_COST
-    reference = ReferenceBackend(model, artifact.max_seq_len, head=kind[1] if same_head else "fp32")
-    fp32 = ReferenceBackend(model, artifact.max_seq_len, weights=reference.model.w) if same_head else None
+    # The cache's element type is part of the arithmetic the artifact is held to (an fp16 cache rounds q, k, v).
+    kv = manifest.get("kv_cache", {}).get("dtype", "float32")
+    reference = ReferenceBackend(model, artifact.max_seq_len, head=kind[1] if same_head else "fp32", kv_dtype=kv)
+    fp32 = (ReferenceBackend(model, artifact.max_seq_len, weights=reference.model.w, kv_dtype=kv) if same_head
+            else None)
     tokenizer = load_tokenizer(artifact_dir) if (Path(artifact_dir) / "tokenizer.json").is_file() else None
     prompts, text = _token_prompts(tokenizer, artifact.vocab_size, artifact.max_seq_len)
 

@@ -45,6 +45,7 @@ class OnnxRuntimeBackend:
         self.name = f"onnxruntime {ort.__version__}"
         # Artifacts that say so take their cache as one buffer updated in place (exporters/onnx/decoder.py).
         self.in_place = manifest.get("kv_cache", {}).get("update") == "in-place"
+        self.kv_dtype = np.float16 if manifest.get("kv_cache", {}).get("dtype") == "float16" else np.float32
         self.buffers = None
         self.reset()
 
@@ -85,7 +86,8 @@ class OnnxRuntimeBackend:
 
         if self.buffers is None:
             shape = (1, self.kv_heads, self.max_seq_len, self.head_dim)
-            self.buffers = [ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32) for _ in range(2 * self.layers)]
+            self.buffers = [ort.OrtValue.ortvalue_from_shape_and_type(shape, self.kv_dtype)
+                            for _ in range(2 * self.layers)]
         io = self.session.io_binding()
         io.bind_output("logits")  # first: get_outputs() lists the outputs in binding order
         for name, value in feeds.items():

@@ -12,9 +12,11 @@ from edgebit.model.weights import load_model_weights
 
 
 class ReferenceBackend:
-    def __init__(self, checkpoint: Path, max_seq_len: int | None = None, head: str = "fp32", weights=None):
-        """head: as ReferenceModel's; weights: already loaded ModelWeights of the checkpoint (shared, not copied)."""
-        self.model = ReferenceModel(weights if weights is not None else load_model_weights(checkpoint), head)
+    def __init__(self, checkpoint: Path, max_seq_len: int | None = None, head: str = "fp32", weights=None,
+                 kv_dtype: str = "float32"):
+        """head, kv_dtype: as ReferenceModel's; weights: already loaded ModelWeights of the checkpoint (shared, not
+        copied)."""
+        self.model = ReferenceModel(weights if weights is not None else load_model_weights(checkpoint), head, kv_dtype)
         self.name = f"edgebit reference (torch {torch.__version__})"
         self.max_seq_len = max_seq_len or self.model.cfg.max_position_embeddings
         self.vocab_size = self.model.cfg.vocab_size

@@ -22,11 +22,14 @@ from typing import Callable
 
 # (artifact name, export target, export kwargs)
 ARTIFACTS = (("onnx", "onnx", {"ops": "edgebit"}),
+             ("onnx-kv16", "onnx", {"ops": "edgebit", "kv_dtype": "float16"}),  # the same with an fp16 KV cache
              ("onnx-standard", "onnx", {"ops": "standard"}),
              ("pte", "executorch", {}),
              # ExecuTorch's stock low-bit path on the same weights (torchao 8da4w on XNNPACK; issue 5's baseline)
              ("pte-torchao", "executorch", {"ops": "torchao-8da4w"}))
 HEADS = ("int8", "fp32", "q4")
+OWN_HEADS = ("onnx", "onnx-kv16", "pte")  # the artifacts whose head is edgebit's QLinear (any of HEADS)
+KV_BYTES = {"onnx-kv16": 2}  # the cache's element size where it is not fp32
 DEFAULT_HEADS = ("int8", "fp32")
 # The head the stock artifacts fall back to where they cannot compute the one asked for (q4 needs edgebit's QLinear):
 # rows with a q4 head are compared with the standard artifact's int8 head, its smallest stock head.
@@ -164,13 +167,13 @@ def bytes_per_token(cfg, name: str, head: str, context: float) -> dict:
     body *= cfg.num_layers
     if head == "fp32":
         head_bytes = 4 * v * h
-    elif name in ("onnx", "pte"):  # edgebit's QLinear rows (edgebit/quant/qhead.py) and an fp32 scale per row
+    elif name in OWN_HEADS:  # edgebit's QLinear rows (edgebit/quant/qhead.py) and an fp32 scale per row
         from edgebit.quant.qhead import HEAD_BITS, row_bytes
 
         head_bytes = v * (row_bytes(h, HEAD_BITS[head]) + 4)
     else:  # ONNX standard: MatMulNBits bits=8, an fp32 scale per 128; torchao's .pte: XNNPACK int8, one per row
         head_bytes = v * h + 4 * v if name.startswith("pte") else v * _blocks(h) * (128 + 4)
-    kv = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 4 * context
+    kv = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * KV_BYTES.get(name, 4) * context
     return {"weights": body + head_bytes, "ternary": body, "head": head_bytes, "kv_cache": int(kv)}
 
 
@@ -308,7 +311,7 @@ def selected(settings: Settings) -> list[tuple[str, str, dict, str]]:
     chosen = []
     for head in settings.heads:
         for name, target, opts in ARTIFACTS:
-            if name in settings.artifacts and (head not in STOCK_HEAD or name in ("onnx", "pte")):
+            if name in settings.artifacts and (head not in STOCK_HEAD or name in OWN_HEADS):
                 chosen.append((name, target, opts, head))
     return chosen
 

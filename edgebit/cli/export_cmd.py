@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgebit.api import GgufType, Head, OnnxOps, PteOps
+from edgebit.api import GgufType, Head, KvCache, OnnxOps, PteOps
 from edgebit.cli.options import ForceOpt, OptionalModelArg, OutputOpt, RevisionOpt, resolve_model
 
 app = typer.Typer(help="Turn a checkpoint into an artifact whose ternary linears run on edgebit's kernels.",
@@ -25,6 +25,8 @@ def onnx(
     head: HeadOpt = Head.FP32,
     ops: Annotated[OnnxOps, typer.Option(help="edgebit (our BitLinear op + library) or standard (ONNX Runtime's "
                                               "MatMulNBits bits=2, no library needed).")] = OnnxOps.EDGEBIT,
+    kv_cache: Annotated[KvCache, typer.Option(help="KV cache element type: float16 halves its bytes (edgebit's ops; "
+                                                   "head dims a multiple of 8).")] = KvCache.FLOAT32,
     force: ForceOpt = False,
 ) -> None:
     """Export to ONNX: model.onnx + libedgebit_ort.so + tokenizer + genai_config.json + manifest.json."""
@@ -34,7 +36,7 @@ def onnx(
     checkpoint = resolve_model(model, revision)
     with err.status("exporting") as status:
         path = export_onnx(checkpoint, output, max_seq_len=max_seq_len, head=head, ops=ops, force=force,
-                           on_step=lambda what: status.update(f"exporting: {what}"))
+                           on_step=lambda what: status.update(f"exporting: {what}"), kv_cache=kv_cache)
     _report(path)
 
 

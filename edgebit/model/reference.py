@@ -101,8 +101,11 @@ class ReferenceModel:
     """head "fp32" computes the checkpoint's embedding and head in fp32; "int8" or "q4" computes what an artifact with
     that head computes (edgebit/quant/qhead.py): the embedding from the dequantized rows and the logits as QLinear."""
 
-    def __init__(self, weights: ModelWeights, head: str = "fp32"):
+    def __init__(self, weights: ModelWeights, head: str = "fp32", kv_dtype: str = "float32"):
+        """kv_dtype "float16": what an artifact with an fp16 cache computes: q, k and v rounded to fp16 after RoPE
+        (the cache holds them), attention in fp32 over them, its output rounded to fp16."""
         self.w = weights
+        self.kv_half = kv_dtype == "float16"
         self.cfg = weights.config
         self.inv_freq = rope_inv_freq(self.cfg.head_dim, self.cfg.rope)
         self.head = head
@@ -153,6 +156,8 @@ class ReferenceModel:
         k = ternary_linear(x, layer.k).view(batch, t, cfg.num_kv_heads, cfg.head_dim).transpose(1, 2)
         v = ternary_linear(x, layer.v).view(batch, t, cfg.num_kv_heads, cfg.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # (B, heads, T, D)
+        if self.kv_half:
+            q, k, v = (t.half().float() for t in (q, k, v))
 
         end = start + t
         cache.k[i][:, :, start:end] = k
@@ -166,6 +171,8 @@ class ReferenceModel:
         causal = torch.arange(end)[None, :] > (torch.arange(t)[:, None] + start)
         scores = scores.masked_fill(causal, float("-inf"))
         out = torch.softmax(scores, dim=-1) @ values  # (B, heads, T, D)
+        if self.kv_half:
+            out = out.half().float()
         out = out.transpose(1, 2).reshape(batch, t, cfg.q_size)
         if layer.attn_sub_norm is not None:
             out = norm(out, layer.attn_sub_norm, cfg.rms_norm_eps, cfg.norm)

@@ -104,4 +104,5 @@ class GraphBuilder:
 
 
 FLOAT = TensorProto.FLOAT
+FLOAT16 = TensorProto.FLOAT16
 INT64 = TensorProto.INT64

@@ -30,10 +30,9 @@ from edgebit.model.weights import ModelWeights, TernaryWeight
 from edgebit.quant.head import quantize_rows_int8
 from edgebit.quant.qhead import HEAD_BITS, group_of, quantize_head
 from edgebit.quant.packing import unpack_ternary
-from .builder import EDGEBIT_DOMAIN, FLOAT, INT64, MS_DOMAIN, GraphBuilder
+from .builder import EDGEBIT_DOMAIN, FLOAT, FLOAT16, INT64, MS_DOMAIN, GraphBuilder
 
 NBITS_BLOCK = 128
-MASKED = float(np.finfo(np.float32).min)  # not -inf: a fully padded row then softmaxes to uniform, not NaN
 
 
 def in_place_cache(cfg: ModelConfig, ops: str) -> bool:
@@ -48,6 +47,7 @@ class ExportOptions:
     max_seq_len: int
     head: str = "fp32"  # "fp32" | "int8" | "q4"
     ops: str = "edgebit"  # "edgebit" | "standard"
+    kv_dtype: str = "float32"  # "float32" | "float16" (the in-place cache only: GroupQueryAttention in fp16)
 
 
 def _concat(weights: list[TernaryWeight]) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +185,8 @@ class DecoderGraph:
         cos_t, sin_t = rope_cos_sin(rope_inv_freq(cfg.head_dim, cfg.rope), torch.arange(self.opts.max_seq_len))
         cos_bt = g.op("Gather", [g.initializer("rope.cos", cos_t.numpy()), positions])  # [B, T, D]
         sin_bt = g.op("Gather", [g.initializer("rope.sin", sin_t.numpy()), positions])
-        bias = self.attention_bias(ids, mask)  # [B, 1, T, S]
+        # [B, 1, T, S], in the attention's type (GroupQueryAttention binds it with q's)
+        bias = self.attention_bias(ids, mask, np.float16 if self.opts.kv_dtype == "float16" else np.float32)
         if self.in_place_cache:
             cos = sin = None
             self.rope_bt = tuple(g.op("Unsqueeze", [t, g.const([2])]) for t in (cos_bt, sin_bt))  # [B, T, 1, D]
@@ -210,7 +211,7 @@ class DecoderGraph:
         g.output(self.logits(x), "logits", FLOAT, ["batch", "logits_seq", cfg.vocab_size])
         return g.model("edgebit_decoder", self.uses_ms)
 
-    def attention_bias(self, ids: str, mask: str) -> str:
+    def attention_bias(self, ids: str, mask: str, dtype=np.float32) -> str:
         """[B, 1, T, S]: query t (absolute index P+t) sees keys j <= P+t that are not padding."""
         g = self.g
         total = g.op("Gather", [g.op("Shape", [mask]), g.const(1)])
@@ -220,7 +221,9 @@ class DecoderGraph:
         causal = g.op("LessOrEqual", [key_idx, g.op("Unsqueeze", [query_idx, g.const([1])])])  # [T, S]
         not_pad = g.op("Unsqueeze", [g.op("Cast", [mask], to=9), g.const([1])])  # [B, 1, S] bool
         allowed = g.op("And", [causal, not_pad])  # [B, T, S]
-        bias = g.op("Where", [allowed, g.const(0.0, np.float32), g.const(MASKED, np.float32)])
+        # The type's own lowest value, not -inf: a fully padded row then softmaxes to uniform, not NaN (and fp32's
+        # lowest would round to -inf in fp16)
+        bias = g.op("Where", [allowed, g.const(0.0, dtype), g.const(np.finfo(dtype).min, dtype)])
         return g.op("Unsqueeze", [bias, g.const([1])], hint="attn_bias")
 
     def last_positions(self, x: str) -> str:
@@ -274,14 +277,21 @@ class DecoderGraph:
         kvh, d = cfg.num_kv_heads, cfg.head_dim
         q = self.flat(self.rope(g.op("Reshape", [q, g.const([0, 0, cfg.num_heads, d])]), *self.rope_bt))
         k = self.flat(self.rope(g.op("Reshape", [k, g.const([0, 0, kvh, d])]), *self.rope_bt))
-        past_k = g.input(f"past_key_values.{i}.key", FLOAT, ["batch", kvh, "past_seq", d])
-        past_v = g.input(f"past_key_values.{i}.value", FLOAT, ["batch", kvh, "past_seq", d])
+        half = self.opts.kv_dtype == "float16"
+        if half:
+            # GroupQueryAttention takes q, k, v and the cache in one type; on the CPU it computes in fp32 over the
+            # fp16 values and rounds its output to fp16 (probed: equal to the fp32 op on fp16-rounded inputs), which
+            # the reference does too (ReferenceModel kv_dtype).
+            q, k, v = (g.op("Cast", [t], to=FLOAT16) for t in (q, k, v))
+        kind = FLOAT16 if half else FLOAT
+        past_k = g.input(f"past_key_values.{i}.key", kind, ["batch", kvh, "past_seq", d])
+        past_v = g.input(f"past_key_values.{i}.value", kind, ["batch", kvh, "past_seq", d])
         out, present_k, present_v = g.op(
             "GroupQueryAttention", [q, k, v, past_k, past_v, *self.gqa_inputs], n_out=3, domain=MS_DOMAIN,
             hint="attn", num_heads=cfg.num_heads, kv_num_heads=kvh, scale=float(d ** -0.5))
-        g.output(present_k, f"present.{i}.key", FLOAT, ["batch", kvh, "present_seq", d])
-        g.output(present_v, f"present.{i}.value", FLOAT, ["batch", kvh, "present_seq", d])
-        return out
+        g.output(present_k, f"present.{i}.key", kind, ["batch", kvh, "present_seq", d])
+        g.output(present_v, f"present.{i}.value", kind, ["batch", kvh, "present_seq", d])
+        return g.op("Cast", [out], to=FLOAT) if half else out
 
     def flat(self, x: str) -> str:
         """[B, T, heads, D] -> [B, T, heads*D]"""

@@ -16,12 +16,13 @@ from ..common import check_head, copy_tokenizer_files, load_for_export
 from ..tokenizer_compat import tokenizer_warnings
 
 MODEL_FILE = "model.onnx"
+KV_DTYPES = ("float32", "float16")
 
 
 @register("onnx")
 def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head: str = "fp32",
                 ops: str = "edgebit", force: bool = False,
-                on_step: Callable[[str], None] | None = None) -> Path:
+                on_step: Callable[[str], None] | None = None, kv_dtype: str = "float32") -> Path:
     import onnx
 
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
@@ -41,10 +42,16 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
     weights, seq = load_for_export(model, max_seq_len)
     cfg = weights.config
     in_place = in_place_cache(cfg, ops)
+    if kv_dtype not in KV_DTYPES:
+        raise EdgebitError(f"--kv-cache: {kv_dtype!r} is not one of {', '.join(KV_DTYPES)}")
+    if kv_dtype != "float32" and not in_place:
+        why = ("--ops standard keeps the fp32 Concat cache" if ops != "edgebit" else
+               f"head_dim {cfg.head_dim} is not a multiple of 8, so the cache is the fp32 Concat form")
+        raise EdgebitError(f"--kv-cache {kv_dtype}: {model}: needs the in-place cache, and {why}")
     with atomic_output_dir(output, force=force) as tmp:
         step("building graph")
         data = tmp / (MODEL_FILE + ".data")
-        graph = DecoderGraph(weights, ExportOptions(seq, head, ops), data_path=data)
+        graph = DecoderGraph(weights, ExportOptions(seq, head, ops, kv_dtype), data_path=data)
         proto = graph.build()
         graph.w = weights = None  # the weights now live in the data file
         if library:
@@ -79,7 +86,7 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
             "max_seq_len": seq,
             # How the graph takes its cache (exporters/onnx/decoder.py): "in-place", one buffer bound as past and
             # present; "concat", a past of P positions in and a new present of P+T out.
-            "kv_cache": {"update": "in-place" if in_place else "concat", "dtype": "float32"},
+            "kv_cache": {"update": "in-place" if in_place else "concat", "dtype": kv_dtype},
             "config": cfg.to_dict(),
             "chat": chat_manifest_entry(Path(model), list(cfg.eos_token_ids)),
             "source": checkpoint_fingerprint(Path(model)),

@@ -126,10 +126,13 @@ Manifest read_manifest(const std::string& dir) {
         const Json* update = kv->find("update");
         if (!update || update->kind != Json::String || (update->str != "in-place" && update->str != "concat"))
             throw std::runtime_error(path + ": 'kv_cache' 'update' must be \"in-place\" or \"concat\"");
-        const Json* dtype = kv->find("dtype");
-        if (dtype && (dtype->kind != Json::String || dtype->str != "float32"))
-            throw std::runtime_error(path + ": 'kv_cache' 'dtype' must be \"float32\" (this engine's cache type)");
         m.kv_in_place = update->str == "in-place";
+        const Json* dtype = kv->find("dtype");
+        const bool half = dtype && dtype->kind == Json::String && dtype->str == "float16" && m.kv_in_place;
+        if (dtype && !half && (dtype->kind != Json::String || dtype->str != "float32"))
+            throw std::runtime_error(path + ": 'kv_cache' 'dtype' must be \"float32\", or \"float16\" with "
+                                     "\"update\": \"in-place\"");
+        m.kv_bytes = half ? 2 : 4;
     }
     m.vocab_size = json_int(cfg, "vocab_size", cpath, 1, int64_t(1) << 24);
     m.eos_token_ids = id_list(cfg.find("eos_token_ids"), cpath + " 'eos_token_ids'");

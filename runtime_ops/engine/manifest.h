@@ -36,6 +36,7 @@ struct Manifest {
     // ONNX: "kv_cache": {"update": "in-place"} takes one [1, KVH, max_seq_len, D] buffer per cache tensor bound as
     // both past and present (GroupQueryAttention writes the new positions into it); otherwise past in, new present out.
     bool kv_in_place = false;
+    int64_t kv_bytes = 4;  // "dtype": "float32" (4) or, in place only, "float16" (2): the cache's element size
     std::vector<int64_t> eos_token_ids;
     ChatPieces chat;
 };

@@ -75,6 +75,11 @@ def _kv_cache_unknown(art, tmp_path):
     return ["manifest.json", "'kv_cache' 'update' must be \"in-place\" or \"concat\""]
 
 
+def _kv_cache_half_concat(art, tmp_path):
+    edit_manifest(art, lambda m: m.update(kv_cache={"update": "concat", "dtype": "float16"}))
+    return ["manifest.json", "'kv_cache' 'dtype' must be \"float32\", or \"float16\" with \"update\": \"in-place\""]
+
+
 def _manifest_not_json(art, tmp_path):
     (art / "manifest.json").write_text("{ not json")
     return ["manifest.json", "JSON"]
@@ -142,9 +147,9 @@ def _files_escape(art, tmp_path):
 
 
 CASES = {f.__name__.lstrip("_"): f for f in [
-    _layout_version, _layout_v1, _kv_cache_unknown, _manifest_not_json, _manifest_missing, _model_changed,
-    _model_truncated, _model_truncated_rehashed, _library_missing, _library_replaced, _library_foreign_rehashed,
-    _library_truncated_rehashed, _library_not_elf_rehashed, _tokenizer_missing, _files_escape,
+    _layout_version, _layout_v1, _kv_cache_unknown, _kv_cache_half_concat, _manifest_not_json, _manifest_missing,
+    _model_changed, _model_truncated, _model_truncated_rehashed, _library_missing, _library_replaced,
+    _library_foreign_rehashed, _library_truncated_rehashed, _library_not_elf_rehashed, _tokenizer_missing, _files_escape,
 ]}
 # Profiling runs the device's own bundle (its libraries, not the artifact's), so cases that only the artifact's
 # op library or model loader can see reach the native runner instead; they are covered there (test_device_faults).
