@@ -129,6 +129,8 @@ def test_bytes_per_token_of_the_2b4t_shape():
     assert bytes_per_token(cfg, "onnx-standard", "int8", 160)["head"] == 128256 * 2560 + 4 * 128256 * 2560 // 128
     assert bytes_per_token(cfg, "pte", "q4", 160)["head"] == 128256 * (2560 // 2 + 2560 // 32 + 4)  # ~4.26 bits
     assert b["kv_cache"] == 2 * 30 * 5 * 128 * 4 * 160
+    half = bytes_per_token(cfg, "onnx-kv16", "q4", 160)  # the fp16 cache: half the bytes, the same weights
+    assert half["kv_cache"] == b["kv_cache"] // 2 and half["head"] == bytes_per_token(cfg, "onnx", "q4", 160)["head"]
     assert bytes_per_token(cfg, "onnx", "fp32", 160)["head"] == 4 * 128256 * 2560
 
 
