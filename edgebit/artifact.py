@@ -53,6 +53,11 @@ def write_manifest(directory: Path, fields: dict) -> dict:
     return manifest
 
 
+def kv_cache(manifest: dict) -> dict:
+    """The manifest's "kv_cache" with its defaults (an artifact from before it was recorded: the fp32 Concat form)."""
+    return {"update": "concat", "dtype": "float32", **manifest.get("kv_cache", {})}
+
+
 def read_manifest(artifact_dir: str | Path, check_files: bool = True) -> dict:
     """The manifest, checked for format and layout versions and (CHECK_FILES) that every file it lists is there
     with its recorded hash; without CHECK_FILES it costs no read of the artifact's files."""
@@ -74,11 +79,10 @@ def read_manifest(artifact_dir: str | Path, check_files: bool = True) -> dict:
         # v1 artifacts (K a multiple of 128, unpadded rows) come from an edgebit before layout v2 (docs/weight-layout.md).
         raise ArtifactError(f"{path}: packed weight layout v{manifest.get('layout_version')}, but this edgebit reads "
                             f"layout v{LAYOUT_VERSION} only; re-export the model with this version")
-    kv = manifest.get("kv_cache", {"update": "concat"})
-    if not isinstance(kv, dict) or kv.get("update") not in ("in-place", "concat"):
+    if not isinstance(manifest.get("kv_cache", {}), dict) or kv_cache(manifest)["update"] not in ("in-place", "concat"):
         raise ArtifactError(f"{path}: 'kv_cache' 'update' must be \"in-place\" or \"concat\"")
-    if kv.get("dtype", "float32") not in ("float32", "float16") or (
-            kv.get("dtype") == "float16" and kv["update"] != "in-place"):
+    kv = kv_cache(manifest)
+    if kv["dtype"] not in ("float32", "float16") or (kv["dtype"] == "float16" and kv["update"] != "in-place"):
         raise ArtifactError(f"{path}: 'kv_cache' 'dtype' must be \"float32\", or \"float16\" with \"update\": "
                             f"\"in-place\"")
     if not check_files:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebit.artifact import ArtifactError
+from edgebit.artifact import ArtifactError, kv_cache
 
 
 class OnnxRuntimeBackend:
@@ -44,8 +44,9 @@ class OnnxRuntimeBackend:
         self.max_seq_len = manifest["max_seq_len"]
         self.name = f"onnxruntime {ort.__version__}"
         # Artifacts that say so take their cache as one buffer updated in place (exporters/onnx/decoder.py).
-        self.in_place = manifest.get("kv_cache", {}).get("update") == "in-place"
-        self.kv_dtype = np.float16 if manifest.get("kv_cache", {}).get("dtype") == "float16" else np.float32
+        kv = kv_cache(manifest)
+        self.in_place = kv["update"] == "in-place"
+        self.kv_dtype = np.float16 if kv["dtype"] == "float16" else np.float32
         self.buffers = None
         self.reset()
 

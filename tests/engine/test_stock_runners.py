@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from genai_greedy import genai_greedy
+
 PROMPT = "And God said"
 NEW = 16
 
@@ -22,15 +24,7 @@ def _onnxruntime_genai(art) -> tuple[list[int], list[int]]:
     tokenizer = og.Tokenizer(model)
     tokenizer.update_options(add_special_tokens="true")  # the template's BOS, as `tokenizers` adds it
     prompt = [int(i) for i in tokenizer.encode(PROMPT)]
-    params = og.GeneratorParams(model)
-    params.set_search_options(max_length=len(prompt) + NEW, do_sample=False)
-    generator = og.Generator(model, params)
-    generator.append_tokens(prompt)
-    tokens = []
-    while not generator.is_done():
-        generator.generate_next_token()
-        tokens.append(int(generator.get_next_tokens()[0]))
-    return prompt, tokens
+    return prompt, genai_greedy(model, prompt, NEW)
 
 
 def test_four_runners_generate_the_same_tokens_from_text(shipped_artifacts, runner, cli):

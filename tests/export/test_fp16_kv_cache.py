@@ -16,6 +16,7 @@ from edgebit.backends.reference import ReferenceBackend
 from edgebit.exporters.onnx.export import export_onnx
 from edgebit.generate import generate
 from edgebit.verify import verify
+from genai_greedy import genai_greedy
 
 PROMPT = [256, 40, 101, 7, 9]
 
@@ -74,16 +75,7 @@ def test_native_runner_and_genai_generate_the_backends_tokens(half, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout)["generated_ids"] == expected
 
-    model = og.Model(str(half))
-    params = og.GeneratorParams(model)
-    params.set_search_options(max_length=len(PROMPT) + 10, do_sample=False)
-    generator = og.Generator(model, params)
-    generator.append_tokens(PROMPT)
-    tokens = []
-    while not generator.is_done():
-        generator.generate_next_token()
-        tokens.append(int(generator.get_next_tokens()[0]))
-    assert tokens == expected
+    assert genai_greedy(og.Model(str(half)), PROMPT, 10) == expected
 
 
 def test_refused_where_the_cache_is_not_in_place_and_for_other_types(checkpoint, tmp_path, cli):

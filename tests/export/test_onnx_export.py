@@ -14,6 +14,7 @@ from edgebit.backends import open_backend
 from edgebit.backends.reference import ReferenceBackend
 from edgebit.exporters.onnx.export import export_onnx
 from edgebit.verify import verify
+from genai_greedy import genai_greedy
 
 
 @pytest.fixture(scope="module")
@@ -153,14 +154,7 @@ def test_onnxruntime_genai_drives_the_artifact_with_our_library(artifacts):
     art = artifacts()
     prompt = [256, 40, 101, 7]
     model = og.Model(str(art))
-    params = og.GeneratorParams(model)
-    params.set_search_options(max_length=len(prompt) + 12, do_sample=False)
-    generator = og.Generator(model, params)
-    generator.append_tokens(prompt)
-    tokens = []
-    while not generator.is_done():
-        generator.generate_next_token()
-        tokens.append(int(generator.get_next_tokens()[0]))
+    tokens = genai_greedy(model, prompt, 12)
     assert tokens == generate(open_backend(art), prompt, len(tokens)).generated_ids
 
 
