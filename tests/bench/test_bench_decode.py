@@ -134,6 +134,18 @@ def test_bytes_per_token_of_the_2b4t_shape():
     assert bytes_per_token(cfg, "onnx", "fp32", 160)["head"] == 4 * 128256 * 2560
 
 
+def test_q4_alone_still_times_the_standard_yardstick():
+    """--heads q4 with onnx-standard chosen times the standard artifact's int8 head (it has no q4): before, the stock
+    artifact was dropped without a word and every ratio came out empty."""
+    from edgebit.bench.decode import Settings, selected
+
+    chosen = [(name, head) for name, _, _, head in
+              selected(Settings(heads=("q4",), artifacts=("onnx", "onnx-kv16", "onnx-standard", "pte-torchao")))]
+    assert chosen == [("onnx", "q4"), ("onnx-kv16", "q4"), ("onnx-standard", "int8"), ("pte-torchao", "int8")]
+    both = selected(Settings(heads=("q4", "int8"), artifacts=("onnx", "onnx-standard")))
+    assert [(name, head) for name, _, _, head in both] == [("onnx", "q4"), ("onnx-standard", "int8"), ("onnx", "int8")]
+
+
 def test_bad_options_are_one_line_errors(cli, tmp_path):
     r = cli("bench", "decode", "--preset", "huge", "--cache-dir", tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "huge" in r.stderr
