@@ -5,7 +5,9 @@ torch.export can trace, in the form ExecuTorch's LLM runner drives (DESIGN.md 7)
 
 T is dynamic (1 .. max_seq_len): a whole prompt in one call, then one token a call. The KV cache is one pair of
 mutable buffers per layer, keys [1, KVH, D, max_seq_len] and values [1, KVH, max_seq_len, D], written at
-input_pos (index_put_, which to_edge turns into index_put.out plus a write-back). Keys past the query's position
+input_pos in place by edgebit::cache_write (edgebit/ops/torch_cache.py; the torchao baseline keeps the stock
+index_copy_, which ExecuTorch runs as index_put.out into a new tensor plus a write-back copy of the whole cache). Keys
+past the query's position
 are masked, so starting over at input_pos 0 needs no clearing. Every ternary linear is one torch.ops.edgebit.bitlinear call; q/k/v and gate/up are one call
 each on concatenated weights with per-channel gamma (one activation quantization), as in the ONNX graph, unless
 quantization_config.use_rms_norm gives each linear its own input norm (then one norm and one call each).
@@ -21,6 +23,7 @@ import edgebit.ops.torch_ops  # noqa: F401  (registers torch.ops.edgebit.bitline
 from edgebit.model.config import ModelConfig
 from edgebit.model.reference import rope_cos_sin, rope_inv_freq
 from edgebit.model.weights import ModelWeights, TernaryWeight
+from edgebit.ops.torch_cache import cache_write
 from edgebit.ops.torch_qlinear import qlinear
 from edgebit.quant.packing import padded_k
 from edgebit.quant.qhead import HEAD_BITS, group_of, quantize_head
@@ -90,9 +93,10 @@ class SharedInput(nn.Module):
 
 
 class Layer(nn.Module):
-    def __init__(self, cfg: ModelConfig, lw, max_seq_len: int, linear=BitLinear):
+    def __init__(self, cfg: ModelConfig, lw, max_seq_len: int, linear=BitLinear, in_place_cache: bool = True):
         super().__init__()
         self.cfg = cfg
+        self.in_place_cache = in_place_cache
         self.register_buffer("attn_norm", lw.attn_norm.float())
         self.register_buffer("mlp_norm", lw.mlp_norm.float())
         self.attn_sub_norm = None if lw.attn_sub_norm is None else nn.Buffer(lw.attn_sub_norm.float())
@@ -119,8 +123,12 @@ class Layer(nn.Module):
         q = apply_rope(q.view(1, t, kvh, group, d).permute(0, 2, 3, 1, 4), cos, sin)  # (1, KVH, G, T, D)
         k = apply_rope(k.view(1, t, kvh, d).transpose(1, 2), cos, sin)  # (1, KVH, T, D)
         v = v.view(1, t, kvh, d).transpose(1, 2)
-        self.k_cache.index_copy_(3, input_pos, k.transpose(2, 3))
-        self.v_cache.index_copy_(2, input_pos, v)
+        if self.in_place_cache:
+            cache_write(k.transpose(2, 3), self.k_cache, input_pos, 3)
+            cache_write(v, self.v_cache, input_pos, 2)
+        else:
+            self.k_cache.index_copy_(3, input_pos, k.transpose(2, 3))
+            self.v_cache.index_copy_(2, input_pos, v)
         # GQA without copying the cache: the `group` query heads of each KV head stacked along the query axis
         # (KVH, G*T, D), so one 3-D bmm per KV head reads its keys and values where they lie (a 4-D matmul
         # would become expand_copy of both caches in ExecuTorch, every step).
@@ -189,14 +197,16 @@ class QTable(nn.Module):
 
 class Decoder(nn.Module):
     """linear: the module of each group of ternary linears (BitLinear: edgebit's op; the torchao baseline's
-    TorchaoLinear). head_linear: a module to compute the logits instead of the head below (the baseline's)."""
+    TorchaoLinear). head_linear: a module to compute the logits instead of the head below (the baseline's).
+    in_place_cache: the cache written by edgebit::cache_write (False: stock index_copy_, for the baseline, which
+    runs without edgebit's kernel library)."""
 
     def __init__(self, weights: ModelWeights, max_seq_len: int, head: str = "fp32", linear=BitLinear,
-                 head_linear: nn.Module | None = None):
+                 head_linear: nn.Module | None = None, in_place_cache: bool = True):
         super().__init__()
         cfg = self.cfg = weights.config
         self.head_kind = head
-        self.layers = nn.ModuleList(Layer(cfg, lw, max_seq_len, linear) for lw in weights.layers)
+        self.layers = nn.ModuleList(Layer(cfg, lw, max_seq_len, linear, in_place_cache) for lw in weights.layers)
         self.head_linear = head_linear
         self.register_buffer("final_norm", weights.final_norm.float())
         cos, sin = rope_cos_sin(rope_inv_freq(cfg.head_dim, cfg.rope), torch.arange(max_seq_len))

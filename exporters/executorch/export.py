@@ -44,7 +44,7 @@ def _decoder(weights, seq: int, head: str, xnnpack: bool, ops: str):
 
     # The baseline quantizes its head with torchao too; its embedding stays fp32.
     head_linear = int8_head(weights.head) if head == "int8" else None
-    return Decoder(weights, seq, "fp32", linear=TorchaoLinear, head_linear=head_linear)
+    return Decoder(weights, seq, "fp32", linear=TorchaoLinear, head_linear=head_linear, in_place_cache=False)
 
 
 def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[str], None], ops: str = "edgebit"):
@@ -76,8 +76,8 @@ def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[
         edge = to_edge(ep, compile_config=config, constant_methods=methods)
     del ep
     step("to_executorch")
-    # Not run_reinplace_pass (an in-place KV cache update would save two copies of each layer's cache per step):
-    # with ExecuTorch 1.5.1 it gave wrong logits (max diff 1.4, top-1 0%) on the tiny test programs.
+    # Not run_reinplace_pass: with ExecuTorch 1.5.1 it gave wrong logits (max diff 1.4, top-1 0%) on the tiny test
+    # programs. The cache is written in place by edgebit::cache_write instead (decoder.py).
     return edge.to_executorch(ExecutorchBackendConfig(
         memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
 
@@ -103,7 +103,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
                       xnnpack: bool = True, force: bool = False,
                       on_step: Callable[[str], None] | None = None, ops: str = "edgebit") -> Path:
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
-    from edgebit.ops.executorch_library import OP_NAME, QLINEAR_OP_NAME, library_path
+    from edgebit.ops.executorch_library import CACHE_WRITE_OP_NAME, OP_NAME, QLINEAR_OP_NAME, library_path
 
     step = on_step or (lambda what: None)
     if ops not in OPS or (ops != "edgebit" and not xnnpack):
@@ -134,7 +134,8 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
             "ops": ops,
             "op_library": library.name if library else None,
             "op_domain": "edgebit" if library else None,
-            "op_names": ([OP_NAME] + ([QLINEAR_OP_NAME] if head != "fp32" else [])) if library else [],
+            "op_names": ([OP_NAME] + ([QLINEAR_OP_NAME] if head != "fp32" else []) + [CACHE_WRITE_OP_NAME])
+            if library else [],
             "op_abi": "executorch-" + _executorch_version(),
             "xnnpack": xnnpack,
             "head": head,

@@ -1,5 +1,5 @@
 // ExecuTorch kernel library libedgebit_executorch.so: registration only (edgebit::bitlinear.out, and
-// edgebit::qlinear.out at the end). The arithmetic is the kernel
+// edgebit::qlinear.out and edgebit::cache_write.out, the in-place KV cache write, at the end). The arithmetic is the kernel
 // core's edgebit_ternary_linear_f32_channels (runtime_ops/kernels), linked from the same objects as every
 // other edgebit library; threads are ExecuTorch's threadpool (executorch::extension::parallel_for).
 //
@@ -19,6 +19,7 @@
 #include <executorch/runtime/kernel/thread_parallel_interface.h>
 
 #include <stdint.h>
+#include <string.h>
 
 #include "edgebit_kernels.h"
 
@@ -178,7 +179,56 @@ Tensor& qlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w,
     return out;
 }
 
+#undef EDGEBIT_CHECK
+#define EDGEBIT_CHECK(cond, fmt, ...)                                                          \
+    ET_KERNEL_CHECK_MSG(ctx, cond, InvalidArgument, out, "edgebit::cache_write.out: " fmt, \
+                        ##__VA_ARGS__)
+
+// The KV cache written in place: cache.index_copy_(dim, input_pos, value) (edgebit/ops/torch_cache.py, docs/ops.md).
+// The program passes the cache buffer itself as `cache`, so nothing else is copied; `out` is a one-element
+// placeholder the schema needs, left as it is. Positions come from the runner's input_pos: each is checked against
+// the cache's length before anything is written, so a bad one fails the call with the cache untouched.
+Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& value, Tensor& cache, const Tensor& input_pos,
+                        int64_t dim, Tensor& out) {
+    EDGEBIT_CHECK(value.scalar_type() == ScalarType::Float && cache.scalar_type() == ScalarType::Float,
+                  "value and cache must be float32, got dtypes %d and %d", static_cast<int>(value.scalar_type()),
+                  static_cast<int>(cache.scalar_type()));
+    EDGEBIT_CHECK(input_pos.scalar_type() == ScalarType::Long && input_pos.dim() == 1,
+                  "input_pos must be int64 [T], got dtype %d of rank %d", static_cast<int>(input_pos.scalar_type()),
+                  static_cast<int>(input_pos.dim()));
+    EDGEBIT_CHECK(default_dim_order(value) && default_dim_order(cache) && default_dim_order(input_pos),
+                  "value, cache and input_pos must be contiguous (default dim order)");
+    const int64_t rank = cache.dim();
+    EDGEBIT_CHECK(dim >= 0 && dim < rank, "dim=%lld must be in [0, %lld) (cache's rank)", static_cast<long long>(dim),
+                  static_cast<long long>(rank));
+    EDGEBIT_CHECK(value.dim() == rank, "value must have cache's rank %lld, got %d", static_cast<long long>(rank),
+                  static_cast<int>(value.dim()));
+    const int64_t T = input_pos.size(0);
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < rank; ++d) {
+        if (d == dim) continue;
+        EDGEBIT_CHECK(value.size(d) == cache.size(d), "value's dim %lld is %lld, cache's is %lld (they must agree "
+                      "except along dim=%lld)", static_cast<long long>(d), static_cast<long long>(value.size(d)),
+                      static_cast<long long>(cache.size(d)), static_cast<long long>(dim));
+        (d < dim ? outer : inner) *= cache.size(d);
+    }
+    EDGEBIT_CHECK(value.size(dim) == T, "value's dim %lld must be T = %lld (input_pos's length), got %lld",
+                  static_cast<long long>(dim), static_cast<long long>(T), static_cast<long long>(value.size(dim)));
+    const int64_t S = cache.size(dim);
+    const int64_t* pos = input_pos.const_data_ptr<int64_t>();
+    for (int64_t t = 0; t < T; ++t)
+        EDGEBIT_CHECK(pos[t] >= 0 && pos[t] < S, "input_pos[%lld] = %lld is outside the cache's %lld positions",
+                      static_cast<long long>(t), static_cast<long long>(pos[t]), static_cast<long long>(S));
+    const float* src = value.const_data_ptr<float>();
+    float* dst = cache.mutable_data_ptr<float>();
+    for (int64_t o = 0; o < outer; ++o)
+        for (int64_t t = 0; t < T; ++t)
+            memcpy(dst + (o * S + pos[t]) * inner, src + (o * T + t) * inner, static_cast<size_t>(inner) * sizeof(float));
+    return out;
+}
+
 }  // namespace
 
 EXECUTORCH_LIBRARY(edgebit, "bitlinear.out", bitlinear_out);
 EXECUTORCH_LIBRARY(edgebit, "qlinear.out", qlinear_out);
+EXECUTORCH_LIBRARY(edgebit, "cache_write.out", cache_write_out);

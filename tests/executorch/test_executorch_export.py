@@ -22,7 +22,8 @@ from edgebit.verify import verify
 def test_program_loads_in_executorch_runtime_with_our_library(et_artifact):
     art = et_artifact()
     manifest = json.loads((art / "manifest.json").read_text())
-    assert manifest["target"] == "executorch" and manifest["op_names"] == ["edgebit::bitlinear.out"]
+    assert manifest["target"] == "executorch" and manifest["op_names"] == [
+        "edgebit::bitlinear.out", "edgebit::cache_write.out"]
     assert set(manifest["files"]) >= {"program.pte", "libedgebit_executorch.so", "tokenizer.json"}
     executorch_library.load(art / manifest["op_library"])
     from executorch.runtime import Runtime
@@ -60,6 +61,29 @@ def test_xnnpack_takes_the_float_parts_and_our_op_stays_ours(et_artifact):
     assert "edgebit::bitlinear" in ops
     report = verify(art)
     assert report.passed and report.top1_agreement == 1.0, report
+
+
+def test_kv_cache_is_written_in_place(et_artifact):
+    """The cache buffers are written by edgebit::cache_write on the buffers themselves: no index_put into a new
+    tensor and no write-back copy_ of every layer's whole cache per step (what index_copy_ became)."""
+    ops = {op.name for op in _execution_plan(et_artifact()).operators}
+    assert "edgebit::cache_write" in ops
+    assert not ops & {"aten::index_put", "aten::index_put_", "aten::copy_", "aten::index_copy"}, ops
+
+
+def test_position_past_the_cache_fails_the_call_not_the_process(et_artifact):
+    """input_pos comes from whoever runs the program: a position past max_seq_len (64) is refused by cache_write
+    with a clear error before anything is written, and the program then still computes what it did before."""
+    art = et_artifact()
+    executorch_library.load(art / "libedgebit_executorch.so")
+    from executorch.runtime import Runtime
+
+    forward = Runtime.get().load_program(str(art / "program.pte")).load_method("forward")
+    (before,) = forward.execute([torch.tensor([[256, 5, 6]]), torch.arange(3)])
+    with pytest.raises(RuntimeError):
+        forward.execute([torch.tensor([[7]]), torch.tensor([64])])
+    (again,) = forward.execute([torch.tensor([[256, 5, 6]]), torch.arange(3)])
+    assert torch.equal(before, again)
 
 
 @pytest.mark.parametrize("head", ["int8", "q4"])

@@ -1,0 +1,66 @@
+"""The .pte KV cache written in place, as a PyTorch op: `torch.ops.edgebit.cache_write` and its out variant, the
+schema ExecuTorch programs call and libedgebit_executorch.so implements (docs/ops.md).
+
+    edgebit::cache_write(Tensor value, Tensor(a!) cache, Tensor input_pos, int dim) -> Tensor
+    edgebit::cache_write.out(Tensor value, Tensor(a!) cache, Tensor input_pos, int dim, *, Tensor(b!) out)
+        -> Tensor(b!)
+
+cache float32 of any rank, value float32 of the same shape except T = input_pos.numel() along `dim`, input_pos int64
+[T], every entry in [0, cache.size(dim)): cache.index_copy_(dim, input_pos, value), and nothing else. The returned
+tensor is a one-element placeholder (the op's result is the mutation).
+
+Why an op: the stock form (index_copy_ on the cache buffer) becomes index_put.out into a fresh tensor plus a
+write-back copy_ into the buffer in ExecuTorch, i.e. every layer's whole cache copied twice per step. A mutating
+custom op comes out of to_executorch as one call on the buffer itself (torch.export functionalizes it; ExecuTorch
+removes the functionalization again and inserts no write-back for a buffer whose last writer mutates it in place).
+ExecuTorch's own run_reinplace_pass gave wrong logits on our programs (decoder.py). Importing this module registers
+the op (once per process).
+"""
+
+from __future__ import annotations
+
+import torch
+
+import edgebit.ops.torch_ops  # noqa: F401  (the namespace's DEF library first; this op is a FRAGMENT of it)
+
+NAMESPACE = "edgebit"
+OP = "cache_write"
+SCHEMA = "(Tensor value, Tensor(a!) cache, Tensor input_pos, int dim) -> Tensor"
+OUT_SCHEMA = "(Tensor value, Tensor(a!) cache, Tensor input_pos, int dim, *, Tensor(b!) out) -> Tensor(b!)"
+
+
+def _write(value: torch.Tensor, cache: torch.Tensor, input_pos: torch.Tensor, dim: int) -> None:
+    cache.index_copy_(dim, input_pos, value)
+
+
+def _define() -> None:
+    if hasattr(torch.ops, NAMESPACE) and hasattr(getattr(torch.ops, NAMESPACE), OP):
+        return
+    lib = torch.library.Library(NAMESPACE, "FRAGMENT")
+    lib.define(OP + SCHEMA)
+    lib.define(OP + ".out" + OUT_SCHEMA)
+
+    def impl(value, cache, input_pos, dim):
+        _write(value, cache, input_pos, dim)
+        return value.new_zeros((1,))
+
+    def out_impl(value, cache, input_pos, dim, *, out):
+        _write(value, cache, input_pos, dim)
+        return out
+
+    lib.impl(OP, impl, "CPU")
+    lib.impl(OP + ".out", out_impl, "CPU")
+    torch.library.register_fake(f"{NAMESPACE}::{OP}", lambda value, cache, input_pos, dim: value.new_empty((1,)),
+                                lib=lib)
+    torch.library.register_fake(f"{NAMESPACE}::{OP}.out", lambda value, cache, input_pos, dim, *, out: out, lib=lib)
+    global _LIB
+    _LIB = lib
+
+
+_LIB = None
+_define()
+
+
+def cache_write(value: torch.Tensor, cache: torch.Tensor, input_pos: torch.Tensor, dim: int) -> None:
+    """cache[..., input_pos, ...] = value along dim, in place (see the module docstring)."""
+    torch.ops.edgebit.cache_write(value, cache, input_pos, dim)
