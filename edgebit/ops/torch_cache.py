@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import torch
 
-import edgebit.ops.torch_ops  # noqa: F401  (the namespace's DEF library first; this op is a FRAGMENT of it)
+from edgebit.ops.torch_ops import define_fragment  # the namespace's DEF library first; this op is a FRAGMENT of it
 
-NAMESPACE = "edgebit"
 OP = "cache_write"
 SCHEMA = "(Tensor value, Tensor(a!) cache, Tensor input_pos, int dim) -> Tensor"
 OUT_SCHEMA = "(Tensor value, Tensor(a!) cache, Tensor input_pos, int dim, *, Tensor(b!) out) -> Tensor(b!)"
@@ -33,32 +32,19 @@ def _write(value: torch.Tensor, cache: torch.Tensor, input_pos: torch.Tensor, di
     cache.index_copy_(dim, input_pos, value)
 
 
-def _define() -> None:
-    if hasattr(torch.ops, NAMESPACE) and hasattr(getattr(torch.ops, NAMESPACE), OP):
-        return
-    lib = torch.library.Library(NAMESPACE, "FRAGMENT")
-    lib.define(OP + SCHEMA)
-    lib.define(OP + ".out" + OUT_SCHEMA)
-
-    def impl(value, cache, input_pos, dim):
-        _write(value, cache, input_pos, dim)
-        return value.new_zeros((1,))
-
-    def out_impl(value, cache, input_pos, dim, *, out):
-        _write(value, cache, input_pos, dim)
-        return out
-
-    lib.impl(OP, impl, "CPU")
-    lib.impl(OP + ".out", out_impl, "CPU")
-    torch.library.register_fake(f"{NAMESPACE}::{OP}", lambda value, cache, input_pos, dim: value.new_empty((1,)),
-                                lib=lib)
-    torch.library.register_fake(f"{NAMESPACE}::{OP}.out", lambda value, cache, input_pos, dim, *, out: out, lib=lib)
-    global _LIB
-    _LIB = lib
+def _impl(value, cache, input_pos, dim):
+    _write(value, cache, input_pos, dim)
+    return value.new_zeros((1,))
 
 
-_LIB = None
-_define()
+def _out_impl(value, cache, input_pos, dim, *, out):
+    _write(value, cache, input_pos, dim)
+    return out
+
+
+_LIB = define_fragment(OP, SCHEMA, OUT_SCHEMA, _impl, _out_impl,
+                       lambda value, cache, input_pos, dim: value.new_empty((1,)),
+                       lambda value, cache, input_pos, dim, *, out: out)
 
 
 def cache_write(value: torch.Tensor, cache: torch.Tensor, input_pos: torch.Tensor, dim: int) -> None:

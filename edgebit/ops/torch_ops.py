@@ -84,5 +84,21 @@ _LIB = None
 _define()
 
 
+def define_fragment(op: str, schema: str, out_schema: str, impl, out_impl, fake, fake_out):
+    """Another op of the namespace and its out variant (CPU implementations and fake kernels), in a FRAGMENT library
+    (this module's DEF one made the namespace). Returns the library, which must be kept alive, or None when the op is
+    already registered in this process (its module imported under another name)."""
+    if hasattr(getattr(torch.ops, NAMESPACE), op):
+        return None
+    lib = torch.library.Library(NAMESPACE, "FRAGMENT")
+    lib.define(op + schema)
+    lib.define(op + ".out" + out_schema)
+    lib.impl(op, impl, "CPU")
+    lib.impl(op + ".out", out_impl, "CPU")
+    torch.library.register_fake(f"{NAMESPACE}::{op}", fake, lib=lib)
+    torch.library.register_fake(f"{NAMESPACE}::{op}.out", fake_out, lib=lib)
+    return lib
+
+
 def bitlinear(x: torch.Tensor, w_packed: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
     return torch.ops.edgebit.bitlinear(x, w_packed, gamma)

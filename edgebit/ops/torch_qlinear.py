@@ -13,38 +13,23 @@ from __future__ import annotations
 
 import torch
 
-import edgebit.ops.torch_ops  # noqa: F401  (the namespace's DEF library first; this op is a FRAGMENT of it)
+from edgebit.ops.torch_ops import define_fragment  # the namespace's DEF library first; this op is a FRAGMENT of it
 from edgebit.quant.qhead import qlinear_reference
 
-NAMESPACE = "edgebit"
 OP = "qlinear"
 SCHEMA = "(Tensor x, Tensor w, Tensor scale, int bits) -> Tensor"
 OUT_SCHEMA = "(Tensor x, Tensor w, Tensor scale, int bits, *, Tensor(a!) out) -> Tensor(a!)"
 
 
-def _define() -> None:
-    if hasattr(torch.ops, NAMESPACE) and hasattr(getattr(torch.ops, NAMESPACE), OP):
-        return
-    lib = torch.library.Library(NAMESPACE, "FRAGMENT")
-    lib.define(OP + SCHEMA)
-    lib.define(OP + ".out" + OUT_SCHEMA)
-    lib.impl(OP, qlinear_reference, "CPU")
-
-    def out_impl(x, w, scale, bits, *, out):
-        y = qlinear_reference(x, w, scale, bits)
-        out.resize_(y.shape)
-        return out.copy_(y)
-
-    lib.impl(OP + ".out", out_impl, "CPU")
-    torch.library.register_fake(f"{NAMESPACE}::{OP}", lambda x, w, scale, bits: x.new_empty((*x.shape[:-1], w.shape[0])),
-                                lib=lib)
-    torch.library.register_fake(f"{NAMESPACE}::{OP}.out", lambda x, w, scale, bits, *, out: out, lib=lib)
-    global _LIB
-    _LIB = lib
+def _out_impl(x, w, scale, bits, *, out):
+    y = qlinear_reference(x, w, scale, bits)
+    out.resize_(y.shape)
+    return out.copy_(y)
 
 
-_LIB = None
-_define()
+_LIB = define_fragment(OP, SCHEMA, OUT_SCHEMA, qlinear_reference, _out_impl,
+                       lambda x, w, scale, bits: x.new_empty((*x.shape[:-1], w.shape[0])),
+                       lambda x, w, scale, bits, *, out: out)
 
 
 def qlinear(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:
