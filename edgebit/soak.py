@@ -41,10 +41,10 @@ class SoakResult:
     rss_first_mb: float             # after warm-up
     rss_last_mb: float
     peak_rss_mb: float
-    cpu_tps_first: float            # tokens per CPU second: median of the first third of the conversations after warm-up
+    cpu_tps_first: float            # tokens per CPU second: upper decile of the first third of the conversations after warm-up
     cpu_tps_last: float             # ... of the last third
     speed_drift: float              # last / first - 1 (negative: slower); judged
-    decode_tps_first: float         # wall-clock decode tokens/s, the same medians (reported, not judged)
+    decode_tps_first: float         # wall-clock decode tokens/s, the same deciles (reported, not judged)
     decode_tps_last: float
     cancels: int
     limits: SoakLimits = field(default_factory=SoakLimits)
@@ -72,6 +72,10 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     return 0.0 if sxx == 0 else sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
 
 
+def _upper_decile(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10, method="inclusive")[-1] if len(values) > 1 else values[0]
+
+
 def judge(artifact: str, seconds: float, threads: int, cycles: list[dict],
           limits: SoakLimits = SoakLimits()) -> SoakResult:
     """The verdict on a soak's conversation lines (the runner's JSON, in order)."""
@@ -87,8 +91,11 @@ def judge(artifact: str, seconds: float, threads: int, cycles: list[dict],
     anon_slope = _slope(tokens, [float(c["anonymous_bytes"]) for c in judged]) * 10_000
     third = len(judged) // 3
 
+    # The upper decile, not the median: on a shared machine neighbours only ever slow a conversation down (their
+    # cache and memory traffic costs CPU time too), in bursts, and a burst in the last third read as an 8.6% median
+    # "slowdown" of a flat run in CI. A slowdown of the engine moves every conversation, the fastest ones included.
     def thirds(values: list[float]) -> tuple[float, float]:
-        return statistics.median(values[:third]), statistics.median(values[-third:])
+        return _upper_decile(values[:third]), _upper_decile(values[-third:])
 
     first, last = thirds([c["generated"] / (c["cpu_ms"] / 1000.0) for c in judged])
     wall_first, wall_last = thirds([c["decode_tokens"] / (c["decode_ms"] / 1000.0) if c["decode_ms"] > 0 else 0.0
