@@ -21,6 +21,7 @@ LIB_NAME = "libedgebit_executorch.so"
 OP_NAME = "edgebit::bitlinear.out"
 QLINEAR_OP_NAME = "edgebit::qlinear.out"  # the LM head's own GEMV (int8 and q4 heads)
 CACHE_WRITE_OP_NAME = "edgebit::cache_write.out"  # the KV cache written in place (edgebit/ops/torch_cache.py)
+ATTENTION_OP_NAME = "edgebit::attention.out"  # attention over that cache (edgebit/ops/torch_attention.py)
 
 _lock = threading.Lock()
 _loaded: tuple[Path, ctypes.CDLL] | None = None

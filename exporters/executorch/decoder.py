@@ -4,11 +4,12 @@ torch.export can trace, in the form ExecuTorch's LLM runner drives (DESIGN.md 7)
     forward(tokens int64 [1, T], input_pos int64 [T]) -> logits float32 [1, T, V]
 
 T is dynamic (1 .. max_seq_len): a whole prompt in one call, then one token a call. The KV cache is one pair of
-mutable buffers per layer, keys [1, KVH, D, max_seq_len] and values [1, KVH, max_seq_len, D], written at
-input_pos in place by edgebit::cache_write (edgebit/ops/torch_cache.py; the torchao baseline keeps the stock
-index_copy_, which ExecuTorch runs as index_put.out into a new tensor plus a write-back copy of the whole cache). Keys
-past the query's position
-are masked, so starting over at input_pos 0 needs no clearing. Every ternary linear is one torch.ops.edgebit.bitlinear call; q/k/v and gate/up are one call
+mutable buffers per layer, keys and values [1, KVH, max_seq_len, D], written at input_pos in place by
+edgebit::cache_write (edgebit/ops/torch_cache.py) and read by edgebit::attention (edgebit/ops/torch_attention.py),
+which reads only the positions up to each query's own. The torchao baseline, which runs without edgebit's kernel
+library, keeps stock ops: index_copy_ (index_put.out into a new tensor plus a write-back copy of the whole cache in
+ExecuTorch), keys stored [1, KVH, D, max_seq_len] and a masked product with the whole buffer. Either way keys past
+the query's position are never used, so starting over at input_pos 0 needs no clearing. Every ternary linear is one torch.ops.edgebit.bitlinear call; q/k/v and gate/up are one call
 each on concatenated weights with per-channel gamma (one activation quantization), as in the ONNX graph, unless
 quantization_config.use_rms_norm gives each linear its own input norm (then one norm and one call each).
 """
@@ -23,6 +24,7 @@ import edgebit.ops.torch_ops  # noqa: F401  (registers torch.ops.edgebit.bitline
 from edgebit.model.config import ModelConfig
 from edgebit.model.reference import rope_cos_sin, rope_inv_freq
 from edgebit.model.weights import ModelWeights, TernaryWeight
+from edgebit.ops.torch_attention import attention
 from edgebit.ops.torch_cache import cache_write
 from edgebit.ops.torch_qlinear import qlinear
 from edgebit.quant.packing import padded_k
@@ -105,9 +107,10 @@ class Layer(nn.Module):
         self.o = SharedInput([lw.o], linear)
         self.gate_up = SharedInput([lw.gate, lw.up], linear)
         self.down = SharedInput([lw.down], linear)
-        # Keys stored transposed, (1, KVH, D, S): the score product then reads them as they lie, where a
-        # transpose of a (1, KVH, S, D) cache is a copy of the whole cache in ExecuTorch every step.
-        self.register_buffer("k_cache", torch.zeros(1, cfg.num_kv_heads, cfg.head_dim, max_seq_len), persistent=False)
+        # The stock path stores keys transposed, (1, KVH, D, S): its score product then reads them as they lie, where
+        # a transpose of a (1, KVH, S, D) cache is a copy of the whole cache in ExecuTorch every step.
+        k_shape = (cfg.head_dim, max_seq_len) if not in_place_cache else (max_seq_len, cfg.head_dim)
+        self.register_buffer("k_cache", torch.zeros(1, cfg.num_kv_heads, *k_shape), persistent=False)
         self.register_buffer("v_cache", torch.zeros(1, cfg.num_kv_heads, max_seq_len, cfg.head_dim), persistent=False)
 
     def forward(self, x, cos, sin, mask_bias, input_pos):
@@ -117,18 +120,37 @@ class Layer(nn.Module):
 
     def attention(self, x, cos, sin, mask_bias, input_pos):
         cfg = self.cfg
-        t = x.shape[1]
-        kvh, d, group = cfg.num_kv_heads, cfg.head_dim, cfg.num_heads // cfg.num_kv_heads
         q, k, v = self.qkv(x)
+        if self.in_place_cache:
+            out = self.edgebit_attention(q, k, v, cos, sin, input_pos)
+        else:
+            out = self.stock_attention(q, k, v, cos, sin, mask_bias, input_pos)
+        if self.attn_sub_norm is not None:
+            out = norm(out, self.attn_sub_norm, cfg.rms_norm_eps, cfg.norm)
+        return self.o(out)[0]
+
+    def edgebit_attention(self, q, k, v, cos, sin, input_pos):
+        """edgebit::cache_write and edgebit::attention: the new rows written in place, then only the cached
+        positions each query may see read."""
+        cfg = self.cfg
+        t = q.shape[1]
+        kvh, d = cfg.num_kv_heads, cfg.head_dim
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (T, 1, D): each query's angles, for every head
+        q = apply_rope(q.view(1, t, cfg.num_heads, d), cos, sin)
+        cache_write(apply_rope(k.view(1, t, kvh, d), cos, sin).transpose(1, 2), self.k_cache, input_pos, 2)
+        cache_write(v.view(1, t, kvh, d).transpose(1, 2), self.v_cache, input_pos, 2)
+        return attention(q, self.k_cache, self.v_cache, input_pos, d**-0.5)
+
+    def stock_attention(self, q, k, v, cos, sin, mask_bias, input_pos):
+        """The torchao baseline's: stock ops only, the whole cache buffer read and masked every step."""
+        cfg = self.cfg
+        t = q.shape[1]
+        kvh, d, group = cfg.num_kv_heads, cfg.head_dim, cfg.num_heads // cfg.num_kv_heads
         q = apply_rope(q.view(1, t, kvh, group, d).permute(0, 2, 3, 1, 4), cos, sin)  # (1, KVH, G, T, D)
         k = apply_rope(k.view(1, t, kvh, d).transpose(1, 2), cos, sin)  # (1, KVH, T, D)
         v = v.view(1, t, kvh, d).transpose(1, 2)
-        if self.in_place_cache:
-            cache_write(k.transpose(2, 3), self.k_cache, input_pos, 3)
-            cache_write(v, self.v_cache, input_pos, 2)
-        else:
-            self.k_cache.index_copy_(3, input_pos, k.transpose(2, 3))
-            self.v_cache.index_copy_(2, input_pos, v)
+        self.k_cache.index_copy_(3, input_pos, k.transpose(2, 3))
+        self.v_cache.index_copy_(2, input_pos, v)
         # GQA without copying the cache: the `group` query heads of each KV head stacked along the query axis
         # (KVH, G*T, D), so one 3-D bmm per KV head reads its keys and values where they lie (a 4-D matmul
         # would become expand_copy of both caches in ExecuTorch, every step).
@@ -137,10 +159,7 @@ class Layer(nn.Module):
         scores = torch.bmm(q, self.k_cache.view(kvh, d, s)) * d**-0.5  # (KVH, G*T, S)
         scores = scores + mask_bias  # (G*T, S), one row per (query head of the group, query)
         out = torch.bmm(torch.softmax(scores, dim=-1), self.v_cache.view(kvh, s, d))  # (KVH, G*T, D)
-        out = out.view(1, kvh, group, t, d).permute(0, 3, 1, 2, 4).reshape(1, t, cfg.q_size)
-        if self.attn_sub_norm is not None:
-            out = norm(out, self.attn_sub_norm, cfg.rms_norm_eps, cfg.norm)
-        return self.o(out)[0]
+        return out.view(1, kvh, group, t, d).permute(0, 3, 1, 2, 4).reshape(1, t, cfg.q_size)
 
     def mlp(self, x):
         cfg = self.cfg
@@ -198,14 +217,15 @@ class QTable(nn.Module):
 class Decoder(nn.Module):
     """linear: the module of each group of ternary linears (BitLinear: edgebit's op; the torchao baseline's
     TorchaoLinear). head_linear: a module to compute the logits instead of the head below (the baseline's).
-    in_place_cache: the cache written by edgebit::cache_write (False: stock index_copy_, for the baseline, which
-    runs without edgebit's kernel library)."""
+    in_place_cache: the cache written by edgebit::cache_write and read by edgebit::attention (False: stock index_copy_
+    and a masked product with the whole buffer, for the baseline, which runs without edgebit's kernel library)."""
 
     def __init__(self, weights: ModelWeights, max_seq_len: int, head: str = "fp32", linear=BitLinear,
                  head_linear: nn.Module | None = None, in_place_cache: bool = True):
         super().__init__()
         cfg = self.cfg = weights.config
         self.head_kind = head
+        self.in_place_cache = in_place_cache
         self.layers = nn.ModuleList(Layer(cfg, lw, max_seq_len, linear, in_place_cache) for lw in weights.layers)
         self.head_linear = head_linear
         self.register_buffer("final_norm", weights.final_norm.float())
@@ -231,9 +251,11 @@ class Decoder(nn.Module):
         # (T, S): 0 where the query may attend, -inf for a key after it. Added to the scores (the same floats as
         # masked_fill: s + 0 = s, s + -inf = -inf), built once per call: ExecuTorch's where.out, per layer,
         # took 4% of a decoded token.
-        zero = torch.zeros((), dtype=torch.float32)
-        mask_bias = torch.where(self.key_pos[None, :] > input_pos[:, None], zero - float("inf"), zero)
-        mask_bias = mask_bias.repeat(self.cfg.num_heads // self.cfg.num_kv_heads, 1)  # rows as the queries stack
+        mask_bias = None  # edgebit::attention masks by input_pos itself
+        if not self.in_place_cache:
+            zero = torch.zeros((), dtype=torch.float32)
+            mask_bias = torch.where(self.key_pos[None, :] > input_pos[:, None], zero - float("inf"), zero)
+            mask_bias = mask_bias.repeat(self.cfg.num_heads // self.cfg.num_kv_heads, 1)  # rows as the queries stack
         x = self.embed[tokens] if self.head_kind == "fp32" else self.embed_q.embed(tokens)  # (1, T, H)
         for layer in self.layers:
             x = layer(x, cos, sin, mask_bias, input_pos)

@@ -103,7 +103,8 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
                       xnnpack: bool = True, force: bool = False,
                       on_step: Callable[[str], None] | None = None, ops: str = "edgebit") -> Path:
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
-    from edgebit.ops.executorch_library import CACHE_WRITE_OP_NAME, OP_NAME, QLINEAR_OP_NAME, library_path
+    from edgebit.ops.executorch_library import (ATTENTION_OP_NAME, CACHE_WRITE_OP_NAME, OP_NAME, QLINEAR_OP_NAME,
+                                                library_path)
 
     step = on_step or (lambda what: None)
     if ops not in OPS or (ops != "edgebit" and not xnnpack):
@@ -134,8 +135,8 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
             "ops": ops,
             "op_library": library.name if library else None,
             "op_domain": "edgebit" if library else None,
-            "op_names": ([OP_NAME] + ([QLINEAR_OP_NAME] if head != "fp32" else []) + [CACHE_WRITE_OP_NAME])
-            if library else [],
+            "op_names": ([OP_NAME] + ([QLINEAR_OP_NAME] if head != "fp32" else [])
+                         + [CACHE_WRITE_OP_NAME, ATTENTION_OP_NAME]) if library else [],
             "op_abi": "executorch-" + _executorch_version(),
             "xnnpack": xnnpack,
             "head": head,

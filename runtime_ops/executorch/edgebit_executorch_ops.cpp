@@ -1,5 +1,6 @@
 // ExecuTorch kernel library libedgebit_executorch.so: registration only (edgebit::bitlinear.out, and
-// edgebit::qlinear.out and edgebit::cache_write.out, the in-place KV cache write, at the end). The arithmetic is the kernel
+// edgebit::qlinear.out, edgebit::cache_write.out, the in-place KV cache write, and edgebit::attention.out, the
+// attention over that cache, at the end). The arithmetic is the kernel
 // core's edgebit_ternary_linear_f32_channels (runtime_ops/kernels), linked from the same objects as every
 // other edgebit library; threads are ExecuTorch's threadpool (executorch::extension::parallel_for).
 //
@@ -227,8 +228,62 @@ Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& value, Tensor& 
     return out;
 }
 
+#undef EDGEBIT_CHECK
+#define EDGEBIT_CHECK(cond, fmt, ...)                                                        \
+    ET_KERNEL_CHECK_MSG(ctx, cond, InvalidArgument, out, "edgebit::attention.out: " fmt, \
+                        ##__VA_ARGS__)
+
+// Attention over the KV cache, reading only the positions each query may see (edgebit/ops/torch_attention.py,
+// docs/ops.md): the kernel core's edgebit_attention_f32. q [1, T, Hq, D], caches [1, Hkv, S, D], input_pos [T]
+// -> out [1, T, Hq * D]. Positions are checked against S here, before anything is read.
+Tensor& attention_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                      const Tensor& input_pos, double scale, Tensor& out) {
+    EDGEBIT_CHECK(q.scalar_type() == ScalarType::Float && k_cache.scalar_type() == ScalarType::Float &&
+                      v_cache.scalar_type() == ScalarType::Float && out.scalar_type() == ScalarType::Float,
+                  "q, k_cache, v_cache and out must be float32, got dtypes %d, %d, %d, %d",
+                  static_cast<int>(q.scalar_type()), static_cast<int>(k_cache.scalar_type()),
+                  static_cast<int>(v_cache.scalar_type()), static_cast<int>(out.scalar_type()));
+    EDGEBIT_CHECK(input_pos.scalar_type() == ScalarType::Long && input_pos.dim() == 1,
+                  "input_pos must be int64 [T], got dtype %d of rank %d", static_cast<int>(input_pos.scalar_type()),
+                  static_cast<int>(input_pos.dim()));
+    EDGEBIT_CHECK(default_dim_order(q) && default_dim_order(k_cache) && default_dim_order(v_cache) &&
+                      default_dim_order(input_pos) && default_dim_order(out),
+                  "q, k_cache, v_cache, input_pos and out must be contiguous (default dim order)");
+    EDGEBIT_CHECK(q.dim() == 4 && q.size(0) == 1, "q must be [1, T, Hq, D], got rank %d", static_cast<int>(q.dim()));
+    EDGEBIT_CHECK(k_cache.dim() == 4 && k_cache.size(0) == 1 && v_cache.dim() == 4 && v_cache.size(0) == 1,
+                  "k_cache and v_cache must be [1, Hkv, S, D], got ranks %d and %d", static_cast<int>(k_cache.dim()),
+                  static_cast<int>(v_cache.dim()));
+    const int64_t T = q.size(1), Hq = q.size(2), D = q.size(3), Hkv = k_cache.size(1), S = k_cache.size(2);
+    for (int d = 1; d < 4; ++d)
+        EDGEBIT_CHECK(v_cache.size(d) == k_cache.size(d), "v_cache's dim %d is %lld, k_cache's is %lld (they must "
+                      "have one shape)", d, static_cast<long long>(v_cache.size(d)),
+                      static_cast<long long>(k_cache.size(d)));
+    EDGEBIT_CHECK(k_cache.size(3) == D, "the caches' head size %lld must be q's D = %lld",
+                  static_cast<long long>(k_cache.size(3)), static_cast<long long>(D));
+    EDGEBIT_CHECK(Hkv > 0 && Hq % Hkv == 0, "q's %lld heads must be a multiple of the caches' %lld",
+                  static_cast<long long>(Hq), static_cast<long long>(Hkv));
+    EDGEBIT_CHECK(input_pos.size(0) == T, "input_pos must have T = %lld entries (q's dim 1), got %lld",
+                  static_cast<long long>(T), static_cast<long long>(input_pos.size(0)));
+    const int64_t* pos = input_pos.const_data_ptr<int64_t>();
+    for (int64_t t = 0; t < T; ++t)
+        EDGEBIT_CHECK(pos[t] >= 0 && pos[t] < S, "input_pos[%lld] = %lld is outside the cache's %lld positions",
+                      static_cast<long long>(t), static_cast<long long>(pos[t]), static_cast<long long>(S));
+    const SizesType sizes[3] = {1, static_cast<SizesType>(T), static_cast<SizesType>(Hq * D)};
+    EDGEBIT_CHECK(executorch::runtime::resize_tensor(out, ArrayRef<SizesType>(sizes, 3)) == Error::Ok,
+                  "cannot resize out to [1, %lld, %lld]", static_cast<long long>(T), static_cast<long long>(Hq * D));
+    if (T == 0 || Hq == 0 || D == 0) return out;
+    edgebit_threading threads = {et_parallel_for, nullptr, 0};
+    const int st = edgebit_attention_f32(q.const_data_ptr<float>(), T, Hq, k_cache.const_data_ptr<float>(),
+                                         v_cache.const_data_ptr<float>(), Hkv, S, D, pos, static_cast<float>(scale),
+                                         out.mutable_data_ptr<float>(), &threads);
+    ET_KERNEL_CHECK_MSG(ctx, st == EDGEBIT_OK, Internal, out, "edgebit::attention.out: kernel failed: %s",
+                        edgebit_last_error());
+    return out;
+}
+
 }  // namespace
 
 EXECUTORCH_LIBRARY(edgebit, "bitlinear.out", bitlinear_out);
 EXECUTORCH_LIBRARY(edgebit, "qlinear.out", qlinear_out);
 EXECUTORCH_LIBRARY(edgebit, "cache_write.out", cache_write_out);
+EXECUTORCH_LIBRARY(edgebit, "attention.out", attention_out);

@@ -35,5 +35,6 @@ using ThreadList = std::vector<std::pair<std::string, const edgebit_threading*>>
 }  // namespace ktest
 
 void test_qlinear(const std::vector<std::string>& variants, const ktest::ThreadList& threads);
+void test_attention(const std::vector<std::string>& variants, const ktest::ThreadList& threads);
 
 #endif  // EDGEBIT_KERNEL_TEST_UTIL_H

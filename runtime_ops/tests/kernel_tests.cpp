@@ -725,6 +725,7 @@ int main() {
     ktest::ThreadList threads;
     for (const ThreadCfg& tc : kThreadCfgs) threads.emplace_back(tc.name, tc.t);
     test_qlinear(g_variants, threads);
+    test_attention(g_variants, threads);
     for (edgebit_threadpool* p : pools) edgebit_threadpool_destroy(p);
     check(g_custom_calls.load() > 0, "custom parallel_for used");
     printf("%d passed, %d failed\n", g_passed, g_failed);

@@ -23,7 +23,7 @@ def test_program_loads_in_executorch_runtime_with_our_library(et_artifact):
     art = et_artifact()
     manifest = json.loads((art / "manifest.json").read_text())
     assert manifest["target"] == "executorch" and manifest["op_names"] == [
-        "edgebit::bitlinear.out", "edgebit::cache_write.out"]
+        "edgebit::bitlinear.out", "edgebit::cache_write.out", "edgebit::attention.out"]
     assert set(manifest["files"]) >= {"program.pte", "libedgebit_executorch.so", "tokenizer.json"}
     executorch_library.load(art / manifest["op_library"])
     from executorch.runtime import Runtime
@@ -69,6 +69,14 @@ def test_kv_cache_is_written_in_place(et_artifact):
     ops = {op.name for op in _execution_plan(et_artifact()).operators}
     assert "edgebit::cache_write" in ops
     assert not ops & {"aten::index_put", "aten::index_put_", "aten::copy_", "aten::index_copy"}, ops
+
+
+def test_attention_reads_the_cache_through_our_op(et_artifact):
+    """Attention is edgebit::attention on the cache buffers (only the positions each query sees), not a masked
+    product with the whole buffer: no bmm or softmax left in the program."""
+    ops = {op.name for op in _execution_plan(et_artifact()).operators}
+    assert "edgebit::attention" in ops
+    assert not ops & {"aten::bmm", "aten::_softmax", "aten::softmax", "aten::where"}, ops
 
 
 def test_position_past_the_cache_fails_the_call_not_the_process(et_artifact):

@@ -1,0 +1,200 @@
+// C entry of decode attention (edgebit_attention_f32): argument checks, the split of the work into
+// fixed units (a block of queries x one kv head x one chunk of cached keys), and the merge of the
+// chunks' softmax partials (flash-decoding). Units are fixed by the shapes and positions alone and
+// the merge runs here in baseline code, so results never depend on the thread count or the variant.
+#include <math.h>
+#include <string.h>
+
+#include <atomic>
+#include <new>
+#include <vector>
+
+#include "attention_variant.h"
+#include "edgebit_kernels.h"
+#include "kernel_variant.h"
+#include "parallel_for.h"
+
+namespace edgebit {
+namespace {
+
+constexpr int64_t kChunk = EDGEBIT_ATTENTION_CHUNK;  // keys per unit
+constexpr int64_t kTBlock = 16;                      // queries per unit (prefill; decode has one)
+constexpr int64_t kSlabFloats = INT64_C(1) << 21;    // partials held at once (8 MB)
+
+AttnChunkFn chunk_fn_for(const KernelVariant* v) {
+    const char* n = v->name;
+    (void)n;
+#if defined(EDGEBIT_HAVE_AVX2)
+    if (strcmp(n, "avx2") == 0 || strcmp(n, "avx512vnni") == 0) return attend_chunk_avx2;
+#endif
+#if defined(EDGEBIT_HAVE_NEON)
+    if (strncmp(n, "neon", 4) == 0) return attend_chunk_neon;
+#endif
+    return attend_chunk_scalar;
+}
+
+struct Unit {
+    int64_t t0, tn;  // queries t0 .. t0+tn-1
+    int64_t h;       // kv head
+    int64_t j0, n;   // keys j0 .. j0+n-1
+    int64_t part;    // offset of its partials: m [rows], l [rows], o [rows][D]
+};
+
+struct Group {       // the units of one (query block, kv head), chunks in key order
+    int64_t first, count;
+};
+
+struct Job {
+    AttnChunkFn fn;
+    const float* q;
+    int64_t Hq, G, D;
+    const float* k;
+    const float* v;
+    int64_t S;
+    const int64_t* pos;
+    float scale;
+    float* out;
+    const Unit* units;
+    const Group* groups;
+    float* partials;
+    std::atomic<bool> failed{false};
+};
+
+struct Scratch {
+    std::vector<const float*> q;
+    std::vector<int32_t> nrow;
+    std::vector<float> s;
+};
+
+void unit_task(void* ctx, int64_t i) {
+    Job& j = *static_cast<Job*>(ctx);
+    const Unit& u = j.units[i];
+    const int64_t rows = u.tn * j.G;
+    thread_local Scratch sc;
+    try {
+        sc.q.resize(static_cast<size_t>(rows));
+        sc.nrow.resize(static_cast<size_t>(rows));
+        sc.s.resize(static_cast<size_t>(rows * ((u.n + 7) / 8 * 8)));
+    } catch (const std::bad_alloc&) {
+        j.failed = true;
+        return;
+    }
+    for (int64_t t = 0; t < u.tn; ++t) {
+        const int64_t seen = j.pos[u.t0 + t] + 1 - u.j0;  // keys of this chunk the query may see
+        const int32_t nr = static_cast<int32_t>(seen < 0 ? 0 : (seen > u.n ? u.n : seen));
+        for (int64_t g = 0; g < j.G; ++g) {
+            sc.q[t * j.G + g] = j.q + ((u.t0 + t) * j.Hq + u.h * j.G + g) * j.D;
+            sc.nrow[t * j.G + g] = nr;
+        }
+    }
+    float* p = j.partials + u.part;
+    AttnChunkArgs a = {sc.q.data(), rows, j.D, j.k + (u.h * j.S + u.j0) * j.D, j.v + (u.h * j.S + u.j0) * j.D,
+                       u.n, sc.nrow.data(), j.scale, sc.s.data(), p, p + rows, p + 2 * rows};
+    j.fn(a);
+}
+
+// out rows of one (query block, kv head): sum_c w_c o_c / sum_c w_c l_c, w_c = exp(m_c - max_c m_c).
+void merge_task(void* ctx, int64_t gi) {
+    Job& j = *static_cast<Job*>(ctx);
+    const Group& grp = j.groups[gi];
+    const Unit& u0 = j.units[grp.first];
+    const int64_t rows = u0.tn * j.G;
+    for (int64_t r = 0; r < rows; ++r) {
+        float mx = -INFINITY;
+        for (int64_t c = 0; c < grp.count; ++c) {
+            const float m = j.partials[j.units[grp.first + c].part + r];
+            mx = m > mx ? m : mx;
+        }
+        const int64_t t = u0.t0 + r / j.G, head = u0.h * j.G + r % j.G;
+        float* out = j.out + (t * j.Hq + head) * j.D;
+        float denom = 0.0f;
+        for (int64_t c = 0; c < grp.count; ++c) {
+            const float* p = j.partials + j.units[grp.first + c].part;
+            const float w = expf(p[r] - mx);
+            denom += w * p[rows + r];
+            const float* o = p + 2 * rows + r * j.D;
+            for (int64_t d = 0; d < j.D; ++d) out[d] = c == 0 ? w * o[d] : out[d] + w * o[d];
+        }
+        for (int64_t d = 0; d < j.D; ++d) out[d] = out[d] / denom;
+    }
+}
+
+}  // namespace
+}  // namespace edgebit
+
+extern "C" int edgebit_attention_f32(const float* q, int64_t T, int64_t Hq, const float* k_cache,
+                                     const float* v_cache, int64_t Hkv, int64_t S, int64_t D,
+                                     const int64_t* pos, float scale, float* out,
+                                     const edgebit_threading* threads) {
+    using namespace edgebit;
+    const char* fn = "edgebit_attention_f32";
+    if (q == nullptr || k_cache == nullptr || v_cache == nullptr || pos == nullptr || out == nullptr)
+        return set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
+    if (T <= 0 || Hq <= 0 || Hkv <= 0 || S <= 0 || D <= 0 || Hq % Hkv != 0)
+        return set_error(EDGEBIT_ERR_BAD_SHAPE,
+                         "%s: T, Hq, Hkv, S, D must be positive and Hq a multiple of Hkv (T=%lld Hq=%lld Hkv=%lld "
+                         "S=%lld D=%lld)", fn, (long long)T, (long long)Hq, (long long)Hkv, (long long)S, (long long)D);
+    if (D > EDGEBIT_ATTENTION_MAX_D || Hq > EDGEBIT_MAX_DIM || T > EDGEBIT_MAX_DIM || S > EDGEBIT_MAX_DIM ||
+        T * Hq > EDGEBIT_MAX_ELEMENTS / D || Hkv * S > EDGEBIT_MAX_ELEMENTS / D)
+        return set_error(EDGEBIT_ERR_BAD_SHAPE, "%s: shape beyond supported limits (T=%lld Hq=%lld S=%lld D=%lld; "
+                         "D <= %d)", fn, (long long)T, (long long)Hq, (long long)S, (long long)D,
+                         (int)EDGEBIT_ATTENTION_MAX_D);
+    for (int64_t t = 0; t < T; ++t)
+        if (pos[t] < 0 || pos[t] >= S)
+            return set_error(EDGEBIT_ERR_BAD_SHAPE, "%s: pos[%lld] = %lld is outside the cache's %lld positions", fn,
+                             (long long)t, (long long)pos[t], (long long)S);
+    int status = 0;
+    const KernelVariant* v = active_variant(&status);
+    if (v == nullptr) return status;
+    const int64_t G = Hq / Hkv;
+    try {
+        std::vector<Unit> units;
+        std::vector<Group> groups;
+        std::vector<float> partials;
+        for (int64_t t0 = 0; t0 < T;) {
+            // A slab: query blocks until their partials reach kSlabFloats (at least one block).
+            units.clear();
+            groups.clear();
+            int64_t floats = 0, t = t0;
+            while (t < T && (t == t0 || floats < kSlabFloats)) {
+                const int64_t tn = T - t < kTBlock ? T - t : kTBlock;
+                int64_t last = 0;
+                for (int64_t i = t; i < t + tn; ++i) last = pos[i] > last ? pos[i] : last;
+                const int64_t per_unit = tn * G * (D + 2);
+                for (int64_t h = 0; h < Hkv; ++h) {
+                    groups.push_back({static_cast<int64_t>(units.size()), 0});
+                    for (int64_t j0 = 0; j0 <= last; j0 += kChunk) {
+                        const int64_t n = last + 1 - j0 < kChunk ? last + 1 - j0 : kChunk;
+                        units.push_back({t, tn, h, j0, n, floats});
+                        floats += per_unit;
+                        ++groups.back().count;
+                    }
+                }
+                t += tn;
+            }
+            partials.resize(static_cast<size_t>(floats));
+            Job job;
+            job.fn = chunk_fn_for(v);
+            job.q = q;
+            job.Hq = Hq;
+            job.G = G;
+            job.D = D;
+            job.k = k_cache;
+            job.v = v_cache;
+            job.S = S;
+            job.pos = pos;
+            job.scale = scale;
+            job.out = out;
+            job.units = units.data();
+            job.groups = groups.data();
+            job.partials = partials.data();
+            run_parallel(threads, static_cast<int64_t>(units.size()), unit_task, &job);
+            if (job.failed) return set_error(EDGEBIT_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch buffers", fn);
+            run_parallel(threads, static_cast<int64_t>(groups.size()), merge_task, &job);
+            t0 = t;
+        }
+    } catch (const std::bad_alloc&) {
+        return set_error(EDGEBIT_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch buffers", fn);
+    }
+    return EDGEBIT_OK;
+}

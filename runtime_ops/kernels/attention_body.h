@@ -1,0 +1,151 @@
+// The body of attend_chunk (attention_variant.h), written once over a lane type L of 8 floats. Each
+// ISA file includes this with its own L: scalar/attention_scalar.cpp (a struct of 8 floats, plain
+// loops), x86/attention_avx2.cpp and arm/attention_neon.cpp (compiler vector types, one ymm / two
+// NEON registers). L provides:
+//   F (8 floats), I (8 int32), zero(), splat(x), load(p), load_part(p, n) (lanes >= n zero),
+//   store(p, a), store_part(p, a, n), add/sub/mul, at_least(x, lo) (x < lo ? lo : x; NaN stays),
+//   trunc_i(x) (toward zero; NaN -> 0), to_f(i), pow2(i) (2^i as float bits, i in [-126, 127]),
+//   lane(a, j), hsum(a) (the 8 lanes summed in hsum_tree's order).
+// Only IEEE add, sub and mul appear (never fused: -ffp-contract=off), and every reduction has a
+// fixed order, so all variants give the same bits.
+#ifndef EDGEBIT_ATTENTION_BODY_H
+#define EDGEBIT_ATTENTION_BODY_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "attention_variant.h"
+
+namespace edgebit {
+namespace attn {
+
+inline int64_t round8(int64_t n) { return (n + 7) / 8 * 8; }
+
+// The 8 lanes summed in one fixed tree: ((0+4)+(2+6)) + ((1+5)+(3+7)).
+template <class L>
+inline float hsum_tree(const typename L::F& a) {
+    return ((L::lane(a, 0) + L::lane(a, 4)) + (L::lane(a, 2) + L::lane(a, 6))) +
+           ((L::lane(a, 1) + L::lane(a, 5)) + (L::lane(a, 3) + L::lane(a, 7)));
+}
+
+// exp(x) for x <= 0 (softmax arguments; x below -87.33 is taken as -87.33, exp ~ 1e-38): x = n ln2 + r,
+// n = trunc(x log2e - 1/2) (x <= 0: a rounding to nearest), ln2 split in two (Cephes: 0.693359375 has few bits, so n times it is exact),
+// exp(r) by its degree-6 Taylor polynomial (|r| <= ~0.35: relative error ~1e-7), times 2^n.
+template <class L>
+inline typename L::F exp_nonpositive(typename L::F x) {
+    using F = typename L::F;
+    x = L::at_least(x, -87.33654f);
+    const typename L::I n = L::trunc_i(L::sub(L::mul(x, L::splat(1.44269504f)), L::splat(0.5f)));
+    const F nf = L::to_f(n);
+    const F r = L::sub(L::sub(x, L::mul(nf, L::splat(0.693359375f))), L::mul(nf, L::splat(-2.12194440e-4f)));
+    F p = L::splat(1.0f / 720.0f);
+    p = L::add(L::mul(p, r), L::splat(1.0f / 120.0f));
+    p = L::add(L::mul(p, r), L::splat(1.0f / 24.0f));
+    p = L::add(L::mul(p, r), L::splat(1.0f / 6.0f));
+    p = L::add(L::mul(p, r), L::splat(0.5f));
+    p = L::add(L::mul(p, r), L::splat(1.0f));
+    p = L::add(L::mul(p, r), L::splat(1.0f));
+    return L::mul(p, L::pow2(n));
+}
+
+// Scores of rows r0 .. r0+RB-1 against every key of the chunk: the RB rows share each key row's loads;
+// two accumulators per row (even and odd 8-float slices) keep the add chains short.
+template <class L, int RB>
+void scores(const AttnChunkArgs& a, int64_t r0, int64_t ld) {
+    using F = typename L::F;
+    const int64_t D = a.D, dv = D / 8, dt = D % 8;
+    for (int64_t j = 0; j < a.n; ++j) {
+        const float* k = a.k + j * D;
+        if (r0 == 0)  // the value rows stream in while the scores are computed (read strided after)
+            for (int64_t b = 0; b < D; b += 16) __builtin_prefetch(a.v + j * D + b);
+        F acc[RB][2];
+        for (int r = 0; r < RB; ++r) acc[r][0] = acc[r][1] = L::zero();
+        int64_t i = 0;
+        for (; i + 2 <= dv; i += 2) {
+            const F k0 = L::load(k + 8 * i), k1 = L::load(k + 8 * i + 8);
+            for (int r = 0; r < RB; ++r) {
+                acc[r][0] = L::add(acc[r][0], L::mul(L::load(a.q[r0 + r] + 8 * i), k0));
+                acc[r][1] = L::add(acc[r][1], L::mul(L::load(a.q[r0 + r] + 8 * i + 8), k1));
+            }
+        }
+        if (i < dv) {
+            const F k0 = L::load(k + 8 * i);
+            for (int r = 0; r < RB; ++r) acc[r][0] = L::add(acc[r][0], L::mul(L::load(a.q[r0 + r] + 8 * i), k0));
+        }
+        if (dt != 0) {
+            const F k1 = L::load_part(k + 8 * dv, dt);
+            for (int r = 0; r < RB; ++r)
+                acc[r][1] = L::add(acc[r][1], L::mul(L::load_part(a.q[r0 + r] + 8 * dv, dt), k1));
+        }
+        for (int r = 0; r < RB; ++r) a.s[(r0 + r) * ld + j] = L::hsum(L::add(acc[r][0], acc[r][1])) * a.scale;
+    }
+}
+
+// o[r, d0 .. d0+16) for rows r0 .. r0+RB-1: sum over the chunk's keys of p[r, j] v[j, :] (p zero past
+// a row's valid keys), in key order. `w0`, `w1`: valid floats in the two 8-float slices (8 or fewer).
+template <class L, int RB>
+void values(const AttnChunkArgs& a, int64_t r0, int64_t ld, int64_t d0, int64_t w0, int64_t w1) {
+    using F = typename L::F;
+    F acc[RB][2];
+    for (int r = 0; r < RB; ++r) acc[r][0] = acc[r][1] = L::zero();
+    const bool full = w0 == 8 && w1 == 8;
+    for (int64_t j = 0; j < a.n; ++j) {
+        const float* v = a.v + j * a.D + d0;
+        const F v0 = full ? L::load(v) : L::load_part(v, w0);
+        const F v1 = full ? L::load(v + 8) : L::load_part(v + 8, w1);
+        for (int r = 0; r < RB; ++r) {
+            const F p = L::splat(a.s[(r0 + r) * ld + j]);
+            acc[r][0] = L::add(acc[r][0], L::mul(p, v0));
+            acc[r][1] = L::add(acc[r][1], L::mul(p, v1));
+        }
+    }
+    for (int r = 0; r < RB; ++r) {
+        float* o = a.o + (r0 + r) * a.D + d0;
+        L::store_part(o, acc[r][0], w0);
+        if (w1 > 0) L::store_part(o + 8, acc[r][1], w1);
+    }
+}
+
+// Softmax statistics of row r in place: s[r, :] becomes p = exp(s - m) (zero past nrow[r]); m[r], l[r].
+template <class L>
+void softmax_row(const AttnChunkArgs& a, int64_t r, int64_t ld) {
+    using F = typename L::F;
+    float* s = a.s + r * ld;
+    const int64_t nr = a.nrow[r];
+    if (nr == 0) {
+        for (int64_t j = 0; j < ld; ++j) s[j] = 0.0f;
+        a.m[r] = -INFINITY;
+        a.l[r] = 0.0f;
+        return;
+    }
+    float mx = s[0];
+    for (int64_t j = 1; j < nr; ++j) mx = s[j] > mx ? s[j] : mx;
+    for (int64_t j = nr; j < ld; ++j) s[j] = mx;  // defined lanes for the vector exp, zeroed below
+    const F vm = L::splat(mx);
+    for (int64_t j = 0; j < ld; j += 8) L::store(s + j, exp_nonpositive<L>(L::sub(L::load(s + j), vm)));
+    for (int64_t j = nr; j < ld; ++j) s[j] = 0.0f;
+    F sum = L::zero();
+    for (int64_t j = 0; j < ld; j += 8) sum = L::add(sum, L::load(s + j));
+    a.m[r] = mx;
+    a.l[r] = L::hsum(sum);
+}
+
+template <class L>
+void attend_chunk(const AttnChunkArgs& a) {
+    const int64_t ld = round8(a.n);
+    int64_t r = 0;
+    for (; r + 4 <= a.R; r += 4) scores<L, 4>(a, r, ld);
+    for (; r < a.R; ++r) scores<L, 1>(a, r, ld);
+    for (r = 0; r < a.R; ++r) softmax_row<L>(a, r, ld);
+    for (int64_t d0 = 0; d0 < a.D; d0 += 16) {
+        const int64_t rest = a.D - d0;
+        const int64_t w0 = rest < 8 ? rest : 8, w1 = rest - 8 <= 0 ? 0 : (rest - 8 < 8 ? rest - 8 : 8);
+        for (r = 0; r + 4 <= a.R; r += 4) values<L, 4>(a, r, ld, d0, w0, w1);
+        for (; r < a.R; ++r) values<L, 1>(a, r, ld, d0, w0, w1);
+    }
+}
+
+}  // namespace attn
+}  // namespace edgebit
+
+#endif  // EDGEBIT_ATTENTION_BODY_H

@@ -1,0 +1,44 @@
+// Internal interface of decode attention (attention_api.cpp) and its per-ISA files. Each ISA file
+// instantiates the one body in attention_body.h with its lane type, so every variant performs the
+// same IEEE operations in the same order (8 lanes, fixed reduction trees, mul and add never fused:
+// the core is built with -ffp-contract=off) and is bit-exact to the scalar one.
+#ifndef EDGEBIT_ATTENTION_VARIANT_H
+#define EDGEBIT_ATTENTION_VARIANT_H
+
+#include <stdint.h>
+
+namespace edgebit {
+
+// One unit of attention work: R query rows against one chunk of n consecutive cached keys/values.
+// The results are the chunk's softmax partials, merged across chunks by the caller:
+//   m[r] = max_j s[r, j],  l[r] = sum_j exp(s[r, j] - m[r]),  o[r, :] = sum_j exp(s[r, j] - m[r]) v[j, :]
+// over j < nrow[r] (row r sees the chunk's first nrow[r] keys: causal masking), s = (q . k) * scale.
+// A row with nrow[r] == 0 gets m = -inf, l = 0, o = 0.
+struct AttnChunkArgs {
+    const float* const* q;  // R row pointers, D floats each
+    int64_t R;
+    int64_t D;
+    const float* k;         // n rows of D (stride D)
+    const float* v;         // n rows of D (stride D)
+    int64_t n;
+    const int32_t* nrow;    // R valid-key counts, each in [0, n]
+    float scale;
+    float* s;               // scratch: R rows of round_up(n, 8) floats
+    float* m;               // [R]
+    float* l;               // [R]
+    float* o;               // [R][D]
+};
+
+using AttnChunkFn = void (*)(const AttnChunkArgs&);
+
+void attend_chunk_scalar(const AttnChunkArgs& a);
+#if defined(EDGEBIT_HAVE_AVX2)
+void attend_chunk_avx2(const AttnChunkArgs& a);
+#endif
+#if defined(EDGEBIT_HAVE_NEON)
+void attend_chunk_neon(const AttnChunkArgs& a);
+#endif
+
+}  // namespace edgebit
+
+#endif  // EDGEBIT_ATTENTION_VARIANT_H

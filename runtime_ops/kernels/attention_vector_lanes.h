@@ -1,0 +1,57 @@
+// The lane type of the SIMD attention variants: 8 floats as a compiler vector (GCC/Clang vector
+// extensions), lowered by each ISA file's flags to one AVX2 register or two NEON registers. Same
+// operations as scalar/attention_scalar.cpp's ScalarLanes, lane for lane.
+#ifndef EDGEBIT_ATTENTION_VECTOR_LANES_H
+#define EDGEBIT_ATTENTION_VECTOR_LANES_H
+
+#include <string.h>
+
+#include "attention_body.h"
+
+namespace edgebit {
+
+struct VectorLanes {
+    typedef float F __attribute__((vector_size(32)));
+    typedef int32_t I __attribute__((vector_size(32)));
+    static F zero() { return F{} ; }
+    static F splat(float v) { return F{} + v; }
+    static F load(const float* p) { F r; memcpy(&r, p, sizeof r); return r; }
+    static F load_part(const float* p, int64_t n) {
+        F r = zero();
+        for (int64_t j = 0; j < n; ++j) r[j] = p[j];
+        return r;
+    }
+    static void store(float* p, F a) { memcpy(p, &a, sizeof a); }
+    static void store_part(float* p, F a, int64_t n) {
+        if (n == 8) { store(p, a); return; }
+        for (int64_t j = 0; j < n; ++j) p[j] = a[j];
+    }
+    static F add(F a, F b) { return a + b; }
+    static F sub(F a, F b) { return a - b; }
+    static F mul(F a, F b) { return a * b; }
+    static F at_least(F a, float lo) {
+        const I below = a < splat(lo);  // all-ones lanes where a < lo (false for NaN)
+        return (F)(((I)a & ~below) | ((I)splat(lo) & below));
+    }
+    static I trunc_i(F a) {
+        const I ordered = a == a;  // NaN lanes -> 0, as the scalar twin
+        return __builtin_convertvector((F)((I)a & ordered), I);
+    }
+    static F to_f(I a) { return __builtin_convertvector(a, F); }
+    static F pow2(I a) { return (F)((a + 127) << 23); }
+    static float lane(F a, int j) { return a[j]; }
+    // attention_body.h's tree ((0+4)+(2+6)) + ((1+5)+(3+7)) as halves added: 3 vector adds, no lane-by-lane
+    // extraction.
+    static float hsum(F a) {
+        typedef float F4 __attribute__((vector_size(16)));
+        F4 lo, hi;
+        memcpy(&lo, &a, sizeof lo);
+        memcpy(&hi, reinterpret_cast<const char*>(&a) + sizeof lo, sizeof hi);
+        const F4 s4 = lo + hi;  // 0+4, 1+5, 2+6, 3+7
+        return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+    }
+};
+
+}  // namespace edgebit
+
+#endif  // EDGEBIT_ATTENTION_VECTOR_LANES_H

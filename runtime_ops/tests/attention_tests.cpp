@@ -1,0 +1,149 @@
+// Tests of decode attention (edgebit_attention_f32): the scalar variant against an independent naive
+// softmax in double precision; every compiled variant this CPU supports bit-exact to scalar for
+// several thread configurations; outputs that do not depend on the thread count; shapes that cross
+// the key chunks and the query blocks, head sizes that are not a multiple of 8, grouped and plain
+// heads, saturated softmaxes; stale cache rows past a query's position never read; errors.
+#include <math.h>
+#include <string.h>
+
+#include <string>
+#include <vector>
+
+#include "edgebit_kernels.h"
+#include "kernel_test_util.h"
+
+namespace {
+
+struct ACase {
+    int64_t T, Hq, Hkv, S, D;
+    std::vector<int64_t> pos;
+    float scale;
+    std::vector<float> q, k, v;
+};
+
+ACase make(int64_t T, int64_t Hq, int64_t Hkv, int64_t S, int64_t D, std::vector<int64_t> pos, float scale,
+           uint64_t seed) {
+    ktest::Rng rng(seed);
+    ACase c{T, Hq, Hkv, S, D, std::move(pos), scale, {}, {}, {}};
+    auto fill = [&](std::vector<float>& x, int64_t n) {
+        for (int64_t i = 0; i < n; ++i) x.push_back(static_cast<float>(rng.uniform(-200000, 200000)) / 100000.0f);
+    };
+    fill(c.q, T * Hq * D);
+    fill(c.k, Hkv * S * D);
+    fill(c.v, Hkv * S * D);
+    // Stale rows after the largest position: NaN, so reading one shows up in every output it touches.
+    int64_t last = 0;
+    for (int64_t p : c.pos) last = p > last ? p : last;
+    for (int64_t h = 0; h < Hkv; ++h)
+        for (int64_t j = last + 1; j < S; ++j)
+            for (int64_t d = 0; d < D; ++d) c.k[(h * S + j) * D + d] = c.v[(h * S + j) * D + d] = NAN;
+    return c;
+}
+
+// The exact output and, per output, sum_j p_j |v_j|: the size of the terms its float sum adds up,
+// which bounds its rounding error (outputs that cancel to near zero have the same absolute error).
+std::vector<double> naive(const ACase& c, std::vector<double>* magnitude) {
+    const int64_t G = c.Hq / c.Hkv;
+    std::vector<double> out(static_cast<size_t>(c.T * c.Hq * c.D));
+    magnitude->assign(out.size(), 0.0);
+    for (int64_t t = 0; t < c.T; ++t)
+        for (int64_t h = 0; h < c.Hq; ++h) {
+            const float* q = c.q.data() + (t * c.Hq + h) * c.D;
+            const int64_t kh = h / G, n = c.pos[t] + 1;
+            std::vector<double> s(static_cast<size_t>(n));
+            double mx = -INFINITY, sum = 0.0;
+            for (int64_t j = 0; j < n; ++j) {
+                double dot = 0.0;
+                for (int64_t d = 0; d < c.D; ++d) dot += static_cast<double>(q[d]) * c.k[(kh * c.S + j) * c.D + d];
+                s[j] = dot * c.scale;
+                mx = s[j] > mx ? s[j] : mx;
+            }
+            for (int64_t j = 0; j < n; ++j) sum += (s[j] = exp(s[j] - mx));
+            for (int64_t d = 0; d < c.D; ++d) {
+                double o = 0.0, mag = 0.0;
+                for (int64_t j = 0; j < n; ++j) {
+                    o += s[j] * c.v[(kh * c.S + j) * c.D + d];
+                    mag += s[j] * fabs(c.v[(kh * c.S + j) * c.D + d]);
+                }
+                out[(t * c.Hq + h) * c.D + d] = o / sum;
+                (*magnitude)[(t * c.Hq + h) * c.D + d] = mag / sum;
+            }
+        }
+    return out;
+}
+
+std::vector<float> run(const ACase& c, const edgebit_threading* th, int* status) {
+    std::vector<float> out(static_cast<size_t>(c.T * c.Hq * c.D), -7.0f);
+    *status = edgebit_attention_f32(c.q.data(), c.T, c.Hq, c.k.data(), c.v.data(), c.Hkv, c.S, c.D, c.pos.data(),
+                                    c.scale, out.data(), th);
+    return out;
+}
+
+std::vector<int64_t> run_of(int64_t first, int64_t count) {
+    std::vector<int64_t> p;
+    for (int64_t i = 0; i < count; ++i) p.push_back(first + i);
+    return p;
+}
+
+std::string name(const ACase& c) {
+    return "T=" + std::to_string(c.T) + " Hq=" + std::to_string(c.Hq) + " Hkv=" + std::to_string(c.Hkv) +
+           " S=" + std::to_string(c.S) + " D=" + std::to_string(c.D) + " pos0=" + std::to_string(c.pos[0]);
+}
+
+void test_errors() {
+    ACase c = make(1, 4, 2, 8, 16, {3}, 0.25f, 1);
+    std::vector<float> out(64);
+    ktest::check(edgebit_attention_f32(nullptr, 1, 4, c.k.data(), c.v.data(), 2, 8, 16, c.pos.data(), 0.25f,
+                                       out.data(), nullptr) == EDGEBIT_ERR_NULL_POINTER, "attention null q");
+    ktest::check(edgebit_attention_f32(c.q.data(), 1, 3, c.k.data(), c.v.data(), 2, 8, 16, c.pos.data(), 0.25f,
+                                       out.data(), nullptr) == EDGEBIT_ERR_BAD_SHAPE, "attention Hq % Hkv");
+    const int64_t past[1] = {8}, negative[1] = {-1};
+    for (const int64_t* p : {past, negative}) {
+        const int st = edgebit_attention_f32(c.q.data(), 1, 4, c.k.data(), c.v.data(), 2, 8, 16, p, 0.25f,
+                                             out.data(), nullptr);
+        ktest::check(st == EDGEBIT_ERR_BAD_SHAPE && strstr(edgebit_last_error(), "pos[0]") != nullptr,
+                     "attention position outside the cache", edgebit_last_error());
+    }
+    ktest::check(edgebit_attention_f32(c.q.data(), 1, 4, c.k.data(), c.v.data(), 2, 8, 5000, c.pos.data(), 0.25f,
+                                       out.data(), nullptr) == EDGEBIT_ERR_BAD_SHAPE, "attention D too large");
+}
+
+}  // namespace
+
+void test_attention(const std::vector<std::string>& variants, const ktest::ThreadList& threads) {
+    test_errors();
+    std::vector<ACase> cases;
+    cases.push_back(make(1, 1, 1, 1, 1, {0}, 1.0f, 2));                          // one key
+    cases.push_back(make(1, 4, 1, 300, 128, {299}, 0.0884f, 3));                 // two chunks, MQA
+    cases.push_back(make(1, 20, 5, 2112, 128, {2047}, 0.0884f, 4));              // the 2B4T decode shape
+    cases.push_back(make(1, 20, 5, 600, 128, {255}, 0.0884f, 5));                // exactly one chunk
+    cases.push_back(make(1, 20, 5, 600, 128, {256}, 0.0884f, 6));                // one key into the next
+    cases.push_back(make(3, 6, 2, 40, 13, {0, 5, 39}, 0.3f, 7));                 // D % 8 = 5, G = 3
+    cases.push_back(make(2, 2, 2, 64, 7, {10, 11}, 0.4f, 8));                    // D < 8
+    cases.push_back(make(2, 4, 4, 64, 24, {30, 20}, 0.2f, 9));                   // D = 3 slices, odd order
+    cases.push_back(make(37, 8, 2, 700, 64, run_of(0, 37), 0.125f, 10));          // a prompt: 3 query blocks
+    cases.push_back(make(20, 8, 2, 700, 17, run_of(500, 20), 0.25f, 11));        // a later prompt, 2 chunks
+    cases.push_back(make(1, 4, 2, 512, 32, {400}, 40.0f, 12));                   // saturated: exp underflows
+    for (const ACase& c : cases) {
+        edgebit_force_variant("scalar");
+        int st = 0;
+        const std::vector<float> ref = run(c, nullptr, &st);
+        ktest::check(st == EDGEBIT_OK, "attention scalar status", name(c) + " " + edgebit_last_error());
+        std::vector<double> mag;
+        const std::vector<double> want = naive(c, &mag);
+        double worst = 0.0;
+        for (size_t i = 0; i < ref.size(); ++i) {
+            const double err = fabs(ref[i] - want[i]) / mag[i];
+            worst = err > worst || err != err ? err : worst;
+        }
+        ktest::check(worst < 2e-5, "attention scalar vs naive double", name(c) + " worst rel err " + std::to_string(worst));
+        for (const std::string& v : variants)
+            for (const auto& th : threads) {
+                edgebit_force_variant(v.c_str());
+                const std::vector<float> got = run(c, th.second, &st);
+                ktest::check(st == EDGEBIT_OK && memcmp(got.data(), ref.data(), ref.size() * sizeof(float)) == 0,
+                             "attention variant bit-exact to scalar", v + " " + th.first + " " + name(c));
+            }
+    }
+    edgebit_force_variant("auto");
+}
