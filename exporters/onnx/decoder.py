@@ -5,7 +5,8 @@ Inputs:  input_ids [B, T] int64, attention_mask [B, P+T] int64, position_ids [B,
          past_key_values.{i}.key / .value [B, KVH, L, D] float
 Outputs: logits [B, min(T, logits_to_keep), V] float, present.{i}.key / .value [B, KVH, max(L, P+T), D] float
 (logits_to_keep int64 [1]: an input with a default, every position; edgebit's engine feeds 1.)
-With edgebit's ops attention is com.microsoft GroupQueryAttention, which takes the cache either way genai passes it:
+With edgebit's ops attention is edgebit.Attention (com.microsoft GroupQueryAttention for an fp16 cache), which takes
+the cache either way genai passes it:
 a past of L = P positions and a new present of P+T (copied), or one buffer of L = max_seq_len bound as both past and
 present, into which the T new keys and values are written in place (no copy of the cache per step; edgebit's engine
 and genai with past_present_share_buffer do this). With ops="standard" it is the Concat form (L = P), the baseline.
@@ -76,7 +77,7 @@ class DecoderGraph:
         # With edgebit's ops a quantized head is an edgebit.QLinear node; the embedding gathers the same rows.
         self.own_head = opts.ops == "edgebit" and opts.head in HEAD_BITS
         self.in_place_cache = in_place_cache(self.cfg, opts.ops)
-        self.uses_ms = self.uses_ms or self.in_place_cache
+        self.uses_ms = self.uses_ms or (self.in_place_cache and opts.kv_dtype == "float16")  # GroupQueryAttention
 
     # ---- building blocks -------------------------------------------------------------------------
     def norm(self, x: str, weight: torch.Tensor, name: str, eps: float | None = None, kind: str | None = None,
@@ -185,18 +186,27 @@ class DecoderGraph:
         cos_t, sin_t = rope_cos_sin(rope_inv_freq(cfg.head_dim, cfg.rope), torch.arange(self.opts.max_seq_len))
         cos_bt = g.op("Gather", [g.initializer("rope.cos", cos_t.numpy()), positions])  # [B, T, D]
         sin_bt = g.op("Gather", [g.initializer("rope.sin", sin_t.numpy()), positions])
-        # [B, 1, T, S], in the attention's type (GroupQueryAttention binds it with q's)
-        bias = self.attention_bias(ids, mask, np.float16 if self.opts.kv_dtype == "float16" else np.float32)
+        half = self.opts.kv_dtype == "float16"
+        # [B, 1, T, S], in the attention's type (GroupQueryAttention binds it with q's); edgebit.Attention masks by
+        # positions itself
+        bias = None if self.in_place_cache and not half else self.attention_bias(
+            ids, mask, np.float16 if half else np.float32)
         if self.in_place_cache:
             cos = sin = None
             self.rope_bt = tuple(g.op("Unsqueeze", [t, g.const([2])]) for t in (cos_bt, sin_bt))  # [B, T, 1, D]
-            # GroupQueryAttention's lengths: seqlens_k [B] int32, every row's P+T-1 (its keys 0..P+T-1 are all
-            # attended to, padding masked by the bias, which GroupQueryAttention adds to the causal scores: its own
-            # padding rule reads a row's valid keys as the first ones, where genai pads on the left), and
-            # total_sequence_length [1] int32, P+T.
             total = g.op("Shape", [mask], start=1, end=2)
-            last = g.op("Expand", [g.op("Sub", [total, g.const([1])]), g.op("Shape", [mask], start=0, end=1)])
-            self.gqa_inputs = (g.op("Cast", [last], to=6), g.op("Cast", [total], to=6), "", "", "", bias)
+            if half:
+                # GroupQueryAttention's lengths: seqlens_k [B] int32, every row's P+T-1 (its keys 0..P+T-1 are all
+                # attended to, padding masked by the bias, which GroupQueryAttention adds to the causal scores: its
+                # own padding rule reads a row's valid keys as the first ones, where genai pads on the left), and
+                # total_sequence_length [1] int32, P+T.
+                last = g.op("Expand", [g.op("Sub", [total, g.const([1])]), g.op("Shape", [mask], start=0, end=1)])
+                self.gqa_inputs = (g.op("Cast", [last], to=6), g.op("Cast", [total], to=6), "", "", "", bias)
+            else:
+                # edgebit.Attention's: total_len [1] (P+T) and each row's first real key, after its left padding
+                # (genai pads on the left): the mask's width minus its ones.
+                ones = g.op("ReduceSum", [mask, g.const([1])], keepdims=0)  # [B]
+                self.attention_inputs = (total, g.op("Sub", [total, ones]))
         else:
             cos, sin = (g.op("Unsqueeze", [t, g.const([1])]) for t in (cos_bt, sin_bt))  # [B, 1, T, D]
             bias = g.op("Unsqueeze", [bias, g.const([1])])  # [B, 1, 1, T, S]: over KV heads and their groups
@@ -270,14 +280,25 @@ class DecoderGraph:
         return self.linears(out, [layer.o], ["o_proj"], f"layers.{i}.")[0]
 
     def grouped_query_attention(self, i: int, q: str, k: str, v: str) -> str:
-        """RoPE (the same elementwise ops as rope(), on [B, T, heads, D]), then GroupQueryAttention over the cache:
-        it writes the new keys and values at positions P.. of present (in place when present is past's buffer) and
-        attends causally over the first P+T. [B, T, NH*D] out."""
+        """RoPE (the same elementwise ops as rope(), on [B, T, heads, D]), then attention over the cache: it writes
+        the new keys and values at positions P.. of present (in place when present is past's buffer) and attends
+        causally over the first P+T. edgebit.Attention for an fp32 cache (only the positions each query sees, split
+        over the threads: docs/ops.md); ONNX Runtime's GroupQueryAttention for fp16 (edgebit's kernel is fp32).
+        [B, T, NH*D] out."""
         cfg, g = self.cfg, self.g
         kvh, d = cfg.num_kv_heads, cfg.head_dim
         q = self.flat(self.rope(g.op("Reshape", [q, g.const([0, 0, cfg.num_heads, d])]), *self.rope_bt))
         k = self.flat(self.rope(g.op("Reshape", [k, g.const([0, 0, kvh, d])]), *self.rope_bt))
         half = self.opts.kv_dtype == "float16"
+        if not half:
+            past_k = g.input(f"past_key_values.{i}.key", FLOAT, ["batch", kvh, "past_seq", d])
+            past_v = g.input(f"past_key_values.{i}.value", FLOAT, ["batch", kvh, "past_seq", d])
+            out, present_k, present_v = g.op(
+                "Attention", [q, k, v, past_k, past_v, *self.attention_inputs], n_out=3, domain=EDGEBIT_DOMAIN,
+                hint="attn", num_heads=cfg.num_heads, kv_num_heads=kvh, scale=float(d ** -0.5))
+            g.output(present_k, f"present.{i}.key", FLOAT, ["batch", kvh, "present_seq", d])
+            g.output(present_v, f"present.{i}.value", FLOAT, ["batch", kvh, "present_seq", d])
+            return out
         if half:
             # GroupQueryAttention takes q, k, v and the cache in one type; on the CPU it computes in fp32 over the
             # fp16 values and rounds its output to fp16 (probed: equal to the fp32 op on fp16-rounded inputs), which

@@ -274,7 +274,7 @@ Tensor& attention_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor& 
     if (T == 0 || Hq == 0 || D == 0) return out;
     edgebit_threading threads = {et_parallel_for, nullptr, 0};
     const int st = edgebit_attention_f32(q.const_data_ptr<float>(), T, Hq, k_cache.const_data_ptr<float>(),
-                                         v_cache.const_data_ptr<float>(), Hkv, S, D, pos, static_cast<float>(scale),
+                                         v_cache.const_data_ptr<float>(), Hkv, S, D, pos, 0, static_cast<float>(scale),
                                          out.mutable_data_ptr<float>(), &threads);
     ET_KERNEL_CHECK_MSG(ctx, st == EDGEBIT_OK, Internal, out, "edgebit::attention.out: kernel failed: %s",
                         edgebit_last_error());

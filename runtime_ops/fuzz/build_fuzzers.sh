@@ -35,12 +35,13 @@ compile() {  # compile SRC [extra flags...]: an instrumented object for the kern
   "$CXX" "${FLAGS[@]}" "${SAN[@]}" -fsanitize=fuzzer-no-link "$@" -c "$src" -o "$obj"
   objs+=("$obj")
 }
-for f in scalar/ternary_scalar.cpp scalar/qlinear_scalar.cpp cpu_features.cpp dispatch.cpp errors.cpp \
-         parallel_for.cpp quantize_rows.cpp ternary_api.cpp qlinear_api.cpp; do
+for f in scalar/ternary_scalar.cpp scalar/qlinear_scalar.cpp scalar/attention_scalar.cpp cpu_features.cpp \
+         dispatch.cpp errors.cpp parallel_for.cpp quantize_rows.cpp ternary_api.cpp qlinear_api.cpp attention_api.cpp; do
   compile "$K/$f"
 done
 compile "$K/x86/ternary_avx2.cpp" -mavx2
 compile "$K/x86/qlinear_avx2.cpp" -mavx2
+compile "$K/x86/attention_avx2.cpp" -mavx2
 compile "$K/x86/ternary_avx512vnni.cpp" -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 
 "$CXX" "${FLAGS[@]}" "${SAN[@]}" -fsanitize=fuzzer "$HERE/fuzz_kernels.cpp" "${objs[@]}" -o "$OUT/fuzz_kernels"

@@ -1,5 +1,6 @@
 // libFuzzer target for the kernel core's C API (edgebit_kernels.h): every entry point, every
-// variant this CPU can run, several thread configurations, valid and invalid shapes.
+// variant this CPU can run, several thread configurations, valid and invalid shapes. Attention
+// (edgebit_attention_f32) is held to its scalar variant bit for bit (its float order is its own).
 // Valid calls must match the plain reference in fuzz_common.h bit for bit (NaN rows as NaN);
 // calls outside the API's limits must return a non-zero status without touching memory
 // (ASan would see it: their buffers are tiny). Anything else aborts, which libFuzzer reports.
@@ -120,6 +121,56 @@ void check_valid(fuzz::Reader& r, int threads_mode) {
     }
 }
 
+// Attention on small shapes from the input: caches sized exactly [Hkv, S, D] (ASan sees any read past them),
+// floats of every magnitude (NaN and Inf included), positions from the input, some outside [0, S) (refused with
+// a message, output untouched). Every variant and thread configuration must give the scalar variant's bits.
+void check_attention(fuzz::Reader& r, int threads_mode) {
+    const uint8_t a = r.u8(), b = r.u8();
+    const int64_t T = 1 + a % 3, Hkv = 1 + (a >> 2) % 3, Hq = Hkv * (1 + (a >> 4) % 3), D = 1 + b % 40;
+    const int64_t S = 1 + (r.u8() | (int64_t(r.u8() % 3) << 8));  // up to 768: crosses the 256-key chunks
+    std::vector<int64_t> pos(static_cast<size_t>(T));
+    bool valid = true;
+    for (int64_t t = 0; t < T; ++t) {
+        const uint32_t v = r.u32();
+        pos[t] = (v & 0x80000000u) && (v & 0x70000000u) == 0 ? int64_t(int32_t(v)) % (S + 3) : int64_t(v % uint32_t(S));
+        valid = valid && pos[t] >= 0 && pos[t] < S;
+    }
+    const uint8_t sb = r.u8();  // the first key: mostly 0, sometimes inside the cache, rarely past it
+    const int64_t start = sb < 160 ? 0 : (sb < 250 ? int64_t(r.u8()) % S : S + sb % 3);
+    valid = valid && start < S;
+    std::vector<float> q(static_cast<size_t>(T * Hq * D)), k(static_cast<size_t>(Hkv * S * D)), v(k.size());
+    fuzz::make_activations(r, q);
+    fuzz::make_activations(r, k);
+    fuzz::make_activations(r, v);
+    const float scale = float(1 + r.u8() % 64) / 64.0f;
+    static edgebit_threadpool* pool = edgebit_threadpool_create(2);
+    edgebit_threading t = {nullptr, nullptr, 1 + threads_mode % 3};
+    if (threads_mode >= 3) t = {edgebit_threadpool_parallel_for, pool, 0};
+    edgebit_force_variant("scalar");
+    std::vector<float> ref(q.size(), -1.0f);
+    const int st = edgebit_attention_f32(q.data(), T, Hq, k.data(), v.data(), Hkv, S, D, pos.data(), start, scale,
+                                         ref.data(), nullptr);
+    if (!valid) {
+        if (st == EDGEBIT_OK || edgebit_last_error()[0] == '\0') fuzz::fail("attention bad position accepted", T, S, D);
+        for (float y : ref)
+            if (y != -1.0f) fuzz::fail("attention wrote output for a refused call", T, S, D);
+        return;
+    }
+    if (st != EDGEBIT_OK) fuzz::fail("attention valid call refused", T, S, D);
+    for (int i = 0; i < edgebit_variant_count(); ++i) {
+        const char* name = edgebit_variant_name(i);
+        if (!edgebit_variant_supported(name)) continue;
+        edgebit_force_variant(name);
+        std::vector<float> out(q.size());
+        if (edgebit_attention_f32(q.data(), T, Hq, k.data(), v.data(), Hkv, S, D, pos.data(), start, scale, out.data(),
+                                  threads_mode == 0 ? nullptr : &t) != EDGEBIT_OK)
+            fuzz::fail("attention variant refused", i, S, D);
+        for (size_t j = 0; j < out.size(); ++j)
+            if (!fuzz::same_float(out[j], ref[j])) fuzz::fail("attention variant differs from scalar", i, S, D);
+    }
+    edgebit_force_variant("auto");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -131,6 +182,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (op % 8 == 1) {
         check_nulls(r.u8() % 4);
+        return 0;
+    }
+    if (op % 8 == 2) {
+        check_attention(r, (op >> 3) % 4);
         return 0;
     }
     check_valid(r, (op >> 3) % 4);

@@ -52,6 +52,7 @@ struct Job {
     const float* v;
     int64_t S;
     const int64_t* pos;
+    int64_t start;
     float scale;
     float* out;
     const Unit* units;
@@ -62,7 +63,7 @@ struct Job {
 
 struct Scratch {
     std::vector<const float*> q;
-    std::vector<int32_t> nrow;
+    std::vector<int32_t> lo, hi;
     std::vector<float> s;
 };
 
@@ -73,23 +74,26 @@ void unit_task(void* ctx, int64_t i) {
     thread_local Scratch sc;
     try {
         sc.q.resize(static_cast<size_t>(rows));
-        sc.nrow.resize(static_cast<size_t>(rows));
+        sc.lo.resize(static_cast<size_t>(rows));
+        sc.hi.resize(static_cast<size_t>(rows));
         sc.s.resize(static_cast<size_t>(rows * ((u.n + 7) / 8 * 8)));
     } catch (const std::bad_alloc&) {
         j.failed = true;
         return;
     }
+    auto in_chunk = [&](int64_t key) { return static_cast<int32_t>(key < 0 ? 0 : (key > u.n ? u.n : key)); };
+    const int32_t lo = in_chunk(j.start - u.j0);  // the chunk's keys the queries may see: [lo, hi)
     for (int64_t t = 0; t < u.tn; ++t) {
-        const int64_t seen = j.pos[u.t0 + t] + 1 - u.j0;  // keys of this chunk the query may see
-        const int32_t nr = static_cast<int32_t>(seen < 0 ? 0 : (seen > u.n ? u.n : seen));
+        const int32_t hi = in_chunk(j.pos[u.t0 + t] + 1 - u.j0);
         for (int64_t g = 0; g < j.G; ++g) {
             sc.q[t * j.G + g] = j.q + ((u.t0 + t) * j.Hq + u.h * j.G + g) * j.D;
-            sc.nrow[t * j.G + g] = nr;
+            sc.lo[t * j.G + g] = lo;
+            sc.hi[t * j.G + g] = hi;
         }
     }
     float* p = j.partials + u.part;
     AttnChunkArgs a = {sc.q.data(), rows, j.D, j.k + (u.h * j.S + u.j0) * j.D, j.v + (u.h * j.S + u.j0) * j.D,
-                       u.n, sc.nrow.data(), j.scale, sc.s.data(), p, p + rows, p + 2 * rows};
+                       u.n, sc.lo.data(), sc.hi.data(), j.scale, sc.s.data(), p, p + rows, p + 2 * rows};
     j.fn(a);
 }
 
@@ -107,6 +111,10 @@ void merge_task(void* ctx, int64_t gi) {
         }
         const int64_t t = u0.t0 + r / j.G, head = u0.h * j.G + r % j.G;
         float* out = j.out + (t * j.Hq + head) * j.D;
+        if (mx == -INFINITY) {  // a query before the first key (padding) sees nothing: zeros, never NaN
+            for (int64_t d = 0; d < j.D; ++d) out[d] = 0.0f;
+            continue;
+        }
         float denom = 0.0f;
         for (int64_t c = 0; c < grp.count; ++c) {
             const float* p = j.partials + j.units[grp.first + c].part;
@@ -124,7 +132,7 @@ void merge_task(void* ctx, int64_t gi) {
 
 extern "C" int edgebit_attention_f32(const float* q, int64_t T, int64_t Hq, const float* k_cache,
                                      const float* v_cache, int64_t Hkv, int64_t S, int64_t D,
-                                     const int64_t* pos, float scale, float* out,
+                                     const int64_t* pos, int64_t kv_start, float scale, float* out,
                                      const edgebit_threading* threads) {
     using namespace edgebit;
     const char* fn = "edgebit_attention_f32";
@@ -139,6 +147,9 @@ extern "C" int edgebit_attention_f32(const float* q, int64_t T, int64_t Hq, cons
         return set_error(EDGEBIT_ERR_BAD_SHAPE, "%s: shape beyond supported limits (T=%lld Hq=%lld S=%lld D=%lld; "
                          "D <= %d)", fn, (long long)T, (long long)Hq, (long long)S, (long long)D,
                          (int)EDGEBIT_ATTENTION_MAX_D);
+    if (kv_start < 0 || kv_start >= S)
+        return set_error(EDGEBIT_ERR_BAD_SHAPE, "%s: kv_start = %lld is outside the cache's %lld positions", fn,
+                         (long long)kv_start, (long long)S);
     for (int64_t t = 0; t < T; ++t)
         if (pos[t] < 0 || pos[t] >= S)
             return set_error(EDGEBIT_ERR_BAD_SHAPE, "%s: pos[%lld] = %lld is outside the cache's %lld positions", fn,
@@ -163,7 +174,7 @@ extern "C" int edgebit_attention_f32(const float* q, int64_t T, int64_t Hq, cons
                 const int64_t per_unit = tn * G * (D + 2);
                 for (int64_t h = 0; h < Hkv; ++h) {
                     groups.push_back({static_cast<int64_t>(units.size()), 0});
-                    for (int64_t j0 = 0; j0 <= last; j0 += kChunk) {
+                    for (int64_t j0 = kv_start / kChunk * kChunk; j0 <= last; j0 += kChunk) {
                         const int64_t n = last + 1 - j0 < kChunk ? last + 1 - j0 : kChunk;
                         units.push_back({t, tn, h, j0, n, floats});
                         floats += per_unit;
@@ -183,6 +194,7 @@ extern "C" int edgebit_attention_f32(const float* q, int64_t T, int64_t Hq, cons
             job.v = v_cache;
             job.S = S;
             job.pos = pos;
+            job.start = kv_start;
             job.scale = scale;
             job.out = out;
             job.units = units.data();

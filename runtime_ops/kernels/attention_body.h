@@ -48,13 +48,21 @@ inline typename L::F exp_nonpositive(typename L::F x) {
     return L::mul(p, L::pow2(n));
 }
 
+// The first key any of rows r0 .. r0+RB-1 sees: keys before it (padding) are never read.
+template <int RB>
+int64_t first_key(const AttnChunkArgs& a, int64_t r0) {
+    int64_t lo = a.lo[r0];
+    for (int r = 1; r < RB; ++r) lo = a.lo[r0 + r] < lo ? a.lo[r0 + r] : lo;
+    return lo;
+}
+
 // Scores of rows r0 .. r0+RB-1 against every key of the chunk: the RB rows share each key row's loads;
 // two accumulators per row (even and odd 8-float slices) keep the add chains short.
 template <class L, int RB>
 void scores(const AttnChunkArgs& a, int64_t r0, int64_t ld) {
     using F = typename L::F;
     const int64_t D = a.D, dv = D / 8, dt = D % 8;
-    for (int64_t j = 0; j < a.n; ++j) {
+    for (int64_t j = first_key<RB>(a, r0); j < a.n; ++j) {
         const float* k = a.k + j * D;
         if (r0 == 0)  // the value rows stream in while the scores are computed (read strided after)
             for (int64_t b = 0; b < D; b += 16) __builtin_prefetch(a.v + j * D + b);
@@ -81,15 +89,15 @@ void scores(const AttnChunkArgs& a, int64_t r0, int64_t ld) {
     }
 }
 
-// o[r, d0 .. d0+16) for rows r0 .. r0+RB-1: sum over the chunk's keys of p[r, j] v[j, :] (p zero past
-// a row's valid keys), in key order. `w0`, `w1`: valid floats in the two 8-float slices (8 or fewer).
+// o[r, d0 .. d0+16) for rows r0 .. r0+RB-1: sum over the chunk's keys of p[r, j] v[j, :] (p zero outside
+// a row's visible keys), in key order. `w0`, `w1`: valid floats in the two 8-float slices (8 or fewer).
 template <class L, int RB>
 void values(const AttnChunkArgs& a, int64_t r0, int64_t ld, int64_t d0, int64_t w0, int64_t w1) {
     using F = typename L::F;
     F acc[RB][2];
     for (int r = 0; r < RB; ++r) acc[r][0] = acc[r][1] = L::zero();
     const bool full = w0 == 8 && w1 == 8;
-    for (int64_t j = 0; j < a.n; ++j) {
+    for (int64_t j = first_key<RB>(a, r0); j < a.n; ++j) {
         const float* v = a.v + j * a.D + d0;
         const F v0 = full ? L::load(v) : L::load_part(v, w0);
         const F v1 = full ? L::load(v + 8) : L::load_part(v + 8, w1);
@@ -106,24 +114,26 @@ void values(const AttnChunkArgs& a, int64_t r0, int64_t ld, int64_t d0, int64_t 
     }
 }
 
-// Softmax statistics of row r in place: s[r, :] becomes p = exp(s - m) (zero past nrow[r]); m[r], l[r].
+// Softmax statistics of row r in place: s[r, :] becomes p = exp(s - m), zero outside [lo[r], hi[r]); m[r], l[r].
 template <class L>
 void softmax_row(const AttnChunkArgs& a, int64_t r, int64_t ld) {
     using F = typename L::F;
     float* s = a.s + r * ld;
-    const int64_t nr = a.nrow[r];
-    if (nr == 0) {
+    const int64_t lo = a.lo[r], hi = a.hi[r];
+    if (lo >= hi) {
         for (int64_t j = 0; j < ld; ++j) s[j] = 0.0f;
         a.m[r] = -INFINITY;
         a.l[r] = 0.0f;
         return;
     }
-    float mx = s[0];
-    for (int64_t j = 1; j < nr; ++j) mx = s[j] > mx ? s[j] : mx;
-    for (int64_t j = nr; j < ld; ++j) s[j] = mx;  // defined lanes for the vector exp, zeroed below
+    float mx = s[lo];
+    for (int64_t j = lo + 1; j < hi; ++j) mx = s[j] > mx ? s[j] : mx;
+    for (int64_t j = 0; j < lo; ++j) s[j] = mx;  // defined lanes for the vector exp, zeroed below
+    for (int64_t j = hi; j < ld; ++j) s[j] = mx;
     const F vm = L::splat(mx);
     for (int64_t j = 0; j < ld; j += 8) L::store(s + j, exp_nonpositive<L>(L::sub(L::load(s + j), vm)));
-    for (int64_t j = nr; j < ld; ++j) s[j] = 0.0f;
+    for (int64_t j = 0; j < lo; ++j) s[j] = 0.0f;
+    for (int64_t j = hi; j < ld; ++j) s[j] = 0.0f;
     F sum = L::zero();
     for (int64_t j = 0; j < ld; j += 8) sum = L::add(sum, L::load(s + j));
     a.m[r] = mx;

@@ -12,8 +12,8 @@ namespace edgebit {
 // One unit of attention work: R query rows against one chunk of n consecutive cached keys/values.
 // The results are the chunk's softmax partials, merged across chunks by the caller:
 //   m[r] = max_j s[r, j],  l[r] = sum_j exp(s[r, j] - m[r]),  o[r, :] = sum_j exp(s[r, j] - m[r]) v[j, :]
-// over j < nrow[r] (row r sees the chunk's first nrow[r] keys: causal masking), s = (q . k) * scale.
-// A row with nrow[r] == 0 gets m = -inf, l = 0, o = 0.
+// over lo[r] <= j < hi[r] (row r sees those keys of the chunk: causal masking, and padding before a batch row's
+// first key), s = (q . k) * scale. A row with lo[r] >= hi[r] gets m = -inf, l = 0, o = 0.
 struct AttnChunkArgs {
     const float* const* q;  // R row pointers, D floats each
     int64_t R;
@@ -21,7 +21,8 @@ struct AttnChunkArgs {
     const float* k;         // n rows of D (stride D)
     const float* v;         // n rows of D (stride D)
     int64_t n;
-    const int32_t* nrow;    // R valid-key counts, each in [0, n]
+    const int32_t* lo;      // R first visible keys, each in [0, n]
+    const int32_t* hi;      // R ends of the visible keys, each in [0, n]
     float scale;
     float* s;               // scratch: R rows of round_up(n, 8) floats
     float* m;               // [R]

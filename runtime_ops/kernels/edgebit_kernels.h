@@ -215,9 +215,10 @@ EDGEBIT_API int edgebit_qlinear_i32(const int8_t* xq, int64_t M, int64_t K, cons
 
 /* Causal grouped-query attention of T new queries against a float32 KV cache, reading only the
  * cached positions each query may see (never the whole buffer):
- *   out[t, h, :] = sum_{j <= pos[t]} softmax_j(scale * q[t, h, :] . k[h / G, j, :]) v[h / G, j, :]
+ *   out[t, h, :] = sum_{kv_start <= j <= pos[t]} softmax_j(scale * q[t, h, :] . k[h / G, j, :]) v[h / G, j, :]
  * q and out [T, Hq, D]; k_cache and v_cache [Hkv, S, D] (row j of head h at (h * S + j) * D);
- * pos [T], each in [0, S); G = Hq / Hkv query heads share a kv head (consecutive heads, as
+ * pos [T], each in [0, S); kv_start in [0, S), the first key (a batch row's left padding before it; a
+ * query with pos < kv_start sees nothing and gets zeros); G = Hq / Hkv query heads share a kv head (consecutive heads, as
  * repeat_interleave). Keys are split into chunks of EDGEBIT_ATTENTION_CHUNK positions whose softmax
  * partials are merged (flash-decoding), so one query's keys spread over the threads; the split
  * depends on the positions only, never on threads. The float order differs from a plain softmax
@@ -227,7 +228,7 @@ EDGEBIT_API int edgebit_qlinear_i32(const int8_t* xq, int64_t M, int64_t K, cons
 #define EDGEBIT_ATTENTION_MAX_D 4096
 EDGEBIT_API int edgebit_attention_f32(const float* q, int64_t T, int64_t Hq, const float* k_cache,
                                       const float* v_cache, int64_t Hkv, int64_t S, int64_t D,
-                                      const int64_t* pos, float scale, float* out,
+                                      const int64_t* pos, int64_t kv_start, float scale, float* out,
                                       const edgebit_threading* threads);
 
 /* ---- variants ---------------------------------------------------------------------- */

@@ -142,6 +142,7 @@ struct BitLinearOp : Ort::CustomOpBase<BitLinearOp, BitLinearKernel, /*WithStatu
 }  // namespace
 
 #include "qlinear_op.h"
+#include "attention_op.h"
 
 namespace {
 
@@ -199,6 +200,7 @@ std::once_flag g_once;
 Ort::CustomOpDomain* g_domain = nullptr;
 BitLinearOp* g_op = nullptr;
 QLinearOp* g_qop = nullptr;
+AttentionOp* g_aop = nullptr;
 std::string g_init_error;
 
 void init_domain() {
@@ -214,6 +216,8 @@ void init_domain() {
         g_domain->Add(g_op);
         g_qop = new QLinearOp();
         g_domain->Add(g_qop);
+        g_aop = new AttentionOp();
+        g_domain->Add(g_aop);
     } catch (const std::exception& e) {
         g_init_error = e.what();
         g_domain = nullptr;

@@ -17,14 +17,15 @@ namespace {
 struct ACase {
     int64_t T, Hq, Hkv, S, D;
     std::vector<int64_t> pos;
+    int64_t start;
     float scale;
     std::vector<float> q, k, v;
 };
 
 ACase make(int64_t T, int64_t Hq, int64_t Hkv, int64_t S, int64_t D, std::vector<int64_t> pos, float scale,
-           uint64_t seed) {
+           uint64_t seed, int64_t start = 0) {
     ktest::Rng rng(seed);
-    ACase c{T, Hq, Hkv, S, D, std::move(pos), scale, {}, {}, {}};
+    ACase c{T, Hq, Hkv, S, D, std::move(pos), start, scale, {}, {}, {}};
     auto fill = [&](std::vector<float>& x, int64_t n) {
         for (int64_t i = 0; i < n; ++i) x.push_back(static_cast<float>(rng.uniform(-200000, 200000)) / 100000.0f);
     };
@@ -34,9 +35,11 @@ ACase make(int64_t T, int64_t Hq, int64_t Hkv, int64_t S, int64_t D, std::vector
     // Stale rows after the largest position: NaN, so reading one shows up in every output it touches.
     int64_t last = 0;
     for (int64_t p : c.pos) last = p > last ? p : last;
+    // And rows before the first key (a batch row's left padding).
     for (int64_t h = 0; h < Hkv; ++h)
-        for (int64_t j = last + 1; j < S; ++j)
-            for (int64_t d = 0; d < D; ++d) c.k[(h * S + j) * D + d] = c.v[(h * S + j) * D + d] = NAN;
+        for (int64_t j = 0; j < S; ++j)
+            if (j > last || j < start)
+                for (int64_t d = 0; d < D; ++d) c.k[(h * S + j) * D + d] = c.v[(h * S + j) * D + d] = NAN;
     return c;
 }
 
@@ -50,18 +53,22 @@ std::vector<double> naive(const ACase& c, std::vector<double>* magnitude) {
         for (int64_t h = 0; h < c.Hq; ++h) {
             const float* q = c.q.data() + (t * c.Hq + h) * c.D;
             const int64_t kh = h / G, n = c.pos[t] + 1;
+            if (n <= c.start) {  // a padding query: zeros
+                for (int64_t d = 0; d < c.D; ++d) (*magnitude)[(t * c.Hq + h) * c.D + d] = 1.0;
+                continue;
+            }
             std::vector<double> s(static_cast<size_t>(n));
             double mx = -INFINITY, sum = 0.0;
-            for (int64_t j = 0; j < n; ++j) {
+            for (int64_t j = c.start; j < n; ++j) {
                 double dot = 0.0;
                 for (int64_t d = 0; d < c.D; ++d) dot += static_cast<double>(q[d]) * c.k[(kh * c.S + j) * c.D + d];
                 s[j] = dot * c.scale;
                 mx = s[j] > mx ? s[j] : mx;
             }
-            for (int64_t j = 0; j < n; ++j) sum += (s[j] = exp(s[j] - mx));
+            for (int64_t j = c.start; j < n; ++j) sum += (s[j] = exp(s[j] - mx));
             for (int64_t d = 0; d < c.D; ++d) {
                 double o = 0.0, mag = 0.0;
-                for (int64_t j = 0; j < n; ++j) {
+                for (int64_t j = c.start; j < n; ++j) {
                     o += s[j] * c.v[(kh * c.S + j) * c.D + d];
                     mag += s[j] * fabs(c.v[(kh * c.S + j) * c.D + d]);
                 }
@@ -75,7 +82,7 @@ std::vector<double> naive(const ACase& c, std::vector<double>* magnitude) {
 std::vector<float> run(const ACase& c, const edgebit_threading* th, int* status) {
     std::vector<float> out(static_cast<size_t>(c.T * c.Hq * c.D), -7.0f);
     *status = edgebit_attention_f32(c.q.data(), c.T, c.Hq, c.k.data(), c.v.data(), c.Hkv, c.S, c.D, c.pos.data(),
-                                    c.scale, out.data(), th);
+                                    c.start, c.scale, out.data(), th);
     return out;
 }
 
@@ -93,18 +100,20 @@ std::string name(const ACase& c) {
 void test_errors() {
     ACase c = make(1, 4, 2, 8, 16, {3}, 0.25f, 1);
     std::vector<float> out(64);
-    ktest::check(edgebit_attention_f32(nullptr, 1, 4, c.k.data(), c.v.data(), 2, 8, 16, c.pos.data(), 0.25f,
+    ktest::check(edgebit_attention_f32(nullptr, 1, 4, c.k.data(), c.v.data(), 2, 8, 16, c.pos.data(), 0, 0.25f,
                                        out.data(), nullptr) == EDGEBIT_ERR_NULL_POINTER, "attention null q");
-    ktest::check(edgebit_attention_f32(c.q.data(), 1, 3, c.k.data(), c.v.data(), 2, 8, 16, c.pos.data(), 0.25f,
+    ktest::check(edgebit_attention_f32(c.q.data(), 1, 3, c.k.data(), c.v.data(), 2, 8, 16, c.pos.data(), 0, 0.25f,
                                        out.data(), nullptr) == EDGEBIT_ERR_BAD_SHAPE, "attention Hq % Hkv");
     const int64_t past[1] = {8}, negative[1] = {-1};
     for (const int64_t* p : {past, negative}) {
-        const int st = edgebit_attention_f32(c.q.data(), 1, 4, c.k.data(), c.v.data(), 2, 8, 16, p, 0.25f,
+        const int st = edgebit_attention_f32(c.q.data(), 1, 4, c.k.data(), c.v.data(), 2, 8, 16, p, 0, 0.25f,
                                              out.data(), nullptr);
         ktest::check(st == EDGEBIT_ERR_BAD_SHAPE && strstr(edgebit_last_error(), "pos[0]") != nullptr,
                      "attention position outside the cache", edgebit_last_error());
     }
-    ktest::check(edgebit_attention_f32(c.q.data(), 1, 4, c.k.data(), c.v.data(), 2, 8, 5000, c.pos.data(), 0.25f,
+    ktest::check(edgebit_attention_f32(c.q.data(), 1, 4, c.k.data(), c.v.data(), 2, 8, 16, c.pos.data(), 8, 0.25f,
+                                       out.data(), nullptr) == EDGEBIT_ERR_BAD_SHAPE, "attention kv_start past the cache");
+    ktest::check(edgebit_attention_f32(c.q.data(), 1, 4, c.k.data(), c.v.data(), 2, 8, 5000, c.pos.data(), 0, 0.25f,
                                        out.data(), nullptr) == EDGEBIT_ERR_BAD_SHAPE, "attention D too large");
 }
 
@@ -124,6 +133,9 @@ void test_attention(const std::vector<std::string>& variants, const ktest::Threa
     cases.push_back(make(37, 8, 2, 700, 64, run_of(0, 37), 0.125f, 10));          // a prompt: 3 query blocks
     cases.push_back(make(20, 8, 2, 700, 17, run_of(500, 20), 0.25f, 11));        // a later prompt, 2 chunks
     cases.push_back(make(1, 4, 2, 512, 32, {400}, 40.0f, 12));                   // saturated: exp underflows
+    cases.push_back(make(1, 20, 5, 2112, 128, {1500}, 0.0884f, 13, 700));        // left padding across chunks
+    cases.push_back(make(4, 4, 2, 64, 16, {3, 4, 5, 6}, 0.25f, 14, 5));          // padding queries get zeros
+    cases.push_back(make(18, 8, 2, 600, 40, run_of(250, 18), 0.25f, 15, 255));   // a padded prompt
     for (const ACase& c : cases) {
         edgebit_force_variant("scalar");
         int st = 0;

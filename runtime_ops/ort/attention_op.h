@@ -1,0 +1,166 @@
+// The "Attention" op of libedgebit_ort.so (included once, by edgebit_ort_ops.cpp): the KV cache updated in place
+// and attended over by edgebit_attention_f32 (runtime_ops/kernels), reading only the positions each query sees.
+// Schema (docs/ops.md):
+//   domain "edgebit", op type "Attention", since version 1, CPU execution provider
+//   attributes num_heads, kv_num_heads (ints; num_heads a multiple of kv_num_heads), scale (float)
+//   inputs  0 query       float32 [B, T, num_heads * D]      (RoPE applied)
+//           1 key         float32 [B, T, kv_num_heads * D]   (RoPE applied)
+//           2 value       float32 [B, T, kv_num_heads * D]
+//           3 past_key    float32 [B, kv_num_heads, L, D]
+//           4 past_value  float32 [B, kv_num_heads, L, D]
+//           5 total_len   int64 [1]: P + T, the attention mask's width (P = positions already cached)
+//           6 key_start   int64 [B]: each row's first real position (its left padding before it)
+//   outputs 0 out           float32 [B, T, num_heads * D]
+//           1 present_key   float32 [B, kv_num_heads, max(L, P + T), D]
+//           2 present_value float32 [B, kv_num_heads, max(L, P + T), D]
+// The T new keys and values go to positions P .. P+T-1 of present. When a runner binds present to past's own
+// buffer (L = max_seq_len, onnxruntime-genai's past_present_share_buffer, edgebit's engine), only those rows are
+// written; otherwise present gets a copy of past's first P rows first. Query t of row b (position P + t) attends
+// to keys key_start[b] .. P + t; a query before key_start (padding) gets zeros.
+#ifndef EDGEBIT_ORT_ATTENTION_OP_H
+#define EDGEBIT_ORT_ATTENTION_OP_H
+
+#include <string.h>
+
+namespace {
+
+constexpr const char* kAttentionName = "Attention";
+
+OrtStatus* afail(const std::string& what) {
+    return Ort::GetApi().CreateStatus(ORT_INVALID_ARGUMENT, (std::string("edgebit.Attention: ") + what).c_str());
+}
+
+struct AttentionKernel {
+    int64_t num_heads, kv_num_heads;
+    float scale;
+
+    OrtStatusPtr ComputeV2(OrtKernelContext* context) {
+        try {
+            return compute(context);
+        } catch (const std::exception& e) {
+            return afail(std::string("unexpected error: ") + e.what());
+        }
+    }
+
+    OrtStatusPtr compute(OrtKernelContext* context) {
+        static const char* const names[7] = {"query", "key", "value", "past_key", "past_value", "total_len",
+                                             "key_start"};
+        Ort::KernelContext ctx(context);
+        if (ctx.GetInputCount() != 7) return afail("expects 7 inputs (query, key, value, past_key, past_value, "
+                                                   "total_len, key_start)");
+        Ort::ConstValue in[7];
+        std::vector<int64_t> shape[7];
+        for (size_t i = 0; i < 7; ++i) {
+            in[i] = ctx.GetInput(i);
+            const std::string name = "input " + std::to_string(i) + " '" + names[i] + "' ";
+            if (!in[i] || !in[i].IsTensor()) return afail(name + "is missing");
+            Ort::TensorTypeAndShapeInfo info = in[i].GetTensorTypeAndShapeInfo();
+            const ONNXTensorElementDataType want =
+                i < 5 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+            if (info.GetElementType() != want)
+                return afail(name + "must be " + type_name(want) + ", got " + type_name(info.GetElementType()));
+            shape[i] = info.GetShape();
+        }
+        const std::vector<int64_t>& qs = shape[0];
+        if (qs.size() != 3 || qs[2] % num_heads != 0)
+            return afail("input 0 'query' must be [B, T, num_heads * D] with num_heads=" + std::to_string(num_heads) +
+                         ", got " + dims_str(qs));
+        const int64_t B = qs[0], T = qs[1], D = qs[2] / num_heads;
+        const std::vector<int64_t> kv_new = {B, T, kv_num_heads * D};
+        for (size_t i = 1; i < 3; ++i)
+            if (shape[i] != kv_new)
+                return afail("input " + std::to_string(i) + " '" + names[i] + "' must be " + dims_str(kv_new) +
+                             ", got " + dims_str(shape[i]));
+        const int64_t L = shape[3].size() == 4 ? shape[3][2] : -1;
+        const std::vector<int64_t> past = {B, kv_num_heads, L, D};
+        for (size_t i = 3; i < 5; ++i)
+            if (shape[i] != past)
+                return afail("input " + std::to_string(i) + " '" + names[i] + "' must be [B, kv_num_heads, L, D] = " +
+                             dims_str(past) + ", got " + dims_str(shape[i]));
+        if (shape[5] != std::vector<int64_t>{1})
+            return afail("input 5 'total_len' must be [1], got " + dims_str(shape[5]));
+        if (shape[6] != std::vector<int64_t>{B})
+            return afail("input 6 'key_start' must be [B] = " + dims_str({B}) + ", got " + dims_str(shape[6]));
+        const int64_t total = in[5].GetTensorData<int64_t>()[0], P = total - T;
+        if (P < 0 || P > L)
+            return afail("total_len = " + std::to_string(total) + " must be in [T, L + T] = [" + std::to_string(T) +
+                         ", " + std::to_string(L + T) + "] (T new positions after the P cached in past)");
+        const int64_t* starts = in[6].GetTensorData<int64_t>();
+        for (int64_t b = 0; b < B; ++b)
+            if (starts[b] < 0 || (total > 0 && starts[b] >= total))
+                return afail("key_start[" + std::to_string(b) + "] = " + std::to_string(starts[b]) +
+                             " must be in [0, total_len = " + std::to_string(total) + ")");
+        const int64_t S = L > total ? L : total;
+        Ort::UnownedValue out = ctx.GetOutput(0, qs);
+        const std::vector<int64_t> present = {B, kv_num_heads, S, D};
+        Ort::UnownedValue pk = ctx.GetOutput(1, present), pv = ctx.GetOutput(2, present);
+        if (B == 0 || T == 0 || D == 0) return nullptr;
+        float* cache[2] = {pk.GetTensorMutableData<float>(), pv.GetTensorMutableData<float>()};
+        const float* past_data[2] = {in[3].GetTensorData<float>(), in[4].GetTensorData<float>()};
+        const float* fresh[2] = {in[1].GetTensorData<float>(), in[2].GetTensorData<float>()};
+        const size_t row = static_cast<size_t>(D) * sizeof(float);
+        for (int c = 0; c < 2; ++c)
+            for (int64_t b = 0; b < B; ++b)
+                for (int64_t h = 0; h < kv_num_heads; ++h) {
+                    float* dst = cache[c] + (b * kv_num_heads + h) * S * D;
+                    // A present of its own (not past's buffer bound twice) starts as past's first P rows.
+                    if (cache[c] != past_data[c] && P > 0)
+                        memcpy(dst, past_data[c] + (b * kv_num_heads + h) * L * D, static_cast<size_t>(P) * row);
+                    for (int64_t t = 0; t < T; ++t)
+                        memcpy(dst + (P + t) * D, fresh[c] + ((b * T + t) * kv_num_heads + h) * D, row);
+                }
+        std::vector<int64_t> pos(static_cast<size_t>(T));
+        for (int64_t t = 0; t < T; ++t) pos[t] = P + t;
+        OrtPool pool = {&Ort::GetApi(), context};
+        edgebit_threading threads = {ort_parallel_for, &pool, 0};
+        const float* q = in[0].GetTensorData<float>();
+        float* y = out.GetTensorMutableData<float>();
+        for (int64_t b = 0; b < B; ++b) {
+            const int st = edgebit_attention_f32(q + b * T * num_heads * D, T, num_heads,
+                                                 cache[0] + b * kv_num_heads * S * D, cache[1] + b * kv_num_heads * S * D,
+                                                 kv_num_heads, S, D, pos.data(), starts[b], scale,
+                                                 y + b * T * num_heads * D, &threads);
+            if (st != EDGEBIT_OK) return afail(std::string("kernel failed: ") + edgebit_last_error());
+        }
+        return nullptr;
+    }
+};
+
+struct AttentionOp : Ort::CustomOpBase<AttentionOp, AttentionKernel, /*WithStatus=*/true> {
+    OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
+        int64_t heads = 0, kv_heads = 0;
+        float scale = 0.0f;
+        const char* missing = nullptr;
+        if (OrtStatus* st = api.KernelInfoGetAttribute_int64(info, "num_heads", &heads)) {
+            api.ReleaseStatus(st);
+            missing = "num_heads";
+        } else if (OrtStatus* st2 = api.KernelInfoGetAttribute_int64(info, "kv_num_heads", &kv_heads)) {
+            api.ReleaseStatus(st2);
+            missing = "kv_num_heads";
+        } else if (OrtStatus* st3 = api.KernelInfoGetAttribute_float(info, "scale", &scale)) {
+            api.ReleaseStatus(st3);
+            missing = "scale";
+        }
+        if (missing) return afail(std::string("attribute '") + missing + "' is missing");
+        if (heads <= 0 || kv_heads <= 0 || heads % kv_heads != 0)
+            return afail("attributes num_heads=" + std::to_string(heads) + " and kv_num_heads=" +
+                         std::to_string(kv_heads) + " must be positive, num_heads a multiple of kv_num_heads");
+        AttentionKernel* k = new (std::nothrow) AttentionKernel();
+        if (k == nullptr) return afail("out of memory creating the kernel");
+        k->num_heads = heads;
+        k->kv_num_heads = kv_heads;
+        k->scale = scale;
+        *kernel = k;
+        return nullptr;
+    }
+    const char* GetName() const { return kAttentionName; }
+    const char* GetExecutionProviderType() const { return "CPUExecutionProvider"; }
+    size_t GetInputTypeCount() const { return 7; }
+    ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
+    size_t GetOutputTypeCount() const { return 3; }
+    ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+};
+
+}  // namespace
+
+#endif  // EDGEBIT_ORT_ATTENTION_OP_H
