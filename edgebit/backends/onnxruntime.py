@@ -82,7 +82,8 @@ class OnnxRuntimeBackend:
 
     def run_in_place(self, feeds: dict) -> np.ndarray:
         """One [1, KVH, max_seq_len, D] buffer per cache tensor, bound as both past and present: the graph's
-        GroupQueryAttention writes the new positions into it (what edgebit's engine and genai's shared buffer do)."""
+        attention op (edgebit.Attention, or GroupQueryAttention for an fp16 cache) writes the new positions into it
+        (what edgebit's engine and genai's shared buffer do)."""
         import onnxruntime as ort
 
         if self.buffers is None:

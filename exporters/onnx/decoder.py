@@ -36,11 +36,12 @@ from .builder import EDGEBIT_DOMAIN, FLOAT, FLOAT16, INT64, MS_DOMAIN, GraphBuil
 NBITS_BLOCK = 128
 
 
-def in_place_cache(cfg: ModelConfig, ops: str) -> bool:
-    """Whether the graph updates its cache in place (GroupQueryAttention): with edgebit's ops, for head dims
-    GroupQueryAttention takes (multiples of 8; the 1bitLLM 3B's 100 is not, and keeps the Concat form). The
-    standard-ops baseline keeps the Concat form it was measured with (issue 19's ratios are to that artifact)."""
-    return ops == "edgebit" and cfg.head_dim % 8 == 0
+def in_place_cache(cfg: ModelConfig, ops: str, kv_dtype: str = "float32") -> bool:
+    """Whether the graph updates its cache in place: with edgebit's ops, through edgebit.Attention (fp32, any head
+    dim) or, for an fp16 cache, GroupQueryAttention, which takes head dims that are multiples of 8 only (the 1bitLLM
+    3B's 100 is not). The standard-ops baseline keeps the Concat form it was measured with (issue 19's ratios are to
+    that artifact)."""
+    return ops == "edgebit" and (kv_dtype == "float32" or cfg.head_dim % 8 == 0)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class DecoderGraph:
         self.uses_ms = opts.ops == "standard"
         # With edgebit's ops a quantized head is an edgebit.QLinear node; the embedding gathers the same rows.
         self.own_head = opts.ops == "edgebit" and opts.head in HEAD_BITS
-        self.in_place_cache = in_place_cache(self.cfg, opts.ops)
+        self.in_place_cache = in_place_cache(self.cfg, opts.ops, opts.kv_dtype)
         self.uses_ms = self.uses_ms or (self.in_place_cache and opts.kv_dtype == "float16")  # GroupQueryAttention
 
     # ---- building blocks -------------------------------------------------------------------------

@@ -41,12 +41,13 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
     step("loading checkpoint")
     weights, seq = load_for_export(model, max_seq_len)
     cfg = weights.config
-    in_place = in_place_cache(cfg, ops)
     if kv_dtype not in KV_DTYPES:
         raise EdgebitError(f"--kv-cache: {kv_dtype!r} is not one of {', '.join(KV_DTYPES)}")
+    in_place = in_place_cache(cfg, ops, kv_dtype)
     if kv_dtype != "float32" and not in_place:
         why = ("--ops standard keeps the fp32 Concat cache" if ops != "edgebit" else
-               f"head_dim {cfg.head_dim} is not a multiple of 8, so the cache is the fp32 Concat form")
+               f"head_dim {cfg.head_dim} is not a multiple of 8, which GroupQueryAttention (the fp16 cache's "
+               "attention) needs")
         raise EdgebitError(f"--kv-cache {kv_dtype}: {model}: needs the in-place cache, and {why}")
     with atomic_output_dir(output, force=force) as tmp:
         step("building graph")

@@ -66,9 +66,9 @@ def test_int8_head_and_standard_ops_report_their_cost(artifacts):
 
 
 def test_edgebit_artifact_updates_its_cache_in_place(artifacts):
-    """The edgebit-ops graph attends with GroupQueryAttention over one cache buffer (no Concat of the past per
+    """The edgebit-ops graph attends with edgebit.Attention over one cache buffer (no Concat of the past per
     step); the standard-ops baseline keeps the Concat form it was measured with. Manifest and genai config agree."""
-    for ops, update, op_type in (("edgebit", "in-place", "GroupQueryAttention"), ("standard", "concat", "Concat")):
+    for ops, update, op_type in (("edgebit", "in-place", "Attention"), ("standard", "concat", "Concat")):
         art = artifacts(ops=ops)
         assert json.loads((art / "manifest.json").read_text())["kv_cache"] == {"update": update, "dtype": "float32"}
         genai = json.loads((art / "genai_config.json").read_text())
