@@ -291,25 +291,19 @@ class DecoderGraph:
         q = self.flat(self.rope(g.op("Reshape", [q, g.const([0, 0, cfg.num_heads, d])]), *self.rope_bt))
         k = self.flat(self.rope(g.op("Reshape", [k, g.const([0, 0, kvh, d])]), *self.rope_bt))
         half = self.opts.kv_dtype == "float16"
-        if not half:
-            past_k = g.input(f"past_key_values.{i}.key", FLOAT, ["batch", kvh, "past_seq", d])
-            past_v = g.input(f"past_key_values.{i}.value", FLOAT, ["batch", kvh, "past_seq", d])
-            out, present_k, present_v = g.op(
-                "Attention", [q, k, v, past_k, past_v, *self.attention_inputs], n_out=3, domain=EDGEBIT_DOMAIN,
-                hint="attn", num_heads=cfg.num_heads, kv_num_heads=kvh, scale=float(d ** -0.5))
-            g.output(present_k, f"present.{i}.key", FLOAT, ["batch", kvh, "present_seq", d])
-            g.output(present_v, f"present.{i}.value", FLOAT, ["batch", kvh, "present_seq", d])
-            return out
         if half:
             # GroupQueryAttention takes q, k, v and the cache in one type; on the CPU it computes in fp32 over the
             # fp16 values and rounds its output to fp16 (probed: equal to the fp32 op on fp16-rounded inputs), which
             # the reference does too (ReferenceModel kv_dtype).
             q, k, v = (g.op("Cast", [t], to=FLOAT16) for t in (q, k, v))
+            op, domain, lengths = "GroupQueryAttention", MS_DOMAIN, self.gqa_inputs
+        else:
+            op, domain, lengths = "Attention", EDGEBIT_DOMAIN, self.attention_inputs
         kind = FLOAT16 if half else FLOAT
         past_k = g.input(f"past_key_values.{i}.key", kind, ["batch", kvh, "past_seq", d])
         past_v = g.input(f"past_key_values.{i}.value", kind, ["batch", kvh, "past_seq", d])
         out, present_k, present_v = g.op(
-            "GroupQueryAttention", [q, k, v, past_k, past_v, *self.gqa_inputs], n_out=3, domain=MS_DOMAIN,
+            op, [q, k, v, past_k, past_v, *lengths], n_out=3, domain=domain,
             hint="attn", num_heads=cfg.num_heads, kv_num_heads=kvh, scale=float(d ** -0.5))
         g.output(present_k, f"present.{i}.key", kind, ["batch", kvh, "present_seq", d])
         g.output(present_v, f"present.{i}.value", kind, ["batch", kvh, "present_seq", d])
