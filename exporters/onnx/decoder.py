@@ -218,7 +218,7 @@ class DecoderGraph:
             x = g.op("Add", [x, self.attention(i, layer, h, cos, sin, bias)], hint="resid")
             h = self.norm(x, layer.mlp_norm, f"layers.{i}.mlp_norm")
             x = g.op("Add", [x, self.mlp(i, layer, h)], hint="resid")
-        x = self.norm(self.last_positions(x), self.w.final_norm, "final_norm")
+        x = self.norm(self.last_positions(x, ids), self.w.final_norm, "final_norm")
         g.output(self.logits(x), "logits", FLOAT, ["batch", "logits_seq", cfg.vocab_size])
         return g.model("edgebit_decoder", self.uses_ms)
 
@@ -237,7 +237,7 @@ class DecoderGraph:
         bias = g.op("Where", [allowed, g.const(0.0, dtype), g.const(np.finfo(dtype).min, dtype)])
         return g.op("Unsqueeze", [bias, g.const([1])], hint="attn_bias")
 
-    def last_positions(self, x: str) -> str:
+    def last_positions(self, x: str, ids: str) -> str:
         """The last logits_to_keep positions of x [B, T, H]: a graph input with a default of max_seq_len (every
         position: what onnxruntime-genai, verify and perplexity read); edgebit's engine feeds 1, so a prefill computes
         the head (a third of a 2B model's bytes, and a GEMM over the whole prompt) for its last position only."""
@@ -245,7 +245,10 @@ class DecoderGraph:
         keep = g.input("logits_to_keep", INT64, [1])
         g.initializer(keep, np.array([self.opts.max_seq_len], np.int64))  # the default: an overridable initializer
         # T - keep, at least 0: a negative start would count from the end (T=45, keep=64 -> the last 19 positions).
-        start = g.op("Max", [g.op("Sub", [g.op("Shape", [x], start=1, end=2), keep]), g.const([0])])
+        # T read off input_ids, a graph input, not off x: ONNX Runtime's constant folding once folded Shape(x) and
+        # with it this start, ignoring a fed logits_to_keep (the binary BitNet graph, after edgebit.Attention, whose
+        # outputs have no inferred shape).
+        start = g.op("Max", [g.op("Sub", [g.op("Shape", [ids], start=1, end=2), keep]), g.const([0])])
         return g.op("Slice", [x, start, g.const([np.iinfo(np.int64).max]), g.const([1])], hint="kept")
 
     def attention(self, i: int, layer, x: str, cos: str, sin: str, bias: str) -> str:
