@@ -58,6 +58,14 @@ THRESHOLDS = {
 HEAD_COST = {"int8": {"perplexity_rel_diff": 0.05}, "q4": {"perplexity_rel_diff": 0.05}}
 
 
+def _every_position(backend, ids: list[int]) -> np.ndarray:
+    """Logits at every position of ids: one forward, or, from a backend that returns the last position's only (a
+    .pte), one token a call (the decode path; the prompts above hold its multi-token path at their last position)."""
+    if backend.all_logits:
+        return backend.forward(ids)
+    return np.concatenate([backend.forward([token]) for token in ids])
+
+
 class _Sequences:
     """Per-position logit differences of the compared sequences, split at each sequence's first flip."""
 
@@ -176,6 +184,7 @@ def verify(artifact_dir: Path, model: str | Path | None = None, threads: int | N
         ref, art = reference.forward(prompt), artifact.forward(prompt)
         base = fp32.forward(prompt) if fp32 is not None else ref
         for _ in range(DECODE_STEPS + 1):
+            ref, base = ref[-len(art):], base[-len(art):]  # a .pte returns the last position's logits only
             seqs.add(ref, art)
             agree += int((ref.argmax(-1) == art.argmax(-1)).sum())
             head_agree += int((ref.argmax(-1) == base.argmax(-1)).sum())
@@ -186,7 +195,7 @@ def verify(artifact_dir: Path, model: str | Path | None = None, threads: int | N
     for b in runs:
         b.reset()
     seqs.start()
-    ref_text, art_text = reference.forward(text), artifact.forward(text)
+    ref_text, art_text = reference.forward(text), _every_position(artifact, text)
     seqs.add(ref_text, art_text)
     ppl_ref, ppl_art = _perplexity(ref_text, text), _perplexity(art_text, text)
     rel = abs(ppl_art - ppl_ref) / ppl_ref

@@ -48,6 +48,8 @@ class ExecutorchBackend:
         cfg = manifest["config"]
         self.vocab_size = cfg["vocab_size"]
         self.max_seq_len = manifest["max_seq_len"]
+        # "last": forward returns the last position's logits only (edgebit's exports); absent: every position's.
+        self.all_logits = manifest.get("logits", "all") == "all"
         self.threads = portable_lib._threadpool_get_thread_count()
         self.name = f"executorch {et_version.__version__}" + (" + xnnpack" if manifest.get("xnnpack") else "")
         self.reset()

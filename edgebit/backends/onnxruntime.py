@@ -10,6 +10,8 @@ from edgebit.artifact import ArtifactError, kv_cache
 
 
 class OnnxRuntimeBackend:
+    all_logits = True  # logits_to_keep is left at its default: every position
+
     def __init__(self, artifact_dir: Path, manifest: dict, threads: int | None = None):
         import onnxruntime as ort
 

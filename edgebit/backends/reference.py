@@ -12,6 +12,8 @@ from edgebit.model.weights import load_model_weights
 
 
 class ReferenceBackend:
+    all_logits = True
+
     def __init__(self, checkpoint: Path, max_seq_len: int | None = None, head: str = "fp32", weights=None,
                  kv_dtype: str = "float32"):
         """head, kv_dtype: as ReferenceModel's; weights: already loaded ModelWeights of the checkpoint (shared, not

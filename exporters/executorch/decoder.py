@@ -1,9 +1,12 @@
 """The ExecuTorch decoder: the reference model (edgebit/model/reference.py) as a torch nn.Module that
 torch.export can trace, in the form ExecuTorch's LLM runner drives (DESIGN.md 7):
 
-    forward(tokens int64 [1, T], input_pos int64 [T]) -> logits float32 [1, T, V]
+    forward(tokens int64 [1, T], input_pos int64 [T]) -> logits float32 [1, 1, V]
 
-T is dynamic (1 .. max_seq_len): a whole prompt in one call, then one token a call. The KV cache is one pair of
+T is dynamic (1 .. max_seq_len): a whole prompt in one call, then one token a call. The logits are the last
+position's only (manifest "logits": "last"), as ExecuTorch's own LLM export makes them without
+--generate_full_logits: the head is a third of a decoded token's bytes, and over all 128 positions of a prompt it
+was a quarter of the prefill. Earlier positions' logits are never sampled; verify compares them token by token. The KV cache is one pair of
 mutable buffers per layer, keys and values [1, KVH, max_seq_len, D], written at input_pos in place by
 edgebit::cache_write (edgebit/ops/torch_cache.py) and read by edgebit::attention (edgebit/ops/torch_attention.py),
 which reads only the positions up to each query's own. The torchao baseline, which runs without edgebit's kernel
@@ -246,7 +249,7 @@ class Decoder(nn.Module):
                 self.head_q = QTable(weights.lm_head, head)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
-        """tokens (1, T), input_pos (T,) -> logits (1, T, V)"""
+        """tokens (1, T), input_pos (T,) -> logits (1, 1, V): the last position's"""
         cos = self.rope_cos[input_pos]  # (T, D)
         sin = self.rope_sin[input_pos]
         # (T, S): 0 where the query may attend, -inf for a key after it. Added to the scores (the same floats as
@@ -260,9 +263,10 @@ class Decoder(nn.Module):
         x = self.embed[tokens] if self.head_kind == "fp32" else self.embed_q.embed(tokens)  # (1, T, H)
         for layer in self.layers:
             x = layer(x, cos, sin, mask_bias, input_pos)
+        x = x[:, -1:, :]  # only the last position's logits are sampled
         x = norm(x, self.final_norm, self.cfg.rms_norm_eps, self.cfg.norm)
         if self.head_linear is not None:
             return self.head_linear(x)
         if self.head_kind == "fp32":
-            return F.linear(x, self.embed if self.tied else self.lm_head)  # (1, T, V)
+            return F.linear(x, self.embed if self.tied else self.lm_head)  # (1, 1, V)
         return (self.embed_q if self.tied else self.head_q).logits(x)

@@ -140,6 +140,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
             "op_abi": "executorch-" + _executorch_version(),
             "xnnpack": xnnpack,
             "head": head,
+            "logits": "last",  # forward returns the last position's logits only (exporters/executorch/decoder.py)
             "max_seq_len": seq,
             "constant_methods": constant_methods(cfg, seq),
             "config": cfg.to_dict(),

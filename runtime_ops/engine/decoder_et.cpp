@@ -1,7 +1,8 @@
 // The ExecuTorch Decoder: an edgebit .pte through ExecuTorch's Module API (libexecutorch.so from the
-// executorch wheel of the target). forward(tokens int64 [1, T], input_pos int64 [T]) -> logits [1, T, V]; the KV
-// cache is the program's mutable buffers, so reset() only moves the position back to 0 (the program masks keys
-// past the query's position), exactly as edgebit/backends/executorch.py does.
+// executorch wheel of the target). forward(tokens int64 [1, T], input_pos int64 [T]) -> logits [1, 1, V] (the last
+// position's; [1, T, V] from a full-logits program); the KV cache is the program's mutable buffers, so reset() only
+// moves the position back to 0 (the program masks keys past the query's position), exactly as
+// edgebit/backends/executorch.py does.
 #include "decoder.h"
 #include "memory.h"
 #include "sysinfo.h"
@@ -112,12 +113,13 @@ const float* EtDecoder::forward(const std::vector<int64_t>& tokens) {
         throw std::runtime_error(s.model + ": forward failed (ExecuTorch error 0x" +
                                  [&] { char b[16]; snprintf(b, sizeof b, "%x", static_cast<unsigned>(result.error())); return std::string(b); }() + ")");
     const auto& logits = result.get()[0].toTensor();
-    if (logits.dim() != 3 || logits.size(1) != t)
-        throw std::runtime_error("logits output has an unexpected shape (want [1, T, vocab])");
-    if (logits.size(2) < 1) throw std::runtime_error("logits output has an unexpected shape (want [1, T, vocab])");
+    // [1, 1, vocab]: the last position's (edgebit's exports); [1, T, vocab]: every position's (full-logits programs).
+    const int64_t rows = logits.dim() == 3 ? logits.size(1) : -1;
+    if ((rows != 1 && rows != t) || logits.size(2) < 1)
+        throw std::runtime_error("logits output has an unexpected shape (want [1, 1, vocab] or [1, T, vocab])");
     vocab_ = logits.size(2);
     length_ += t;
-    return logits.const_data_ptr<float>() + (t - 1) * vocab_;
+    return logits.const_data_ptr<float>() + (rows - 1) * vocab_;
 }
 
 std::string EtDecoder::end_profiling() {

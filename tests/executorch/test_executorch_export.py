@@ -10,16 +10,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from edgebit.backends import open_backend
+from edgebit.backends.reference import ReferenceBackend
 from edgebit.generate import generate
 from edgebit.ops import executorch_library
 from edgebit.verify import verify
 
 
-def test_program_loads_in_executorch_runtime_with_our_library(et_artifact):
+def test_program_loads_in_executorch_runtime_with_our_library(et_artifact, hf_checkpoint):
     art = et_artifact()
     manifest = json.loads((art / "manifest.json").read_text())
     assert manifest["target"] == "executorch" and manifest["op_names"] == [
@@ -33,7 +35,10 @@ def test_program_loads_in_executorch_runtime_with_our_library(et_artifact):
     assert program.load_method("get_max_seq_len").execute([])[0] == 64
     assert program.load_method("get_eos_ids").execute([]) == [257]
     (logits,) = program.load_method("forward").execute([torch.tensor([[256, 5, 6]]), torch.arange(3)])
-    assert logits.shape == (1, 3, 300)
+    # The last position's logits only (what ExecuTorch's LLM runner samples), as the reference computes them.
+    assert manifest["logits"] == "last" and logits.shape == (1, 1, 300)
+    reference = ReferenceBackend(hf_checkpoint("bitnet", "packed", True), 64).forward([256, 5, 6])
+    assert np.abs(logits[0].numpy() - reference[-1:]).max() < 0.1
 
 
 @pytest.mark.parametrize("form", ["packed", "master"])
