@@ -6,8 +6,8 @@ torch.export can trace, in the form ExecuTorch's LLM runner drives (DESIGN.md 7)
 T is dynamic (1 .. max_seq_len): a whole prompt in one call, then one token a call. The logits are the last
 position's only (manifest "logits": "last"), as ExecuTorch's own LLM export makes them without
 --generate_full_logits: the head is a third of a decoded token's bytes, and over all 128 positions of a prompt it
-was a quarter of the prefill. Earlier positions' logits are never sampled; verify compares them token by token. The KV cache is one pair of
-mutable buffers per layer, keys and values [1, KVH, max_seq_len, D], written at input_pos in place by
+was a quarter of the prefill. Earlier positions' logits are never sampled; verify compares them token by token.
+The KV cache is one pair of mutable buffers per layer, keys and values [1, KVH, max_seq_len, D], written at input_pos in place by
 edgebit::cache_write (edgebit/ops/torch_cache.py) and read by edgebit::attention (edgebit/ops/torch_attention.py),
 which reads only the positions up to each query's own. The torchao baseline, which runs without edgebit's kernel
 library, keeps stock ops: index_copy_ (index_put.out into a new tensor plus a write-back copy of the whole cache in
