@@ -7,15 +7,15 @@ T is dynamic (1 .. max_seq_len): a whole prompt in one call, then one token a ca
 position's only (manifest "logits": "last"), as ExecuTorch's own LLM export makes them without
 --generate_full_logits: the head is a third of a decoded token's bytes, and over all 128 positions of a prompt it
 was a quarter of the prefill. Earlier positions' logits are never sampled; verify compares them token by token.
-The KV cache is one pair of mutable buffers per layer, keys and values [1, KVH, max_seq_len, D], written at input_pos in place by
-edgebit::cache_write (edgebit/ops/torch_cache.py) and read by edgebit::attention (edgebit/ops/torch_attention.py),
-which reads only the positions up to each query's own. The torchao baseline, which runs without edgebit's kernel
-library, keeps stock ops: index_copy_ (index_put.out into a new tensor plus a write-back copy of the whole cache in
-ExecuTorch), keys stored [1, KVH, D, max_seq_len] and a masked product with the whole buffer. Either way keys past
-the query's position are never used, so starting over at input_pos 0 needs no clearing. Every ternary linear is one
-torch.ops.edgebit.bitlinear call; q/k/v and gate/up are one call each on concatenated weights with per-channel gamma
-(one activation quantization), as in the ONNX graph, unless quantization_config.use_rms_norm gives each linear its own
-input norm (then one norm and one call each).
+The KV cache is one pair of mutable buffers per layer, keys and values [1, KVH, max_seq_len, D], written at
+input_pos in place by edgebit::cache_write (edgebit/ops/torch_cache.py) and read by edgebit::attention
+(edgebit/ops/torch_attention.py), which reads only the positions up to each query's own. The torchao baseline, which
+runs without edgebit's kernel library, keeps stock ops: index_copy_ (index_put.out into a new tensor plus a
+write-back copy of the whole cache in ExecuTorch), keys stored [1, KVH, D, max_seq_len] and a masked product with
+the whole buffer. Either way keys past the query's position are never used, so starting over at input_pos 0 needs no
+clearing. Every ternary linear is one torch.ops.edgebit.bitlinear call; q/k/v and gate/up are one call each on
+concatenated weights with per-channel gamma (one activation quantization), as in the ONNX graph, unless
+quantization_config.use_rms_norm gives each linear its own input norm (then one norm and one call each).
 """
 
 from __future__ import annotations
