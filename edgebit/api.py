@@ -43,7 +43,7 @@ class OnnxOps(str, Enum):
 class KvCache(str, Enum):
     """The ONNX artifact's KV cache element type (the in-place cache only for float16)."""
     FLOAT32 = "float32"
-    FLOAT16 = "float16"  # half the cache's bytes; attention in fp32 over fp16 q, k, v (GroupQueryAttention)
+    FLOAT16 = "float16"  # half the cache's bytes; edgebit.Attention in fp32 over fp16 keys and values
 
 
 class PteOps(str, Enum):

@@ -58,6 +58,16 @@ def kv_cache(manifest: dict) -> dict:
     return {"update": "concat", "dtype": "float32", **manifest.get("kv_cache", {})}
 
 
+def reference_kv_dtype(manifest: dict) -> str:
+    """What the artifact's cache rounds, as ReferenceModel's kv_dtype: an fp16 cache written by edgebit.Attention
+    rounds its keys and values ("rounds": "kv"); one from before (GroupQueryAttention in fp16, no "rounds") also q
+    and the attention output."""
+    kv = kv_cache(manifest)
+    if kv["dtype"] != "float16":
+        return kv["dtype"]
+    return "float16" if kv.get("rounds") == "kv" else "float16-qkvo"
+
+
 def read_manifest(artifact_dir: str | Path, check_files: bool = True) -> dict:
     """The manifest, checked for format and layout versions and (CHECK_FILES) that every file it lists is there
     with its recorded hash; without CHECK_FILES it costs no read of the artifact's files."""
@@ -85,6 +95,8 @@ def read_manifest(artifact_dir: str | Path, check_files: bool = True) -> dict:
     if kv["dtype"] not in ("float32", "float16") or (kv["dtype"] == "float16" and kv["update"] != "in-place"):
         raise ArtifactError(f"{path}: 'kv_cache' 'dtype' must be \"float32\", or \"float16\" with \"update\": "
                             f"\"in-place\"")
+    if kv.get("rounds", "kv") != "kv":
+        raise ArtifactError(f"{path}: 'kv_cache' 'rounds' must be \"kv\" (the keys and values rounded to fp16)")
     if not check_files:
         return manifest
     for name in manifest.get("files", {}):

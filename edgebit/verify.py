@@ -153,7 +153,7 @@ def source_checkpoint(artifact_dir: Path, model: str | Path | None = None, revis
 
 
 def verify(artifact_dir: Path, model: str | Path | None = None, threads: int | None = None) -> VerifyReport:
-    from edgebit.artifact import ArtifactError, kv_cache, read_manifest
+    from edgebit.artifact import ArtifactError, read_manifest, reference_kv_dtype
     from edgebit.backends import open_backend
     from edgebit.backends.reference import ReferenceBackend
     from edgebit.tokenizer import load_tokenizer
@@ -166,8 +166,8 @@ def verify(artifact_dir: Path, model: str | Path | None = None, threads: int | N
     kind = (manifest.get("ops", "edgebit"), manifest.get("head", "fp32"))
     limits = THRESHOLDS[kind]
     same_head = kind[0] == "edgebit" and kind[1] in HEAD_COST
-    # The cache's element type is part of the arithmetic the artifact is held to (an fp16 cache rounds q, k, v).
-    kv = kv_cache(manifest)["dtype"]
+    # The cache's element type is part of the arithmetic the artifact is held to (an fp16 cache rounds k and v).
+    kv = reference_kv_dtype(manifest)
     reference = ReferenceBackend(model, artifact.max_seq_len, head=kind[1] if same_head else "fp32", kv_dtype=kv)
     fp32 = (ReferenceBackend(model, artifact.max_seq_len, weights=reference.model.w, kv_dtype=kv) if same_head
             else None)

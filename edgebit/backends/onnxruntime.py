@@ -84,7 +84,7 @@ class OnnxRuntimeBackend:
 
     def run_in_place(self, feeds: dict) -> np.ndarray:
         """One [1, KVH, max_seq_len, D] buffer per cache tensor, bound as both past and present: the graph's
-        attention op (edgebit.Attention, or GroupQueryAttention for an fp16 cache) writes the new positions into it
+        attention op (edgebit.Attention, or GroupQueryAttention in fp16 artifacts of earlier versions) writes the new positions into it
         (what edgebit's engine and genai's shared buffer do)."""
         import onnxruntime as ort
 

@@ -25,8 +25,8 @@ def onnx(
     head: HeadOpt = Head.FP32,
     ops: Annotated[OnnxOps, typer.Option(help="edgebit (our BitLinear op + library) or standard (ONNX Runtime's "
                                               "MatMulNBits bits=2, no library needed).")] = OnnxOps.EDGEBIT,
-    kv_cache: Annotated[KvCache, typer.Option(help="KV cache element type: float16 halves its bytes (edgebit's ops; "
-                                                   "head dims a multiple of 8).")] = KvCache.FLOAT32,
+    kv_cache: Annotated[KvCache, typer.Option(help="KV cache element type: float16 halves its bytes (edgebit's ops: "
+                                                   "keys and values rounded to fp16).")] = KvCache.FLOAT32,
     force: ForceOpt = False,
 ) -> None:
     """Export to ONNX: model.onnx + libedgebit_ort.so + tokenizer + genai_config.json + manifest.json."""

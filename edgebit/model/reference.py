@@ -97,15 +97,23 @@ class KVCache:
         self.length = 0
 
 
+# kv_dtype -> (k and v rounded to fp16, q and the attention output too)
+KV_ROUNDING = {"float32": (False, False), "float16": (True, False), "float16-qkvo": (True, True)}
+
+
 class ReferenceModel:
     """head "fp32" computes the checkpoint's embedding and head in fp32; "int8" or "q4" computes what an artifact with
     that head computes (edgebit/quant/qhead.py): the embedding from the dequantized rows and the logits as QLinear."""
 
     def __init__(self, weights: ModelWeights, head: str = "fp32", kv_dtype: str = "float32"):
-        """kv_dtype "float16": what an artifact with an fp16 cache computes: q, k and v rounded to fp16 after RoPE
-        (the cache holds them), attention in fp32 over them, its output rounded to fp16."""
+        """kv_dtype "float16": what an artifact with an fp16 cache computes: k and v rounded to fp16 after RoPE (the
+        cache holds them), attention in fp32 over them (edgebit.Attention); "float16-qkvo": what fp16-cache artifacts
+        of earlier edgebit versions compute (ONNX Runtime's GroupQueryAttention in fp16): q rounded too, and the
+        attention's output."""
+        if kv_dtype not in KV_ROUNDING:
+            raise ValueError(f"kv_dtype {kv_dtype!r} is not one of {', '.join(KV_ROUNDING)}")
         self.w = weights
-        self.kv_half = kv_dtype == "float16"
+        self.kv_half, self.qo_half = KV_ROUNDING[kv_dtype]
         self.cfg = weights.config
         self.inv_freq = rope_inv_freq(self.cfg.head_dim, self.cfg.rope)
         self.head = head
@@ -157,7 +165,9 @@ class ReferenceModel:
         v = ternary_linear(x, layer.v).view(batch, t, cfg.num_kv_heads, cfg.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # (B, heads, T, D)
         if self.kv_half:
-            q, k, v = (t.half().float() for t in (q, k, v))
+            k, v = k.half().float(), v.half().float()
+        if self.qo_half:
+            q = q.half().float()
 
         end = start + t
         cache.k[i][:, :, start:end] = k
@@ -171,7 +181,7 @@ class ReferenceModel:
         causal = torch.arange(end)[None, :] > (torch.arange(t)[:, None] + start)
         scores = scores.masked_fill(causal, float("-inf"))
         out = torch.softmax(scores, dim=-1) @ values  # (B, heads, T, D)
-        if self.kv_half:
+        if self.qo_half:
             out = out.half().float()
         out = out.transpose(1, 2).reshape(batch, t, cfg.q_size)
         if layer.attn_sub_norm is not None:

@@ -5,7 +5,7 @@ Inputs:  input_ids [B, T] int64, attention_mask [B, P+T] int64, position_ids [B,
          past_key_values.{i}.key / .value [B, KVH, L, D] float
 Outputs: logits [B, min(T, logits_to_keep), V] float, present.{i}.key / .value [B, KVH, max(L, P+T), D] float
 (logits_to_keep int64 [1]: an input with a default, every position; edgebit's engine feeds 1.)
-With edgebit's ops attention is edgebit.Attention (com.microsoft GroupQueryAttention for an fp16 cache), which takes
+With edgebit's ops attention is edgebit.Attention (an fp32 or fp16 cache; q, k, v and its output fp32), which takes
 the cache either way genai passes it:
 a past of L = P positions and a new present of P+T (copied), or one buffer of L = max_seq_len bound as both past and
 present, into which the T new keys and values are written in place (no copy of the cache per step; edgebit's engine
@@ -36,12 +36,11 @@ from .builder import EDGEBIT_DOMAIN, FLOAT, FLOAT16, INT64, MS_DOMAIN, GraphBuil
 NBITS_BLOCK = 128
 
 
-def in_place_cache(cfg: ModelConfig, ops: str, kv_dtype: str = "float32") -> bool:
-    """Whether the graph updates its cache in place: with edgebit's ops, through edgebit.Attention (fp32, any head
-    dim) or, for an fp16 cache, GroupQueryAttention, which takes head dims that are multiples of 8 only (the 1bitLLM
-    3B's 100 is not). The standard-ops baseline keeps the Concat form it was measured with (issue 19's ratios are to
-    that artifact)."""
-    return ops == "edgebit" and (kv_dtype == "float32" or cfg.head_dim % 8 == 0)
+def in_place_cache(ops: str) -> bool:
+    """Whether the graph updates its cache in place: with edgebit's ops, through edgebit.Attention (an fp32 or fp16
+    cache, any head dim). The standard-ops baseline keeps the fp32 Concat form it was measured with (issue 19's
+    ratios are to that artifact)."""
+    return ops == "edgebit"
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class ExportOptions:
     max_seq_len: int
     head: str = "fp32"  # "fp32" | "int8" | "q4"
     ops: str = "edgebit"  # "edgebit" | "standard"
-    kv_dtype: str = "float32"  # "float32" | "float16" (the in-place cache only: GroupQueryAttention in fp16)
+    kv_dtype: str = "float32"  # "float32" | "float16" (the in-place cache only: edgebit.Attention's rows in fp16)
 
 
 def _concat(weights: list[TernaryWeight]) -> tuple[np.ndarray, np.ndarray]:
@@ -77,8 +76,7 @@ class DecoderGraph:
         self.uses_ms = opts.ops == "standard"
         # With edgebit's ops a quantized head is an edgebit.QLinear node; the embedding gathers the same rows.
         self.own_head = opts.ops == "edgebit" and opts.head in HEAD_BITS
-        self.in_place_cache = in_place_cache(self.cfg, opts.ops, opts.kv_dtype)
-        self.uses_ms = self.uses_ms or (self.in_place_cache and opts.kv_dtype == "float16")  # GroupQueryAttention
+        self.in_place_cache = in_place_cache(opts.ops)
 
     # ---- building blocks -------------------------------------------------------------------------
     def norm(self, x: str, weight: torch.Tensor, name: str, eps: float | None = None, kind: str | None = None,
@@ -187,27 +185,16 @@ class DecoderGraph:
         cos_t, sin_t = rope_cos_sin(rope_inv_freq(cfg.head_dim, cfg.rope), torch.arange(self.opts.max_seq_len))
         cos_bt = g.op("Gather", [g.initializer("rope.cos", cos_t.numpy()), positions])  # [B, T, D]
         sin_bt = g.op("Gather", [g.initializer("rope.sin", sin_t.numpy()), positions])
-        half = self.opts.kv_dtype == "float16"
-        # [B, 1, T, S], in the attention's type (GroupQueryAttention binds it with q's); edgebit.Attention masks by
-        # positions itself
-        bias = None if self.in_place_cache and not half else self.attention_bias(
-            ids, mask, np.float16 if half else np.float32)
+        # [B, 1, T, S] for the Concat form; edgebit.Attention masks by positions itself
+        bias = None if self.in_place_cache else self.attention_bias(ids, mask, np.float32)
         if self.in_place_cache:
             cos = sin = None
             self.rope_bt = tuple(g.op("Unsqueeze", [t, g.const([2])]) for t in (cos_bt, sin_bt))  # [B, T, 1, D]
             total = g.op("Shape", [mask], start=1, end=2)
-            if half:
-                # GroupQueryAttention's lengths: seqlens_k [B] int32, every row's P+T-1 (its keys 0..P+T-1 are all
-                # attended to, padding masked by the bias, which GroupQueryAttention adds to the causal scores: its
-                # own padding rule reads a row's valid keys as the first ones, where genai pads on the left), and
-                # total_sequence_length [1] int32, P+T.
-                last = g.op("Expand", [g.op("Sub", [total, g.const([1])]), g.op("Shape", [mask], start=0, end=1)])
-                self.gqa_inputs = (g.op("Cast", [last], to=6), g.op("Cast", [total], to=6), "", "", "", bias)
-            else:
-                # edgebit.Attention's: total_len [1] (P+T) and each row's first real key, after its left padding
-                # (genai pads on the left): the mask's width minus its ones.
-                ones = g.op("ReduceSum", [mask, g.const([1])], keepdims=0)  # [B]
-                self.attention_inputs = (total, g.op("Sub", [total, ones]))
+            # edgebit.Attention's: total_len [1] (P+T) and each row's first real key, after its left padding
+            # (genai pads on the left): the mask's width minus its ones.
+            ones = g.op("ReduceSum", [mask, g.const([1])], keepdims=0)  # [B]
+            self.attention_inputs = (total, g.op("Sub", [total, ones]))
         else:
             cos, sin = (g.op("Unsqueeze", [t, g.const([1])]) for t in (cos_bt, sin_bt))  # [B, 1, T, D]
             bias = g.op("Unsqueeze", [bias, g.const([1])])  # [B, 1, 1, T, S]: over KV heads and their groups
@@ -287,30 +274,21 @@ class DecoderGraph:
         """RoPE (the same elementwise ops as rope(), on [B, T, heads, D]), then attention over the cache: it writes
         the new keys and values at positions P.. of present (in place when present is past's buffer) and attends
         causally over the first P+T. edgebit.Attention for an fp32 cache (only the positions each query sees, split
-        over the threads: docs/ops.md); ONNX Runtime's GroupQueryAttention for fp16 (edgebit's kernel is fp32).
-        [B, T, NH*D] out."""
+        over the threads: docs/ops.md), over an fp32 or fp16 cache (the new rows rounded to fp16 as they are written;
+        q, k, v and the output stay fp32). [B, T, NH*D] out."""
         cfg, g = self.cfg, self.g
         kvh, d = cfg.num_kv_heads, cfg.head_dim
         q = self.flat(self.rope(g.op("Reshape", [q, g.const([0, 0, cfg.num_heads, d])]), *self.rope_bt))
         k = self.flat(self.rope(g.op("Reshape", [k, g.const([0, 0, kvh, d])]), *self.rope_bt))
-        half = self.opts.kv_dtype == "float16"
-        if half:
-            # GroupQueryAttention takes q, k, v and the cache in one type; on the CPU it computes in fp32 over the
-            # fp16 values and rounds its output to fp16 (probed: equal to the fp32 op on fp16-rounded inputs), which
-            # the reference does too (ReferenceModel kv_dtype).
-            q, k, v = (g.op("Cast", [t], to=FLOAT16) for t in (q, k, v))
-            op, domain, lengths = "GroupQueryAttention", MS_DOMAIN, self.gqa_inputs
-        else:
-            op, domain, lengths = "Attention", EDGEBIT_DOMAIN, self.attention_inputs
-        kind = FLOAT16 if half else FLOAT
+        kind = FLOAT16 if self.opts.kv_dtype == "float16" else FLOAT
         past_k = g.input(f"past_key_values.{i}.key", kind, ["batch", kvh, "past_seq", d])
         past_v = g.input(f"past_key_values.{i}.value", kind, ["batch", kvh, "past_seq", d])
         out, present_k, present_v = g.op(
-            op, [q, k, v, past_k, past_v, *lengths], n_out=3, domain=domain,
+            "Attention", [q, k, v, past_k, past_v, *self.attention_inputs], n_out=3, domain=EDGEBIT_DOMAIN,
             hint="attn", num_heads=cfg.num_heads, kv_num_heads=kvh, scale=float(d ** -0.5))
         g.output(present_k, f"present.{i}.key", kind, ["batch", kvh, "present_seq", d])
         g.output(present_v, f"present.{i}.value", kind, ["batch", kvh, "present_seq", d])
-        return g.op("Cast", [out], to=FLOAT) if half else out
+        return out
 
     def flat(self, x: str) -> str:
         """[B, T, heads, D] -> [B, T, heads*D]"""

@@ -43,12 +43,10 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
     cfg = weights.config
     if kv_dtype not in KV_DTYPES:
         raise EdgebitError(f"--kv-cache: {kv_dtype!r} is not one of {', '.join(KV_DTYPES)}")
-    in_place = in_place_cache(cfg, ops, kv_dtype)
+    in_place = in_place_cache(ops)
     if kv_dtype != "float32" and not in_place:
-        why = ("--ops standard keeps the fp32 Concat cache" if ops != "edgebit" else
-               f"head_dim {cfg.head_dim} is not a multiple of 8, which GroupQueryAttention (the fp16 cache's "
-               "attention) needs")
-        raise EdgebitError(f"--kv-cache {kv_dtype}: {model}: needs the in-place cache, and {why}")
+        raise EdgebitError(f"--kv-cache {kv_dtype}: {model}: needs the in-place cache (edgebit's ops), and "
+                           "--ops standard keeps the fp32 Concat cache")
     with atomic_output_dir(output, force=force) as tmp:
         step("building graph")
         data = tmp / (MODEL_FILE + ".data")
@@ -86,8 +84,10 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
             "head": head,
             "max_seq_len": seq,
             # How the graph takes its cache (exporters/onnx/decoder.py): "in-place", one buffer bound as past and
-            # present; "concat", a past of P positions in and a new present of P+T out.
-            "kv_cache": {"update": "in-place" if in_place else "concat", "dtype": kv_dtype},
+            # present; "concat", a past of P positions in and a new present of P+T out. An fp16 cache rounds the
+            # keys and values only ("rounds": "kv"; before, GroupQueryAttention in fp16 rounded q and its output too).
+            "kv_cache": {"update": "in-place" if in_place else "concat", "dtype": kv_dtype,
+                         **({"rounds": "kv"} if kv_dtype == "float16" else {})},
             "config": cfg.to_dict(),
             "chat": chat_manifest_entry(Path(model), list(cfg.eos_token_ids)),
             "source": checkpoint_fingerprint(Path(model)),

@@ -34,7 +34,8 @@ struct Manifest {
     int64_t hidden_size = 0;  // 0 when the manifest does not say (memory estimates only)
     std::string head;         // "int8" / "fp32" / "" (memory estimates only)
     // ONNX: "kv_cache": {"update": "in-place"} takes one [1, KVH, max_seq_len, D] buffer per cache tensor bound as
-    // both past and present (GroupQueryAttention writes the new positions into it); otherwise past in, new present out.
+    // both past and present (the graph's attention op writes the new positions into it); otherwise past in, new present
+    // out.
     bool kv_in_place = false;
     int64_t kv_bytes = 4;  // "dtype": "float32" (4) or, in place only, "float16" (2): the cache's element size
     std::vector<int64_t> eos_token_ids;

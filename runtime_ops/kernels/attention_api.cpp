@@ -1,4 +1,4 @@
-// C entry of decode attention (edgebit_attention_f32): argument checks, the split of the work into
+// C entries of decode attention (edgebit_attention_f32, and _f16kv over an fp16 cache): argument checks, the split of the work into
 // fixed units (a block of queries x one kv head x one chunk of cached keys), and the merge of the
 // chunks' softmax partials (flash-decoding). Units are fixed by the shapes and positions alone and
 // the merge runs here in baseline code, so results never depend on the thread count or the variant.
@@ -11,6 +11,7 @@
 
 #include "attention_variant.h"
 #include "edgebit_kernels.h"
+#include "half_float.h"
 #include "kernel_variant.h"
 #include "parallel_for.h"
 
@@ -21,11 +22,14 @@ constexpr int64_t kChunk = EDGEBIT_ATTENTION_CHUNK;  // keys per unit
 constexpr int64_t kTBlock = 16;                      // queries per unit (prefill; decode has one)
 constexpr int64_t kSlabFloats = INT64_C(1) << 21;    // partials held at once (8 MB)
 
-AttnChunkFn chunk_fn_for(const KernelVariant* v) {
+AttnChunkFn chunk_fn_for(const KernelVariant* v, bool half) {
     const char* n = v->name;
     (void)n;
+    (void)half;
 #if defined(EDGEBIT_HAVE_AVX2)
-    if (strcmp(n, "avx2") == 0 || strcmp(n, "avx512vnni") == 0) return attend_chunk_avx2;
+    // The AVX2 file widens fp16 with F16C, which every AVX2 processor has; a VM that hides it gets the scalar body.
+    if ((strcmp(n, "avx2") == 0 || strcmp(n, "avx512vnni") == 0) && (!half || cpu_has_f16c()))
+        return attend_chunk_avx2;
 #endif
 #if defined(EDGEBIT_HAVE_NEON)
     if (strncmp(n, "neon", 4) == 0) return attend_chunk_neon;
@@ -48,8 +52,10 @@ struct Job {
     AttnChunkFn fn;
     const float* q;
     int64_t Hq, G, D;
-    const float* k;
+    const float* k;     // the cache: fp32, or fp16 bits (k16, v16; the other pair null)
     const float* v;
+    const uint16_t* k16;
+    const uint16_t* v16;
     int64_t S;
     const int64_t* pos;
     int64_t start;
@@ -92,8 +98,10 @@ void unit_task(void* ctx, int64_t i) {
         }
     }
     float* p = j.partials + u.part;
-    AttnChunkArgs a = {sc.q.data(), rows, j.D, j.k + (u.h * j.S + u.j0) * j.D, j.v + (u.h * j.S + u.j0) * j.D,
-                       u.n, sc.lo.data(), sc.hi.data(), j.scale, sc.s.data(), p, p + rows, p + 2 * rows};
+    const int64_t at = (u.h * j.S + u.j0) * j.D;
+    AttnChunkArgs a = {sc.q.data(), rows, j.D, j.k ? j.k + at : nullptr, j.v ? j.v + at : nullptr,
+                       j.k16 ? j.k16 + at : nullptr, j.v16 ? j.v16 + at : nullptr, u.n, sc.lo.data(), sc.hi.data(),
+                       j.scale, sc.s.data(), p, p + rows, p + 2 * rows};
     j.fn(a);
 }
 
@@ -127,16 +135,14 @@ void merge_task(void* ctx, int64_t gi) {
     }
 }
 
-}  // namespace
-}  // namespace edgebit
-
-extern "C" int edgebit_attention_f32(const float* q, int64_t T, int64_t Hq, const float* k_cache,
-                                     const float* v_cache, int64_t Hkv, int64_t S, int64_t D,
-                                     const int64_t* pos, int64_t kv_start, float scale, float* out,
-                                     const edgebit_threading* threads) {
-    using namespace edgebit;
-    const char* fn = "edgebit_attention_f32";
-    if (q == nullptr || k_cache == nullptr || v_cache == nullptr || pos == nullptr || out == nullptr)
+// Both entries: the cache is (k, v) in fp32 or (k16, v16) in fp16 bits, the other pair null.
+int attention(const char* fn, const float* q, int64_t T, int64_t Hq, const float* k_cache, const float* v_cache,
+              const uint16_t* k16, const uint16_t* v16, int64_t Hkv, int64_t S, int64_t D, const int64_t* pos,
+              int64_t kv_start, float scale, float* out, const edgebit_threading* threads) {
+    const bool half = k16 != nullptr || v16 != nullptr;
+    if (half ? (k16 == nullptr || v16 == nullptr) : (k_cache == nullptr || v_cache == nullptr))
+        return set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
+    if (q == nullptr || pos == nullptr || out == nullptr)
         return set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
     if (T <= 0 || Hq <= 0 || Hkv <= 0 || S <= 0 || D <= 0 || Hq % Hkv != 0)
         return set_error(EDGEBIT_ERR_BAD_SHAPE,
@@ -185,13 +191,15 @@ extern "C" int edgebit_attention_f32(const float* q, int64_t T, int64_t Hq, cons
             }
             partials.resize(static_cast<size_t>(floats));
             Job job;
-            job.fn = chunk_fn_for(v);
+            job.fn = chunk_fn_for(v, half);
             job.q = q;
             job.Hq = Hq;
             job.G = G;
             job.D = D;
             job.k = k_cache;
             job.v = v_cache;
+            job.k16 = k16;
+            job.v16 = v16;
             job.S = S;
             job.pos = pos;
             job.start = kv_start;
@@ -209,4 +217,31 @@ extern "C" int edgebit_attention_f32(const float* q, int64_t T, int64_t Hq, cons
         return set_error(EDGEBIT_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch buffers", fn);
     }
     return EDGEBIT_OK;
+}
+
+}  // namespace
+}  // namespace edgebit
+
+extern "C" int edgebit_attention_f32(const float* q, int64_t T, int64_t Hq, const float* k_cache,
+                                     const float* v_cache, int64_t Hkv, int64_t S, int64_t D,
+                                     const int64_t* pos, int64_t kv_start, float scale, float* out,
+                                     const edgebit_threading* threads) {
+    if (k_cache == nullptr || v_cache == nullptr)
+        return edgebit::set_error(EDGEBIT_ERR_NULL_POINTER, "edgebit_attention_f32: null pointer argument");
+    return edgebit::attention("edgebit_attention_f32", q, T, Hq, k_cache, v_cache, nullptr, nullptr, Hkv, S, D, pos,
+                              kv_start, scale, out, threads);
+}
+
+extern "C" int edgebit_attention_f16kv(const float* q, int64_t T, int64_t Hq, const uint16_t* k_cache,
+                                       const uint16_t* v_cache, int64_t Hkv, int64_t S, int64_t D,
+                                       const int64_t* pos, int64_t kv_start, float scale, float* out,
+                                       const edgebit_threading* threads) {
+    if (k_cache == nullptr || v_cache == nullptr)
+        return edgebit::set_error(EDGEBIT_ERR_NULL_POINTER, "edgebit_attention_f16kv: null pointer argument");
+    return edgebit::attention("edgebit_attention_f16kv", q, T, Hq, nullptr, nullptr, k_cache, v_cache, Hkv, S, D, pos,
+                              kv_start, scale, out, threads);
+}
+
+extern "C" void edgebit_f32_to_f16(const float* x, int64_t n, uint16_t* out) {
+    for (int64_t i = 0; i < n; ++i) out[i] = edgebit::float_to_half(x[i]);
 }

@@ -2,7 +2,8 @@
 // ISA file includes this with its own L: scalar/attention_scalar.cpp (a struct of 8 floats, plain
 // loops), x86/attention_avx2.cpp and arm/attention_neon.cpp (compiler vector types, one ymm / two
 // NEON registers). L provides:
-//   F (8 floats), I (8 int32), zero(), splat(x), load(p), load_part(p, n) (lanes >= n zero),
+//   F (8 floats), I (8 int32), zero(), splat(x), load(p), load_part(p, n) (lanes >= n zero; both also for
+//   p a const uint16_t* of binary16 bits, exactly widened: the fp16 cache),
 //   store(p, a), store_part(p, a, n), add/sub/mul, at_least(x, lo) (x < lo ? lo : x; NaN stays),
 //   trunc_i(x) (toward zero; NaN -> 0), to_f(i), pow2(i) (2^i as float bits, i in [-126, 127]),
 //   lane(a, j), hsum(a) (the 8 lanes summed in hsum_tree's order).
@@ -58,14 +59,16 @@ int64_t first_key(const AttnChunkArgs& a, int64_t r0) {
 
 // Scores of rows r0 .. r0+RB-1 against every key of the chunk: the RB rows share each key row's loads;
 // two accumulators per row (even and odd 8-float slices) keep the add chains short.
-template <class L, int RB>
-void scores(const AttnChunkArgs& a, int64_t r0, int64_t ld) {
+// C: the cache's element type (float, or uint16_t binary16 bits).
+template <class L, int RB, class C>
+void scores(const AttnChunkArgs& a, const C* kc, const C* vc, int64_t r0, int64_t ld) {
     using F = typename L::F;
     const int64_t D = a.D, dv = D / 8, dt = D % 8;
     for (int64_t j = first_key<RB>(a, r0); j < a.n; ++j) {
-        const float* k = a.k + j * D;
+        const C* k = kc + j * D;
         if (r0 == 0)  // the value rows stream in while the scores are computed (read strided after)
-            for (int64_t b = 0; b < D; b += 16) __builtin_prefetch(a.v + j * D + b);
+            for (int64_t b = 0; b < D * static_cast<int64_t>(sizeof(C)); b += 64)
+                __builtin_prefetch(reinterpret_cast<const char*>(vc + j * D) + b);
         F acc[RB][2];
         for (int r = 0; r < RB; ++r) acc[r][0] = acc[r][1] = L::zero();
         int64_t i = 0;
@@ -91,14 +94,14 @@ void scores(const AttnChunkArgs& a, int64_t r0, int64_t ld) {
 
 // o[r, d0 .. d0+16) for rows r0 .. r0+RB-1: sum over the chunk's keys of p[r, j] v[j, :] (p zero outside
 // a row's visible keys), in key order. `w0`, `w1`: valid floats in the two 8-float slices (8 or fewer).
-template <class L, int RB>
-void values(const AttnChunkArgs& a, int64_t r0, int64_t ld, int64_t d0, int64_t w0, int64_t w1) {
+template <class L, int RB, class C>
+void values(const AttnChunkArgs& a, const C* vc, int64_t r0, int64_t ld, int64_t d0, int64_t w0, int64_t w1) {
     using F = typename L::F;
     F acc[RB][2];
     for (int r = 0; r < RB; ++r) acc[r][0] = acc[r][1] = L::zero();
     const bool full = w0 == 8 && w1 == 8;
     for (int64_t j = first_key<RB>(a, r0); j < a.n; ++j) {
-        const float* v = a.v + j * a.D + d0;
+        const C* v = vc + j * a.D + d0;
         const F v0 = full ? L::load(v) : L::load_part(v, w0);
         const F v1 = full ? L::load(v + 8) : L::load_part(v + 8, w1);
         for (int r = 0; r < RB; ++r) {
@@ -140,19 +143,28 @@ void softmax_row(const AttnChunkArgs& a, int64_t r, int64_t ld) {
     a.l[r] = L::hsum(sum);
 }
 
-template <class L>
-void attend_chunk(const AttnChunkArgs& a) {
+template <class L, class C>
+void attend_chunk_of(const AttnChunkArgs& a, const C* k, const C* v) {
     const int64_t ld = round8(a.n);
     int64_t r = 0;
-    for (; r + 4 <= a.R; r += 4) scores<L, 4>(a, r, ld);
-    for (; r < a.R; ++r) scores<L, 1>(a, r, ld);
+    for (; r + 4 <= a.R; r += 4) scores<L, 4>(a, k, v, r, ld);
+    for (; r < a.R; ++r) scores<L, 1>(a, k, v, r, ld);
     for (r = 0; r < a.R; ++r) softmax_row<L>(a, r, ld);
     for (int64_t d0 = 0; d0 < a.D; d0 += 16) {
         const int64_t rest = a.D - d0;
         const int64_t w0 = rest < 8 ? rest : 8, w1 = rest - 8 <= 0 ? 0 : (rest - 8 < 8 ? rest - 8 : 8);
-        for (r = 0; r + 4 <= a.R; r += 4) values<L, 4>(a, r, ld, d0, w0, w1);
-        for (; r < a.R; ++r) values<L, 1>(a, r, ld, d0, w0, w1);
+        for (r = 0; r + 4 <= a.R; r += 4) values<L, 4>(a, v, r, ld, d0, w0, w1);
+        for (; r < a.R; ++r) values<L, 1>(a, v, r, ld, d0, w0, w1);
     }
+}
+
+// The fp16 cache's values are widened exactly, so it computes what the fp32 body computes on those floats.
+template <class L>
+void attend_chunk(const AttnChunkArgs& a) {
+    if (a.k16 != nullptr)
+        attend_chunk_of<L>(a, a.k16, a.v16);
+    else
+        attend_chunk_of<L>(a, a.k, a.v);
 }
 
 }  // namespace attn

@@ -18,8 +18,10 @@ struct AttnChunkArgs {
     const float* const* q;  // R row pointers, D floats each
     int64_t R;
     int64_t D;
-    const float* k;         // n rows of D (stride D)
+    const float* k;         // n rows of D (stride D); null when the cache is fp16 (k16, v16)
     const float* v;         // n rows of D (stride D)
+    const uint16_t* k16;    // the same in IEEE binary16 bits (read exactly widened to float), or null
+    const uint16_t* v16;
     int64_t n;
     const int32_t* lo;      // R first visible keys, each in [0, n]
     const int32_t* hi;      // R ends of the visible keys, each in [0, n]

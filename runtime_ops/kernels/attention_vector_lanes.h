@@ -6,6 +6,14 @@
 
 #include <string.h>
 
+#if defined(__F16C__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#else
+#error "attention_vector_lanes.h: binary16 loads need F16C (x86) or aarch64"
+#endif
+
 #include "attention_body.h"
 
 namespace edgebit {
@@ -20,6 +28,25 @@ struct VectorLanes {
         F r = zero();
         for (int64_t j = 0; j < n; ++j) r[j] = p[j];
         return r;
+    }
+    // 8 binary16 values widened (exact, as half_to_float): vcvtph2ps, or fcvtl on each half.
+    static F load(const uint16_t* p) {
+        F r;
+#if defined(__F16C__)
+        const __m256 w = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        memcpy(&r, &w, sizeof r);
+#else
+        const float32x4_t lo = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+        const float32x4_t hi = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p + 4)));
+        memcpy(&r, &lo, sizeof lo);
+        memcpy(reinterpret_cast<char*>(&r) + sizeof lo, &hi, sizeof hi);
+#endif
+        return r;
+    }
+    static F load_part(const uint16_t* p, int64_t n) {
+        uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(t, p, static_cast<size_t>(n) * sizeof *p);
+        return load(t);
     }
     static void store(float* p, F a) { memcpy(p, &a, sizeof a); }
     static void store_part(float* p, F a, int64_t n) {

@@ -231,6 +231,18 @@ EDGEBIT_API int edgebit_attention_f32(const float* q, int64_t T, int64_t Hq, con
                                       const int64_t* pos, int64_t kv_start, float scale, float* out,
                                       const edgebit_threading* threads);
 
+/* The same over an fp16 cache (IEEE binary16 bits; half the bytes a decoded token reads): every cached value
+ * is widened to float exactly, so the result is bit for bit edgebit_attention_f32's on the widened cache, in
+ * every variant. q and out stay float32. Writers round new rows with edgebit_f32_to_f16 (to nearest even). */
+EDGEBIT_API int edgebit_attention_f16kv(const float* q, int64_t T, int64_t Hq, const uint16_t* k_cache,
+                                        const uint16_t* v_cache, int64_t Hkv, int64_t S, int64_t D,
+                                        const int64_t* pos, int64_t kv_start, float scale, float* out,
+                                        const edgebit_threading* threads);
+
+/* n floats to binary16 bits, rounded to nearest (ties to even), as numpy's astype(float16): beyond 65504 at or
+ * past 65520 inf; NaN stays NaN. For the fp16 cache's writers (the ONNX Runtime and ExecuTorch ops). */
+EDGEBIT_API void edgebit_f32_to_f16(const float* x, int64_t n, uint16_t* out);
+
 /* ---- variants ---------------------------------------------------------------------- */
 
 /* Name of the variant in use ("scalar", "avx2", "avx512vnni", "neon", "neon_dotprod",

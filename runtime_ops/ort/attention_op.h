@@ -6,17 +6,18 @@
 //   inputs  0 query       float32 [B, T, num_heads * D]      (RoPE applied)
 //           1 key         float32 [B, T, kv_num_heads * D]   (RoPE applied)
 //           2 value       float32 [B, T, kv_num_heads * D]
-//           3 past_key    float32 [B, kv_num_heads, L, D]
-//           4 past_value  float32 [B, kv_num_heads, L, D]
+//           3 past_key    float32 or float16 [B, kv_num_heads, L, D] (the cache's type: both the same)
+//           4 past_value  float32 or float16 [B, kv_num_heads, L, D]
 //           5 total_len   int64 [1]: P + T, the attention mask's width (P = positions already cached)
 //           6 key_start   int64 [B]: each row's first real position (its left padding before it)
 //   outputs 0 out           float32 [B, T, num_heads * D]
-//           1 present_key   float32 [B, kv_num_heads, max(L, P + T), D]
-//           2 present_value float32 [B, kv_num_heads, max(L, P + T), D]
+//           1 present_key   the cache's type [B, kv_num_heads, max(L, P + T), D]
+//           2 present_value the cache's type [B, kv_num_heads, max(L, P + T), D]
 // The T new keys and values go to positions P .. P+T-1 of present. When a runner binds present to past's own
 // buffer (L = max_seq_len, onnxruntime-genai's past_present_share_buffer, edgebit's engine), only those rows are
 // written; otherwise present gets a copy of past's first P rows first. Query t of row b (position P + t) attends
-// to keys key_start[b] .. P + t; a query before key_start (padding) gets zeros.
+// to keys key_start[b] .. P + t; a query before key_start (padding) gets zeros. An fp16 cache gets the new rows
+// rounded to nearest even (edgebit_f32_to_f16) and is read by edgebit_attention_f16kv: q and the output stay fp32.
 #ifndef EDGEBIT_ORT_ATTENTION_OP_H
 #define EDGEBIT_ORT_ATTENTION_OP_H
 
@@ -55,12 +56,20 @@ struct AttentionKernel {
             const std::string name = "input " + std::to_string(i) + " '" + names[i] + "' ";
             if (!in[i] || !in[i].IsTensor()) return afail(name + "is missing");
             Ort::TensorTypeAndShapeInfo info = in[i].GetTensorTypeAndShapeInfo();
+            const ONNXTensorElementDataType got = info.GetElementType();
+            const bool cache = i == 3 || i == 4;
             const ONNXTensorElementDataType want =
-                i < 5 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
-            if (info.GetElementType() != want)
-                return afail(name + "must be " + type_name(want) + ", got " + type_name(info.GetElementType()));
+                i < 3 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : i < 5 ? got : ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+            if (cache && got != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT && got != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16)
+                return afail(name + "must be float32 or float16, got " + type_name(got));
+            if (got != want) return afail(name + "must be " + type_name(want) + ", got " + type_name(got));
             shape[i] = info.GetShape();
         }
+        const ONNXTensorElementDataType kind = in[3].GetTensorTypeAndShapeInfo().GetElementType();
+        if (in[4].GetTensorTypeAndShapeInfo().GetElementType() != kind)
+            return afail(std::string("input 4 'past_value' must be ") + type_name(kind) + " as input 3 'past_key' is, got " +
+                         type_name(in[4].GetTensorTypeAndShapeInfo().GetElementType()));
+        const bool half = kind == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
         const std::vector<int64_t>& qs = shape[0];
         if (qs.size() != 3 || qs[2] % num_heads != 0)
             return afail("input 0 'query' must be [B, T, num_heads * D] with num_heads=" + std::to_string(num_heads) +
@@ -95,19 +104,28 @@ struct AttentionKernel {
         const std::vector<int64_t> present = {B, kv_num_heads, S, D};
         Ort::UnownedValue pk = ctx.GetOutput(1, present), pv = ctx.GetOutput(2, present);
         if (B == 0 || T == 0 || D == 0) return nullptr;
-        float* cache[2] = {pk.GetTensorMutableData<float>(), pv.GetTensorMutableData<float>()};
-        const float* past_data[2] = {in[3].GetTensorData<float>(), in[4].GetTensorData<float>()};
+        // The caches as bytes: elements of `esize` (4, or 2 for fp16 bits).
+        const size_t esize = half ? 2 : 4;
+        char* cache[2] = {static_cast<char*>(pk.GetTensorMutableRawData()),
+                          static_cast<char*>(pv.GetTensorMutableRawData())};
+        const char* past_data[2] = {static_cast<const char*>(in[3].GetTensorRawData()),
+                                    static_cast<const char*>(in[4].GetTensorRawData())};
         const float* fresh[2] = {in[1].GetTensorData<float>(), in[2].GetTensorData<float>()};
-        const size_t row = static_cast<size_t>(D) * sizeof(float);
+        const size_t row = static_cast<size_t>(D) * esize;
         for (int c = 0; c < 2; ++c)
             for (int64_t b = 0; b < B; ++b)
                 for (int64_t h = 0; h < kv_num_heads; ++h) {
-                    float* dst = cache[c] + (b * kv_num_heads + h) * S * D;
+                    char* dst = cache[c] + (b * kv_num_heads + h) * S * row;
                     // A present of its own (not past's buffer bound twice) starts as past's first P rows.
                     if (cache[c] != past_data[c] && P > 0)
-                        memcpy(dst, past_data[c] + (b * kv_num_heads + h) * L * D, static_cast<size_t>(P) * row);
-                    for (int64_t t = 0; t < T; ++t)
-                        memcpy(dst + (P + t) * D, fresh[c] + ((b * T + t) * kv_num_heads + h) * D, row);
+                        memcpy(dst, past_data[c] + (b * kv_num_heads + h) * L * row, static_cast<size_t>(P) * row);
+                    for (int64_t t = 0; t < T; ++t) {
+                        const float* src = fresh[c] + ((b * T + t) * kv_num_heads + h) * D;
+                        if (half)
+                            edgebit_f32_to_f16(src, D, reinterpret_cast<uint16_t*>(dst + (P + t) * row));
+                        else
+                            memcpy(dst + (P + t) * row, src, row);
+                    }
                 }
         std::vector<int64_t> pos(static_cast<size_t>(T));
         for (int64_t t = 0; t < T; ++t) pos[t] = P + t;
@@ -116,17 +134,69 @@ struct AttentionKernel {
         const float* q = in[0].GetTensorData<float>();
         float* y = out.GetTensorMutableData<float>();
         for (int64_t b = 0; b < B; ++b) {
-            const int st = edgebit_attention_f32(q + b * T * num_heads * D, T, num_heads,
-                                                 cache[0] + b * kv_num_heads * S * D, cache[1] + b * kv_num_heads * S * D,
-                                                 kv_num_heads, S, D, pos.data(), starts[b], scale,
-                                                 y + b * T * num_heads * D, &threads);
+            const char* kb = cache[0] + b * kv_num_heads * S * row;
+            const char* vb = cache[1] + b * kv_num_heads * S * row;
+            const float* qb = q + b * T * num_heads * D;
+            float* yb = y + b * T * num_heads * D;
+            const int st = half ? edgebit_attention_f16kv(qb, T, num_heads, reinterpret_cast<const uint16_t*>(kb),
+                                                          reinterpret_cast<const uint16_t*>(vb), kv_num_heads, S, D,
+                                                          pos.data(), starts[b], scale, yb, &threads)
+                                : edgebit_attention_f32(qb, T, num_heads, reinterpret_cast<const float*>(kb),
+                                                        reinterpret_cast<const float*>(vb), kv_num_heads, S, D,
+                                                        pos.data(), starts[b], scale, yb, &threads);
             if (st != EDGEBIT_OK) return afail(std::string("kernel failed: ") + edgebit_last_error());
         }
         return nullptr;
     }
 };
 
+// The outputs' types and shapes for the graph: out as query (float32), present_* as past_* (their element type, the
+// cache's, with the sequence dim unknown: max(L, P + T)). ONNX Runtime needs this to type outputs whose type follows
+// an input; like BitLinear's it reports nothing and leaves what it cannot read unset (the kernel checks at run time).
+OrtStatus* infer_attention_outputs_impl(const OrtApi& api, OrtShapeInferContext* ctx) {
+    size_t n_inputs = 0;
+    if (OrtStatus* st = api.ShapeInferContext_GetInputCount(ctx, &n_inputs)) return st;
+    if (n_inputs != 7) return nullptr;
+    const size_t from[3] = {0, 3, 4};
+    for (size_t o = 0; o < 3; ++o) {
+        OrtTensorTypeAndShapeInfo* info = nullptr;  // owned by ORT
+        if (OrtStatus* st = api.ShapeInferContext_GetInputTypeShape(ctx, from[o], &info)) return st;
+        ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+        size_t rank = 0;
+        if (OrtStatus* st = api.GetTensorElementType(info, &type)) return st;
+        if (OrtStatus* st = api.GetDimensionsCount(info, &rank)) return st;
+        std::vector<int64_t> dims(rank);
+        std::vector<const char*> sym(rank, nullptr);
+        if (rank > 0) {
+            if (OrtStatus* st = api.GetDimensions(info, dims.data(), rank)) return st;
+            if (OrtStatus* st = api.GetSymbolicDimensions(info, sym.data(), rank)) return st;
+        }
+        for (const char*& name : sym)
+            if (name == nullptr) name = "";
+        if (o > 0 && rank == 4) {
+            dims[2] = -1;
+            sym[2] = "";
+        }
+        OrtTensorTypeAndShapeInfo* out = nullptr;
+        if (OrtStatus* st = api.CreateTensorTypeAndShapeInfo(&out)) return st;
+        OrtStatus* st = api.SetTensorElementType(out, o == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : type);
+        if (st == nullptr && rank > 0) st = api.SetDimensions(out, dims.data(), rank);
+        if (st == nullptr && rank > 0) st = api.SetSymbolicDimensions(out, sym.data(), rank);
+        if (st == nullptr) st = api.ShapeInferContext_SetOutputTypeShape(ctx, o, out);
+        api.ReleaseTensorTypeAndShapeInfo(out);
+        if (st != nullptr) return st;
+    }
+    return nullptr;
+}
+
+OrtStatusPtr ORT_API_CALL infer_attention_outputs(const OrtCustomOp*, OrtShapeInferContext* ctx) {
+    const OrtApi& api = Ort::GetApi();
+    if (OrtStatus* st = infer_attention_outputs_impl(api, ctx)) api.ReleaseStatus(st);
+    return nullptr;
+}
+
 struct AttentionOp : Ort::CustomOpBase<AttentionOp, AttentionKernel, /*WithStatus=*/true> {
+    AttentionOp() { InferOutputShapeFn = infer_attention_outputs; }
     OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
         int64_t heads = 0, kv_heads = 0;
         float scale = 0.0f;
@@ -158,7 +228,10 @@ struct AttentionOp : Ort::CustomOpBase<AttentionOp, AttentionKernel, /*WithStatu
     size_t GetInputTypeCount() const { return 7; }
     ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
     size_t GetOutputTypeCount() const { return 3; }
-    ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+    // out float32; present_* the cache's type (past's), checked in compute.
+    ONNXTensorElementDataType GetOutputType(size_t i) const {
+        return i == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+    }
 };
 
 }  // namespace

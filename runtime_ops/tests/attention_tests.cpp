@@ -1,9 +1,12 @@
-// Tests of decode attention (edgebit_attention_f32): the scalar variant against an independent naive
+// Tests of decode attention (edgebit_attention_f32, _f16kv): the scalar variant against an independent naive
 // softmax in double precision; every compiled variant this CPU supports bit-exact to scalar for
 // several thread configurations; outputs that do not depend on the thread count; shapes that cross
 // the key chunks and the query blocks, head sizes that are not a multiple of 8, grouped and plain
-// heads, saturated softmaxes; stale cache rows past a query's position never read; errors.
+// heads, saturated softmaxes; stale cache rows past a query's position never read; errors. The fp16 cache: in
+// every variant bit for bit the fp32 kernel on the cache widened by an independent decoding (ldexp), and
+// edgebit_f32_to_f16 the nearest half (ties to even) of every float it is given.
 #include <math.h>
+#include <cmath>
 #include <string.h>
 
 #include <string>
@@ -97,6 +100,68 @@ std::string name(const ACase& c) {
            " S=" + std::to_string(c.S) + " D=" + std::to_string(c.D) + " pos0=" + std::to_string(c.pos[0]);
 }
 
+// Independent binary16 decoding (double arithmetic, not the kernels' bit manipulation).
+float widen(uint16_t h) {
+    const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    const double mag = e == 0x1f ? (m ? NAN : INFINITY) : e == 0 ? ldexp(m, -24) : ldexp(1024 + m, e - 25);
+    return static_cast<float>((h & 0x8000) ? -mag : mag);
+}
+
+std::vector<uint16_t> to_half(const std::vector<float>& x) {
+    std::vector<uint16_t> h(x.size());
+    edgebit_f32_to_f16(x.data(), static_cast<int64_t>(x.size()), h.data());
+    return h;
+}
+
+std::vector<float> run_f16(const ACase& c, const std::vector<uint16_t>& k, const std::vector<uint16_t>& v,
+                           const edgebit_threading* th, int* status) {
+    std::vector<float> out(static_cast<size_t>(c.T * c.Hq * c.D), -7.0f);
+    *status = edgebit_attention_f16kv(c.q.data(), c.T, c.Hq, k.data(), v.data(), c.Hkv, c.S, c.D, c.pos.data(),
+                                      c.start, c.scale, out.data(), th);
+    return out;
+}
+
+// edgebit_f32_to_f16 against the definition: no half is nearer to x, and of two equally near the even one.
+void test_f32_to_f16() {
+    std::vector<float> xs = {0.0f, -0.0f, 1.0f, 65504.0f, 65519.996f, 65520.0f, -65520.0f, INFINITY, -INFINITY,
+                             ldexpf(1.0f, -24), ldexpf(1.0f, -25), ldexpf(3.0f, -26), ldexpf(1.0f, -26),
+                             ldexpf(1.0f, -14), ldexpf(1023.5f, -24), 1.0f + ldexpf(1.0f, -11),
+                             1.0f + ldexpf(3.0f, -11), 2049.0f, 2051.0f, 1e-30f, -3e38f};
+    ktest::Rng rng(99);
+    for (int i = 0; i < 200000; ++i) {  // random bit patterns over every exponent
+        const uint32_t bits = static_cast<uint32_t>(rng.uniform(0, 0x7fffffff)) ^ (i % 2 ? 0x80000000u : 0u);
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        if (f == f) xs.push_back(f);
+    }
+    const std::vector<uint16_t> hs = to_half(xs);
+    for (size_t i = 0; i < xs.size(); ++i) {
+        const double x = xs[i], got = widen(hs[i]);
+        bool ok = (hs[i] & 0x8000) == (std::signbit(xs[i]) ? 0x8000 : 0);
+        if (std::isinf(got)) {
+            ok = ok && fabs(x) >= 65520.0;  // 65520 is the tie between 65504 and 2^16, which rounds to even: inf
+        } else {
+            const double err = fabs(x - got);
+            for (int step = -1; step <= 1; step += 2) {  // the neighbouring halves of the same sign
+                const int nb = (hs[i] & 0x7fff) + step;
+                if (nb < 0 || nb >= 0x7c00) continue;
+                const double other = fabs(x - widen(static_cast<uint16_t>((hs[i] & 0x8000) | nb)));
+                ok = ok && (err < other || (err == other && (hs[i] & 1) == 0));
+            }
+            ok = ok && fabs(x) < 65520.0;
+        }
+        if (!ok) {
+            ktest::check(false, "edgebit_f32_to_f16 rounds to the nearest half, ties to even",
+                         std::to_string(xs[i]) + " -> " + std::to_string(hs[i]));
+            return;
+        }
+    }
+    const float nan = NAN;
+    uint16_t h = 0;
+    edgebit_f32_to_f16(&nan, 1, &h);
+    ktest::check((h & 0x7c00) == 0x7c00 && (h & 0x3ff) != 0, "edgebit_f32_to_f16 NaN stays NaN");
+}
+
 void test_errors() {
     ACase c = make(1, 4, 2, 8, 16, {3}, 0.25f, 1);
     std::vector<float> out(64);
@@ -115,12 +180,18 @@ void test_errors() {
                                        out.data(), nullptr) == EDGEBIT_ERR_BAD_SHAPE, "attention kv_start past the cache");
     ktest::check(edgebit_attention_f32(c.q.data(), 1, 4, c.k.data(), c.v.data(), 2, 8, 5000, c.pos.data(), 0, 0.25f,
                                        out.data(), nullptr) == EDGEBIT_ERR_BAD_SHAPE, "attention D too large");
+    const std::vector<uint16_t> k16 = to_half(c.k);
+    ktest::check(edgebit_attention_f16kv(c.q.data(), 1, 4, k16.data(), nullptr, 2, 8, 16, c.pos.data(), 0, 0.25f,
+                                         out.data(), nullptr) == EDGEBIT_ERR_NULL_POINTER, "attention f16kv null v");
+    ktest::check(edgebit_attention_f16kv(c.q.data(), 1, 4, k16.data(), k16.data(), 2, 8, 16, c.pos.data(), 8, 0.25f,
+                                         out.data(), nullptr) == EDGEBIT_ERR_BAD_SHAPE, "attention f16kv kv_start");
 }
 
 }  // namespace
 
 void test_attention(const std::vector<std::string>& variants, const ktest::ThreadList& threads) {
     test_errors();
+    test_f32_to_f16();
     std::vector<ACase> cases;
     cases.push_back(make(1, 1, 1, 1, 1, {0}, 1.0f, 2));                          // one key
     cases.push_back(make(1, 4, 1, 300, 128, {299}, 0.0884f, 3));                 // two chunks, MQA
@@ -155,6 +226,22 @@ void test_attention(const std::vector<std::string>& variants, const ktest::Threa
                 const std::vector<float> got = run(c, th.second, &st);
                 ktest::check(st == EDGEBIT_OK && memcmp(got.data(), ref.data(), ref.size() * sizeof(float)) == 0,
                              "attention variant bit-exact to scalar", v + " " + th.first + " " + name(c));
+            }
+        // The fp16 cache: the fp32 kernel's bits on the independently widened cache, in every variant.
+        const std::vector<uint16_t> k16 = to_half(c.k), v16 = to_half(c.v);
+        ACase wide = c;
+        for (size_t i = 0; i < k16.size(); ++i) {
+            wide.k[i] = widen(k16[i]);
+            wide.v[i] = widen(v16[i]);
+        }
+        edgebit_force_variant("scalar");
+        const std::vector<float> ref16 = run(wide, nullptr, &st);
+        for (const std::string& v : variants)
+            for (const auto& th : threads) {
+                edgebit_force_variant(v.c_str());
+                const std::vector<float> got = run_f16(c, k16, v16, th.second, &st);
+                ktest::check(st == EDGEBIT_OK && memcmp(got.data(), ref16.data(), ref16.size() * sizeof(float)) == 0,
+                             "attention f16kv bit-exact to f32 on the widened cache", v + " " + th.first + " " + name(c));
             }
     }
     edgebit_force_variant("auto");

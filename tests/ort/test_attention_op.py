@@ -3,7 +3,8 @@ onnxruntime.InferenceSession: the same outputs and caches as ONNX Runtime's own 
 (an independent implementation) within float rounding, with a past of its own (present a new tensor) and with one
 buffer bound as both past and present (written in place, step after step, as genai's shared buffer and edgebit's
 engine run it); left-padded batch rows held to torch's scaled_dot_product_attention over their real keys; head sizes
-GroupQueryAttention does not take; bad inputs and attributes are errors naming them."""
+GroupQueryAttention does not take; an fp16 cache (rows rounded as numpy rounds, outputs the fp32 op's on the widened
+cache bit for bit); bad inputs and attributes are errors naming them."""
 
 import numpy as np
 import onnxruntime as ort
@@ -17,21 +18,24 @@ from edgebit.ops import ort_library
 FLOAT, INT64, INT32 = TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32
 
 
-def io_infos(hq, hkv, d, kind=FLOAT):
-    """Symbolic dims only: the op itself must check every shape (ONNX Runtime would refuse fixed ones first)."""
+def io_infos(hq, hkv, d, kind=FLOAT, cache=None, value_cache=None):
+    """Symbolic dims only: the op itself must check every shape (ONNX Runtime would refuse fixed ones first).
+    cache / value_cache: the element types of past/present key and value (default: kind)."""
+    cache = kind if cache is None else cache
+    value_cache = cache if value_cache is None else value_cache
     ins = [helper.make_tensor_value_info("query", kind, ["B", "T", "QW"]),
            helper.make_tensor_value_info("key", kind, ["B", "T", "KW"]),
            helper.make_tensor_value_info("value", kind, ["B", "T", "VW"]),
-           helper.make_tensor_value_info("past_key", kind, ["B", "H", "L", "D"]),
-           helper.make_tensor_value_info("past_value", kind, ["B", "H2", "L2", "D2"])]
+           helper.make_tensor_value_info("past_key", cache, ["B", "H", "L", "D"]),
+           helper.make_tensor_value_info("past_value", value_cache, ["B", "H2", "L2", "D2"])]
     outs = [helper.make_tensor_value_info("out", FLOAT, None),
-            helper.make_tensor_value_info("present_key", FLOAT, None),
-            helper.make_tensor_value_info("present_value", FLOAT, None)]
+            helper.make_tensor_value_info("present_key", cache, None),
+            helper.make_tensor_value_info("present_value", value_cache, None)]
     return ins, outs
 
 
-def edgebit_model(hq, hkv, d, attrs=None, kind=FLOAT) -> bytes:
-    ins, outs = io_infos(hq, hkv, d, kind)
+def edgebit_model(hq, hkv, d, attrs=None, kind=FLOAT, cache=None, value_cache=None) -> bytes:
+    ins, outs = io_infos(hq, hkv, d, kind, cache, value_cache)
     ins += [helper.make_tensor_value_info("total_len", INT64, [1]),
             helper.make_tensor_value_info("key_start", INT64, ["B"])]
     attrs = {"num_heads": hq, "kv_num_heads": hkv, "scale": d ** -0.5} if attrs is None else attrs
@@ -116,6 +120,48 @@ def test_shared_buffer_is_written_in_place():
         past = (fresh[1], fresh[2])
 
 
+# Float16 rounding cases for the cache's rows: ties to even either way, a subnormal, the largest half and just past
+# it (rounds down to it), a value that overflows the subnormal range into the normal one.
+ROUNDING_CASES = np.array([1 + 2 ** -11, 1 + 3 * 2 ** -11, -(1 + 2 ** -11), 6e-8, 65504.0, 65519.99, 6.1032e-05,
+                           2049.0, 2051.0, 1e-9, -0.0], np.float32)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fp16_cache_rows_round_as_numpy_and_outputs_equal_the_fp32_op_on_them(threads):
+    """An fp16 cache bound as past and present (in place, as the artifact runs it): each step's new rows are numpy's
+    float16 of the fp32 keys and values, bit for bit, and the output is the fp32 op's, bit for bit, given the same
+    cache widened (fp16 -> fp32 is exact), through a prompt that crosses the 256-key chunks and decode steps."""
+    hq, hkv, d, max_len = 20, 5, 128, 400
+    half = session(edgebit_model(hq, hkv, d, cache=TensorProto.FLOAT16), threads)
+    full = session(edgebit_model(hq, hkv, d), threads)
+    caches = [ort.OrtValue.ortvalue_from_numpy(np.zeros((1, hkv, max_len, d), np.float16)) for _ in range(2)]
+    past32 = (np.zeros((1, hkv, 0, d), np.float32),) * 2
+    total = 0
+    for step, t in enumerate([300, 1, 1, 4]):
+        feeds = step_inputs(1, t, hq, hkv, d, seed=30 + step)
+        feeds["key"].reshape(-1)[:ROUNDING_CASES.size] = ROUNDING_CASES
+        feeds["value"].reshape(-1)[-ROUNDING_CASES.size:] = ROUNDING_CASES
+        total += t
+        io = half.io_binding()
+        io.bind_output("out")
+        for name, value in {**feeds, "total_len": np.array([total]), "key_start": np.array([0])}.items():
+            io.bind_cpu_input(name, value)
+        for name, ov in zip(("key", "value"), caches):
+            io.bind_ortvalue_input(f"past_{name}", ov)
+            io.bind_ortvalue_output(f"present_{name}", ov)
+        half.run_with_iobinding(io)
+        out16 = io.get_outputs()[0].numpy()
+        for name, ov in zip(("key", "value"), caches):
+            rows = ov.numpy()[:, :, total - t:total]  # [1, hkv, t, d]
+            want = feeds[name].reshape(1, t, hkv, d).transpose(0, 2, 1, 3).astype(np.float16)
+            assert np.array_equal(rows.view(np.uint16), want.view(np.uint16)), (step, name)
+        widened = {n: feeds[n].astype(np.float16).astype(np.float32) for n in ("key", "value")}
+        out32, pk, pv = full.run(None, {**feeds, **widened, "past_key": past32[0], "past_value": past32[1],
+                                        "total_len": np.array([total]), "key_start": np.array([0])})
+        assert np.array_equal(out16, out32), step
+        past32 = (pk, pv)
+
+
 def sdpa_rows(q, k, v, positions, start, hq, hkv, d):
     """torch's scaled_dot_product_attention per query over keys start..position (zeros before start)."""
     rows = []
@@ -174,3 +220,11 @@ def test_bad_attributes_and_types():
         run_bad(edgebit_model(4, 2, 8, {"num_heads": 4, "kv_num_heads": 3, "scale": 0.5}))
     with pytest.raises(Exception, match=r"edgebit\.Attention: input 0 'query' must be float32, got float16"):
         run_bad(edgebit_model(4, 2, 8, kind=TensorProto.FLOAT16), kind=np.float16)
+    mixed = edgebit_model(4, 2, 8, cache=TensorProto.FLOAT, value_cache=TensorProto.FLOAT16)
+    with pytest.raises(Exception, match=r"edgebit\.Attention: input 4 'past_value' must be float32 as input 3 "
+                                        r"'past_key' is, got float16"):
+        run_bad(mixed, {"past_value": np.zeros((1, 2, 3, 8), np.float16)})
+    with pytest.raises(Exception, match=r"edgebit\.Attention: input 3 'past_key' must be float32 or float16, got "
+                                        r"float64"):
+        run_bad(edgebit_model(4, 2, 8, cache=TensorProto.DOUBLE),
+                {"past_key": np.zeros((1, 2, 3, 8)), "past_value": np.zeros((1, 2, 3, 8))})

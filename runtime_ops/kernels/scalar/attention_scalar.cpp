@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "attention_body.h"
+#include "half_float.h"
 
 namespace edgebit {
 namespace {
@@ -14,6 +15,12 @@ struct ScalarLanes {
     static F splat(float v) { F r; for (int j = 0; j < 8; ++j) r.x[j] = v; return r; }
     static F load(const float* p) { F r; memcpy(r.x, p, sizeof r.x); return r; }
     static F load_part(const float* p, int64_t n) { F r = zero(); for (int64_t j = 0; j < n; ++j) r.x[j] = p[j]; return r; }
+    static F load(const uint16_t* p) { F r; for (int j = 0; j < 8; ++j) r.x[j] = half_to_float(p[j]); return r; }
+    static F load_part(const uint16_t* p, int64_t n) {
+        F r = zero();
+        for (int64_t j = 0; j < n; ++j) r.x[j] = half_to_float(p[j]);
+        return r;
+    }
     static void store(float* p, const F& a) { memcpy(p, a.x, sizeof a.x); }
     static void store_part(float* p, const F& a, int64_t n) { for (int64_t j = 0; j < n; ++j) p[j] = a.x[j]; }
     static F add(const F& a, const F& b) { F r; for (int j = 0; j < 8; ++j) r.x[j] = a.x[j] + b.x[j]; return r; }
