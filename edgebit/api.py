@@ -41,7 +41,7 @@ class OnnxOps(str, Enum):
 
 
 class KvCache(str, Enum):
-    """The ONNX artifact's KV cache element type (the in-place cache only for float16)."""
+    """An artifact's KV cache element type (float16 with edgebit's ops only: their in-place cache)."""
     FLOAT32 = "float32"
     FLOAT16 = "float16"  # half the cache's bytes; edgebit.Attention in fp32 over fp16 keys and values
 
@@ -150,7 +150,7 @@ def export_onnx(model: str | Path | None, output: str | Path, *, revision: str |
 def export_executorch(model: str | Path | None, output: str | Path, *, revision: str | None = None,
                       max_seq_len: int | None = None, head: Head | str = Head.FP32, xnnpack: bool = True,
                       ops: PteOps | str = PteOps.EDGEBIT, force: bool = False,
-                      on_step: Callable[[str], None] | None = None) -> Path:
+                      on_step: Callable[[str], None] | None = None, kv_cache: KvCache | str = KvCache.FLOAT32) -> Path:
     """An ExecuTorch artifact dir (program.pte, kernel library, tokenizer, manifest.json), written atomically.
     Every ternary linear is one edgebit::bitlinear call; xnnpack delegates the head and attention products."""
     from edgebit.errors import EdgebitError
@@ -161,7 +161,8 @@ def export_executorch(model: str | Path | None, output: str | Path, *, revision:
         raise EdgebitError("--ops: torchao-8da4w runs on XNNPACK; drop --no-xnnpack")
     return targets()["executorch"](resolve_model(model, revision), Path(output), max_seq_len,
                                    _choice(Head, head, "--head").value,
-                                   xnnpack, force, on_step=on_step, ops=ops.value)
+                                   xnnpack, force, on_step=on_step, ops=ops.value,
+                                   kv_dtype=_choice(KvCache, kv_cache, "--kv-cache").value)
 
 
 def export_gguf(model: str | Path | None, output: str | Path, *, revision: str | None = None,

@@ -9,6 +9,7 @@ from pathlib import Path
 from edgebit.errors import EdgebitError
 
 HEADS = ("fp32", "int8", "q4")
+KV_DTYPES = ("float32", "float16")  # the KV cache's element type (float16: edgebit's in-place cache only)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
 DEFAULT_MAX_SEQ_LEN = 4096
 

@@ -54,6 +54,8 @@ def executorch(
                                              "(ExecuTorch's stock low-bit path: torchao int8-activation x "
                                              "int4-weight linears on XNNPACK, no library; the baseline).")]
     = PteOps.EDGEBIT,
+    kv_cache: Annotated[KvCache, typer.Option(help="KV cache element type: float16 halves its bytes (edgebit's ops: "
+                                                   "keys and values rounded to fp16).")] = KvCache.FLOAT32,
     force: ForceOpt = False,
 ) -> None:
     """Export to ExecuTorch: program.pte + libedgebit_executorch.so + tokenizer + manifest.json."""
@@ -65,7 +67,8 @@ def executorch(
     checkpoint = resolve_model(model, revision)
     with err.status("exporting") as status:
         path = export_executorch(checkpoint, output, max_seq_len=max_seq_len, head=head, xnnpack=xnnpack, ops=ops,
-                                 force=force, on_step=lambda what: status.update(f"exporting: {what}"))
+                                 force=force, on_step=lambda what: status.update(f"exporting: {what}"),
+                                 kv_cache=kv_cache)
     _report(path)
 
 

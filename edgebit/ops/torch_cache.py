@@ -5,8 +5,9 @@ schema ExecuTorch programs call and libedgebit_executorch.so implements (docs/op
     edgebit::cache_write.out(Tensor value, Tensor(a!) cache, Tensor input_pos, int dim, *, Tensor(b!) out)
         -> Tensor(b!)
 
-cache float32 of any rank, value float32 of the same shape except T = input_pos.numel() along `dim`, input_pos int64
-[T], every entry in [0, cache.size(dim)): cache.index_copy_(dim, input_pos, value), and nothing else. The returned
+cache float32 or float16 of any rank, value float32 of the same shape except T = input_pos.numel() along `dim`,
+input_pos int64 [T], every entry in [0, cache.size(dim)): cache.index_copy_(dim, input_pos, value) (value rounded to
+the cache's type: to nearest even for float16), and nothing else. The returned
 tensor is a one-element placeholder (the op's result is the mutation).
 
 Why an op: the stock form (index_copy_ on the cache buffer) becomes index_put.out into a fresh tensor plus a
@@ -29,7 +30,7 @@ OUT_SCHEMA = "(Tensor value, Tensor(a!) cache, Tensor input_pos, int dim, *, Ten
 
 
 def _write(value: torch.Tensor, cache: torch.Tensor, input_pos: torch.Tensor, dim: int) -> None:
-    cache.index_copy_(dim, input_pos, value)
+    cache.index_copy_(dim, input_pos, value.to(cache.dtype))
 
 
 def _impl(value, cache, input_pos, dim):

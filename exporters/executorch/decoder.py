@@ -99,7 +99,8 @@ class SharedInput(nn.Module):
 
 
 class Layer(nn.Module):
-    def __init__(self, cfg: ModelConfig, lw, max_seq_len: int, linear=BitLinear, in_place_cache: bool = True):
+    def __init__(self, cfg: ModelConfig, lw, max_seq_len: int, linear=BitLinear, in_place_cache: bool = True,
+                 kv_dtype: torch.dtype = torch.float32):
         super().__init__()
         self.cfg = cfg
         self.in_place_cache = in_place_cache
@@ -114,8 +115,9 @@ class Layer(nn.Module):
         # The stock path stores keys transposed, (1, KVH, D, S): its score product then reads them as they lie, where
         # a transpose of a (1, KVH, S, D) cache is a copy of the whole cache in ExecuTorch every step.
         k_shape = (cfg.head_dim, max_seq_len) if not in_place_cache else (max_seq_len, cfg.head_dim)
-        self.register_buffer("k_cache", torch.zeros(1, cfg.num_kv_heads, *k_shape), persistent=False)
-        self.register_buffer("v_cache", torch.zeros(1, cfg.num_kv_heads, max_seq_len, cfg.head_dim), persistent=False)
+        self.register_buffer("k_cache", torch.zeros(1, cfg.num_kv_heads, *k_shape, dtype=kv_dtype), persistent=False)
+        self.register_buffer("v_cache", torch.zeros(1, cfg.num_kv_heads, max_seq_len, cfg.head_dim, dtype=kv_dtype),
+                             persistent=False)
 
     def forward(self, x, cos, sin, mask_bias, input_pos):
         cfg = self.cfg
@@ -222,15 +224,21 @@ class Decoder(nn.Module):
     """linear: the module of each group of ternary linears (BitLinear: edgebit's op; the torchao baseline's
     TorchaoLinear). head_linear: a module to compute the logits instead of the head below (the baseline's).
     in_place_cache: the cache written by edgebit::cache_write and read by edgebit::attention (False: stock index_copy_
-    and a masked product with the whole buffer, for the baseline, which runs without edgebit's kernel library)."""
+    and a masked product with the whole buffer, for the baseline, which runs without edgebit's kernel library).
+    kv_dtype: the cache's element type ("float16": keys and values rounded as written, attention in fp32 over them;
+    the in-place cache only)."""
 
     def __init__(self, weights: ModelWeights, max_seq_len: int, head: str = "fp32", linear=BitLinear,
-                 head_linear: nn.Module | None = None, in_place_cache: bool = True):
+                 head_linear: nn.Module | None = None, in_place_cache: bool = True, kv_dtype: str = "float32"):
         super().__init__()
         cfg = self.cfg = weights.config
         self.head_kind = head
         self.in_place_cache = in_place_cache
-        self.layers = nn.ModuleList(Layer(cfg, lw, max_seq_len, linear, in_place_cache) for lw in weights.layers)
+        if kv_dtype not in ("float32", "float16") or (kv_dtype == "float16" and not in_place_cache):
+            raise ValueError(f"kv_dtype {kv_dtype!r}: float32, or float16 with the in-place cache")
+        dtype = torch.float16 if kv_dtype == "float16" else torch.float32
+        self.layers = nn.ModuleList(Layer(cfg, lw, max_seq_len, linear, in_place_cache, dtype)
+                                    for lw in weights.layers)
         self.head_linear = head_linear
         self.register_buffer("final_norm", weights.final_norm.float())
         cos, sin = rope_cos_sin(rope_inv_freq(cfg.head_dim, cfg.rope), torch.arange(max_seq_len))

@@ -11,7 +11,7 @@ from edgebit.atomic import atomic_output_dir
 from edgebit.errors import EdgebitError
 from .. import register
 from ..chat_template import chat_manifest_entry
-from ..common import check_head, copy_tokenizer_files, load_for_export
+from ..common import KV_DTYPES, check_head, copy_tokenizer_files, load_for_export
 from ..tokenizer_compat import tokenizer_warnings
 
 MODEL_FILE = "program.pte"
@@ -35,11 +35,11 @@ def constant_methods(cfg, seq: int) -> dict:
 OPS = ("edgebit", "torchao-8da4w")
 
 
-def _decoder(weights, seq: int, head: str, xnnpack: bool, ops: str):
+def _decoder(weights, seq: int, head: str, xnnpack: bool, ops: str, kv_dtype: str = "float32"):
     from .decoder import Decoder
 
     if ops == "edgebit":
-        return Decoder(weights, seq, head)
+        return Decoder(weights, seq, head, kv_dtype=kv_dtype)
     from .torchao_baseline import TorchaoLinear, int8_head
 
     # The baseline quantizes its head with torchao too; its embedding stays fp32.
@@ -47,7 +47,8 @@ def _decoder(weights, seq: int, head: str, xnnpack: bool, ops: str):
     return Decoder(weights, seq, "fp32", linear=TorchaoLinear, head_linear=head_linear, in_place_cache=False)
 
 
-def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[str], None], ops: str = "edgebit"):
+def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[str], None], ops: str = "edgebit",
+                   kv_dtype: str = "float32"):
     """ModelWeights -> ExecutorchProgramManager. Our op stays a CPU kernel call (edgebit::bitlinear.out);
     with xnnpack the head and the attention products go to the XNNPACK delegate (XNNPACK_CONFIGS). ops
     "torchao-8da4w" builds ExecuTorch's stock low-bit baseline instead (torchao_baseline.py), all on XNNPACK."""
@@ -56,7 +57,7 @@ def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[
     from executorch.exir.passes import MemoryPlanningPass
 
     step("building the module" + (" (torchao 8da4w)" if ops != "edgebit" else ""))
-    module = _decoder(weights, seq, head, xnnpack, ops).eval()
+    module = _decoder(weights, seq, head, xnnpack, ops, kv_dtype).eval()
     t = torch.export.Dim("seq", min=1, max=seq)
     example = (torch.zeros(1, 3, dtype=torch.long), torch.arange(3))
     shapes = ({1: t}, {0: t})
@@ -101,7 +102,8 @@ def xnnpack_partitioner(all_ops: bool = False):
 @register("executorch")
 def export_executorch(model: Path, output: Path, max_seq_len: int | None = None, head: str = "fp32",
                       xnnpack: bool = True, force: bool = False,
-                      on_step: Callable[[str], None] | None = None, ops: str = "edgebit") -> Path:
+                      on_step: Callable[[str], None] | None = None, ops: str = "edgebit",
+                      kv_dtype: str = "float32") -> Path:
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
     from edgebit.ops.executorch_library import (ATTENTION_OP_NAME, CACHE_WRITE_OP_NAME, OP_NAME, QLINEAR_OP_NAME,
                                                 library_path)
@@ -110,6 +112,11 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
     if ops not in OPS or (ops != "edgebit" and not xnnpack):
         raise EdgebitError(f"--ops: {ops!r} is not one of {', '.join(OPS)} (torchao-8da4w needs XNNPACK)")
     check_head(head, ops)
+    if kv_dtype not in KV_DTYPES:
+        raise EdgebitError(f"--kv-cache: {kv_dtype!r} is not one of {', '.join(KV_DTYPES)}")
+    if kv_dtype != "float32" and ops != "edgebit":
+        raise EdgebitError(f"--kv-cache {kv_dtype}: {model}: needs edgebit's ops (the cache written by "
+                           f"edgebit::cache_write); --ops {ops} keeps the stock fp32 cache")
     library = library_path() if ops == "edgebit" else None
     step("loading checkpoint")
     weights, seq = load_for_export(model, max_seq_len)
@@ -119,7 +126,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
 
         check_widths(cfg)
     with atomic_output_dir(output, force=force) as tmp:
-        program = export_program(weights, seq, head, xnnpack, step, ops)
+        program = export_program(weights, seq, head, xnnpack, step, ops, kv_dtype)
         del weights
         step("writing program")
         with open(tmp / MODEL_FILE, "wb") as f:
@@ -141,6 +148,9 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
             "xnnpack": xnnpack,
             "head": head,
             "logits": "last",  # forward returns the last position's logits only (exporters/executorch/decoder.py)
+            # edgebit's ops write the cache in place (edgebit::cache_write); an fp16 one rounds keys and values
+            **({"kv_cache": {"update": "in-place", "dtype": kv_dtype, **({"rounds": "kv"} if kv_dtype == "float16"
+                                                                        else {})}} if library else {}),
             "max_seq_len": seq,
             "constant_methods": constant_methods(cfg, seq),
             "config": cfg.to_dict(),

@@ -12,11 +12,10 @@ from edgebit.atomic import atomic_output_dir
 from edgebit.errors import EdgebitError
 from .. import register
 from ..chat_template import chat_manifest_entry
-from ..common import check_head, copy_tokenizer_files, load_for_export
+from ..common import KV_DTYPES, check_head, copy_tokenizer_files, load_for_export
 from ..tokenizer_compat import tokenizer_warnings
 
 MODEL_FILE = "model.onnx"
-KV_DTYPES = ("float32", "float16")
 
 
 @register("onnx")

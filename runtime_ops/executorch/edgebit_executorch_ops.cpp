@@ -185,15 +185,17 @@ Tensor& qlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w,
     ET_KERNEL_CHECK_MSG(ctx, cond, InvalidArgument, out, "edgebit::cache_write.out: " fmt, \
                         ##__VA_ARGS__)
 
-// The KV cache written in place: cache.index_copy_(dim, input_pos, value) (edgebit/ops/torch_cache.py, docs/ops.md).
+// The KV cache written in place: cache.index_copy_(dim, input_pos, value) (edgebit/ops/torch_cache.py, docs/ops.md);
+// a float16 cache gets value rounded to nearest even (edgebit_f32_to_f16, as torch's .half()).
 // The program passes the cache buffer itself as `cache`, so nothing else is copied; `out` is a one-element
 // placeholder the schema needs, left as it is. Positions come from the runner's input_pos: each is checked against
 // the cache's length before anything is written, so a bad one fails the call with the cache untouched.
 Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& value, Tensor& cache, const Tensor& input_pos,
                         int64_t dim, Tensor& out) {
-    EDGEBIT_CHECK(value.scalar_type() == ScalarType::Float && cache.scalar_type() == ScalarType::Float,
-                  "value and cache must be float32, got dtypes %d and %d", static_cast<int>(value.scalar_type()),
-                  static_cast<int>(cache.scalar_type()));
+    EDGEBIT_CHECK(value.scalar_type() == ScalarType::Float &&
+                      (cache.scalar_type() == ScalarType::Float || cache.scalar_type() == ScalarType::Half),
+                  "value must be float32 and cache float32 or float16, got dtypes %d and %d",
+                  static_cast<int>(value.scalar_type()), static_cast<int>(cache.scalar_type()));
     EDGEBIT_CHECK(input_pos.scalar_type() == ScalarType::Long && input_pos.dim() == 1,
                   "input_pos must be int64 [T], got dtype %d of rank %d", static_cast<int>(input_pos.scalar_type()),
                   static_cast<int>(input_pos.dim()));
@@ -221,6 +223,12 @@ Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& value, Tensor& 
         EDGEBIT_CHECK(pos[t] >= 0 && pos[t] < S, "input_pos[%lld] = %lld is outside the cache's %lld positions",
                       static_cast<long long>(t), static_cast<long long>(pos[t]), static_cast<long long>(S));
     const float* src = value.const_data_ptr<float>();
+    if (cache.scalar_type() == ScalarType::Half) {
+        uint16_t* dst = static_cast<uint16_t*>(cache.mutable_data_ptr());
+        for (int64_t o = 0; o < outer; ++o)
+            for (int64_t t = 0; t < T; ++t) edgebit_f32_to_f16(src + (o * T + t) * inner, inner, dst + (o * S + pos[t]) * inner);
+        return out;
+    }
     float* dst = cache.mutable_data_ptr<float>();
     for (int64_t o = 0; o < outer; ++o)
         for (int64_t t = 0; t < T; ++t)
@@ -234,13 +242,15 @@ Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& value, Tensor& 
                         ##__VA_ARGS__)
 
 // Attention over the KV cache, reading only the positions each query may see (edgebit/ops/torch_attention.py,
-// docs/ops.md): the kernel core's edgebit_attention_f32. q [1, T, Hq, D], caches [1, Hkv, S, D], input_pos [T]
-// -> out [1, T, Hq * D]. Positions are checked against S here, before anything is read.
+// docs/ops.md): the kernel core's edgebit_attention_f32 (or _f16kv for float16 caches). q [1, T, Hq, D], caches
+// [1, Hkv, S, D], input_pos [T] -> out [1, T, Hq * D]. Positions are checked against S here, before anything is read.
 Tensor& attention_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                       const Tensor& input_pos, double scale, Tensor& out) {
-    EDGEBIT_CHECK(q.scalar_type() == ScalarType::Float && k_cache.scalar_type() == ScalarType::Float &&
-                      v_cache.scalar_type() == ScalarType::Float && out.scalar_type() == ScalarType::Float,
-                  "q, k_cache, v_cache and out must be float32, got dtypes %d, %d, %d, %d",
+    const bool half = k_cache.scalar_type() == ScalarType::Half;
+    EDGEBIT_CHECK(q.scalar_type() == ScalarType::Float && (half || k_cache.scalar_type() == ScalarType::Float) &&
+                      v_cache.scalar_type() == k_cache.scalar_type() && out.scalar_type() == ScalarType::Float,
+                  "q and out must be float32, k_cache and v_cache both float32 or both float16, got dtypes %d, %d, "
+                  "%d, %d",
                   static_cast<int>(q.scalar_type()), static_cast<int>(k_cache.scalar_type()),
                   static_cast<int>(v_cache.scalar_type()), static_cast<int>(out.scalar_type()));
     EDGEBIT_CHECK(input_pos.scalar_type() == ScalarType::Long && input_pos.dim() == 1,
@@ -273,9 +283,14 @@ Tensor& attention_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor& 
                   "cannot resize out to [1, %lld, %lld]", static_cast<long long>(T), static_cast<long long>(Hq * D));
     if (T == 0 || Hq == 0 || D == 0) return out;
     edgebit_threading threads = {et_parallel_for, nullptr, 0};
-    const int st = edgebit_attention_f32(q.const_data_ptr<float>(), T, Hq, k_cache.const_data_ptr<float>(),
-                                         v_cache.const_data_ptr<float>(), Hkv, S, D, pos, 0, static_cast<float>(scale),
-                                         out.mutable_data_ptr<float>(), &threads);
+    const int st =
+        half ? edgebit_attention_f16kv(q.const_data_ptr<float>(), T, Hq,
+                                       static_cast<const uint16_t*>(k_cache.const_data_ptr()),
+                                       static_cast<const uint16_t*>(v_cache.const_data_ptr()), Hkv, S, D, pos, 0,
+                                       static_cast<float>(scale), out.mutable_data_ptr<float>(), &threads)
+             : edgebit_attention_f32(q.const_data_ptr<float>(), T, Hq, k_cache.const_data_ptr<float>(),
+                                     v_cache.const_data_ptr<float>(), Hkv, S, D, pos, 0, static_cast<float>(scale),
+                                     out.mutable_data_ptr<float>(), &threads);
     ET_KERNEL_CHECK_MSG(ctx, st == EDGEBIT_OK, Internal, out, "edgebit::attention.out: kernel failed: %s",
                         edgebit_last_error());
     return out;

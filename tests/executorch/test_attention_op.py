@@ -117,3 +117,18 @@ def test_bad_positions_fail_the_call(runtime, capfd, positions, message):
     assert re.search(r"edgebit::attention\.out: " + message, capfd.readouterr().err), positions
     (ok,) = forward.execute([q, k, v, torch.tensor([3])])  # the program still runs
     assert torch.allclose(ok, sdpa_reference(q, k, v, torch.tensor([3]), 0.25), atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["decode-gqa", "decode-mha-odd-d", "prompt"])
+def test_fp16_caches_give_the_fp32_kernels_bits_on_the_widened_caches(runtime, name):
+    """float16 caches (the .pte's --kv-cache float16): widened exactly, so the kernel's output equals, bit for bit,
+    its own output on the same caches in float32; the torch op agrees with SDPA on them."""
+    q, k, v, pos = case(*CASES[name], seed=4)
+    k16, v16 = k.half(), v.half()
+    _keep16, forward16 = lowered(runtime, (q, k16, v16, pos), 0.25, None)
+    _keep32, forward32 = lowered(runtime, (q, k16.float(), v16.float(), pos), 0.25, None)
+    (got,) = forward16.execute([q, k16, v16, pos])
+    (want,) = forward32.execute([q, k16.float(), v16.float(), pos])
+    assert not got.isnan().any() and torch.equal(got, want)
+    ref = torch.ops.edgebit.attention(q, k16, v16, pos, 0.25)
+    assert torch.allclose(ref, sdpa_reference(q, k16.float(), v16.float(), pos, 0.25), atol=1e-5, rtol=1e-5)

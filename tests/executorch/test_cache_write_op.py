@@ -2,7 +2,8 @@
 libedgebit_executorch.so through the real ExecuTorch runtime, on a program holding a cache buffer as the decoder
 does, writes exactly what index_copy_ writes into the buffer itself, step after step, along a middle dim (values)
 and the last one (transposed keys). Positions outside the cache, or a value of the wrong shape, fail the call with a
-message naming the op and leave the cache as it was."""
+message naming the op and leave the cache as it was. A float16 cache gets the rows rounded as torch's .half() rounds
+them (to nearest even), bit for bit."""
 
 import re
 
@@ -17,10 +18,10 @@ SHAPE = (1, 2, 6, 5)  # (1, KVH, S, D): values' layout; with dim 3 it stands for
 class CacheHolder(torch.nn.Module):
     """A buffer written by cache_write along `dim`, then read back, as a layer writes and reads its cache."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.dim = dim
-        self.register_buffer("cache", torch.zeros(SHAPE), persistent=False)
+        self.register_buffer("cache", torch.zeros(SHAPE, dtype=dtype), persistent=False)
 
     def forward(self, value, input_pos):
         torch_cache.cache_write(value, self.cache, input_pos, self.dim)
@@ -48,6 +49,29 @@ def program(request):
     loaded = Runtime.get().load_program(prog.buffer)
     yield dim, loaded.load_method("forward")  # the Program must outlive its Method
     del loaded
+
+
+def test_fp16_cache_rows_are_rounded_as_torch_half():
+    from executorch.exir import EdgeCompileConfig, to_edge
+
+    executorch_library.load()
+    from executorch.runtime import Runtime
+
+    t = torch.export.Dim("t", min=1, max=SHAPE[2])
+    ep = torch.export.export(CacheHolder(2, torch.float16), (torch.zeros(value_shape(2, 2)), torch.arange(2)),
+                             dynamic_shapes=({2: t}, {0: t}), strict=False)
+    loaded = Runtime.get().load_program(to_edge(ep, compile_config=EdgeCompileConfig(
+        _check_ir_validity=False)).to_executorch().buffer)
+    forward = loaded.load_method("forward")
+    expected = torch.zeros(SHAPE, dtype=torch.float16)
+    g = torch.Generator().manual_seed(7)
+    for positions in ([0, 1, 2], [3], [5]):
+        pos = torch.tensor(positions)
+        value = torch.randn(value_shape(2, len(positions)), generator=g) * 1000
+        value.view(-1)[:4] = torch.tensor([1 + 2 ** -11, 1 + 3 * 2 ** -11, 6e-8, 65519.99])  # ties, subnormal, max
+        (cache,) = forward.execute([value, pos])
+        expected.index_copy_(2, pos, value.half())
+        assert cache.dtype == torch.float16 and torch.equal(cache.view(torch.int16), expected.view(torch.int16))
 
 
 def test_torch_op_is_index_copy():

@@ -125,3 +125,39 @@ def test_earlier_fp16_artifacts_are_held_to_their_own_rounding(half, checkpoint)
     kv, qkvo = ReferenceBackend(checkpoint, 64, kv_dtype="float16"), ReferenceBackend(checkpoint, 64,
                                                                                      kv_dtype="float16-qkvo")
     assert np.abs(kv.forward(PROMPT) - qkvo.forward(PROMPT)).max() > 0
+
+
+@pytest.fixture(scope="module")
+def half_pte(checkpoint, tmp_path_factory):
+    from edgebit.exporters.executorch.export import export_executorch
+
+    return export_executorch(checkpoint, tmp_path_factory.mktemp("pte16") / "art", 64, "fp32", kv_dtype="float16")
+
+
+def test_pte_fp16_cache_is_held_to_the_fp16_reference(half_pte, checkpoint, tmp_path):
+    """`edgebit export executorch --kv-cache float16`: the .pte's cache buffers in fp16 (edgebit::cache_write rounds,
+    edgebit::attention widens); its logits follow the fp16-cache reference's, verify passes, and the native runner
+    generates the Python backend's tokens from it."""
+    from edgebit.profile.bundle import build_bundle
+
+    assert json.loads((half_pte / "manifest.json").read_text())["kv_cache"] == {
+        "update": "in-place", "dtype": "float16", "rounds": "kv"}
+    backend, ref = open_backend(half_pte), ReferenceBackend(checkpoint, 64, kv_dtype="float16")
+    for step in (PROMPT, [12], [250]):
+        assert np.abs(backend.forward(step)[-1] - ref.forward(step)[-1]).max() < 1e-3
+    report = verify(half_pte)
+    assert report.passed and report.top1_agreement >= 0.99, report
+    expected = generate(open_backend(half_pte), PROMPT, 10).generated_ids
+    runner = build_bundle("host").path / "bin" / "edgebit-runner"
+    r = subprocess.run([str(runner), str(half_pte), "--prompt-ids", ",".join(map(str, PROMPT)), "--gen-len", "10",
+                        "--runs", "1", "--warmup", "0"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "EDGEBIT_CACHE_DIR": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["generated_ids"] == expected
+
+
+def test_pte_fp16_cache_needs_edgebits_ops(checkpoint, tmp_path, cli):
+    r = cli("export", "executorch", checkpoint, "-o", tmp_path / "out", "--kv-cache", "float16", "--ops",
+            "torchao-8da4w")
+    assert r.returncode == 2 and "--kv-cache float16" in r.stderr and "edgebit's ops" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
