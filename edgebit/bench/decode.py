@@ -25,11 +25,12 @@ ARTIFACTS = (("onnx", "onnx", {"ops": "edgebit"}),
              ("onnx-kv16", "onnx", {"ops": "edgebit", "kv_dtype": "float16"}),  # the same with an fp16 KV cache
              ("onnx-standard", "onnx", {"ops": "standard"}),
              ("pte", "executorch", {}),
+             ("pte-kv16", "executorch", {"kv_dtype": "float16"}),  # the same with an fp16 KV cache
              # ExecuTorch's stock low-bit path on the same weights (torchao 8da4w on XNNPACK; issue 5's baseline)
              ("pte-torchao", "executorch", {"ops": "torchao-8da4w"}))
 HEADS = ("int8", "fp32", "q4")
-OWN_HEADS = ("onnx", "onnx-kv16", "pte")  # the artifacts whose head is edgebit's QLinear (any of HEADS)
-KV_BYTES = {"onnx-kv16": 2}  # the cache's element size where it is not fp32
+OWN_HEADS = ("onnx", "onnx-kv16", "pte", "pte-kv16")  # the artifacts whose head is edgebit's QLinear (any of HEADS)
+KV_BYTES = {"onnx-kv16": 2, "pte-kv16": 2}  # the cache's element size where it is not fp32
 DEFAULT_HEADS = ("int8", "fp32")
 # The head the stock artifacts fall back to where they cannot compute the one asked for (q4 needs edgebit's QLinear):
 # rows with a q4 head are compared with the standard artifact's int8 head, its smallest stock head.

@@ -164,7 +164,7 @@ def decode(
     heads: Annotated[str, typer.Option(help="Comma-separated heads: int8, fp32, q4 (q4: edgebit's artifacts only; "
                                             "they are then compared with the standard artifact's int8 head).")
                      ] = "int8,fp32",
-    artifacts: Annotated[str, typer.Option(help="Comma-separated artifacts: onnx, onnx-kv16 (fp16 KV cache), "
+    artifacts: Annotated[str, typer.Option(help="Comma-separated artifacts: onnx, onnx-kv16 and pte-kv16 (fp16 KV cache), "
                                                 "onnx-standard, pte, pte-torchao (ratios need onnx-standard).")
                          ] = "onnx,onnx-standard,pte,pte-torchao",
 ) -> None:
