@@ -6,6 +6,7 @@
 // (ASan would see it: their buffers are tiny). Anything else aborts, which libFuzzer reports.
 #include "edgebit_kernels.h"
 #include "fuzz_common.h"
+#include "half_float.h"
 
 namespace {
 
@@ -123,7 +124,8 @@ void check_valid(fuzz::Reader& r, int threads_mode) {
 
 // Attention on small shapes from the input: caches sized exactly [Hkv, S, D] (ASan sees any read past them),
 // floats of every magnitude (NaN and Inf included), positions from the input, some outside [0, S) (refused with
-// a message, output untouched). Every variant and thread configuration must give the scalar variant's bits.
+// a message, output untouched). Every variant and thread configuration must give the scalar variant's bits, and over
+// the same cache in fp16 (edgebit_attention_f16kv) the bits of the fp32 call on the widened cache.
 void check_attention(fuzz::Reader& r, int threads_mode) {
     const uint8_t a = r.u8(), b = r.u8();
     const int64_t T = 1 + a % 3, Hkv = 1 + (a >> 2) % 3, Hq = Hkv * (1 + (a >> 4) % 3), D = 1 + b % 40;
@@ -167,6 +169,28 @@ void check_attention(fuzz::Reader& r, int threads_mode) {
             fuzz::fail("attention variant refused", i, S, D);
         for (size_t j = 0; j < out.size(); ++j)
             if (!fuzz::same_float(out[j], ref[j])) fuzz::fail("attention variant differs from scalar", i, S, D);
+    }
+    std::vector<uint16_t> k16(k.size()), v16(v.size());
+    edgebit_f32_to_f16(k.data(), static_cast<int64_t>(k.size()), k16.data());
+    edgebit_f32_to_f16(v.data(), static_cast<int64_t>(v.size()), v16.data());
+    for (size_t j = 0; j < k.size(); ++j) {
+        k[j] = edgebit::half_to_float(k16[j]);
+        v[j] = edgebit::half_to_float(v16[j]);
+    }
+    edgebit_force_variant("scalar");
+    if (edgebit_attention_f32(q.data(), T, Hq, k.data(), v.data(), Hkv, S, D, pos.data(), start, scale, ref.data(),
+                              nullptr) != EDGEBIT_OK)
+        fuzz::fail("attention on the widened cache refused", T, S, D);
+    for (int i = 0; i < edgebit_variant_count(); ++i) {
+        const char* name = edgebit_variant_name(i);
+        if (!edgebit_variant_supported(name)) continue;
+        edgebit_force_variant(name);
+        std::vector<float> out(q.size());
+        if (edgebit_attention_f16kv(q.data(), T, Hq, k16.data(), v16.data(), Hkv, S, D, pos.data(), start, scale,
+                                    out.data(), threads_mode == 0 ? nullptr : &t) != EDGEBIT_OK)
+            fuzz::fail("attention f16kv refused", i, S, D);
+        for (size_t j = 0; j < out.size(); ++j)
+            if (!fuzz::same_float(out[j], ref[j])) fuzz::fail("attention f16kv differs from f32 on the widened cache", i, S, D);
     }
     edgebit_force_variant("auto");
 }
