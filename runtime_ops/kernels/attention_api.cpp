@@ -135,7 +135,8 @@ void merge_task(void* ctx, int64_t gi) {
     }
 }
 
-// Both entries: the cache is (k, v) in fp32 or (k16, v16) in fp16 bits, the other pair null.
+// Both entries: the cache is (k, v) in fp32 or (k16, v16) in fp16 bits, the other pair null (so a null cache pointer
+// of either entry is refused here).
 int attention(const char* fn, const float* q, int64_t T, int64_t Hq, const float* k_cache, const float* v_cache,
               const uint16_t* k16, const uint16_t* v16, int64_t Hkv, int64_t S, int64_t D, const int64_t* pos,
               int64_t kv_start, float scale, float* out, const edgebit_threading* threads) {
@@ -226,8 +227,6 @@ extern "C" int edgebit_attention_f32(const float* q, int64_t T, int64_t Hq, cons
                                      const float* v_cache, int64_t Hkv, int64_t S, int64_t D,
                                      const int64_t* pos, int64_t kv_start, float scale, float* out,
                                      const edgebit_threading* threads) {
-    if (k_cache == nullptr || v_cache == nullptr)
-        return edgebit::set_error(EDGEBIT_ERR_NULL_POINTER, "edgebit_attention_f32: null pointer argument");
     return edgebit::attention("edgebit_attention_f32", q, T, Hq, k_cache, v_cache, nullptr, nullptr, Hkv, S, D, pos,
                               kv_start, scale, out, threads);
 }
@@ -236,8 +235,6 @@ extern "C" int edgebit_attention_f16kv(const float* q, int64_t T, int64_t Hq, co
                                        const uint16_t* v_cache, int64_t Hkv, int64_t S, int64_t D,
                                        const int64_t* pos, int64_t kv_start, float scale, float* out,
                                        const edgebit_threading* threads) {
-    if (k_cache == nullptr || v_cache == nullptr)
-        return edgebit::set_error(EDGEBIT_ERR_NULL_POINTER, "edgebit_attention_f16kv: null pointer argument");
     return edgebit::attention("edgebit_attention_f16kv", q, T, Hq, nullptr, nullptr, k_cache, v_cache, Hkv, S, D, pos,
                               kv_start, scale, out, threads);
 }

@@ -74,18 +74,23 @@ def test_verify_holds_it_to_the_fp16_reference(half):
     assert report.max_abs_diff < 1e-3 if report.flipped_sequences == 0 else report.exact_fraction >= 0.5
 
 
-def test_native_runner_and_genai_generate_the_backends_tokens(half, tmp_path):
-    import onnxruntime_genai as og
-
+def native_runner_tokens(artifact, tmp_path) -> list[int]:
+    """The native runner's greedy tokens for PROMPT + 10."""
     from edgebit.profile.bundle import build_bundle
 
-    expected = generate(open_backend(half), PROMPT, 10).generated_ids
     runner = build_bundle("host").path / "bin" / "edgebit-runner"
-    r = subprocess.run([str(runner), str(half), "--prompt-ids", ",".join(map(str, PROMPT)), "--gen-len", "10",
+    r = subprocess.run([str(runner), str(artifact), "--prompt-ids", ",".join(map(str, PROMPT)), "--gen-len", "10",
                         "--runs", "1", "--warmup", "0"], capture_output=True, text=True, timeout=300,
                        env={**os.environ, "EDGEBIT_CACHE_DIR": str(tmp_path / "cache")})
     assert r.returncode == 0, r.stderr[-2000:]
-    assert json.loads(r.stdout)["generated_ids"] == expected
+    return json.loads(r.stdout)["generated_ids"]
+
+
+def test_native_runner_and_genai_generate_the_backends_tokens(half, tmp_path):
+    import onnxruntime_genai as og
+
+    expected = generate(open_backend(half), PROMPT, 10).generated_ids
+    assert native_runner_tokens(half, tmp_path) == expected
 
     assert genai_greedy(og.Model(str(half)), PROMPT, 10) == expected
 
@@ -138,8 +143,6 @@ def test_pte_fp16_cache_is_held_to_the_fp16_reference(half_pte, checkpoint, tmp_
     """`edgebit export executorch --kv-cache float16`: the .pte's cache buffers in fp16 (edgebit::cache_write rounds,
     edgebit::attention widens); its logits follow the fp16-cache reference's, verify passes, and the native runner
     generates the Python backend's tokens from it."""
-    from edgebit.profile.bundle import build_bundle
-
     assert json.loads((half_pte / "manifest.json").read_text())["kv_cache"] == {
         "update": "in-place", "dtype": "float16", "rounds": "kv"}
     backend, ref = open_backend(half_pte), ReferenceBackend(checkpoint, 64, kv_dtype="float16")
@@ -147,13 +150,7 @@ def test_pte_fp16_cache_is_held_to_the_fp16_reference(half_pte, checkpoint, tmp_
         assert np.abs(backend.forward(step)[-1] - ref.forward(step)[-1]).max() < 1e-3
     report = verify(half_pte)
     assert report.passed and report.top1_agreement >= 0.99, report
-    expected = generate(open_backend(half_pte), PROMPT, 10).generated_ids
-    runner = build_bundle("host").path / "bin" / "edgebit-runner"
-    r = subprocess.run([str(runner), str(half_pte), "--prompt-ids", ",".join(map(str, PROMPT)), "--gen-len", "10",
-                        "--runs", "1", "--warmup", "0"], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "EDGEBIT_CACHE_DIR": str(tmp_path / "cache")})
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert json.loads(r.stdout)["generated_ids"] == expected
+    assert native_runner_tokens(half_pte, tmp_path) == generate(open_backend(half_pte), PROMPT, 10).generated_ids
 
 
 def test_pte_fp16_cache_needs_edgebits_ops(checkpoint, tmp_path, cli):

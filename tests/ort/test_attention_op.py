@@ -90,6 +90,19 @@ def test_new_present_matches_group_query_attention(hq, hkv, d, threads):
         ours_past, theirs_past = (mine[1], mine[2]), (ref[1], ref[2])
 
 
+def run_shared(s: ort.InferenceSession, feeds: dict, total: int, caches: list) -> np.ndarray:
+    """One step with the cache OrtValues bound as both past and present (in place); the attention output."""
+    io = s.io_binding()
+    io.bind_output("out")
+    for name, value in {**feeds, "total_len": np.array([total]), "key_start": np.array([0])}.items():
+        io.bind_cpu_input(name, value)
+    for name, ov in zip(("key", "value"), caches):
+        io.bind_ortvalue_input(f"past_{name}", ov)
+        io.bind_ortvalue_output(f"present_{name}", ov)
+    s.run_with_iobinding(io)
+    return io.get_outputs()[0].numpy()
+
+
 def test_shared_buffer_is_written_in_place():
     """One max_len buffer bound as past and present: only the new rows change, and the outputs equal the run with a
     present of its own."""
@@ -102,15 +115,7 @@ def test_shared_buffer_is_written_in_place():
     for step, t in enumerate([270, 1, 1, 3]):
         feeds = step_inputs(1, t, hq, hkv, d, seed=10 + step)
         total += t
-        io = s.io_binding()
-        io.bind_output("out")
-        for name, value in {**feeds, "total_len": np.array([total]), "key_start": np.array([0])}.items():
-            io.bind_cpu_input(name, value)
-        for name, ov in zip(("key", "value"), values):
-            io.bind_ortvalue_input(f"past_{name}", ov)
-            io.bind_ortvalue_output(f"present_{name}", ov)
-        s.run_with_iobinding(io)
-        shared_out = io.get_outputs()[0].numpy()
+        shared_out = run_shared(s, feeds, total, values)
         fresh = s.run(None, {**feeds, "past_key": past[0], "past_value": past[1], "total_len": np.array([total]),
                              "key_start": np.array([0])})
         np.testing.assert_array_equal(shared_out, fresh[0])
@@ -142,15 +147,7 @@ def test_fp16_cache_rows_round_as_numpy_and_outputs_equal_the_fp32_op_on_them(th
         feeds["key"].reshape(-1)[:ROUNDING_CASES.size] = ROUNDING_CASES
         feeds["value"].reshape(-1)[-ROUNDING_CASES.size:] = ROUNDING_CASES
         total += t
-        io = half.io_binding()
-        io.bind_output("out")
-        for name, value in {**feeds, "total_len": np.array([total]), "key_start": np.array([0])}.items():
-            io.bind_cpu_input(name, value)
-        for name, ov in zip(("key", "value"), caches):
-            io.bind_ortvalue_input(f"past_{name}", ov)
-            io.bind_ortvalue_output(f"present_{name}", ov)
-        half.run_with_iobinding(io)
-        out16 = io.get_outputs()[0].numpy()
+        out16 = run_shared(half, feeds, total, caches)
         for name, ov in zip(("key", "value"), caches):
             rows = ov.numpy()[:, :, total - t:total]  # [1, hkv, t, d]
             want = feeds[name].reshape(1, t, hkv, d).transpose(0, 2, 1, 3).astype(np.float16)
