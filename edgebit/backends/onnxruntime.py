@@ -84,8 +84,8 @@ class OnnxRuntimeBackend:
 
     def run_in_place(self, feeds: dict) -> np.ndarray:
         """One [1, KVH, max_seq_len, D] buffer per cache tensor, bound as both past and present: the graph's
-        attention op (edgebit.Attention, or GroupQueryAttention in fp16 artifacts of earlier versions) writes the new positions into it
-        (what edgebit's engine and genai's shared buffer do)."""
+        attention op (edgebit.Attention, or GroupQueryAttention in fp16 artifacts of earlier versions) writes the new
+        positions into it (what edgebit's engine and genai's shared buffer do)."""
         import onnxruntime as ort
 
         if self.buffers is None:

@@ -26,8 +26,9 @@ def onnx(
     ops: Annotated[OnnxOps, typer.Option(help="edgebit (our BitLinear op + library) or standard (ONNX Runtime's "
                                               "MatMulNBits bits=2, no library needed).")] = OnnxOps.EDGEBIT,
     kv_cache: Annotated[Optional[KvCache], typer.Option(
-        help="KV cache element type: float16 (the default with edgebit's ops) halves its bytes, keys and values rounded "
-             "to fp16; float32 keeps them exact (the default, and the only choice, of the stock baseline).")] = None,
+        help="KV cache element type: float16 (the default with edgebit's ops) halves its bytes, keys and values "
+             "rounded to fp16; float32 keeps them exact (the default, and the only choice, of the stock baseline).")
+    ] = None,
     force: ForceOpt = False,
 ) -> None:
     """Export to ONNX: model.onnx + libedgebit_ort.so + tokenizer + genai_config.json + manifest.json."""
@@ -56,8 +57,9 @@ def executorch(
                                              "int4-weight linears on XNNPACK, no library; the baseline).")]
     = PteOps.EDGEBIT,
     kv_cache: Annotated[Optional[KvCache], typer.Option(
-        help="KV cache element type: float16 (the default with edgebit's ops) halves its bytes, keys and values rounded "
-             "to fp16; float32 keeps them exact (the default, and the only choice, of the stock baseline).")] = None,
+        help="KV cache element type: float16 (the default with edgebit's ops) halves its bytes, keys and values "
+             "rounded to fp16; float32 keeps them exact (the default, and the only choice, of the stock baseline).")
+    ] = None,
     force: ForceOpt = False,
 ) -> None:
     """Export to ExecuTorch: program.pte + libedgebit_executorch.so + tokenizer + manifest.json."""

@@ -46,7 +46,7 @@ def genai_config(cfg: ModelConfig, max_seq_len: int, model_file: str, op_library
             "diversity_penalty": 0.0, "do_sample": False, "early_stopping": True, "length_penalty": 1.0,
             "max_length": max_seq_len, "min_length": 0, "no_repeat_ngram_size": 0, "num_beams": 1,
             "num_return_sequences": 1,
-            # An in-place graph (edgebit.Attention, GroupQueryAttention for fp16) writes into one max_length buffer
+            # An in-place graph (edgebit.Attention, fp32 or fp16 cache) writes into one max_length buffer
             # genai binds as past and present; the standard-ops graph concatenates past and new keys into a new present.
             "past_present_share_buffer": in_place,
             "repetition_penalty": 1.0, "temperature": 1.0, "top_k": 1, "top_p": 1.0,
