@@ -46,14 +46,6 @@ class KvCache(str, Enum):
     FLOAT16 = "float16"  # half the cache's bytes; edgebit.Attention in fp32 over fp16 keys and values
 
 
-def _kv_dtype(kv_cache: KvCache | str | None, edgebit_ops: bool) -> str:
-    """The cache's element type: as asked, or by default fp16 with edgebit's ops (their in-place cache: 1.09x / 1.16x
-    the decode at context 2048, perplexity +0.1%, docs/performance.md) and fp32 for the stock baselines."""
-    if kv_cache is None:
-        return KvCache.FLOAT16.value if edgebit_ops else KvCache.FLOAT32.value
-    return _choice(KvCache, kv_cache, "--kv-cache").value
-
-
 class PteOps(str, Enum):
     """How an ExecuTorch program computes its ternary linears."""
     EDGEBIT = "edgebit"  # edgebit::bitlinear calls, run by libedgebit_executorch.so
@@ -145,20 +137,20 @@ def check_plausibility(model: str | Path | None = None, *, revision: str | None 
 def export_onnx(model: str | Path | None, output: str | Path, *, revision: str | None = None,
                 max_seq_len: int | None = None, head: Head | str = Head.FP32, ops: OnnxOps | str = OnnxOps.EDGEBIT,
                 force: bool = False, on_step: Callable[[str], None] | None = None,
-                kv_cache: KvCache | str | None = None) -> Path:
+                kv_cache: KvCache | str = KvCache.FLOAT32) -> Path:
     """An ONNX artifact dir (model.onnx, op library, tokenizer, genai_config.json, manifest.json), written
     atomically. Every ternary linear is one edgebit.BitLinear node (or MatMulNBits with ops=STANDARD)."""
     from edgebit.exporters import targets
 
-    ops = _choice(OnnxOps, ops, "--ops")
     return targets()["onnx"](resolve_model(model, revision), Path(output), max_seq_len, _choice(Head, head, "--head").value,
-                             ops.value, force, on_step=on_step, kv_dtype=_kv_dtype(kv_cache, ops is OnnxOps.EDGEBIT))
+                             _choice(OnnxOps, ops, "--ops").value, force, on_step=on_step,
+                             kv_dtype=_choice(KvCache, kv_cache, "--kv-cache").value)
 
 
 def export_executorch(model: str | Path | None, output: str | Path, *, revision: str | None = None,
                       max_seq_len: int | None = None, head: Head | str = Head.FP32, xnnpack: bool = True,
                       ops: PteOps | str = PteOps.EDGEBIT, force: bool = False,
-                      on_step: Callable[[str], None] | None = None, kv_cache: KvCache | str | None = None) -> Path:
+                      on_step: Callable[[str], None] | None = None, kv_cache: KvCache | str = KvCache.FLOAT32) -> Path:
     """An ExecuTorch artifact dir (program.pte, kernel library, tokenizer, manifest.json), written atomically.
     Every ternary linear is one edgebit::bitlinear call; xnnpack delegates the head and attention products."""
     from edgebit.errors import EdgebitError
@@ -170,7 +162,7 @@ def export_executorch(model: str | Path | None, output: str | Path, *, revision:
     return targets()["executorch"](resolve_model(model, revision), Path(output), max_seq_len,
                                    _choice(Head, head, "--head").value,
                                    xnnpack, force, on_step=on_step, ops=ops.value,
-                                   kv_dtype=_kv_dtype(kv_cache, ops is PteOps.EDGEBIT))
+                                   kv_dtype=_choice(KvCache, kv_cache, "--kv-cache").value)
 
 
 def export_gguf(model: str | Path | None, output: str | Path, *, revision: str | None = None,

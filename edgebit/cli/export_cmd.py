@@ -25,10 +25,8 @@ def onnx(
     head: HeadOpt = Head.FP32,
     ops: Annotated[OnnxOps, typer.Option(help="edgebit (our BitLinear op + library) or standard (ONNX Runtime's "
                                               "MatMulNBits bits=2, no library needed).")] = OnnxOps.EDGEBIT,
-    kv_cache: Annotated[Optional[KvCache], typer.Option(
-        help="KV cache element type: float16 (the default with edgebit's ops) halves its bytes, keys and values "
-             "rounded to fp16; float32 keeps them exact (the default, and the only choice, of the stock baseline).")
-    ] = None,
+    kv_cache: Annotated[KvCache, typer.Option(help="KV cache element type: float16 halves its bytes (edgebit's ops: "
+                                                   "keys and values rounded to fp16).")] = KvCache.FLOAT32,
     force: ForceOpt = False,
 ) -> None:
     """Export to ONNX: model.onnx + libedgebit_ort.so + tokenizer + genai_config.json + manifest.json."""
@@ -56,10 +54,8 @@ def executorch(
                                              "(ExecuTorch's stock low-bit path: torchao int8-activation x "
                                              "int4-weight linears on XNNPACK, no library; the baseline).")]
     = PteOps.EDGEBIT,
-    kv_cache: Annotated[Optional[KvCache], typer.Option(
-        help="KV cache element type: float16 (the default with edgebit's ops) halves its bytes, keys and values "
-             "rounded to fp16; float32 keeps them exact (the default, and the only choice, of the stock baseline).")
-    ] = None,
+    kv_cache: Annotated[KvCache, typer.Option(help="KV cache element type: float16 halves its bytes (edgebit's ops: "
+                                                   "keys and values rounded to fp16).")] = KvCache.FLOAT32,
     force: ForceOpt = False,
 ) -> None:
     """Export to ExecuTorch: program.pte + libedgebit_executorch.so + tokenizer + manifest.json."""

@@ -1,9 +1,9 @@
-"""`edgebit export onnx --kv-cache float16` (the default with edgebit's ops): the in-place cache in fp16 (half its
-bytes). edgebit.Attention rounds the new keys and values into it and attends in fp32 over them (q and its output
-stay fp32); the reference rounds the same values (ReferenceModel kv_dtype), so the artifact is held to it as tightly
-as the fp32 one is. Any head dim (the 1bitLLM 3B's 100 too). Driven by edgebit's Python backend, the native runner
-and onnxruntime-genai; refused where the cache is not in place. Artifacts of earlier versions (GroupQueryAttention in
-fp16, which rounded q and the output as well) are held to that arithmetic. The .pte's fp16 cache likewise."""
+"""`edgebit export onnx --kv-cache float16`: the in-place cache in fp16 (half its bytes). edgebit.Attention rounds
+the new keys and values into it and attends in fp32 over them (q and its output stay fp32); the reference rounds the
+same values (ReferenceModel kv_dtype), so the artifact is held to it as tightly as the fp32 one is. Any head dim (the
+1bitLLM 3B's 100 too). Driven by edgebit's Python backend, the native runner and onnxruntime-genai; refused where the
+cache is not in place. Artifacts of earlier versions (GroupQueryAttention in fp16, which rounded q and the output as
+well) are held to that arithmetic. The .pte's fp16 cache likewise."""
 
 import json
 import os
@@ -159,19 +159,3 @@ def test_pte_fp16_cache_needs_edgebits_ops(checkpoint, tmp_path, cli):
     assert r.returncode == 2 and "--kv-cache float16" in r.stderr and "edgebit's ops" in r.stderr, r.stderr
     assert not (tmp_path / "out").exists()
 
-
-def test_cli_default_is_fp16_with_edgebits_ops_and_fp32_for_the_baseline(checkpoint, tmp_path, cli):
-    """`edgebit export onnx` without --kv-cache: the fp16 cache; `--ops standard` (its Concat cache is fp32 only):
-    fp32, with no option needed; `--kv-cache float32` keeps the exact cache."""
-    def kv(out):
-        return json.loads((out / "manifest.json").read_text())["kv_cache"]
-
-    r = cli("export", "onnx", checkpoint, "-o", tmp_path / "default", "--max-seq-len", "64")
-    assert r.returncode == 0, r.stderr
-    assert kv(tmp_path / "default") == {"update": "in-place", "dtype": "float16", "rounds": "kv"}
-    r = cli("export", "onnx", checkpoint, "-o", tmp_path / "std", "--max-seq-len", "64", "--ops", "standard")
-    assert r.returncode == 0, r.stderr
-    assert kv(tmp_path / "std") == {"update": "concat", "dtype": "float32"}
-    r = cli("export", "onnx", checkpoint, "-o", tmp_path / "exact", "--max-seq-len", "64", "--kv-cache", "float32")
-    assert r.returncode == 0, r.stderr
-    assert kv(tmp_path / "exact") == {"update": "in-place", "dtype": "float32"}
