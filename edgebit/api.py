@@ -70,6 +70,11 @@ class Runtime(str, Enum):
     EXECUTORCH = "executorch"
 
 
+def _kv_dtype(kv_cache) -> str | None:
+    """None (the exporter's default: float16 with edgebit's ops, float32 with stock ones) or the chosen type."""
+    return None if kv_cache is None else _choice(KvCache, kv_cache, "--kv-cache").value
+
+
 def _choice(kind: type[Enum], value, option: str):
     """value as a member of enum `kind`, or an EdgebitError naming the option and the choices."""
     try:
@@ -137,20 +142,20 @@ def check_plausibility(model: str | Path | None = None, *, revision: str | None 
 def export_onnx(model: str | Path | None, output: str | Path, *, revision: str | None = None,
                 max_seq_len: int | None = None, head: Head | str = Head.FP32, ops: OnnxOps | str = OnnxOps.EDGEBIT,
                 force: bool = False, on_step: Callable[[str], None] | None = None,
-                kv_cache: KvCache | str = KvCache.FLOAT32) -> Path:
+                kv_cache: KvCache | str | None = None) -> Path:
     """An ONNX artifact dir (model.onnx, op library, tokenizer, genai_config.json, manifest.json), written
     atomically. Every ternary linear is one edgebit.BitLinear node (or MatMulNBits with ops=STANDARD)."""
     from edgebit.exporters import targets
 
     return targets()["onnx"](resolve_model(model, revision), Path(output), max_seq_len, _choice(Head, head, "--head").value,
                              _choice(OnnxOps, ops, "--ops").value, force, on_step=on_step,
-                             kv_dtype=_choice(KvCache, kv_cache, "--kv-cache").value)
+                             kv_dtype=_kv_dtype(kv_cache))
 
 
 def export_executorch(model: str | Path | None, output: str | Path, *, revision: str | None = None,
                       max_seq_len: int | None = None, head: Head | str = Head.FP32, xnnpack: bool = True,
                       ops: PteOps | str = PteOps.EDGEBIT, force: bool = False,
-                      on_step: Callable[[str], None] | None = None, kv_cache: KvCache | str = KvCache.FLOAT32) -> Path:
+                      on_step: Callable[[str], None] | None = None, kv_cache: KvCache | str | None = None) -> Path:
     """An ExecuTorch artifact dir (program.pte, kernel library, tokenizer, manifest.json), written atomically.
     Every ternary linear is one edgebit::bitlinear call; xnnpack delegates the head and attention products."""
     from edgebit.errors import EdgebitError
@@ -162,7 +167,7 @@ def export_executorch(model: str | Path | None, output: str | Path, *, revision:
     return targets()["executorch"](resolve_model(model, revision), Path(output), max_seq_len,
                                    _choice(Head, head, "--head").value,
                                    xnnpack, force, on_step=on_step, ops=ops.value,
-                                   kv_dtype=_choice(KvCache, kv_cache, "--kv-cache").value)
+                                   kv_dtype=_kv_dtype(kv_cache))
 
 
 def export_gguf(model: str | Path | None, output: str | Path, *, revision: str | None = None,

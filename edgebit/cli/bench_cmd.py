@@ -164,8 +164,9 @@ def decode(
     heads: Annotated[str, typer.Option(help="Comma-separated heads: int8, fp32, q4 (q4: edgebit's artifacts only; "
                                             "they are then compared with the standard artifact's int8 head).")
                      ] = "int8,fp32",
-    artifacts: Annotated[str, typer.Option(help="Comma-separated artifacts: onnx, onnx-kv16 and pte-kv16 (fp16 KV cache), "
-                                                "onnx-standard, pte, pte-torchao (ratios need onnx-standard).")
+    artifacts: Annotated[str, typer.Option(help="Comma-separated artifacts: onnx, pte (edgebit's, fp16 KV cache as "
+                                                "exported by default), onnx-kv32, pte-kv32 (the same with the fp32 "
+                                                "cache), onnx-standard, pte-torchao (ratios need onnx-standard).")
                          ] = "onnx,onnx-standard,pte,pte-torchao",
 ) -> None:
     """Whole-model decode and prefill of the ONNX (edgebit op), ONNX standard-ops, .pte and torchao .pte

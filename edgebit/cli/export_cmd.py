@@ -14,6 +14,10 @@ app = typer.Typer(help="Turn a checkpoint into an artifact whose ternary linears
 HeadOpt = Annotated[Head, typer.Option(help="Embedding and LM head precision (int8: per row; q4: 4 bits in groups of 32, edgebit ops only).")]
 SeqOpt = Annotated[Optional[int], typer.Option(help="Longest sequence (prompt + generated) the artifact serves; "
                                                     "default: the model's, capped at 4096.", min=1)]
+KvCacheOpt = Annotated[Optional[KvCache], typer.Option(
+    help="KV cache element type; default float16 with edgebit's ops (keys and values rounded to fp16 as written, "
+         "attention in fp32: half the cache's bytes), float32 with stock ops (which only allow float32).",
+    show_default=False)]
 
 
 @app.command("onnx")
@@ -25,8 +29,7 @@ def onnx(
     head: HeadOpt = Head.FP32,
     ops: Annotated[OnnxOps, typer.Option(help="edgebit (our BitLinear op + library) or standard (ONNX Runtime's "
                                               "MatMulNBits bits=2, no library needed).")] = OnnxOps.EDGEBIT,
-    kv_cache: Annotated[KvCache, typer.Option(help="KV cache element type: float16 halves its bytes (edgebit's ops: "
-                                                   "keys and values rounded to fp16).")] = KvCache.FLOAT32,
+    kv_cache: KvCacheOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Export to ONNX: model.onnx + libedgebit_ort.so + tokenizer + genai_config.json + manifest.json."""
@@ -54,8 +57,7 @@ def executorch(
                                              "(ExecuTorch's stock low-bit path: torchao int8-activation x "
                                              "int4-weight linears on XNNPACK, no library; the baseline).")]
     = PteOps.EDGEBIT,
-    kv_cache: Annotated[KvCache, typer.Option(help="KV cache element type: float16 halves its bytes (edgebit's ops: "
-                                                   "keys and values rounded to fp16).")] = KvCache.FLOAT32,
+    kv_cache: KvCacheOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Export to ExecuTorch: program.pte + libedgebit_executorch.so + tokenizer + manifest.json."""

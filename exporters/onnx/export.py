@@ -12,7 +12,7 @@ from edgebit.atomic import atomic_output_dir
 from edgebit.errors import EdgebitError
 from .. import register
 from ..chat_template import chat_manifest_entry
-from ..common import KV_DTYPES, check_head, copy_tokenizer_files, load_for_export
+from ..common import check_head, copy_tokenizer_files, load_for_export, settle_kv_dtype
 from ..tokenizer_compat import tokenizer_warnings
 
 MODEL_FILE = "model.onnx"
@@ -21,7 +21,7 @@ MODEL_FILE = "model.onnx"
 @register("onnx")
 def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head: str = "fp32",
                 ops: str = "edgebit", force: bool = False,
-                on_step: Callable[[str], None] | None = None, kv_dtype: str = "float32") -> Path:
+                on_step: Callable[[str], None] | None = None, kv_dtype: str | None = None) -> Path:
     import onnx
 
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
@@ -40,12 +40,9 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
     step("loading checkpoint")
     weights, seq = load_for_export(model, max_seq_len)
     cfg = weights.config
-    if kv_dtype not in KV_DTYPES:
-        raise EdgebitError(f"--kv-cache: {kv_dtype!r} is not one of {', '.join(KV_DTYPES)}")
     in_place = in_place_cache(ops)
-    if kv_dtype != "float32" and not in_place:
-        raise EdgebitError(f"--kv-cache {kv_dtype}: {model}: needs the in-place cache (edgebit's ops), and "
-                           "--ops standard keeps the fp32 Concat cache")
+    kv_dtype = settle_kv_dtype(kv_dtype, in_place, f"{model}: needs the in-place cache (edgebit's ops), and "
+                                                   "--ops standard keeps the fp32 Concat cache")
     with atomic_output_dir(output, force=force) as tmp:
         step("building graph")
         data = tmp / (MODEL_FILE + ".data")

@@ -128,9 +128,10 @@ def test_bytes_per_token_of_the_2b4t_shape():
     assert b["head"] == 128256 * (2560 + 4)  # edgebit's QLinear: int8 rows, one fp32 scale a row
     assert bytes_per_token(cfg, "onnx-standard", "int8", 160)["head"] == 128256 * 2560 + 4 * 128256 * 2560 // 128
     assert bytes_per_token(cfg, "pte", "q4", 160)["head"] == 128256 * (2560 // 2 + 2560 // 32 + 4)  # ~4.26 bits
-    assert b["kv_cache"] == 2 * 30 * 5 * 128 * 4 * 160
-    half = bytes_per_token(cfg, "onnx-kv16", "q4", 160)  # the fp16 cache: half the bytes, the same weights
-    assert half["kv_cache"] == b["kv_cache"] // 2 and half["head"] == bytes_per_token(cfg, "onnx", "q4", 160)["head"]
+    assert b["kv_cache"] == 2 * 30 * 5 * 128 * 2 * 160  # edgebit's default fp16 cache
+    full = bytes_per_token(cfg, "onnx-kv32", "int8", 160)  # the fp32 cache: twice the bytes, the same weights
+    assert full["kv_cache"] == 2 * b["kv_cache"] and full["head"] == b["head"]
+    assert bytes_per_token(cfg, "onnx-standard", "int8", 160)["kv_cache"] == 2 * b["kv_cache"]
     assert bytes_per_token(cfg, "onnx", "fp32", 160)["head"] == 4 * 128256 * 2560
 
 
@@ -140,8 +141,8 @@ def test_q4_alone_still_times_the_standard_yardstick():
     from edgebit.bench.decode import Settings, selected
 
     chosen = [(name, head) for name, _, _, head in
-              selected(Settings(heads=("q4",), artifacts=("onnx", "onnx-kv16", "onnx-standard", "pte-torchao")))]
-    assert chosen == [("onnx", "q4"), ("onnx-kv16", "q4"), ("onnx-standard", "int8"), ("pte-torchao", "int8")]
+              selected(Settings(heads=("q4",), artifacts=("onnx", "onnx-kv32", "onnx-standard", "pte-torchao")))]
+    assert chosen == [("onnx", "q4"), ("onnx-kv32", "q4"), ("onnx-standard", "int8"), ("pte-torchao", "int8")]
     both = selected(Settings(heads=("q4", "int8"), artifacts=("onnx", "onnx-standard")))
     assert [(name, head) for name, _, _, head in both] == [("onnx", "q4"), ("onnx-standard", "int8"), ("onnx", "int8")]
 

@@ -1,9 +1,10 @@
-"""`edgebit export onnx --kv-cache float16`: the in-place cache in fp16 (half its bytes). edgebit.Attention rounds
+"""`edgebit export onnx` (`--kv-cache float16`, the default with edgebit's ops): the in-place cache in fp16 (half its
+bytes). edgebit.Attention rounds
 the new keys and values into it and attends in fp32 over them (q and its output stay fp32); the reference rounds the
 same values (ReferenceModel kv_dtype), so the artifact is held to it as tightly as the fp32 one is. Any head dim (the
 1bitLLM 3B's 100 too). Driven by edgebit's Python backend, the native runner and onnxruntime-genai; refused where the
 cache is not in place. Artifacts of earlier versions (GroupQueryAttention in fp16, which rounded q and the output as
-well) are held to that arithmetic. The .pte's fp16 cache likewise."""
+well) are held to that arithmetic. The .pte's fp16 cache likewise. Stock ops keep (and default to) the fp32 cache."""
 
 import json
 import os
@@ -15,7 +16,7 @@ import pytest
 
 from edgebit.backends import open_backend
 from edgebit.backends.reference import ReferenceBackend
-from edgebit.exporters.onnx.export import export_onnx
+from edgebit.api import export_executorch, export_onnx
 from edgebit.generate import generate
 from edgebit.verify import verify
 from genai_greedy import genai_greedy
@@ -30,7 +31,7 @@ def checkpoint(hf_checkpoint):
 
 @pytest.fixture(scope="module")
 def half(checkpoint, tmp_path_factory):
-    return export_onnx(checkpoint, tmp_path_factory.mktemp("kv16") / "art", 64, "fp32", "edgebit", kv_dtype="float16")
+    return export_onnx(checkpoint, tmp_path_factory.mktemp("kv16") / "art", max_seq_len=64)  # the default: fp16
 
 
 def test_manifest_and_graph_say_float16(half):
@@ -106,6 +107,17 @@ def test_refused_where_the_cache_is_not_in_place_and_for_other_types(checkpoint,
     assert not (tmp_path / "out").exists()
 
 
+def test_stock_ops_default_to_the_fp32_cache(checkpoint, tmp_path, cli):
+    from edgebit.exporters.common import settle_kv_dtype
+
+    r = cli("export", "onnx", checkpoint, "-o", tmp_path / "out", "--ops", "standard", "--max-seq-len", "64")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["kv_cache"] == {"update": "concat",
+                                                                                       "dtype": "float32"}
+    assert [settle_kv_dtype(None, own, "") for own in (True, False)] == ["float16", "float32"]
+    assert settle_kv_dtype("float32", True, "") == "float32"
+
+
 def test_head_dim_100_exports_and_verifies(hf_checkpoint, tmp_path, cli):
     """The 1bitLLM 3B's head dim (100: not a multiple of 8, which GroupQueryAttention needed)."""
     ckpt = hf_checkpoint("bitnet", "packed", True, dims=dict(hidden_size=200, num_attention_heads=2,
@@ -134,9 +146,7 @@ def test_earlier_fp16_artifacts_are_held_to_their_own_rounding(half, checkpoint)
 
 @pytest.fixture(scope="module")
 def half_pte(checkpoint, tmp_path_factory):
-    from edgebit.exporters.executorch.export import export_executorch
-
-    return export_executorch(checkpoint, tmp_path_factory.mktemp("pte16") / "art", 64, "fp32", kv_dtype="float16")
+    return export_executorch(checkpoint, tmp_path_factory.mktemp("pte16") / "art", max_seq_len=64)  # the default
 
 
 def test_pte_fp16_cache_is_held_to_the_fp16_reference(half_pte, checkpoint, tmp_path):
