@@ -70,9 +70,12 @@ class Runtime(str, Enum):
     EXECUTORCH = "executorch"
 
 
-def _kv_dtype(kv_cache) -> str | None:
-    """None (the exporter's default: float16 with edgebit's ops, float32 with stock ones) or the chosen type."""
-    return None if kv_cache is None else _choice(KvCache, kv_cache, "--kv-cache").value
+def _kv_dtype(kv_cache, edgebit_ops: bool) -> str:
+    """The chosen cache type; by default (None) float16 with edgebit's ops (their attention widens it exactly:
+    half the cache's bytes, faster at long contexts, docs/performance.md), float32 with stock ones (their only one)."""
+    if kv_cache is None:
+        return KvCache.FLOAT16.value if edgebit_ops else KvCache.FLOAT32.value
+    return _choice(KvCache, kv_cache, "--kv-cache").value
 
 
 def _choice(kind: type[Enum], value, option: str):
@@ -144,12 +147,14 @@ def export_onnx(model: str | Path | None, output: str | Path, *, revision: str |
                 force: bool = False, on_step: Callable[[str], None] | None = None,
                 kv_cache: KvCache | str | None = None) -> Path:
     """An ONNX artifact dir (model.onnx, op library, tokenizer, genai_config.json, manifest.json), written
-    atomically. Every ternary linear is one edgebit.BitLinear node (or MatMulNBits with ops=STANDARD)."""
+    atomically. Every ternary linear is one edgebit.BitLinear node (or MatMulNBits with ops=STANDARD). kv_cache:
+    default float16 with edgebit's ops, float32 with STANDARD."""
     from edgebit.exporters import targets
 
-    return targets()["onnx"](resolve_model(model, revision), Path(output), max_seq_len, _choice(Head, head, "--head").value,
-                             _choice(OnnxOps, ops, "--ops").value, force, on_step=on_step,
-                             kv_dtype=_kv_dtype(kv_cache))
+    ops = _choice(OnnxOps, ops, "--ops")
+    return targets()["onnx"](resolve_model(model, revision), Path(output), max_seq_len,
+                             _choice(Head, head, "--head").value, ops.value, force, on_step=on_step,
+                             kv_dtype=_kv_dtype(kv_cache, ops is OnnxOps.EDGEBIT))
 
 
 def export_executorch(model: str | Path | None, output: str | Path, *, revision: str | None = None,
@@ -157,7 +162,8 @@ def export_executorch(model: str | Path | None, output: str | Path, *, revision:
                       ops: PteOps | str = PteOps.EDGEBIT, force: bool = False,
                       on_step: Callable[[str], None] | None = None, kv_cache: KvCache | str | None = None) -> Path:
     """An ExecuTorch artifact dir (program.pte, kernel library, tokenizer, manifest.json), written atomically.
-    Every ternary linear is one edgebit::bitlinear call; xnnpack delegates the head and attention products."""
+    Every ternary linear is one edgebit::bitlinear call; xnnpack delegates the head and attention products.
+    kv_cache: default float16 with edgebit's ops, float32 with TORCHAO_8DA4W."""
     from edgebit.errors import EdgebitError
     from edgebit.exporters import targets
 
@@ -167,7 +173,7 @@ def export_executorch(model: str | Path | None, output: str | Path, *, revision:
     return targets()["executorch"](resolve_model(model, revision), Path(output), max_seq_len,
                                    _choice(Head, head, "--head").value,
                                    xnnpack, force, on_step=on_step, ops=ops.value,
-                                   kv_dtype=_kv_dtype(kv_cache))
+                                   kv_dtype=_kv_dtype(kv_cache, ops is PteOps.EDGEBIT))
 
 
 def export_gguf(model: str | Path | None, output: str | Path, *, revision: str | None = None,

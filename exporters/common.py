@@ -21,17 +21,12 @@ def check_head(head: str, ops: str = "edgebit") -> None:
         raise EdgebitError(f"--head q4 needs --ops edgebit (edgebit's own QLinear op computes it), not --ops {ops}")
 
 
-def settle_kv_dtype(kv_dtype: str | None, own_cache: bool, why_not: str) -> str:
-    """The cache's element type: by default (None) float16 where the cache is edgebit's own (its attention widens
-    the rows exactly; half the cache's bytes, measured faster at long contexts: docs/performance.md) and float32
-    where a stock path keeps it. An explicit float16 without edgebit's cache is refused with WHY_NOT."""
-    if kv_dtype is None:
-        return "float16" if own_cache else "float32"
+def check_kv_dtype(kv_dtype: str, own_cache: bool, why_not: str) -> None:
+    """float16 needs the cache edgebit's ops write (their attention widens it exactly); WHY_NOT says why it is not."""
     if kv_dtype not in KV_DTYPES:
         raise EdgebitError(f"--kv-cache: {kv_dtype!r} is not one of {', '.join(KV_DTYPES)}")
     if kv_dtype != "float32" and not own_cache:
         raise EdgebitError(f"--kv-cache {kv_dtype}: {why_not}")
-    return kv_dtype
 
 
 def load_for_export(model: Path, max_seq_len: int | None):

@@ -4,11 +4,12 @@ to the roofline of this machine measured in the same run.
 
     roofline tokens/s = streaming read bandwidth / bytes one decoded token must read (weights + KV cache)
 
-Artifacts: ONNX with edgebit's op (its default fp16 KV cache; onnx-kv32 the fp32 one), ONNX with `--ops standard` (ONNX Runtime's MatMulNBits bits=2: the stock
-baseline, the denominator of speedup_vs_standard_ops), the ExecuTorch .pte (and pte-kv32), and ExecuTorch's stock low-bit path
-(`--ops torchao-8da4w`), each with an fp32 and an int8 head by default (`--heads`; q4 for edgebit's two;
-`--artifacts` picks a subset), at each prompt length of `--context` (the decode steps then attend over that many
-cached positions and more; each context gets artifacts whose sequence limit fits it). The generated checkpoint and its exports are cached under a key of their content, so a rerun only times."""
+Artifacts: ONNX with edgebit's op (its default fp16 KV cache; onnx-kv32 the fp32 one), ONNX with `--ops standard`
+(ONNX Runtime's MatMulNBits bits=2: the stock baseline, the denominator of speedup_vs_standard_ops), the ExecuTorch
+.pte (and pte-kv32), and ExecuTorch's stock low-bit path (`--ops torchao-8da4w`), each with an fp32 and an int8 head
+by default (`--heads`; q4 for edgebit's two; `--artifacts` picks a subset), at each prompt length of `--context` (the
+decode steps then attend over that many cached positions and more; each context gets artifacts whose sequence limit
+fits it). The generated checkpoint and its exports are cached under a key of their content, so a rerun only times."""
 
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ from typing import Callable
 
 # (artifact name, export target, export kwargs)
 # edgebit's artifacts as exported by default (an fp16 KV cache) and with the exact fp32 cache (-kv32)
-ARTIFACTS = (("onnx", "onnx", {"ops": "edgebit"}),
+ARTIFACTS = (("onnx", "onnx", {"ops": "edgebit", "kv_dtype": "float16"}),
              ("onnx-kv32", "onnx", {"ops": "edgebit", "kv_dtype": "float32"}),
              ("onnx-standard", "onnx", {"ops": "standard"}),
-             ("pte", "executorch", {}),
+             ("pte", "executorch", {"kv_dtype": "float16"}),
              ("pte-kv32", "executorch", {"kv_dtype": "float32"}),
              # ExecuTorch's stock low-bit path on the same weights (torchao 8da4w on XNNPACK; issue 5's baseline)
              ("pte-torchao", "executorch", {"ops": "torchao-8da4w"}))

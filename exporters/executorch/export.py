@@ -11,7 +11,7 @@ from edgebit.atomic import atomic_output_dir
 from edgebit.errors import EdgebitError
 from .. import register
 from ..chat_template import chat_manifest_entry
-from ..common import check_head, copy_tokenizer_files, load_for_export, settle_kv_dtype
+from ..common import check_head, check_kv_dtype, copy_tokenizer_files, load_for_export
 from ..tokenizer_compat import tokenizer_warnings
 
 MODEL_FILE = "program.pte"
@@ -103,7 +103,7 @@ def xnnpack_partitioner(all_ops: bool = False):
 def export_executorch(model: Path, output: Path, max_seq_len: int | None = None, head: str = "fp32",
                       xnnpack: bool = True, force: bool = False,
                       on_step: Callable[[str], None] | None = None, ops: str = "edgebit",
-                      kv_dtype: str | None = None) -> Path:
+                      kv_dtype: str = "float32") -> Path:
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
     from edgebit.ops.executorch_library import (ATTENTION_OP_NAME, CACHE_WRITE_OP_NAME, OP_NAME, QLINEAR_OP_NAME,
                                                 library_path)
@@ -112,8 +112,8 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
     if ops not in OPS or (ops != "edgebit" and not xnnpack):
         raise EdgebitError(f"--ops: {ops!r} is not one of {', '.join(OPS)} (torchao-8da4w needs XNNPACK)")
     check_head(head, ops)
-    kv_dtype = settle_kv_dtype(kv_dtype, ops == "edgebit", f"{model}: needs edgebit's ops (the cache written by "
-                                                          f"edgebit::cache_write); --ops {ops} keeps the stock fp32 cache")
+    check_kv_dtype(kv_dtype, ops == "edgebit", f"{model}: needs edgebit's ops (the cache written by "
+                                               f"edgebit::cache_write); --ops {ops} keeps the stock fp32 cache")
     library = library_path() if ops == "edgebit" else None
     step("loading checkpoint")
     weights, seq = load_for_export(model, max_seq_len)

@@ -12,7 +12,7 @@ from edgebit.atomic import atomic_output_dir
 from edgebit.errors import EdgebitError
 from .. import register
 from ..chat_template import chat_manifest_entry
-from ..common import check_head, copy_tokenizer_files, load_for_export, settle_kv_dtype
+from ..common import check_head, check_kv_dtype, copy_tokenizer_files, load_for_export
 from ..tokenizer_compat import tokenizer_warnings
 
 MODEL_FILE = "model.onnx"
@@ -21,7 +21,7 @@ MODEL_FILE = "model.onnx"
 @register("onnx")
 def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head: str = "fp32",
                 ops: str = "edgebit", force: bool = False,
-                on_step: Callable[[str], None] | None = None, kv_dtype: str | None = None) -> Path:
+                on_step: Callable[[str], None] | None = None, kv_dtype: str = "float32") -> Path:
     import onnx
 
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
@@ -41,8 +41,8 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
     weights, seq = load_for_export(model, max_seq_len)
     cfg = weights.config
     in_place = in_place_cache(ops)
-    kv_dtype = settle_kv_dtype(kv_dtype, in_place, f"{model}: needs the in-place cache (edgebit's ops), and "
-                                                   "--ops standard keeps the fp32 Concat cache")
+    check_kv_dtype(kv_dtype, in_place, f"{model}: needs the in-place cache (edgebit's ops), and --ops standard "
+                                       "keeps the fp32 Concat cache")
     with atomic_output_dir(output, force=force) as tmp:
         step("building graph")
         data = tmp / (MODEL_FILE + ".data")

@@ -23,8 +23,9 @@ def export(cli, tmp_path_factory):
         key = (str(ckpt), target, head)
         if key not in made:
             out = tmp_path_factory.mktemp("qhead") / "art"
-            # The fp32 cache: the head is held exactly (top-1 100%, the reference's greedy tokens); the fp16 cache's
-            # rounding can swap a near-tie of these random weights after an int8 flip (tests/export/test_fp16_kv_cache.py).
+            # The fp32 cache: the head is held exactly (top-1 100%, the reference's greedy tokens); the fp16
+            # cache's rounding can swap a near-tie of these random weights after an int8 flip (its own tests:
+            # tests/export/test_fp16_kv_cache.py).
             r = cli("export", target, ckpt, "-o", out, "--max-seq-len", "64", "--head", head, "--kv-cache", "float32",
                     timeout=600)
             assert r.returncode == 0, r.stderr

@@ -108,14 +108,10 @@ def test_refused_where_the_cache_is_not_in_place_and_for_other_types(checkpoint,
 
 
 def test_stock_ops_default_to_the_fp32_cache(checkpoint, tmp_path, cli):
-    from edgebit.exporters.common import settle_kv_dtype
-
     r = cli("export", "onnx", checkpoint, "-o", tmp_path / "out", "--ops", "standard", "--max-seq-len", "64")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["kv_cache"] == {"update": "concat",
                                                                                        "dtype": "float32"}
-    assert [settle_kv_dtype(None, own, "") for own in (True, False)] == ["float16", "float32"]
-    assert settle_kv_dtype("float32", True, "") == "float32"
 
 
 def test_head_dim_100_exports_and_verifies(hf_checkpoint, tmp_path, cli):
