@@ -1,6 +1,7 @@
 // NEON i8mm variant (-march=armv8.2-a+dotprod+i8mm; selected only when both HWCAP_ASIMDDP
 // and HWCAP2_I8MM are set). Decode (GEMV) and tails are the dot-product kernel: SMMLA does
-// not help a single activation row. For prefill, SMMLA multiplies a 2x8 int8 matrix by the
+// not help a single activation row. For prefill of 8 rows and more, the panel GEMM at the end
+// of this file; for 4 to 7, a register tile: SMMLA multiplies a 2x8 int8 matrix by the
 // transpose of another 2x8 one into a 2x2 int32 tile: 32 multiply-adds per instruction,
 // twice SDOT's 16, so a 4x4 output tile costs 8 SMMLA per 16 weights instead of 16 SDOT.
 //
@@ -88,8 +89,121 @@ struct I8mmMicro : NeonMicro<SdotDot> {
     }
 };
 
+// Prefill (M >= kPanelMinM): the AVX-512 file's panel design with SMMLA. The 4 x 4 tile above re-unpacks and
+// re-zips every weight block for each 4 activation rows and zips the activations for each 4 weight rows: about 3.5
+// other instructions per SMMLA. Here a panel of kPanelCols columns x kPanelK codes is unpacked once, already in
+// SMMLA's B layout, and every activation row of the call reuses it; an 8 x 8 output tile (16 accumulators of 2 x 2)
+// takes per 8 codes 4 panel loads, 8 half loads of activations and 16 SMMLA: no unpacking, no zips, no horizontal
+// sums (each accumulator lane is one output).
+//
+// Panel: for each group g of 8 consecutive codes and column pair q, 16 bytes [codes of column 2q | of column 2q+1]
+// (SMMLA's B: two rows of 8), at panel + (g * kPanelPairs + q) * 16. A packed byte j of a block holds the codes of
+// weights j, 32+j, 64+j, 96+j at bits 0, 2, 4, 6, so group 4i+t of a block is bytes 8t .. 8t+7 shifted by 2i.
+constexpr int kPanelPairs = 4;                    // column pairs: 8 columns
+constexpr int kPanelCols = 2 * kPanelPairs;
+constexpr int kPanelK = 1024;                     // codes per column per panel (multiple of 128): 8 KB
+constexpr int kPanelRowPairs = 4;                 // activation row pairs per tile: 16 accumulators
+constexpr int64_t kPanelMinM = 8;                 // one whole 8-row tile (no device measured the crossover)
+
+// cols (1..8) columns starting at w's first row, blocks b0 .. b0+nb-1; columns past cols get code 0.
+void build_panel(const uint8_t* w, int64_t row_bytes, int64_t cols, int64_t b0, int64_t nb, int8_t* panel) {
+    for (int q = 0; q < kPanelPairs; ++q) {
+        const uint8_t* r0 = 2 * q < cols ? w + (2 * q) * row_bytes : nullptr;
+        const uint8_t* r1 = 2 * q + 1 < cols ? w + (2 * q + 1) * row_bytes : nullptr;
+        for (int64_t b = 0; b < nb; ++b) {
+            const int64_t off = 32 * (b0 + b);
+            uint8x16_t p[2][2];  // [column][half]
+            for (int h = 0; h < 2; ++h) {
+                p[0][h] = r0 ? vld1q_u8(r0 + off + 16 * h) : vdupq_n_u8(0);
+                p[1][h] = r1 ? vld1q_u8(r1 + off + 16 * h) : vdupq_n_u8(0);
+            }
+            int8_t* dst = panel + (16 * b) * kPanelPairs * 16 + q * 16;
+            const auto put = [&](int i, const int8x16_t c0[2], const int8x16_t c1[2]) {
+                for (int h = 0; h < 2; ++h) {  // groups 4i + 2h (codes 0..7 of the half) and 4i + 2h + 1 (8..15)
+                    vst1q_s8(dst + ((4 * i + 2 * h) * kPanelPairs) * 16, zip_lo(c0[h], c1[h]));
+                    vst1q_s8(dst + ((4 * i + 2 * h + 1) * kPanelPairs) * 16, zip_hi(c0[h], c1[h]));
+                }
+            };
+            int8x16_t c0[2], c1[2];
+            for (int h = 0; h < 2; ++h) c0[h] = codes<0>(p[0][h]), c1[h] = codes<0>(p[1][h]);
+            put(0, c0, c1);
+            for (int h = 0; h < 2; ++h) c0[h] = codes<1>(p[0][h]), c1[h] = codes<1>(p[1][h]);
+            put(1, c0, c1);
+            for (int h = 0; h < 2; ++h) c0[h] = codes<2>(p[0][h]), c1[h] = codes<2>(p[1][h]);
+            put(2, c0, c1);
+            for (int h = 0; h < 2; ++h) c0[h] = codes<3>(p[0][h]), c1[h] = codes<3>(p[1][h]);
+            put(3, c0, c1);
+        }
+    }
+}
+
+// MP activation row pairs (rows[2p], rows[2p+1]; an odd row count repeats its last row, never stored) x the
+// panel's columns over `groups` groups of 8 codes from k0. acc holds earlier panels' sums unless `first`; `xsum`
+// (non-null on the last panel) removes the codes' +1 bias. Only `nrows` rows and `cols` columns are written.
+template <int MP>
+void panel_tile(const int8_t* const rows[2 * kPanelRowPairs], int64_t k0, const int8_t* panel, int64_t groups,
+                bool first, const int32_t* xsum, int32_t* acc, int64_t ld, int nrows, int cols) {
+    int32x4_t a[MP][kPanelPairs];  // lanes (i, j) = row 2p+i, column 2q+j, at 2i+j
+    for (int p = 0; p < MP; ++p)
+        for (int q = 0; q < kPanelPairs; ++q) {
+            int32_t t[4] = {0, 0, 0, 0};
+            if (!first)
+                for (int i = 0; i < 2; ++i)
+                    for (int j = 0; j < 2; ++j)
+                        if (2 * p + i < nrows && 2 * q + j < cols) t[2 * i + j] = acc[(2 * p + i) * ld + 2 * q + j];
+            a[p][q] = vld1q_s32(t);
+        }
+    for (int64_t g = 0; g < groups; ++g) {
+        int8x16_t x[MP], c[kPanelPairs];
+        for (int p = 0; p < MP; ++p)
+            x[p] = vcombine_s8(vld1_s8(rows[2 * p] + k0 + 8 * g), vld1_s8(rows[2 * p + 1] + k0 + 8 * g));
+        for (int q = 0; q < kPanelPairs; ++q) c[q] = vld1q_s8(panel + (g * kPanelPairs + q) * 16);
+        for (int p = 0; p < MP; ++p)
+            for (int q = 0; q < kPanelPairs; ++q) a[p][q] = vmmlaq_s32(a[p][q], x[p], c[q]);
+    }
+    for (int p = 0; p < MP; ++p)
+        for (int q = 0; q < kPanelPairs; ++q) {
+            int32_t t[4];
+            vst1q_s32(t, a[p][q]);
+            for (int i = 0; i < 2; ++i)
+                for (int j = 0; j < 2; ++j)
+                    if (2 * p + i < nrows && 2 * q + j < cols)
+                        acc[(2 * p + i) * ld + 2 * q + j] = t[2 * i + j] - (xsum ? xsum[2 * p + i] : 0);
+        }
+}
+
+using PanelTileFn = void (*)(const int8_t* const*, int64_t, const int8_t*, int64_t, bool, const int32_t*,
+                             int32_t*, int64_t, int, int);
+constexpr PanelTileFn kPanelTiles[kPanelRowPairs] = {panel_tile<1>, panel_tile<2>, panel_tile<3>, panel_tile<4>};
+
+void panel_gemm(const TileArgs& a) {
+    alignas(16) int8_t panel[kPanelK / 8 * kPanelPairs * 16];
+    const int64_t row_bytes = a.K / 4;
+    for (int64_t n0 = 0; n0 < a.nr; n0 += kPanelCols) {
+        const int cols = static_cast<int>(a.nr - n0 < kPanelCols ? a.nr - n0 : kPanelCols);
+        for (int64_t k0 = 0; k0 < a.K; k0 += kPanelK) {
+            const int64_t kc = a.K - k0 < kPanelK ? a.K - k0 : kPanelK;
+            build_panel(a.w + n0 * row_bytes, row_bytes, cols, k0 / 128, kc / 128, panel);
+            const bool first = k0 == 0, last = k0 + kc == a.K;
+            for (int64_t m = 0; m < a.M; m += 2 * kPanelRowPairs) {
+                const int nrows = static_cast<int>(a.M - m < 2 * kPanelRowPairs ? a.M - m : 2 * kPanelRowPairs);
+                const int8_t* rows[2 * kPanelRowPairs];
+                for (int r = 0; r < 2 * kPanelRowPairs; ++r) rows[r] = a.xq + (m + (r < nrows ? r : nrows - 1)) * a.K;
+                kPanelTiles[(nrows + 1) / 2 - 1](rows, k0, panel, kc / 8, first, last ? a.xsum + m : nullptr,
+                                                 a.acc + m * a.ld + n0, a.ld, nrows, cols);
+            }
+        }
+    }
+}
+
 }  // namespace
 
-void tile_neon_i8mm(const TileArgs& a) { run_tiles<I8mmMicro>(a); }
+void tile_neon_i8mm(const TileArgs& a) {
+    if (a.M >= kPanelMinM) {
+        panel_gemm(a);
+    } else {
+        run_tiles<I8mmMicro>(a);
+    }
+}
 
 }  // namespace edgebit
