@@ -1,8 +1,7 @@
 """`edgebit export onnx` (`--kv-cache float16`, the default with edgebit's ops): the in-place cache in fp16 (half its
-bytes). edgebit.Attention rounds
-the new keys and values into it and attends in fp32 over them (q and its output stay fp32); the reference rounds the
-same values (ReferenceModel kv_dtype), so the artifact is held to it as tightly as the fp32 one is. Any head dim (the
-1bitLLM 3B's 100 too). Driven by edgebit's Python backend, the native runner and onnxruntime-genai; refused where the
+bytes). edgebit.Attention rounds the new keys and values into it and attends in fp32 over them (q and its output stay
+fp32); the reference rounds the same values (ReferenceModel kv_dtype), so the artifact is held to it as tightly as the
+fp32 one is. Any head dim (the 1bitLLM 3B's 100 too). Driven by edgebit's Python backend, the native runner and onnxruntime-genai; refused where the
 cache is not in place. Artifacts of earlier versions (GroupQueryAttention in fp16, which rounded q and the output as
 well) are held to that arithmetic. The .pte's fp16 cache likewise. Stock ops keep (and default to) the fp32 cache."""
 
