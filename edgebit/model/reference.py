@@ -39,7 +39,14 @@ def ternary_linear(x: torch.Tensor, w: TernaryWeight) -> torch.Tensor:
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+    """weight * (x / sqrt(mean(x^2) + eps)) as edgebit's kernels compute it (edgebit_rms_norm_rows, the norm fused
+    into BitLinear): the mean of the squares summed in fp64, where each square of an fp32 is exact, and rounded once to
+    fp32, so no summation order (torch's, a kernel's) changes it short of an fp64 rounding landing on an fp32 rounding
+    boundary (~1e-7 of rows); then fp32 throughout. transformers sums in fp32 (a few ulps apart: verify's bound).
+    torch.rsqrt is 1 / sqrt with both steps correctly rounded (1.0f / sqrtf in C); torch.sqrt is not (Sleef's, off by
+    an ulp in ~17% of floats), so 1.0 / torch.sqrt(v) would not be the kernels' float."""
+    mean_sq = (x.double().square().sum(-1, keepdim=True) / x.shape[-1]).float()
+    return weight * (x * torch.rsqrt(mean_sq + eps))
 
 
 def layer_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, groups: int = 1) -> torch.Tensor:

@@ -37,6 +37,9 @@ def lib() -> ctypes.CDLL:
     so.edgebit_ternary_gemm_q8.argtypes = [p, p, i64, p, i64, i64, ctypes.c_float, p, ctypes.POINTER(_Threading)]
     so.edgebit_ternary_linear_f32.argtypes = [p, i64, i64, p, i64, ctypes.c_float, p, ctypes.POINTER(_Threading)]
     so.edgebit_ternary_linear_f32_channels.argtypes = [p, i64, i64, p, i64, p, p, ctypes.POINTER(_Threading)]
+    so.edgebit_rms_norm_rows.argtypes = [p, i64, i64, p, ctypes.c_float, p]
+    so.edgebit_ternary_linear_f32_rmsnorm.argtypes = [p, i64, i64, p, ctypes.c_float, p, i64, p, p,
+                                                      ctypes.POINTER(_Threading)]
     for name in ("edgebit_kernel_variant", "edgebit_last_error", "edgebit_variant_name"):
         getattr(so, name).restype = ctypes.c_char_p
     so.edgebit_force_variant.argtypes = [ctypes.c_char_p]
@@ -123,9 +126,10 @@ def ternary_linear(x, w, threads: int = 1):
     return y
 
 
-def ternary_linear_channels(x, packed, gamma, threads: int = 1):
+def ternary_linear_channels(x, packed, gamma, threads: int = 1, norm: tuple | None = None):
     """fp32 (M, K) -> (M, N) with packed uint8 (N, ceil(K/128)*32) and one fp32 scale per output channel, gamma (N,):
-    the entry point the ONNX Runtime op calls (q/k/v or gate/up concatenated along N)."""
+    the entry point the ONNX Runtime op calls (q/k/v or gate/up concatenated along N). norm: (weight (K,), eps), an
+    RMSNorm fused in front (edgebit_ternary_linear_f32_rmsnorm, BitLinear's norm_weight input)."""
     import torch
 
     x = x.contiguous().float()
@@ -137,6 +141,31 @@ def ternary_linear_channels(x, packed, gamma, threads: int = 1):
         raise KernelError(f"ternary_linear_channels: packed ({n}, ...) needs gamma ({n},), got {tuple(gamma.shape)}")
     y = torch.empty(m, n)
     t = _threads(threads)
-    _check(lib().edgebit_ternary_linear_f32_channels(x.data_ptr(), m, k, packed.contiguous().data_ptr(), n,
-                                                     gamma.data_ptr(), y.data_ptr(), ctypes.byref(t)))
+    w = packed.contiguous().data_ptr()
+    if norm is None:
+        _check(lib().edgebit_ternary_linear_f32_channels(x.data_ptr(), m, k, w, n, gamma.data_ptr(), y.data_ptr(),
+                                                         ctypes.byref(t)))
+        return y
+    nw = _norm_weight(norm[0], k, "ternary_linear_channels")
+    _check(lib().edgebit_ternary_linear_f32_rmsnorm(x.data_ptr(), m, k, nw.data_ptr(), float(norm[1]), w, n,
+                                                    gamma.data_ptr(), y.data_ptr(), ctypes.byref(t)))
+    return y
+
+
+def _norm_weight(weight, k: int, what: str):
+    weight = weight.contiguous().float()
+    if tuple(weight.shape) != (k,):
+        raise KernelError(f"{what}: the norm weight must be ({k},) (K), got {tuple(weight.shape)}")
+    return weight
+
+
+def rms_norm_rows(x, weight, eps: float):
+    """fp32 (M, K) -> (M, K): edgebit_rms_norm_rows, the RMSNorm BitLinear fuses (the reference's rms_norm)."""
+    import torch
+
+    x = x.contiguous().float()
+    m, k = x.shape
+    weight = _norm_weight(weight, k, "rms_norm_rows")
+    y = torch.empty(m, k)
+    _check(lib().edgebit_rms_norm_rows(x.data_ptr(), m, k, weight.data_ptr(), float(eps), y.data_ptr()))
     return y

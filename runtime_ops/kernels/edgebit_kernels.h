@@ -181,6 +181,23 @@ EDGEBIT_API int edgebit_ternary_linear_f32_channels(const float* x, int64_t M, i
                                                     const float* gamma, float* y,
                                                     const edgebit_threading* threads);
 
+/* RMSNorm of each row, as edgebit defines it (the reference model's rms_norm computes the same floats):
+ * ms = the mean of x[m,k]^2 over k, summed in double (each square is exact there) and rounded once to
+ * float, so the summation order cannot change it short of a double rounding landing on a float rounding
+ * boundary; y[m,k] = w[k] * (x[m,k] * (1.0f / sqrtf(ms + eps))), all in float. x, y [M,K], w [K].
+ * A row with a NaN or Inf gives NaN outputs (Inf * 0), which the quantization then poisons as above. */
+EDGEBIT_API int edgebit_rms_norm_rows(const float* x, int64_t M, int64_t K, const float* w, float eps,
+                                      float* y);
+
+/* edgebit_ternary_linear_f32_channels of edgebit_rms_norm_rows(x, norm_w, eps): the input norm fused into
+ * the linear (each row is normalized into an L1-sized buffer just before its quantization), so a graph
+ * needs no norm nodes before a BitLinear. Bit for bit the two calls in sequence. */
+EDGEBIT_API int edgebit_ternary_linear_f32_rmsnorm(const float* x, int64_t M, int64_t K,
+                                                   const float* norm_w, float eps,
+                                                   const uint8_t* packed, int64_t N,
+                                                   const float* gamma, float* y,
+                                                   const edgebit_threading* threads);
+
 /* ---- quantized linear (the LM head) ----------------------------------------------- */
 
 /* y[m, n] = ((float)acc[m, n] / s[m]) * scale[n], acc = xq[m] . q[n] exact in int32, for per-row

@@ -64,10 +64,20 @@ struct KernelVariant {
 // fills *status / message when EDGEBIT_KERNEL forced a variant that cannot run here.
 const KernelVariant* active_variant(int* status);
 
+// An RMSNorm applied to each row before its quantization (the BitLinear ops' fused input norm).
+struct RmsNorm {
+    const float* weight;  // [K]
+    float eps;
+};
+
+// One row's RMSNorm as edgebit_rms_norm_rows defines it (quantize_rows.cpp).
+void rms_norm_row(const float* x, int64_t K, const float* w, float eps, float* y);
+
 // Per-row int8 quantization of x [M, K] (row stride K) into xq rows of stride ldq >= K whose
-// tail [K, ldq) is set to zero: the padded activations of layout v2 (quantize_rows.cpp).
+// tail [K, ldq) is set to zero: the padded activations of layout v2 (quantize_rows.cpp). With
+// `norm`, each row is normalized first (rms_norm_row; may throw std::bad_alloc).
 void quantize_rows_padded(const float* x, int64_t M, int64_t K, int8_t* xq, int64_t ldq,
-                          float* scales);
+                          float* scales, const RmsNorm* norm);
 
 // Thread-local error message helpers (errors.cpp). Always return `status`.
 int set_error(int status, const char* fmt, ...)

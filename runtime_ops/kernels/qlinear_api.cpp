@@ -137,7 +137,7 @@ int edgebit_qlinear_f32(const float* x, int64_t M, int64_t K, const uint8_t* w, 
     try {
         std::vector<int8_t> xq(static_cast<size_t>(M * Kp));
         std::vector<float> scales(static_cast<size_t>(M));
-        quantize_rows_padded(x, M, K, xq.data(), Kp, scales.data());
+        quantize_rows_padded(x, M, K, xq.data(), Kp, scales.data(), nullptr);
         run(qtile_for(v), xq.data(), M, Kp, w, N, bits, nullptr, scales.data(), wscale, y, threads);
     } catch (const std::bad_alloc&) {
         return set_error(EDGEBIT_ERR_OUT_OF_MEMORY, "%s: out of memory for scratch buffers", fn);

@@ -19,6 +19,9 @@
 // identical to the scalar loop, which handles the tail and other architectures.
 #include <math.h>
 
+#include <new>
+#include <vector>
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #elif defined(__aarch64__)
@@ -128,11 +131,30 @@ void quantize_row(const float* x, int64_t K, int8_t* xq, float* scale) {
 
 }  // namespace
 
+void rms_norm_row(const float* x, int64_t K, const float* w, float eps, float* y) {
+    // Four double chains: each square of a float is exact in double (48 significant bits), so the
+    // chains' order only moves the sum by double roundings (~1e-16 relative), not its float rounding.
+    double acc[4] = {0.0, 0.0, 0.0, 0.0};
+    int64_t k = 0;
+    for (; k + 4 <= K; k += 4)
+        for (int i = 0; i < 4; ++i) acc[i] += static_cast<double>(x[k + i]) * static_cast<double>(x[k + i]);
+    for (; k < K; ++k) acc[0] += static_cast<double>(x[k]) * static_cast<double>(x[k]);
+    const float mean_sq = static_cast<float>(((acc[0] + acc[1]) + (acc[2] + acc[3])) / static_cast<double>(K));
+    const float inv = 1.0f / sqrtf(mean_sq + eps);
+    for (k = 0; k < K; ++k) y[k] = w[k] * (x[k] * inv);
+}
+
 void quantize_rows_padded(const float* x, int64_t M, int64_t K, int8_t* xq, int64_t ldq,
-                          float* scales) {
+                          float* scales, const RmsNorm* norm) {
+    std::vector<float> normed(norm != nullptr ? static_cast<size_t>(K) : 0);
     for (int64_t m = 0; m < M; ++m) {
         int8_t* row = xq + m * ldq;
-        quantize_row(x + m * K, K, row, scales + m);
+        const float* in = x + m * K;
+        if (norm != nullptr) {  // one row at a time: the normalized row never leaves L1
+            rms_norm_row(in, K, norm->weight, norm->eps, normed.data());
+            in = normed.data();
+        }
+        quantize_row(in, K, row, scales + m);
         for (int64_t k = K; k < ldq; ++k) row[k] = 0;  // padding: zero activations
     }
 }
@@ -149,6 +171,20 @@ extern "C" int edgebit_quantize_rows(const float* x, int64_t M, int64_t K, int8_
         return set_error(EDGEBIT_ERR_BAD_SHAPE,
                          "edgebit_quantize_rows: bad shape M=%lld K=%lld", (long long)M,
                          (long long)K);
-    edgebit::quantize_rows_padded(x, M, K, xq, K, scales);
+    edgebit::quantize_rows_padded(x, M, K, xq, K, scales, nullptr);
+    return EDGEBIT_OK;
+}
+
+extern "C" int edgebit_rms_norm_rows(const float* x, int64_t M, int64_t K, const float* w, float eps,
+                                     float* y) {
+    using edgebit::set_error;
+    if (x == nullptr || w == nullptr || y == nullptr)
+        return set_error(EDGEBIT_ERR_NULL_POINTER, "edgebit_rms_norm_rows: null pointer argument");
+    if (M <= 0 || K <= 0 || M > EDGEBIT_MAX_DIM || K > EDGEBIT_MAX_K ||
+        M > EDGEBIT_MAX_ELEMENTS / K)
+        return set_error(EDGEBIT_ERR_BAD_SHAPE,
+                         "edgebit_rms_norm_rows: bad shape M=%lld K=%lld", (long long)M,
+                         (long long)K);
+    for (int64_t m = 0; m < M; ++m) edgebit::rms_norm_row(x + m * K, K, w, eps, y + m * K);
     return EDGEBIT_OK;
 }

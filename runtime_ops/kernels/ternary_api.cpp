@@ -155,7 +155,7 @@ int gemm_q8(const char* fn, TileFn tile, const int8_t* xq, const float* scales, 
 // (per-tensor gamma or gammas[N]).
 int linear_f32(const char* fn, const float* x, int64_t M, int64_t K, const uint8_t* packed,
                int64_t N, float gamma, const float* gammas, float* y,
-               const edgebit_threading* threads) {
+               const edgebit_threading* threads, const RmsNorm* norm = nullptr) {
     if (x == nullptr || packed == nullptr || y == nullptr)
         return set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
     if (int st = check_shape(fn, M, N, K)) return st;
@@ -166,7 +166,7 @@ int linear_f32(const char* fn, const float* x, int64_t M, int64_t K, const uint8
     try {
         std::vector<int8_t> xq(static_cast<size_t>(M * Kp));
         std::vector<float> scales(static_cast<size_t>(M));
-        quantize_rows_padded(x, M, K, xq.data(), Kp, scales.data());
+        quantize_rows_padded(x, M, K, xq.data(), Kp, scales.data(), norm);
         return gemm_q8(fn, v->tile, xq.data(), scales.data(), M, packed, N, Kp, gamma, gammas, y,
                        threads);
     } catch (const std::bad_alloc&) {
@@ -240,6 +240,16 @@ int edgebit_ternary_linear_f32_channels(const float* x, int64_t M, int64_t K,
                                   "edgebit_ternary_linear_f32_channels: null pointer argument");
     return edgebit::linear_f32("edgebit_ternary_linear_f32_channels", x, M, K, packed, N, 0.0f,
                                gamma, y, threads);
+}
+
+int edgebit_ternary_linear_f32_rmsnorm(const float* x, int64_t M, int64_t K, const float* norm_w,
+                                       float eps, const uint8_t* packed, int64_t N, const float* gamma,
+                                       float* y, const edgebit_threading* threads) {
+    const char* fn = "edgebit_ternary_linear_f32_rmsnorm";
+    if (gamma == nullptr || norm_w == nullptr)
+        return edgebit::set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
+    const edgebit::RmsNorm norm = {norm_w, eps};
+    return edgebit::linear_f32(fn, x, M, K, packed, N, 0.0f, gamma, y, threads, &norm);
 }
 
 }  // extern "C"

@@ -9,11 +9,14 @@
 //            1 W      uint8   [N, Kp/4]   packed ternary layout v2 (edgebit_kernels.h): Kp = ceil(K/128)*128,
 //                                         rows padded to whole 128-weight blocks
 //            2 gamma  float32 [N]         one scale per output channel
+//            3 norm_weight float32 [K]    optional: the RMSNorm that feeds this linear, fused in
+//   attribute norm_eps float              with norm_weight: the norm's epsilon (required then)
 //   output   0 Y      float32 [..., N]
 //   Y[m, n] = ((float)acc[m, n] / s[m]) * gamma[n], acc = x_q[m] . W_t[n] exact in int32, where
-//   x_q, s = per-row int8 quantization of X (edgebit_quantize_rows); bit-exact to
-//   edgebit.model.reference.ternary_linear. Linears sharing an input (q/k/v, gate/up) are one
-//   node on concatenated W and gamma: one activation quantization.
+//   x_q, s = per-row int8 quantization of X, or of edgebit_rms_norm_rows(X, norm_weight, norm_eps)
+//   (edgebit_quantize_rows); bit-exact to edgebit.model.reference.ternary_linear (after its rms_norm).
+//   Linears sharing an input (q/k/v, gate/up) are one node on concatenated W and gamma: one
+//   activation quantization (and one norm).
 //
 // Bad inputs (dtype, rank, shapes) give an error status naming the op, the input and what was
 // expected, when the node runs. (Inputs are declared with any element type so a wrong dtype gets
@@ -38,13 +41,14 @@ namespace {
 
 constexpr const char* kDomain = "edgebit";
 constexpr const char* kOpName = "BitLinear";
-constexpr const char* kInputNames[] = {"X", "W", "gamma"};
+constexpr const char* kInputNames[] = {"X", "W", "gamma", "norm_weight"};
 constexpr ONNXTensorElementDataType kInputTypes[] = {ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
                                                      ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8,
+                                                     ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
                                                      ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT};
 constexpr const char* kInputExpect[] = {"float32 [..., K]",
                                         "uint8 [N, ceil(K/128)*32] (packed ternary layout v2)",
-                                        "float32 [N]"};
+                                        "float32 [N]", "float32 [K]"};
 
 OrtStatus* fail(const std::string& what) {
     const std::string msg = std::string(kDomain) + "." + kOpName + ": " + what;
@@ -58,6 +62,9 @@ OrtStatus* input_error(size_t i, const std::string& what) {
 // ---- the kernel --------------------------------------------------------------------------
 
 struct BitLinearKernel {
+    bool has_eps = false;  // the node's norm_eps attribute (its fused RMSNorm's epsilon), if it has one
+    float norm_eps = 0.0f;
+
     OrtStatusPtr ComputeV2(OrtKernelContext* context) {
         try {
             return compute(context);
@@ -70,10 +77,14 @@ struct BitLinearKernel {
 
     OrtStatusPtr compute(OrtKernelContext* context) {
         Ort::KernelContext ctx(context);
-        if (ctx.GetInputCount() != 3) return fail("expects 3 inputs (X, W, gamma)");
-        Ort::ConstValue in[3] = {ctx.GetInput(0), ctx.GetInput(1), ctx.GetInput(2)};
-        std::vector<int64_t> shape[3];
-        for (size_t i = 0; i < 3; ++i) {
+        const size_t n_in = ctx.GetInputCount();
+        if (n_in != 3 && n_in != 4) return fail("expects 3 or 4 inputs (X, W, gamma[, norm_weight])");
+        Ort::ConstValue in[4] = {ctx.GetInput(0), ctx.GetInput(1), ctx.GetInput(2),
+                                 n_in == 4 ? ctx.GetInput(3) : Ort::ConstValue(nullptr)};
+        const bool normed = n_in == 4 && in[3];  // an optional input left empty ("") is no norm
+        if (normed && !has_eps) return fail("input 3 'norm_weight' needs the float attribute norm_eps");
+        std::vector<int64_t> shape[4];
+        for (size_t i = 0; i < (normed ? 4u : 3u); ++i) {
             if (!in[i] || !in[i].IsTensor())
                 return input_error(i, std::string("is missing; expected ") + kInputExpect[i]);
             Ort::TensorTypeAndShapeInfo info = in[i].GetTensorTypeAndShapeInfo();
@@ -102,6 +113,9 @@ struct BitLinearKernel {
         if (gs.size() != 1 || gs[0] != N)
             return input_error(2, "must be [N] = [" + std::to_string(N) + "] (one scale per row of W), got " +
                                       dims_str(gs));
+        if (normed && (shape[3].size() != 1 || shape[3][0] != K))
+            return input_error(3, "must be [K] = [" + std::to_string(K) + "] (X's last dim), got " +
+                                      dims_str(shape[3]));
         int64_t M = 1;
         for (size_t d = 0; d + 1 < xs.size(); ++d) M *= xs[d];
         std::vector<int64_t> ys = xs;
@@ -110,9 +124,13 @@ struct BitLinearKernel {
         if (M == 0 || N == 0) return nullptr;
         OrtPool pool = {&Ort::GetApi(), context};
         edgebit_threading threads = {ort_parallel_for, &pool, 0};
-        const int st = edgebit_ternary_linear_f32_channels(
-            in[0].GetTensorData<float>(), M, K, in[1].GetTensorData<uint8_t>(), N,
-            in[2].GetTensorData<float>(), out.GetTensorMutableData<float>(), &threads);
+        const float* x = in[0].GetTensorData<float>();
+        const uint8_t* w = in[1].GetTensorData<uint8_t>();
+        const float* gamma = in[2].GetTensorData<float>();
+        float* y = out.GetTensorMutableData<float>();
+        const int st = normed ? edgebit_ternary_linear_f32_rmsnorm(x, M, K, in[3].GetTensorData<float>(), norm_eps, w,
+                                                                   N, gamma, y, &threads)
+                              : edgebit_ternary_linear_f32_channels(x, M, K, w, N, gamma, y, &threads);
         if (st != EDGEBIT_OK) return fail(std::string("kernel failed: ") + edgebit_last_error());
         return nullptr;
     }
@@ -124,13 +142,22 @@ struct BitLinearOp : Ort::CustomOpBase<BitLinearOp, BitLinearKernel, /*WithStatu
     // Our own shape function on the C API: Ort::ShapeInferContext cannot tell an unknown rank
     // from rank 0 and does not expose element types.
     BitLinearOp() { InferOutputShapeFn = infer_output_shape; }
-    OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo*, void** kernel) const {
-        *kernel = new (std::nothrow) BitLinearKernel();
-        return *kernel ? nullptr : fail("out of memory creating the kernel");
+    OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
+        BitLinearKernel* k = new (std::nothrow) BitLinearKernel();
+        if (k == nullptr) return fail("out of memory creating the kernel");
+        if (OrtStatus* st = api.KernelInfoGetAttribute_float(info, "norm_eps", &k->norm_eps))
+            api.ReleaseStatus(st);  // no attribute: a node without a fused norm
+        else
+            k->has_eps = true;
+        *kernel = k;
+        return nullptr;
     }
     const char* GetName() const { return kOpName; }
     const char* GetExecutionProviderType() const { return "CPUExecutionProvider"; }
-    size_t GetInputTypeCount() const { return 3; }
+    size_t GetInputTypeCount() const { return 4; }
+    OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t i) const {
+        return i == 3 ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;
+    }
     // Any type here, so a wrong dtype reaches the kernel and gets our message.
     ONNXTensorElementDataType GetInputType(size_t) const {
         return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
@@ -153,7 +180,7 @@ namespace {
 OrtStatus* infer_output_shape_impl(const OrtApi& api, OrtShapeInferContext* ctx) {
     size_t n_inputs = 0;
     if (OrtStatus* st = api.ShapeInferContext_GetInputCount(ctx, &n_inputs)) return st;
-    if (n_inputs != 3) return nullptr;
+    if (n_inputs != 3 && n_inputs != 4) return nullptr;  // X, W, gamma (norm_weight does not shape Y)
     std::vector<int64_t> shape[3];
     std::vector<const char*> sym[3];  // symbolic dim names ("" if none), owned by ORT
     for (size_t i = 0; i < 3; ++i) {

@@ -116,3 +116,40 @@ def test_non_finite_row_is_all_nan_everywhere(variant, bad):
         assert torch.equal(got[row], expected[row]) and torch.isfinite(got[row]).all()
     channels = native.ternary_linear_channels(x, w.packed, torch.full((n,), float(w.gamma)), threads=1)
     assert torch.equal(channels.isnan(), expected.isnan())
+
+
+@pytest.mark.parametrize("m,k", [(1, 2560), (7, 384), (3, 1), (5, 6912), (2, 200)])
+def test_rms_norm_rows_bit_exact_to_the_reference(m, k):
+    """edgebit_rms_norm_rows (one C function for every variant) gives the reference's rms_norm floats: its mean of
+    squares is summed in fp64 in another order than torch's, rounded once to fp32 (the same float). Rows spanning
+    magnitudes, a zero row (1 / sqrt(eps)), and a non-finite row (NaN throughout, as the reference)."""
+    from edgebit.model.reference import rms_norm
+
+    g = torch.Generator().manual_seed(m * 7 + k)
+    x = torch.randn(m, k, generator=g) * torch.logspace(-3, 3, m).unsqueeze(1)
+    weight = torch.rand(k, generator=g) * 2 - 0.5
+    if m > 2:
+        x[1] = 0
+        x[2, k // 2] = float("inf")
+    for eps in (1e-5, 1e-6, 0.0 if m == 1 else 1e-5):
+        expected = rms_norm(x, weight, eps)
+        got = native.rms_norm_rows(x, weight, eps)
+        assert torch.equal(got.isnan(), expected.isnan())
+        assert torch.equal(got.nan_to_num(), expected.nan_to_num()), (got - expected).abs().max()
+
+
+@pytest.mark.parametrize("m,n,k,threads", [(1, 96, 2560, 1), (5, 70, 384, 2), (33, 40, 200, 2)])
+def test_linear_with_fused_rms_norm_bit_exact(variant, m, n, k, threads):
+    """BitLinear's norm_weight input (edgebit_ternary_linear_f32_rmsnorm) is the reference's rms_norm then its
+    ternary_linear, bit for bit, in every variant: the activation quantization sees the same floats."""
+    from edgebit.model.reference import rms_norm
+
+    w = random_weight(n, k, seed=m + n + k)
+    gamma = torch.linspace(0.01, 0.2, n)
+    x = torch.randn(m, k) * 5
+    weight = torch.rand(k) + 0.5
+    expected = reference_linear(rms_norm(x, weight, 1e-5), TernaryWeight(w.packed, gamma, n, k))
+    got = native.ternary_linear_channels(x, w.packed, gamma, threads=threads, norm=(weight, 1e-5))
+    assert torch.equal(got, expected), (got - expected).abs().max()
+    with pytest.raises(native.KernelError, match=r"norm weight must be \(%d,\)" % k):
+        native.ternary_linear_channels(x, w.packed, gamma, norm=(weight[:-1], 1e-5))
