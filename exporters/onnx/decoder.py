@@ -10,7 +10,9 @@ the cache either way genai passes it:
 a past of L = P positions and a new present of P+T (copied), or one buffer of L = max_seq_len bound as both past and
 present, into which the T new keys and values are written in place (no copy of the cache per step; edgebit's engine
 and genai with past_present_share_buffer do this). With ops="standard" it is the Concat form (L = P), the baseline.
-Ternary linears are edgebit.BitLinear nodes (activation quantization fused in); q/k/v and gate/up are each
+Ternary linears are edgebit.BitLinear nodes (activation quantization fused in, and the RMSNorm in front of them:
+the block's attn/mlp norm, a sub-norm or a linear's own input norm, as its norm_weight input, so a graph has no
+norm nodes before a linear); q/k/v and gate/up are each
 one node over concatenated weights with per-channel gamma, so they share one quantization of their input
 (unless quantization_config.use_rms_norm gives each linear its own input norm: then one node each; a norm that
 is the same for all of them, OLMo-Bitnet's or the binary BitNet's, is applied once before the one node).
@@ -67,6 +69,21 @@ def _pad_columns(t: torch.Tensor, width: int, value: int) -> torch.Tensor:
     return out
 
 
+@dataclass(frozen=True)
+class Norm:
+    """A norm in front of a linear: weight [K], its initializer's name, eps, kind ("rms" | "layer"), groups."""
+    weight: torch.Tensor
+    name: str
+    eps: float
+    kind: str
+    groups: int = 1
+
+
+def input_norm(w: TernaryWeight, name: str) -> Norm:
+    """A linear's own input norm (quantization_config.use_rms_norm, OLMo-Bitnet's, the binary BitNet's)."""
+    return Norm(w.input_norm, name, w.input_norm_eps, w.input_norm_kind, w.input_norm_groups)
+
+
 class DecoderGraph:
     def __init__(self, weights: ModelWeights, opts: ExportOptions, data_path=None):
         self.w = weights
@@ -111,31 +128,50 @@ class DecoderGraph:
         return g.op("Mul", [w, g.op("Mul", [x, inv])], hint="normed")
 
     def linears(self, x: str, weights: list[TernaryWeight], names: list[str], prefix: str,
-                fused: str | None = None) -> list[str]:
+                fused: str | None = None, block_norm: tuple[torch.Tensor | None, str] | None = None) -> list[str]:
         """The outputs of ternary linears that read the same x: one node over their concatenated weights, split
         after, when they quantize x the same way (no input norm, or the same one, applied once); with different
-        per-linear input norms (use_rms_norm's own weights) each normalizes x itself: one norm and one node each."""
-        if all(w.same_input_norm(weights[0]) for w in weights):
+        per-linear input norms (use_rms_norm's own weights) each normalizes x itself: one norm and one node each.
+        block_norm (weight, name): the block's norm (ModelConfig.norm, rms_norm_eps) in front of them, if any. The
+        norm right before a quantization is fused into its BitLinear when it is an RMSNorm (Norm.fusable)."""
+        shared = all(w.same_input_norm(weights[0]) for w in weights)
+        block = None if block_norm is None or block_norm[0] is None else Norm(block_norm[0], block_norm[1],
+                                                                               self.cfg.rms_norm_eps, self.cfg.norm)
+        if block is not None and (not shared or weights[0].input_norm is not None or not self.fusable(block)):
+            x, block = self.apply(x, block), None  # another norm comes after it, or it cannot be fused
+        if shared:
             w0 = weights[0]
-            if w0.input_norm is not None:
-                x = self.input_norm(x, w0, f"{prefix}{fused or names[0]}.input_norm")
-            out = self.ternary(x, weights, prefix + (fused or names[0]))
+            own = None if w0.input_norm is None else input_norm(w0, f"{prefix}{fused or names[0]}.input_norm")
+            out = self.ternary(x, weights, prefix + (fused or names[0]), block or own)
             if len(weights) == 1:
                 return [out]
             return list(self.g.op("Split", [out, self.g.const([w.out_features for w in weights])],
                                   n_out=len(weights), axis=-1))
-        return [self.ternary(self.input_norm(x, w, f"{prefix}{n}.input_norm"), [w], prefix + n)
+        return [self.ternary(x, [w], prefix + n,
+                             None if w.input_norm is None else input_norm(w, f"{prefix}{n}.input_norm"))
                 for w, n in zip(weights, names)]
 
-    def input_norm(self, x: str, w: TernaryWeight, name: str) -> str:
-        return self.norm(x, w.input_norm, name, w.input_norm_eps, w.input_norm_kind, w.input_norm_groups)
+    def fusable(self, norm: "Norm") -> bool:
+        """Whether BitLinear takes this norm as its norm_weight input: an RMSNorm, with edgebit's ops."""
+        return self.opts.ops == "edgebit" and norm.kind == "rms" and norm.groups == 1
 
-    def ternary(self, x: str, weights: list[TernaryWeight], name: str) -> str:
+    def apply(self, x: str, norm: "Norm") -> str:
+        return self.norm(x, norm.weight, norm.name, norm.eps, norm.kind, norm.groups)
+
+    def ternary(self, x: str, weights: list[TernaryWeight], name: str, norm: "Norm | None" = None) -> str:
+        """One BitLinear node (or the standard ops) over the linears' concatenated weights, after `norm` if given:
+        fused into the node when it can be (fusable), else applied as nodes before it."""
+        if norm is not None and not self.fusable(norm):
+            x, norm = self.apply(x, norm), None
         packed, gamma = _concat(weights)
         if self.opts.ops == "edgebit":
             g = self.g
-            return g.op("BitLinear", [x, g.initializer(name + ".packed", packed), g.initializer(name + ".gamma", gamma)],
-                        hint=name.split(".")[-1], domain=EDGEBIT_DOMAIN)
+            inputs = [x, g.initializer(name + ".packed", packed), g.initializer(name + ".gamma", gamma)]
+            attrs = {}
+            if norm is not None:
+                inputs.append(g.initializer(norm.name, norm.weight.float().numpy()))
+                attrs["norm_eps"] = float(norm.eps)
+            return g.op("BitLinear", inputs, hint=name.split(".")[-1], domain=EDGEBIT_DOMAIN, **attrs)
         return self.standard_ternary(x, weights, name)
 
     def standard_ternary(self, x: str, weights: list[TernaryWeight], name: str) -> str:
@@ -200,11 +236,9 @@ class DecoderGraph:
             bias = g.op("Unsqueeze", [bias, g.const([1])])  # [B, 1, 1, T, S]: over KV heads and their groups
 
         x = self.embed(ids)  # [B, T, H]
-        for i, layer in enumerate(self.w.layers):
-            h = self.norm(x, layer.attn_norm, f"layers.{i}.attn_norm")
-            x = g.op("Add", [x, self.attention(i, layer, h, cos, sin, bias)], hint="resid")
-            h = self.norm(x, layer.mlp_norm, f"layers.{i}.mlp_norm")
-            x = g.op("Add", [x, self.mlp(i, layer, h)], hint="resid")
+        for i, layer in enumerate(self.w.layers):  # the block norms are applied by (or fused into) the linears
+            x = g.op("Add", [x, self.attention(i, layer, x, cos, sin, bias)], hint="resid")
+            x = g.op("Add", [x, self.mlp(i, layer, x)], hint="resid")
         x = self.norm(self.last_positions(x, ids), self.w.final_norm, "final_norm")
         g.output(self.logits(x), "logits", FLOAT, ["batch", "logits_seq", cfg.vocab_size])
         return g.model("edgebit_decoder", self.uses_ms)
@@ -241,12 +275,12 @@ class DecoderGraph:
     def attention(self, i: int, layer, x: str, cos: str, sin: str, bias: str) -> str:
         cfg, g = self.cfg, self.g
         kvh, group, d = cfg.num_kv_heads, cfg.num_heads // cfg.num_kv_heads, cfg.head_dim
-        q, k, v = self.linears(x, [layer.q, layer.k, layer.v], ["q_proj", "k_proj", "v_proj"], f"layers.{i}.", "qkv")
+        q, k, v = self.linears(x, [layer.q, layer.k, layer.v], ["q_proj", "k_proj", "v_proj"], f"layers.{i}.", "qkv",
+                               (layer.attn_norm, f"layers.{i}.attn_norm"))
+        sub_norm = (layer.attn_sub_norm, f"layers.{i}.attn_sub_norm")
         if self.in_place_cache:
             out = self.grouped_query_attention(i, q, k, v)
-            if layer.attn_sub_norm is not None:
-                out = self.norm(out, layer.attn_sub_norm, f"layers.{i}.attn_sub_norm")
-            return self.linears(out, [layer.o], ["o_proj"], f"layers.{i}.")[0]
+            return self.linears(out, [layer.o], ["o_proj"], f"layers.{i}.", block_norm=sub_norm)[0]
         q = self.rope(self.heads(cfg.num_heads, q), cos, sin)  # [B, NH, T, D]
         k = self.rope(self.heads(kvh, k), cos, sin)  # [B, KVH, T, D]
         v = self.heads(kvh, v)
@@ -266,9 +300,7 @@ class DecoderGraph:
         out = g.op("MatMul", [probs, v5])  # [B, KVH, G, T, D]
         out = g.op("Transpose", [g.op("Reshape", [out, g.const([0, cfg.num_heads, -1, d])])], perm=[0, 2, 1, 3])
         out = g.op("Reshape", [out, g.const([0, 0, cfg.q_size])])  # [B, T, NH*D]
-        if layer.attn_sub_norm is not None:
-            out = self.norm(out, layer.attn_sub_norm, f"layers.{i}.attn_sub_norm")
-        return self.linears(out, [layer.o], ["o_proj"], f"layers.{i}.")[0]
+        return self.linears(out, [layer.o], ["o_proj"], f"layers.{i}.", block_norm=sub_norm)[0]
 
     def grouped_query_attention(self, i: int, q: str, k: str, v: str) -> str:
         """RoPE (the same elementwise ops as rope(), on [B, T, heads, D]), then attention over the cache: it writes
@@ -296,16 +328,16 @@ class DecoderGraph:
 
     def mlp(self, i: int, layer, x: str) -> str:
         cfg, g = self.cfg, self.g
-        gate, up = self.linears(x, [layer.gate, layer.up], ["gate_proj", "up_proj"], f"layers.{i}.", "gate_up")
+        gate, up = self.linears(x, [layer.gate, layer.up], ["gate_proj", "up_proj"], f"layers.{i}.", "gate_up",
+                                (layer.mlp_norm, f"layers.{i}.mlp_norm"))
         if cfg.activation == "relu2":
             r = g.op("Relu", [gate])
             act = g.op("Mul", [r, r])
         else:
             act = g.op("Mul", [gate, g.op("Sigmoid", [gate])])
         h = g.op("Mul", [act, up])
-        if layer.ffn_sub_norm is not None:
-            h = self.norm(h, layer.ffn_sub_norm, f"layers.{i}.ffn_sub_norm")
-        return self.linears(h, [layer.down], ["down_proj"], f"layers.{i}.")[0]
+        return self.linears(h, [layer.down], ["down_proj"], f"layers.{i}.",
+                            block_norm=(layer.ffn_sub_norm, f"layers.{i}.ffn_sub_norm"))[0]
 
     # ---- embedding and head ------------------------------------------------------------------------
     def _int8_table(self, table: torch.Tensor, name: str) -> tuple[str, str, str]:

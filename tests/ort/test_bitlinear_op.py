@@ -190,3 +190,46 @@ def test_only_register_custom_ops_is_exported():
     undefined = subprocess.run([nm, "-D", "--undefined-only", str(ort_library.library_path())],
                                capture_output=True, text=True, check=True).stdout
     assert "OrtGetApiBase" not in undefined and "onnxruntime" not in undefined  # no -lonnxruntime
+
+
+def normed_bitlinear_model(eps: float | None, k: int = K) -> bytes:
+    """BitLinear with its optional norm_weight input (the RMSNorm in front of it, fused) and norm_eps."""
+    attrs = {} if eps is None else {"norm_eps": eps}
+    node = helper.make_node("BitLinear", ["X", "W", "gamma", "norm_weight"], ["Y"], domain="edgebit", **attrs)
+    graph = helper.make_graph(
+        [node], "bitlinear_normed",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["B", "T", k]),
+         helper.make_tensor_value_info("W", TensorProto.UINT8, ["N", "K4"]),
+         helper.make_tensor_value_info("gamma", TensorProto.FLOAT, ["N"]),
+         helper.make_tensor_value_info("norm_weight", TensorProto.FLOAT, ["K"])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("edgebit", 1)],
+                              ir_version=10)
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(1, 1, K), (2, 7, K), (1, 64, K)])
+def test_fused_rms_norm_bit_exact_to_reference(shape, threads):
+    """X -> the reference's rms_norm(X, norm_weight, eps) -> ternary_linear, bit for bit: the graph's norm nodes folded
+    into the op (what `edgebit export` writes for every RMSNorm that feeds linears)."""
+    from edgebit.model.reference import rms_norm
+
+    w = qkv_weight(seed=shape[1])
+    x = activations(shape, seed=shape[1] + threads) * torch.logspace(-2, 2, shape[1]).view(1, -1, 1)
+    norm_w = (torch.rand(K, generator=torch.Generator().manual_seed(3)) * 2).float()
+    sess = session(normed_bitlinear_model(1e-6), threads)
+    (y,) = sess.run(None, {"X": x.numpy(), "W": w.packed.numpy(), "gamma": w.gamma.numpy(),
+                           "norm_weight": norm_w.numpy()})
+    expected = reference_linear(rms_norm(x, norm_w, 1e-6), w)
+    assert torch.equal(torch.from_numpy(y), expected), (torch.from_numpy(y) - expected).abs().max()
+
+
+def test_fused_rms_norm_bad_inputs_are_named():
+    w = qkv_weight()
+    x = activations((1, 2, K), seed=1).numpy()
+    feeds = {"X": x, "W": w.packed.numpy(), "gamma": w.gamma.numpy()}
+    with pytest.raises(Exception, match=r"BitLinear: input 3 'norm_weight' must be \[K\] = \[384\].*got \[383\]"):
+        session(normed_bitlinear_model(1e-5)).run(None, {**feeds, "norm_weight": np.ones(383, np.float32)})
+    with pytest.raises(Exception, match=r"BitLinear: input 3 'norm_weight' needs the float attribute norm_eps"):
+        session(normed_bitlinear_model(None)).run(None, {**feeds, "norm_weight": np.ones(K, np.float32)})
