@@ -1,4 +1,4 @@
-"""The ExecuTorch kernel library libedgebit_executorch.so (edgebit::bitlinear.out; schema in docs/ops.md),
+"""The ExecuTorch kernel library libedgebit_executorch.so (edgebit::bitlinear.out and the rest; schemas in docs/ops.md),
 built from runtime_ops/executorch/ by `pip install` next to libedgebit_kernels.so.
 
 ExecuTorch's Python runtime and its LLM runner share ONE kernel registry, in the wheel's libexecutorch.so.
@@ -19,6 +19,7 @@ from edgebit.errors import EdgebitError
 
 LIB_NAME = "libedgebit_executorch.so"
 OP_NAME = "edgebit::bitlinear.out"
+RMS_BITLINEAR_OP_NAME = "edgebit::rms_bitlinear.out"  # the same after its RMSNorm (edgebit/ops/torch_rms_bitlinear.py)
 QLINEAR_OP_NAME = "edgebit::qlinear.out"  # the LM head's own GEMV (int8 and q4 heads)
 CACHE_WRITE_OP_NAME = "edgebit::cache_write.out"  # the KV cache written in place (edgebit/ops/torch_cache.py)
 ATTENTION_OP_NAME = "edgebit::attention.out"  # attention over that cache (edgebit/ops/torch_attention.py)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import edgebit.ops.torch_ops  # noqa: F401  (registers torch.ops.edgebit.bitlinear)
+import edgebit.ops.torch_rms_bitlinear  # noqa: F401  (registers torch.ops.edgebit.rms_bitlinear)
 from edgebit.model.config import ModelConfig
 from edgebit.model.reference import rope_cos_sin, rope_inv_freq
 from edgebit.model.weights import ModelWeights, TernaryWeight
@@ -53,49 +54,84 @@ def norm(x: torch.Tensor, weight: torch.Tensor, eps: float, kind: str, groups: i
 
 
 class BitLinear(nn.Module):
-    """Linears sharing an input, concatenated along N: packed uint8 [N, ceil(K/128)*32] (layout v2) and gamma [N]."""
+    """Linears sharing an input, concatenated along N: packed uint8 [N, ceil(K/128)*32] (layout v2) and gamma [N].
+    norm (weight [K], eps): the RMSNorm in front of them, fused in (edgebit::rms_bitlinear)."""
 
-    def __init__(self, weights: list[TernaryWeight]):
+    def __init__(self, weights: list[TernaryWeight], norm: tuple[torch.Tensor, float] | None = None):
         super().__init__()
         self.register_buffer("w_packed", torch.cat([w.packed for w in weights]).contiguous())
         self.register_buffer("gamma", torch.cat([w.gamma.float().expand(w.out_features) for w in weights]).contiguous())
+        self.norm_eps = None if norm is None else float(norm[1])
+        if norm is not None:
+            self.register_buffer("norm_weight", norm[0].float().contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm_eps is not None:
+            return torch.ops.edgebit.rms_bitlinear(x, self.norm_weight, self.norm_eps, self.w_packed, self.gamma)
         return torch.ops.edgebit.bitlinear(x, self.w_packed, self.gamma)
+
+
+class Normed(nn.Module):
+    """A norm of the decoder's (weight, eps, kind, groups) applied to x: RMSNorm or the reference's LayerNorm."""
+
+    def __init__(self, weight: torch.Tensor, eps: float, kind: str, groups: int = 1):
+        super().__init__()
+        self.register_buffer("weight", weight.float())
+        self.eps, self.kind, self.groups = eps, kind, groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return norm(x, self.weight, self.eps, self.kind, self.groups)
+
+
+def _input_norm(w: TernaryWeight) -> tuple | None:
+    return None if w.input_norm is None else (w.input_norm, w.input_norm_eps, w.input_norm_kind, w.input_norm_groups)
 
 
 class SharedInput(nn.Module):
     """Ternary linears that read the same x, as modules made by `linear` (BitLinear or the baseline's): one over
     their concatenated weights, split after, when they quantize x the same way (no input norm, or the same one,
     applied once); with different per-linear input norms (use_rms_norm's own weights) each normalizes x itself,
-    so each is its own module behind its own norm."""
+    so each is its own module behind its own norm. block_norm (weight, eps, kind): the block's norm in front of
+    them, if any. The norm right before a quantization goes into edgebit's BitLinear when it is an RMSNorm (one
+    edgebit::rms_bitlinear call, no elementwise norm ops); otherwise it is applied first (Normed)."""
 
-    def __init__(self, weights: list[TernaryWeight], linear=BitLinear):
+    def __init__(self, weights: list[TernaryWeight], linear=BitLinear, block_norm: tuple | None = None):
         super().__init__()
         self.sizes = [w.out_features for w in weights]
         self.shared = all(w.same_input_norm(weights[0]) for w in weights)
-        if self.shared:
-            self.fused = linear(weights)
-        else:
-            self.parts = nn.ModuleList(linear([w]) for w in weights)
-        normed = weights[:1] if self.shared else weights
-        self.norms = [(w.input_norm_eps, w.input_norm_kind, w.input_norm_groups) if w.input_norm is not None else None
-                      for w in normed]
-        for j, w in enumerate(normed):
-            if w.input_norm is not None:
-                self.register_buffer(f"input_norm_{j}", w.input_norm.float())
+        fuses = linear is BitLinear  # the baseline's linears take no norm
 
-    def _normed(self, x: torch.Tensor, j: int) -> torch.Tensor:
-        if self.norms[j] is None:
-            return x
-        eps, kind, groups = self.norms[j]
-        return norm(x, getattr(self, f"input_norm_{j}"), eps, kind, groups)
+        def fusable(n) -> bool:
+            return fuses and n is not None and n[2] == "rms" and (len(n) < 4 or n[3] == 1)
+
+        self.block = None
+        if block_norm is not None and block_norm[0] is not None:
+            if self.shared and weights[0].input_norm is None and fusable(block_norm):
+                pass  # fused into the one linear below
+            else:
+                self.block, block_norm = Normed(*block_norm), None
+        else:
+            block_norm = None
+
+        def part(ws: list[TernaryWeight], n) -> tuple[nn.Module, nn.Module | None]:
+            if fusable(n):
+                return BitLinear(ws, norm=(n[0], n[1])), None
+            return linear(ws), None if n is None else Normed(*n)
+
+        if self.shared:
+            self.fused, self.fused_norm = part(weights, block_norm or _input_norm(weights[0]))
+        else:
+            pairs = [part([w], _input_norm(w)) for w in weights]
+            self.parts = nn.ModuleList(p for p, _ in pairs)
+            self.part_norms = nn.ModuleList(n if n is not None else nn.Identity() for _, n in pairs)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.block is not None:
+            x = self.block(x)
         if self.shared:
-            y = self.fused(self._normed(x, 0))
+            y = self.fused(x if self.fused_norm is None else self.fused_norm(x))
             return list(y.split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [y]
-        return [part(self._normed(x, j)) for j, part in enumerate(self.parts)]
+        return [part(n(x)) for part, n in zip(self.parts, self.part_norms)]
 
 
 class Layer(nn.Module):
@@ -104,14 +140,14 @@ class Layer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.in_place_cache = in_place_cache
-        self.register_buffer("attn_norm", lw.attn_norm.float())
-        self.register_buffer("mlp_norm", lw.mlp_norm.float())
-        self.attn_sub_norm = None if lw.attn_sub_norm is None else nn.Buffer(lw.attn_sub_norm.float())
-        self.ffn_sub_norm = None if lw.ffn_sub_norm is None else nn.Buffer(lw.ffn_sub_norm.float())
-        self.qkv = SharedInput([lw.q, lw.k, lw.v], linear)
-        self.o = SharedInput([lw.o], linear)
-        self.gate_up = SharedInput([lw.gate, lw.up], linear)
-        self.down = SharedInput([lw.down], linear)
+        # Each block norm belongs to the linears it feeds (fused into edgebit's op when it is an RMSNorm).
+        def block(weight):
+            return None if weight is None else (weight, cfg.rms_norm_eps, cfg.norm)
+
+        self.qkv = SharedInput([lw.q, lw.k, lw.v], linear, block(lw.attn_norm))
+        self.o = SharedInput([lw.o], linear, block(lw.attn_sub_norm))
+        self.gate_up = SharedInput([lw.gate, lw.up], linear, block(lw.mlp_norm))
+        self.down = SharedInput([lw.down], linear, block(lw.ffn_sub_norm))
         # The stock path stores keys transposed, (1, KVH, D, S): its score product then reads them as they lie, where
         # a transpose of a (1, KVH, S, D) cache is a copy of the whole cache in ExecuTorch every step.
         k_shape = (cfg.head_dim, max_seq_len) if not in_place_cache else (max_seq_len, cfg.head_dim)
@@ -120,9 +156,8 @@ class Layer(nn.Module):
                              persistent=False)
 
     def forward(self, x, cos, sin, mask_bias, input_pos):
-        cfg = self.cfg
-        x = x + self.attention(norm(x, self.attn_norm, cfg.rms_norm_eps, cfg.norm), cos, sin, mask_bias, input_pos)
-        return x + self.mlp(norm(x, self.mlp_norm, cfg.rms_norm_eps, cfg.norm))
+        x = x + self.attention(x, cos, sin, mask_bias, input_pos)  # the norms: in qkv and gate_up
+        return x + self.mlp(x)
 
     def attention(self, x, cos, sin, mask_bias, input_pos):
         cfg = self.cfg
@@ -131,8 +166,6 @@ class Layer(nn.Module):
             out = self.edgebit_attention(q, k, v, cos, sin, input_pos)
         else:
             out = self.stock_attention(q, k, v, cos, sin, mask_bias, input_pos)
-        if self.attn_sub_norm is not None:
-            out = norm(out, self.attn_sub_norm, cfg.rms_norm_eps, cfg.norm)
         return self.o(out)[0]
 
     def edgebit_attention(self, q, k, v, cos, sin, input_pos):
@@ -175,10 +208,7 @@ class Layer(nn.Module):
             act = act * act  # square() would be ExecuTorch's per-element std::pow (see rms_norm)
         else:
             act = F.silu(gate)
-        h = act * up
-        if self.ffn_sub_norm is not None:
-            h = norm(h, self.ffn_sub_norm, cfg.rms_norm_eps, cfg.norm)
-        return self.down(h)[0]
+        return self.down(act * up)[0]
 
 
 def apply_rope(x, cos, sin):

@@ -106,7 +106,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
                       kv_dtype: str = "float32") -> Path:
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
     from edgebit.ops.executorch_library import (ATTENTION_OP_NAME, CACHE_WRITE_OP_NAME, OP_NAME, QLINEAR_OP_NAME,
-                                                library_path)
+                                                RMS_BITLINEAR_OP_NAME, library_path)
 
     step = on_step or (lambda what: None)
     if ops not in OPS or (ops != "edgebit" and not xnnpack):
@@ -118,6 +118,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
     step("loading checkpoint")
     weights, seq = load_for_export(model, max_seq_len)
     cfg = weights.config
+    fused_norms = ops == "edgebit" and _has_rms_norm(weights)
     if ops != "edgebit":
         from .torchao_baseline import check_widths
 
@@ -139,7 +140,8 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
             "ops": ops,
             "op_library": library.name if library else None,
             "op_domain": "edgebit" if library else None,
-            "op_names": ([OP_NAME] + ([QLINEAR_OP_NAME] if head != "fp32" else [])
+            "op_names": ([OP_NAME] + ([RMS_BITLINEAR_OP_NAME] if fused_norms else [])
+                         + ([QLINEAR_OP_NAME] if head != "fp32" else [])
                          + [CACHE_WRITE_OP_NAME, ATTENTION_OP_NAME]) if library else [],
             "op_abi": "executorch-" + _executorch_version(),
             "xnnpack": xnnpack,
@@ -156,6 +158,13 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
             "tokenizer_warnings": tokenizer_warnings(Path(model)),
         })
     return output
+
+
+def _has_rms_norm(weights) -> bool:
+    """Whether the program calls edgebit::rms_bitlinear: an RMSNorm in front of some linear (decoder.SharedInput)."""
+    linears = [w for lw in weights.layers for w in (lw.q, lw.o, lw.gate, lw.down)]
+    return weights.config.norm == "rms" or any(w.input_norm is not None and w.input_norm_kind == "rms"
+                                               and w.input_norm_groups == 1 for w in linears)
 
 
 def _executorch_version() -> str:

@@ -1,4 +1,5 @@
-// ExecuTorch kernel library libedgebit_executorch.so: registration only (edgebit::bitlinear.out, and
+// ExecuTorch kernel library libedgebit_executorch.so: registration only (edgebit::bitlinear.out and
+// edgebit::rms_bitlinear.out, the same after the RMSNorm in front of it (edgebit_ternary_linear_f32_rmsnorm), and
 // edgebit::qlinear.out, edgebit::cache_write.out, the in-place KV cache write, and edgebit::attention.out, the
 // attention over that cache, at the end). The arithmetic is the kernel
 // core's edgebit_ternary_linear_f32_channels (runtime_ops/kernels), linked from the same objects as every
@@ -57,12 +58,12 @@ bool default_dim_order(const Tensor& t) {
            executorch::runtime::is_contiguous_dim_order(order.data(), order.size());
 }
 
-#define EDGEBIT_CHECK(cond, fmt, ...)                                                       \
-    ET_KERNEL_CHECK_MSG(ctx, cond, InvalidArgument, out, "edgebit::bitlinear.out: " fmt, \
-                        ##__VA_ARGS__)
+#define EDGEBIT_CHECK(cond, fmt, ...) \
+    ET_KERNEL_CHECK_MSG(ctx, cond, InvalidArgument, out, "%s: " fmt, op, ##__VA_ARGS__)
 
-Tensor& bitlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, const Tensor& gamma,
-                      Tensor& out) {
+// bitlinear.out, and rms_bitlinear.out with norm_w (its fused input RMSNorm, edgebit_rms_norm_rows) non-null.
+Tensor& linear_out(const char* op, KernelRuntimeContext& ctx, const Tensor& x, const Tensor* norm_w, float eps,
+                   const Tensor& w, const Tensor& gamma, Tensor& out) {
     EDGEBIT_CHECK(x.scalar_type() == ScalarType::Float, "x must be float32 [..., K], got dtype %d",
                   static_cast<int>(x.scalar_type()));
     EDGEBIT_CHECK(w.scalar_type() == ScalarType::Byte,
@@ -92,6 +93,14 @@ Tensor& bitlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& 
                   "gamma must be [N] = [%lld] (one scale per row of w_packed), got rank %d, %lld elements",
                   static_cast<long long>(N), static_cast<int>(gamma.dim()),
                   static_cast<long long>(gamma.numel()));
+    if (norm_w != nullptr) {
+        EDGEBIT_CHECK(norm_w->scalar_type() == ScalarType::Float && default_dim_order(*norm_w) && norm_w->dim() == 1 &&
+                          norm_w->size(0) == K,
+                      "norm_weight must be contiguous float32 [K] = [%lld] (x's last dim), got dtype %d, rank %d, "
+                      "%lld elements",
+                      static_cast<long long>(K), static_cast<int>(norm_w->scalar_type()),
+                      static_cast<int>(norm_w->dim()), static_cast<long long>(norm_w->numel()));
+    }
 
     SizesType sizes[kTensorDimensionLimit];
     const size_t rank = static_cast<size_t>(x.dim());
@@ -118,13 +127,29 @@ Tensor& bitlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& 
     if (M == 0 || N == 0) return out;
 
     edgebit_threading threads = {et_parallel_for, nullptr, 0};
-    const int st = edgebit_ternary_linear_f32_channels(x.const_data_ptr<float>(), M, K,
-                                                       w.const_data_ptr<uint8_t>(), N,
-                                                       gamma.const_data_ptr<float>(),
-                                                       out.mutable_data_ptr<float>(), &threads);
-    ET_KERNEL_CHECK_MSG(ctx, st == EDGEBIT_OK, Internal, out, "edgebit::bitlinear.out: kernel failed: %s",
-                        edgebit_last_error());
+    const float* xp = x.const_data_ptr<float>();
+    const uint8_t* wp = w.const_data_ptr<uint8_t>();
+    const float* gp = gamma.const_data_ptr<float>();
+    float* yp = out.mutable_data_ptr<float>();
+    const int st = norm_w != nullptr
+                       ? edgebit_ternary_linear_f32_rmsnorm(xp, M, K, norm_w->const_data_ptr<float>(), eps, wp, N, gp,
+                                                            yp, &threads)
+                       : edgebit_ternary_linear_f32_channels(xp, M, K, wp, N, gp, yp, &threads);
+    ET_KERNEL_CHECK_MSG(ctx, st == EDGEBIT_OK, Internal, out, "%s: kernel failed: %s", op, edgebit_last_error());
     return out;
+}
+
+Tensor& bitlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, const Tensor& gamma,
+                      Tensor& out) {
+    return linear_out("edgebit::bitlinear.out", ctx, x, nullptr, 0.0f, w, gamma, out);
+}
+
+// The ternary linear after its input RMSNorm (schema in edgebit/ops/torch_rms_bitlinear.py): the norm the ONNX
+// BitLinear takes as its norm_weight input. eps arrives as a double (a schema float) and is used as a float, as the
+// reference adds it to an fp32 tensor.
+Tensor& rms_bitlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& norm_weight, double eps,
+                          const Tensor& w, const Tensor& gamma, Tensor& out) {
+    return linear_out("edgebit::rms_bitlinear.out", ctx, x, &norm_weight, static_cast<float>(eps), w, gamma, out);
 }
 
 #undef EDGEBIT_CHECK
@@ -299,6 +324,7 @@ Tensor& attention_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor& 
 }  // namespace
 
 EXECUTORCH_LIBRARY(edgebit, "bitlinear.out", bitlinear_out);
+EXECUTORCH_LIBRARY(edgebit, "rms_bitlinear.out", rms_bitlinear_out);
 EXECUTORCH_LIBRARY(edgebit, "qlinear.out", qlinear_out);
 EXECUTORCH_LIBRARY(edgebit, "cache_write.out", cache_write_out);
 EXECUTORCH_LIBRARY(edgebit, "attention.out", attention_out);
