@@ -32,6 +32,7 @@ from edgebit.model.weights import ModelWeights, TernaryWeight
 from edgebit.ops.torch_attention import attention
 from edgebit.ops.torch_cache import cache_write
 from edgebit.ops.torch_qlinear import qlinear
+from edgebit.ops.torch_rope import rope
 from edgebit.quant.packing import padded_k
 from edgebit.quant.qhead import HEAD_BITS, group_of, quantize_head
 
@@ -175,8 +176,8 @@ class Layer(nn.Module):
         t = q.shape[1]
         kvh, d = cfg.num_kv_heads, cfg.head_dim
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (T, 1, D): each query's angles, for every head
-        q = apply_rope(q.view(1, t, cfg.num_heads, d), cos, sin)
-        cache_write(apply_rope(k.view(1, t, kvh, d), cos, sin).transpose(1, 2), self.k_cache, input_pos, 2)
+        q = rope(q.view(1, t, cfg.num_heads, d), cos, sin)  # edgebit::rope: apply_rope in one call
+        cache_write(rope(k.view(1, t, kvh, d), cos, sin).transpose(1, 2), self.k_cache, input_pos, 2)
         cache_write(v.view(1, t, kvh, d).transpose(1, 2), self.v_cache, input_pos, 2)
         return attention(q, self.k_cache, self.v_cache, input_pos, d**-0.5)
 

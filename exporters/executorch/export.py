@@ -106,7 +106,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
                       kv_dtype: str = "float32") -> Path:
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
     from edgebit.ops.executorch_library import (ATTENTION_OP_NAME, CACHE_WRITE_OP_NAME, OP_NAME, QLINEAR_OP_NAME,
-                                                RMS_BITLINEAR_OP_NAME, library_path)
+                                                RMS_BITLINEAR_OP_NAME, ROPE_OP_NAME, library_path)
 
     step = on_step or (lambda what: None)
     if ops not in OPS or (ops != "edgebit" and not xnnpack):
@@ -142,7 +142,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
             "op_domain": "edgebit" if library else None,
             "op_names": ([OP_NAME] + ([RMS_BITLINEAR_OP_NAME] if fused_norms else [])
                          + ([QLINEAR_OP_NAME] if head != "fp32" else [])
-                         + [CACHE_WRITE_OP_NAME, ATTENTION_OP_NAME]) if library else [],
+                         + [ROPE_OP_NAME, CACHE_WRITE_OP_NAME, ATTENTION_OP_NAME]) if library else [],
             "op_abi": "executorch-" + _executorch_version(),
             "xnnpack": xnnpack,
             "head": head,

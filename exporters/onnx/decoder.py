@@ -225,7 +225,7 @@ class DecoderGraph:
         bias = None if self.in_place_cache else self.attention_bias(ids, mask, np.float32)
         if self.in_place_cache:
             cos = sin = None
-            self.rope_bt = tuple(g.op("Unsqueeze", [t, g.const([2])]) for t in (cos_bt, sin_bt))  # [B, T, 1, D]
+            self.rope_bt = (cos_bt, sin_bt)  # [B, T, D]: edgebit.Attention applies RoPE itself
             total = g.op("Shape", [mask], start=1, end=2)
             # edgebit.Attention's: total_len [1] (P+T) and each row's first real key, after its left padding
             # (genai pads on the left): the mask's width minus its ones.
@@ -303,28 +303,23 @@ class DecoderGraph:
         return self.linears(out, [layer.o], ["o_proj"], f"layers.{i}.", block_norm=sub_norm)[0]
 
     def grouped_query_attention(self, i: int, q: str, k: str, v: str) -> str:
-        """RoPE (the same elementwise ops as rope(), on [B, T, heads, D]), then attention over the cache: it writes
-        the new keys and values at positions P.. of present (in place when present is past's buffer) and attends
+        """edgebit.Attention: RoPE on q and k inside the op (its cos, sin inputs: the angles of each position, gathered
+        once per call for all layers; the reference's apply_rope, edgebit_rope_f32), then attention over the cache: it
+        writes the new keys and values at positions P.. of present (in place when present is past's buffer) and attends
         causally over the first P+T. edgebit.Attention for an fp32 cache (only the positions each query sees, split
         over the threads: docs/ops.md), over an fp32 or fp16 cache (the new rows rounded to fp16 as they are written;
         q, k, v and the output stay fp32). [B, T, NH*D] out."""
         cfg, g = self.cfg, self.g
         kvh, d = cfg.num_kv_heads, cfg.head_dim
-        q = self.flat(self.rope(g.op("Reshape", [q, g.const([0, 0, cfg.num_heads, d])]), *self.rope_bt))
-        k = self.flat(self.rope(g.op("Reshape", [k, g.const([0, 0, kvh, d])]), *self.rope_bt))
         kind = FLOAT16 if self.opts.kv_dtype == "float16" else FLOAT
         past_k = g.input(f"past_key_values.{i}.key", kind, ["batch", kvh, "past_seq", d])
         past_v = g.input(f"past_key_values.{i}.value", kind, ["batch", kvh, "past_seq", d])
         out, present_k, present_v = g.op(
-            "Attention", [q, k, v, past_k, past_v, *self.attention_inputs], n_out=3, domain=EDGEBIT_DOMAIN,
-            hint="attn", num_heads=cfg.num_heads, kv_num_heads=kvh, scale=float(d ** -0.5))
+            "Attention", [q, k, v, past_k, past_v, *self.attention_inputs, *self.rope_bt], n_out=3,
+            domain=EDGEBIT_DOMAIN, hint="attn", num_heads=cfg.num_heads, kv_num_heads=kvh, scale=float(d ** -0.5))
         g.output(present_k, f"present.{i}.key", kind, ["batch", kvh, "present_seq", d])
         g.output(present_v, f"present.{i}.value", kind, ["batch", kvh, "present_seq", d])
         return out
-
-    def flat(self, x: str) -> str:
-        """[B, T, heads, D] -> [B, T, heads*D]"""
-        return self.g.op("Reshape", [x, self.g.const([0, 0, -1])])
 
     def mlp(self, i: int, layer, x: str) -> str:
         cfg, g = self.cfg, self.g

@@ -1,7 +1,7 @@
 // ExecuTorch kernel library libedgebit_executorch.so: registration only (edgebit::bitlinear.out and
 // edgebit::rms_bitlinear.out, the same after the RMSNorm in front of it (edgebit_ternary_linear_f32_rmsnorm), and
 // edgebit::qlinear.out, edgebit::cache_write.out, the in-place KV cache write, and edgebit::attention.out, the
-// attention over that cache, at the end). The arithmetic is the kernel
+// attention over that cache, and edgebit::rope.out, at the end). The arithmetic is the kernel
 // core's edgebit_ternary_linear_f32_channels (runtime_ops/kernels), linked from the same objects as every
 // other edgebit library; threads are ExecuTorch's threadpool (executorch::extension::parallel_for).
 //
@@ -321,6 +321,33 @@ Tensor& attention_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor& 
     return out;
 }
 
+#undef EDGEBIT_CHECK
+#define EDGEBIT_CHECK(cond, fmt, ...)                                                   \
+    ET_KERNEL_CHECK_MSG(ctx, cond, InvalidArgument, out, "edgebit::rope.out: " fmt, \
+                        ##__VA_ARGS__)
+
+// Rotate-half RoPE of x [1, T, H, D] by each position's cos, sin [T, 1, D] (edgebit_rope_f32): schema in
+// edgebit/ops/torch_rope.py.
+Tensor& rope_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& cos, const Tensor& sin, Tensor& out) {
+    EDGEBIT_CHECK(x.scalar_type() == ScalarType::Float && cos.scalar_type() == ScalarType::Float &&
+                      sin.scalar_type() == ScalarType::Float && out.scalar_type() == ScalarType::Float,
+                  "x, cos, sin and out must be float32");
+    EDGEBIT_CHECK(default_dim_order(x) && default_dim_order(cos) && default_dim_order(sin) && default_dim_order(out),
+                  "x, cos, sin and out must be contiguous (default dim order)");
+    EDGEBIT_CHECK(x.dim() == 4 && x.size(0) == 1 && x.size(3) % 2 == 0, "x must be [1, T, H, D] with D even, got rank %d",
+                  static_cast<int>(x.dim()));
+    const int64_t T = x.size(1), H = x.size(2), D = x.size(3);
+    EDGEBIT_CHECK(cos.dim() == 3 && cos.size(0) == T && cos.size(1) == 1 && cos.size(2) == D && sin.dim() == 3 &&
+                      sin.size(0) == T && sin.size(1) == 1 && sin.size(2) == D,
+                  "cos and sin must be [T, 1, D] = [%lld, 1, %lld]", static_cast<long long>(T),
+                  static_cast<long long>(D));
+    EDGEBIT_CHECK(executorch::runtime::resize_tensor(out, x.sizes()) == Error::Ok, "cannot resize out to x's shape");
+    if (x.numel() == 0) return out;
+    edgebit_rope_f32(x.const_data_ptr<float>(), T, H, D, cos.const_data_ptr<float>(), sin.const_data_ptr<float>(),
+                     out.mutable_data_ptr<float>());
+    return out;
+}
+
 }  // namespace
 
 EXECUTORCH_LIBRARY(edgebit, "bitlinear.out", bitlinear_out);
@@ -328,3 +355,4 @@ EXECUTORCH_LIBRARY(edgebit, "rms_bitlinear.out", rms_bitlinear_out);
 EXECUTORCH_LIBRARY(edgebit, "qlinear.out", qlinear_out);
 EXECUTORCH_LIBRARY(edgebit, "cache_write.out", cache_write_out);
 EXECUTORCH_LIBRARY(edgebit, "attention.out", attention_out);
+EXECUTORCH_LIBRARY(edgebit, "rope.out", rope_out);

@@ -242,3 +242,20 @@ extern "C" int edgebit_attention_f16kv(const float* q, int64_t T, int64_t Hq, co
 extern "C" void edgebit_f32_to_f16(const float* x, int64_t n, uint16_t* out) {
     for (int64_t i = 0; i < n; ++i) out[i] = edgebit::float_to_half(x[i]);
 }
+
+extern "C" void edgebit_rope_f32(const float* x, int64_t T, int64_t H, int64_t D, const float* cos, const float* sin,
+                                 float* y) {
+    const int64_t half = D / 2;
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t h = 0; h < H; ++h) {
+            const float* xr = x + (t * H + h) * D;
+            float* yr = y + (t * H + h) * D;
+            const float* c = cos + t * D;
+            const float* s = sin + t * D;
+            for (int64_t i = 0; i < half; ++i) {  // both halves of a pair at once, so y may be x
+                const float lo = xr[i], hi = xr[i + half];
+                yr[i] = lo * c[i] + (-hi) * s[i];
+                yr[i + half] = hi * c[i + half] + lo * s[i + half];
+            }
+        }
+}

@@ -260,6 +260,13 @@ EDGEBIT_API int edgebit_attention_f16kv(const float* q, int64_t T, int64_t Hq, c
  * past 65520 inf; NaN stays NaN. For the fp16 cache's writers (the ONNX Runtime and ExecuTorch ops). */
 EDGEBIT_API void edgebit_f32_to_f16(const float* x, int64_t n, uint16_t* out);
 
+/* Rotate-half RoPE of rows x [T, H, D] (D even; pairs (i, i + D/2)) with each position's angles cos, sin [T, D]:
+ * y[t, h, i] = x[t, h, i] * cos[t, i] + r[i] * sin[t, i], r = (-x[.., i + D/2] for i < D/2, x[.., i - D/2] after),
+ * two float products and a float sum (never fused), as the reference's apply_rope. y may be x. For edgebit.Attention's
+ * fused RoPE (its query and the keys it writes to the cache). */
+EDGEBIT_API void edgebit_rope_f32(const float* x, int64_t T, int64_t H, int64_t D, const float* cos, const float* sin,
+                                  float* y);
+
 /* ---- variants ---------------------------------------------------------------------- */
 
 /* Name of the variant in use ("scalar", "avx2", "avx512vnni", "neon", "neon_dotprod",

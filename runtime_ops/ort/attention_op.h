@@ -10,6 +10,9 @@
 //           4 past_value  float32 or float16 [B, kv_num_heads, L, D]
 //           5 total_len   int64 [1]: P + T, the attention mask's width (P = positions already cached)
 //           6 key_start   int64 [B]: each row's first real position (its left padding before it)
+//           7 cos         float32 [B, T, D], optional (with 8): RoPE applied here to query and key (edgebit_rope_f32,
+//           8 sin         float32 [B, T, D]  the reference's apply_rope), each position's angles; then 0 and 1 are
+//                                            the projections before RoPE
 //   outputs 0 out           float32 [B, T, num_heads * D]
 //           1 present_key   the cache's type [B, kv_num_heads, max(L, P + T), D]
 //           2 present_value the cache's type [B, kv_num_heads, max(L, P + T), D]
@@ -44,22 +47,25 @@ struct AttentionKernel {
     }
 
     OrtStatusPtr compute(OrtKernelContext* context) {
-        static const char* const names[7] = {"query", "key", "value", "past_key", "past_value", "total_len",
-                                             "key_start"};
+        static const char* const names[9] = {"query", "key", "value", "past_key", "past_value", "total_len",
+                                             "key_start", "cos", "sin"};
         Ort::KernelContext ctx(context);
-        if (ctx.GetInputCount() != 7) return afail("expects 7 inputs (query, key, value, past_key, past_value, "
-                                                   "total_len, key_start)");
-        Ort::ConstValue in[7];
-        std::vector<int64_t> shape[7];
-        for (size_t i = 0; i < 7; ++i) {
+        const size_t n_in = ctx.GetInputCount();
+        if (n_in != 7 && n_in != 9) return afail("expects 7 or 9 inputs (query, key, value, past_key, past_value, "
+                                                 "total_len, key_start[, cos, sin])");
+        const bool rope = n_in == 9;
+        Ort::ConstValue in[9];
+        std::vector<int64_t> shape[9];
+        for (size_t i = 0; i < n_in; ++i) {
             in[i] = ctx.GetInput(i);
             const std::string name = "input " + std::to_string(i) + " '" + names[i] + "' ";
             if (!in[i] || !in[i].IsTensor()) return afail(name + "is missing");
             Ort::TensorTypeAndShapeInfo info = in[i].GetTensorTypeAndShapeInfo();
             const ONNXTensorElementDataType got = info.GetElementType();
             const bool cache = i == 3 || i == 4;
-            const ONNXTensorElementDataType want =
-                i < 3 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : i < 5 ? got : ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+            const ONNXTensorElementDataType want = i < 3 || i > 6 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
+                                                   : i < 5        ? got
+                                                                  : ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
             if (cache && got != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT && got != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16)
                 return afail(name + "must be float32 or float16, got " + type_name(got));
             if (got != want) return afail(name + "must be " + type_name(want) + ", got " + type_name(got));
@@ -90,6 +96,10 @@ struct AttentionKernel {
             return afail("input 5 'total_len' must be [1], got " + dims_str(shape[5]));
         if (shape[6] != std::vector<int64_t>{B})
             return afail("input 6 'key_start' must be [B] = " + dims_str({B}) + ", got " + dims_str(shape[6]));
+        for (size_t i = 7; rope && i < 9; ++i)
+            if (shape[i] != std::vector<int64_t>{B, T, D} || D % 2 != 0)
+                return afail("input " + std::to_string(i) + " '" + names[i] + "' must be [B, T, D] = " +
+                             dims_str({B, T, D}) + " (D even), got " + dims_str(shape[i]));
         const int64_t total = in[5].GetTensorData<int64_t>()[0], P = total - T;
         if (P < 0 || P > L)
             return afail("total_len = " + std::to_string(total) + " must be in [T, L + T] = [" + std::to_string(T) +
@@ -111,6 +121,22 @@ struct AttentionKernel {
         const char* past_data[2] = {static_cast<const char*>(in[3].GetTensorRawData()),
                                     static_cast<const char*>(in[4].GetTensorRawData())};
         const float* fresh[2] = {in[1].GetTensorData<float>(), in[2].GetTensorData<float>()};
+        const float* q = in[0].GetTensorData<float>();
+        std::vector<float> q_roped, k_roped;  // with the fused RoPE: query and key rotated here, per batch row
+        if (rope) {
+            q_roped.resize(static_cast<size_t>(B * T * num_heads * D));
+            k_roped.resize(static_cast<size_t>(B * T * kv_num_heads * D));
+            const float* cos = in[7].GetTensorData<float>();
+            const float* sin = in[8].GetTensorData<float>();
+            for (int64_t b = 0; b < B; ++b) {
+                edgebit_rope_f32(q + b * T * num_heads * D, T, num_heads, D, cos + b * T * D, sin + b * T * D,
+                                 q_roped.data() + b * T * num_heads * D);
+                edgebit_rope_f32(fresh[0] + b * T * kv_num_heads * D, T, kv_num_heads, D, cos + b * T * D,
+                                 sin + b * T * D, k_roped.data() + b * T * kv_num_heads * D);
+            }
+            q = q_roped.data();
+            fresh[0] = k_roped.data();
+        }
         const size_t row = static_cast<size_t>(D) * esize;
         for (int c = 0; c < 2; ++c)
             for (int64_t b = 0; b < B; ++b)
@@ -131,7 +157,6 @@ struct AttentionKernel {
         for (int64_t t = 0; t < T; ++t) pos[t] = P + t;
         OrtPool pool = {&Ort::GetApi(), context};
         edgebit_threading threads = {ort_parallel_for, &pool, 0};
-        const float* q = in[0].GetTensorData<float>();
         float* y = out.GetTensorMutableData<float>();
         for (int64_t b = 0; b < B; ++b) {
             const char* kb = cache[0] + b * kv_num_heads * S * row;
@@ -156,7 +181,7 @@ struct AttentionKernel {
 OrtStatus* infer_attention_outputs_impl(const OrtApi& api, OrtShapeInferContext* ctx) {
     size_t n_inputs = 0;
     if (OrtStatus* st = api.ShapeInferContext_GetInputCount(ctx, &n_inputs)) return st;
-    if (n_inputs != 7) return nullptr;
+    if (n_inputs != 7 && n_inputs != 9) return nullptr;
     const size_t from[3] = {0, 3, 4};
     for (size_t o = 0; o < 3; ++o) {
         OrtTensorTypeAndShapeInfo* info = nullptr;  // owned by ORT
@@ -225,7 +250,10 @@ struct AttentionOp : Ort::CustomOpBase<AttentionOp, AttentionKernel, /*WithStatu
     }
     const char* GetName() const { return kAttentionName; }
     const char* GetExecutionProviderType() const { return "CPUExecutionProvider"; }
-    size_t GetInputTypeCount() const { return 7; }
+    size_t GetInputTypeCount() const { return 9; }
+    OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t i) const {
+        return i >= 7 ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;  // cos, sin: the fused RoPE
+    }
     ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; }
     size_t GetOutputTypeCount() const { return 3; }
     // out float32; present_* the cache's type (past's), checked in compute.

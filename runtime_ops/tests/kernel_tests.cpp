@@ -229,10 +229,32 @@ struct Outputs {
     std::vector<int32_t> acc;
     std::vector<float> y_q8, y_f32;
     std::vector<float> y_ch, y_ch_uniform;  // per-channel entry: gammas, and gamma N times
+    std::vector<float> y_rms;               // per-channel entry after the fused RMSNorm (norm_weight)
     int status = 0;
 };
 
-// The five entry points on c's shape, reading x, xq, packed and gammas from the given pointers
+// A fused norm's weight for K features (varied, some negative) and its epsilon.
+constexpr float kNormEps = 1e-6f;
+std::vector<float> norm_weight(int64_t K) {
+    std::vector<float> w(static_cast<size_t>(K));
+    for (int64_t k = 0; k < K; ++k) w[k] = 0.25f + 0.125f * static_cast<float>(k % 13) - (k % 29 == 0 ? 2.0f : 0.0f);
+    return w;
+}
+
+// The RMSNorm as edgebit_rms_norm_rows documents it, written out independently: one sequential fp64 sum.
+std::vector<float> naive_rms_norm(const std::vector<float>& x, int64_t M, int64_t K, const std::vector<float>& w,
+                                  float eps) {
+    std::vector<float> y(x.size());
+    for (int64_t m = 0; m < M; ++m) {
+        double sum = 0.0;
+        for (int64_t k = 0; k < K; ++k) sum += static_cast<double>(x[m * K + k]) * x[m * K + k];
+        const float inv = 1.0f / sqrtf(static_cast<float>(sum / static_cast<double>(K)) + eps);
+        for (int64_t k = 0; k < K; ++k) y[m * K + k] = w[k] * (x[m * K + k] * inv);
+    }
+    return y;
+}
+
+// The six entry points on c's shape, reading x, xq, packed and gammas from the given pointers
 // (c's own vectors, or guarded copies of them).
 Outputs run_on(const Case& c, const float* x, const int8_t* xq, const uint8_t* packed,
                const float* gammas, const edgebit_threading* t) {
@@ -251,6 +273,10 @@ Outputs run_on(const Case& c, const float* x, const int8_t* xq, const uint8_t* p
                                                     o.y_ch.data(), t);
     o.status |= edgebit_ternary_linear_f32_channels(x, c.M, c.K, packed, c.N, uniform.data(),
                                                     o.y_ch_uniform.data(), t);
+    o.y_rms.assign(static_cast<size_t>(c.M * c.N), -1.0f);
+    const std::vector<float> nw = norm_weight(c.K);
+    o.status |= edgebit_ternary_linear_f32_rmsnorm(x, c.M, c.K, nw.data(), kNormEps, packed, c.N, gammas,
+                                                   o.y_rms.data(), t);
     return o;
 }
 
@@ -264,7 +290,8 @@ bool same(const Outputs& a, const Outputs& b) {
            memcmp(a.y_q8.data(), b.y_q8.data(), a.y_q8.size() * 4) == 0 &&
            memcmp(a.y_f32.data(), b.y_f32.data(), a.y_f32.size() * 4) == 0 &&
            memcmp(a.y_ch.data(), b.y_ch.data(), a.y_ch.size() * 4) == 0 &&
-           memcmp(a.y_ch_uniform.data(), b.y_ch_uniform.data(), a.y_ch_uniform.size() * 4) == 0;
+           memcmp(a.y_ch_uniform.data(), b.y_ch_uniform.data(), a.y_ch_uniform.size() * 4) == 0 &&
+           memcmp(a.y_rms.data(), b.y_rms.data(), a.y_rms.size() * 4) == 0;
 }
 
 std::vector<std::string> g_variants;  // compiled and supported here, "scalar" first
@@ -299,6 +326,16 @@ void test_case(const Case& c, const char* label) {
             ch = ch && memcmp(&want, &ref.y_ch[m * c.N + n], 4) == 0;
         }
     check(ch, "per-channel epilogue", shape);
+    // The fused norm: edgebit_rms_norm_rows (== the naive fp64 form) then the per-channel entry, bit for bit.
+    const std::vector<float> nw = norm_weight(c.K);
+    std::vector<float> normed(c.x.size()), y_two(static_cast<size_t>(c.M * c.N));
+    const bool two = edgebit_rms_norm_rows(c.x.data(), c.M, c.K, nw.data(), kNormEps, normed.data()) == 0 &&
+                     edgebit_ternary_linear_f32_channels(normed.data(), c.M, c.K, c.packed.data(), c.N,
+                                                         c.gammas.data(), y_two.data(), nullptr) == 0;
+    check(two && memcmp(normed.data(), naive_rms_norm(c.x, c.M, c.K, nw, kNormEps).data(), normed.size() * 4) == 0,
+          "rms_norm_rows == naive fp64 norm", shape);
+    check(two && memcmp(y_two.data(), ref.y_rms.data(), y_two.size() * 4) == 0, "fused norm == norm then linear",
+          shape);
     for (const std::string& v : g_variants) {
         check(edgebit_force_variant(v.c_str()) == 0, "force", v);
         for (const ThreadCfg& tc : kThreadCfgs) {
@@ -306,6 +343,30 @@ void test_case(const Case& c, const char* label) {
             check(same(ref, run(c, tc.t)), "bit-exact", v + " threads=" + tc.name + " " + shape);
         }
     }
+}
+
+// edgebit_rope_f32 against the formula written out (reference.apply_rope's), out of place and in place.
+void test_rope() {
+    const int64_t T = 3, H = 5, D = 6;
+    std::vector<float> x(static_cast<size_t>(T * H * D)), cs(static_cast<size_t>(T * D)), sn(cs.size());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = 0.37f * static_cast<float>(i % 11) - 1.9f + 1e-3f * i;
+    for (size_t i = 0; i < cs.size(); ++i) {
+        cs[i] = cosf(0.3f * static_cast<float>(i));
+        sn[i] = sinf(0.3f * static_cast<float>(i));
+    }
+    std::vector<float> want(x.size()), got(x.size()), in_place = x;
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t h = 0; h < H; ++h)
+            for (int64_t i = 0; i < D; ++i) {
+                const float* r = &x[(t * H + h) * D];
+                const float rot = i < D / 2 ? -r[i + D / 2] : r[i - D / 2];
+                const float a = r[i] * cs[t * D + i], b = rot * sn[t * D + i];
+                want[(t * H + h) * D + i] = a + b;
+            }
+    edgebit_rope_f32(x.data(), T, H, D, cs.data(), sn.data(), got.data());
+    edgebit_rope_f32(in_place.data(), T, H, D, cs.data(), sn.data(), in_place.data());
+    check(memcmp(got.data(), want.data(), want.size() * 4) == 0, "rope == formula");
+    check(memcmp(in_place.data(), want.data(), want.size() * 4) == 0, "rope in place == formula");
 }
 
 // Binary weights (BitNet 2023: W1A8) are codes 0 and 2 of the ternary layout, run by the same kernels: every
@@ -735,6 +796,7 @@ int main() {
     test_shapes();
     test_padded_k();
     test_binary();
+    test_rope();
     ktest::ThreadList threads;
     for (const ThreadCfg& tc : kThreadCfgs) threads.emplace_back(tc.name, tc.t);
     test_qlinear(g_variants, threads);

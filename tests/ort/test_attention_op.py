@@ -225,3 +225,54 @@ def test_bad_attributes_and_types():
                                         r"float64"):
         run_bad(edgebit_model(4, 2, 8, cache=TensorProto.DOUBLE),
                 {"past_key": np.zeros((1, 2, 3, 8)), "past_value": np.zeros((1, 2, 3, 8))})
+
+
+def rope_model(hq, hkv, d, cache=FLOAT) -> bytes:
+    """edgebit.Attention with its optional cos, sin inputs: RoPE applied inside the op."""
+    ins, outs = io_infos(hq, hkv, d, FLOAT, cache)
+    ins += [helper.make_tensor_value_info("total_len", INT64, [1]),
+            helper.make_tensor_value_info("key_start", INT64, ["B"]),
+            helper.make_tensor_value_info("cos", FLOAT, ["B", "T", "D3"]),
+            helper.make_tensor_value_info("sin", FLOAT, ["B", "T", "D3"])]
+    node = helper.make_node("Attention", [i.name for i in ins], [o.name for o in outs], domain="edgebit",
+                            num_heads=hq, kv_num_heads=hkv, scale=d ** -0.5)
+    graph = helper.make_graph([node], "attention_rope", ins, outs)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("edgebit", 1)],
+                             ir_version=10).SerializeToString()
+
+
+@pytest.mark.parametrize("kind", ["float32", "float16"])
+@pytest.mark.parametrize("hq,hkv,d", [(8, 2, 32), (20, 5, 128)])
+def test_fused_rope_is_the_reference_rope_then_attention(hq, hkv, d, kind):
+    """With cos, sin the op rotates query and key itself (what `edgebit export onnx` writes, instead of eight RoPE
+    nodes for each): outputs and caches bit for bit the op's on q, k rotated by the reference's apply_rope, with
+    positions from two batch rows at different offsets (left padding's position ids)."""
+    from edgebit.model.reference import apply_rope, rope_cos_sin, rope_inv_freq
+    from edgebit.model.config import RopeConfig
+
+    dtype = np.float16 if kind == "float16" else np.float32
+    cache_kind = TensorProto.FLOAT16 if kind == "float16" else FLOAT
+    fused = session(rope_model(hq, hkv, d, cache_kind), 2)
+    plain = session(edgebit_model(hq, hkv, d, cache=cache_kind), 2)
+    b, t = 2, 7
+    feeds = step_inputs(b, t, hq, hkv, d, seed=5)
+    positions = torch.tensor([[3, 4, 5, 6, 7, 8, 9], [0, 1, 2, 3, 4, 5, 6]])
+    cos, sin = rope_cos_sin(rope_inv_freq(d, RopeConfig(theta=10000.0)), torch.arange(16))
+    cos_bt, sin_bt = cos[positions], sin[positions]  # [B, T, D]
+
+    def roped(x, heads):
+        x = torch.from_numpy(x).view(b, t, heads, d).transpose(1, 2)  # apply_rope's (B, heads, T, D)
+        return apply_rope(x, cos_bt[:, None], sin_bt[:, None]).transpose(1, 2).reshape(b, t, heads * d).numpy()
+
+    past = np.zeros((b, hkv, 0, d), dtype)
+    common = {"value": feeds["value"], "past_key": past, "past_value": past, "total_len": np.array([t]),
+              "key_start": np.array([0, 0])}
+    mine = fused.run(None, {**common, "query": feeds["query"], "key": feeds["key"], "cos": cos_bt.numpy(),
+                            "sin": sin_bt.numpy()})
+    ref = plain.run(None, {**common, "query": roped(feeds["query"], hq), "key": roped(feeds["key"], hkv)})
+    for a, r in zip(mine, ref):
+        assert np.array_equal(a, r)
+    with pytest.raises(Exception, match=r"input 7 'cos' must be \[B, T, D\] = \[2, 7, %d\]" % d):
+        fused.run(None, {**common, "query": feeds["query"], "key": feeds["key"], "cos": cos_bt[:, :, :-2].numpy(),
+                         "sin": sin_bt.numpy()})
+
