@@ -161,30 +161,29 @@ void quantize_rows_padded(const float* x, int64_t M, int64_t K, int8_t* xq, int6
 
 }  // namespace edgebit
 
+namespace {
+
+// The row-wise entries' arguments: non-null pointers and a shape the library accepts, or an error status.
+int check_rows(const char* fn, bool pointers_ok, int64_t M, int64_t K) {
+    if (!pointers_ok) return edgebit::set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
+    if (M <= 0 || K <= 0 || M > EDGEBIT_MAX_DIM || K > EDGEBIT_MAX_K || M > EDGEBIT_MAX_ELEMENTS / K)
+        return edgebit::set_error(EDGEBIT_ERR_BAD_SHAPE, "%s: bad shape M=%lld K=%lld", fn, (long long)M,
+                                  (long long)K);
+    return EDGEBIT_OK;
+}
+
+}  // namespace
+
 extern "C" int edgebit_quantize_rows(const float* x, int64_t M, int64_t K, int8_t* xq,
                                      float* scales) {
-    using edgebit::set_error;
-    if (x == nullptr || xq == nullptr || scales == nullptr)
-        return set_error(EDGEBIT_ERR_NULL_POINTER, "edgebit_quantize_rows: null pointer argument");
-    if (M <= 0 || K <= 0 || M > EDGEBIT_MAX_DIM || K > EDGEBIT_MAX_K ||
-        M > EDGEBIT_MAX_ELEMENTS / K)
-        return set_error(EDGEBIT_ERR_BAD_SHAPE,
-                         "edgebit_quantize_rows: bad shape M=%lld K=%lld", (long long)M,
-                         (long long)K);
+    if (int st = check_rows("edgebit_quantize_rows", x && xq && scales, M, K)) return st;
     edgebit::quantize_rows_padded(x, M, K, xq, K, scales, nullptr);
     return EDGEBIT_OK;
 }
 
 extern "C" int edgebit_rms_norm_rows(const float* x, int64_t M, int64_t K, const float* w, float eps,
                                      float* y) {
-    using edgebit::set_error;
-    if (x == nullptr || w == nullptr || y == nullptr)
-        return set_error(EDGEBIT_ERR_NULL_POINTER, "edgebit_rms_norm_rows: null pointer argument");
-    if (M <= 0 || K <= 0 || M > EDGEBIT_MAX_DIM || K > EDGEBIT_MAX_K ||
-        M > EDGEBIT_MAX_ELEMENTS / K)
-        return set_error(EDGEBIT_ERR_BAD_SHAPE,
-                         "edgebit_rms_norm_rows: bad shape M=%lld K=%lld", (long long)M,
-                         (long long)K);
+    if (int st = check_rows("edgebit_rms_norm_rows", x && w && y, M, K)) return st;
     for (int64_t m = 0; m < M; ++m) edgebit::rms_norm_row(x + m * K, K, w, eps, y + m * K);
     return EDGEBIT_OK;
 }

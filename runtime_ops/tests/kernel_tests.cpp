@@ -608,6 +608,11 @@ void test_errors() {
     expect_status(edgebit_ternary_gemm_i32(xq, int64_t(1) << 40, w, 1, 128, acc, nullptr),
                   EDGEBIT_ERR_BAD_SHAPE, "M absurd");
     expect_status(edgebit_quantize_rows(x, 1, 0, xq, sc), EDGEBIT_ERR_BAD_SHAPE, "quantize K=0");
+    float normed[128];
+    expect_status(edgebit_rms_norm_rows(x, 1, 0, x, 1e-6f, normed), EDGEBIT_ERR_BAD_SHAPE, "rms norm K=0");
+    expect_status(edgebit_rms_norm_rows(x, 1, 128, nullptr, 1e-6f, normed), EDGEBIT_ERR_NULL_POINTER, "rms norm w");
+    expect_status(edgebit_ternary_linear_f32_rmsnorm(x, 1, 128, nullptr, 1e-6f, w, 1, sc, y, nullptr),
+                  EDGEBIT_ERR_NULL_POINTER, "fused norm without its weight");
 
     // Variant selection errors leave the previous selection in place.
     const std::string before = edgebit_kernel_variant();
