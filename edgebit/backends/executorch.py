@@ -80,7 +80,7 @@ class ExecutorchBackend:
 
 def op_profile(etdump_path: Path) -> list[dict]:
     """Per-operator totals from an ETDump, via ExecuTorch's Inspector: one row per kernel or delegate call
-    name (ours is `edgebit::bitlinear.out`), with calls, total ms and share of all operator time, largest first."""
+    name (ours: `edgebit::rms_bitlinear.out`, `edgebit::bitlinear.out`, ...), with calls, total ms and share of all operator time, largest first."""
     import edgebit.ops.torch_ops  # noqa: F401  (the Inspector resolves our op's schema through torch.ops)
     from executorch.devtools import Inspector
 

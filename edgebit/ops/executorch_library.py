@@ -19,11 +19,6 @@ from edgebit.errors import EdgebitError
 
 LIB_NAME = "libedgebit_executorch.so"
 OP_NAME = "edgebit::bitlinear.out"
-RMS_BITLINEAR_OP_NAME = "edgebit::rms_bitlinear.out"  # the same after its RMSNorm (edgebit/ops/torch_rms_bitlinear.py)
-QLINEAR_OP_NAME = "edgebit::qlinear.out"  # the LM head's own GEMV (int8 and q4 heads)
-CACHE_WRITE_OP_NAME = "edgebit::cache_write.out"  # the KV cache written in place (edgebit/ops/torch_cache.py)
-ATTENTION_OP_NAME = "edgebit::attention.out"  # attention over that cache (edgebit/ops/torch_attention.py)
-ROPE_OP_NAME = "edgebit::rope.out"  # RoPE of query and key before it (edgebit/ops/torch_rope.py)
 
 _lock = threading.Lock()
 _loaded: tuple[Path, ctypes.CDLL] | None = None

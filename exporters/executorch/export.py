@@ -105,8 +105,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
                       on_step: Callable[[str], None] | None = None, ops: str = "edgebit",
                       kv_dtype: str = "float32") -> Path:
     from edgebit.artifact import checkpoint_fingerprint, write_manifest
-    from edgebit.ops.executorch_library import (ATTENTION_OP_NAME, CACHE_WRITE_OP_NAME, OP_NAME, QLINEAR_OP_NAME,
-                                                RMS_BITLINEAR_OP_NAME, ROPE_OP_NAME, library_path)
+    from edgebit.ops.executorch_library import library_path
 
     step = on_step or (lambda what: None)
     if ops not in OPS or (ops != "edgebit" and not xnnpack):
@@ -118,13 +117,13 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
     step("loading checkpoint")
     weights, seq = load_for_export(model, max_seq_len)
     cfg = weights.config
-    fused_norms = ops == "edgebit" and _has_rms_norm(weights)
     if ops != "edgebit":
         from .torchao_baseline import check_widths
 
         check_widths(cfg)
     with atomic_output_dir(output, force=force) as tmp:
         program = export_program(weights, seq, head, xnnpack, step, ops, kv_dtype)
+        op_names = _edgebit_ops(program) if library else []
         del weights
         step("writing program")
         with open(tmp / MODEL_FILE, "wb") as f:
@@ -140,9 +139,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
             "ops": ops,
             "op_library": library.name if library else None,
             "op_domain": "edgebit" if library else None,
-            "op_names": ([OP_NAME] + ([RMS_BITLINEAR_OP_NAME] if fused_norms else [])
-                         + ([QLINEAR_OP_NAME] if head != "fp32" else [])
-                         + [ROPE_OP_NAME, CACHE_WRITE_OP_NAME, ATTENTION_OP_NAME]) if library else [],
+            "op_names": op_names,
             "op_abi": "executorch-" + _executorch_version(),
             "xnnpack": xnnpack,
             "head": head,
@@ -160,11 +157,16 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
     return output
 
 
-def _has_rms_norm(weights) -> bool:
-    """Whether the program calls edgebit::rms_bitlinear: an RMSNorm in front of some linear (decoder.SharedInput)."""
-    linears = [w for lw in weights.layers for w in (lw.q, lw.o, lw.gate, lw.down)]
-    return weights.config.norm == "rms" or any(w.input_norm is not None and w.input_norm_kind == "rms"
-                                               and w.input_norm_groups == 1 for w in linears)
+def _edgebit_ops(program) -> list[str]:
+    """The kernels of edgebit's library the program calls, in the order its execution plan first names them
+    (e.g. edgebit::rms_bitlinear.out): what a runner must have registered before loading it."""
+    names: list[str] = []
+    for plan in program.executorch_program.execution_plan:
+        for op in plan.operators:
+            name = f"{op.name}.{op.overload}" if op.overload else op.name
+            if op.name.startswith("edgebit::") and name not in names:
+                names.append(name)
+    return names
 
 
 def _executorch_version() -> str:

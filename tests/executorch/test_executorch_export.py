@@ -24,8 +24,10 @@ from edgebit.verify import verify
 def test_program_loads_in_executorch_runtime_with_our_library(et_artifact, hf_checkpoint):
     art = et_artifact()
     manifest = json.loads((art / "manifest.json").read_text())
+    # The kernels the program calls, read off its execution plan: every linear of the BitNet fixture has an RMSNorm in
+    # front (block norms and sub-norms), fused, so there is no plain bitlinear; RoPE is edgebit's too.
     assert manifest["target"] == "executorch" and manifest["op_names"] == [
-        "edgebit::bitlinear.out", "edgebit::cache_write.out", "edgebit::attention.out"]
+        "edgebit::rms_bitlinear.out", "edgebit::rope.out", "edgebit::cache_write.out", "edgebit::attention.out"]
     assert set(manifest["files"]) >= {"program.pte", "libedgebit_executorch.so", "tokenizer.json"}
     executorch_library.load(art / manifest["op_library"])
     from executorch.runtime import Runtime
@@ -63,7 +65,7 @@ def test_xnnpack_takes_the_float_parts_and_our_op_stays_ours(et_artifact):
     plan = _execution_plan(art)
     assert [d.id for d in plan.delegates] and all(d.id == "XnnpackBackend" for d in plan.delegates)
     ops = {op.name for op in plan.operators}
-    assert "edgebit::bitlinear" in ops
+    assert "edgebit::rms_bitlinear" in ops  # every linear of the fixture has its RMSNorm fused in
     report = verify(art)
     assert report.passed and report.top1_agreement == 1.0, report
 
@@ -132,12 +134,12 @@ def test_profile_lists_our_op(et_artifact, tmp_path, cli):
     assert result.returncode == 0, result.stderr
     got = json.loads(result.stdout)
     assert (tmp_path / "run.etdp").stat().st_size > 0
-    ours = [row for row in got["ops"] if row["op"] == "edgebit::bitlinear.out"]
+    ours = [row for row in got["ops"] if row["op"] == "edgebit::rms_bitlinear.out"]  # each with its RMSNorm fused
     assert ours and ours[0]["calls"] == 4 * 2 * 4  # 4 linears a layer, 2 layers, prefill + 3 decode steps
     assert 0 < ours[0]["share"] < 1
     text = cli("run", et_artifact(), "--prompt-ids", "256,1,2", "--max-new-tokens", "2", "--profile",
                "--etdump", tmp_path / "b.etdp")
-    assert text.returncode == 0 and "edgebit::bitlinear.out" in text.stderr
+    assert text.returncode == 0 and "edgebit::rms_bitlinear.out" in text.stderr
 
 
 def test_missing_library_says_so(et_artifact, tmp_path, cli):
