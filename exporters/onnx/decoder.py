@@ -128,12 +128,14 @@ class DecoderGraph:
         return g.op("Mul", [w, g.op("Mul", [x, inv])], hint="normed")
 
     def linears(self, x: str, weights: list[TernaryWeight], names: list[str], prefix: str,
-                fused: str | None = None, block_norm: tuple[torch.Tensor | None, str] | None = None) -> list[str]:
+                fused: str | None = None, block_norm: tuple[torch.Tensor | None, str] | None = None,
+                split: bool = True) -> list[str]:
         """The outputs of ternary linears that read the same x: one node over their concatenated weights, split
         after, when they quantize x the same way (no input norm, or the same one, applied once); with different
         per-linear input norms (use_rms_norm's own weights) each normalizes x itself: one norm and one node each.
         block_norm (weight, name): the block's norm (ModelConfig.norm, rms_norm_eps) in front of them, if any. The
-        norm right before a quantization is fused into its BitLinear when it is an RMSNorm (Norm.fusable)."""
+        norm right before a quantization is fused into its BitLinear when it is an RMSNorm (Norm.fusable). split=False:
+        the one node's output as is (shared input norms only)."""
         shared = all(w.same_input_norm(weights[0]) for w in weights)
         block = None if block_norm is None or block_norm[0] is None else Norm(block_norm[0], block_norm[1],
                                                                                self.cfg.rms_norm_eps, self.cfg.norm)
@@ -143,13 +145,21 @@ class DecoderGraph:
             w0 = weights[0]
             own = None if w0.input_norm is None else input_norm(w0, f"{prefix}{fused or names[0]}.input_norm")
             out = self.ternary(x, weights, prefix + (fused or names[0]), block or own)
-            if len(weights) == 1:
+            if len(weights) == 1 or not split:
                 return [out]
             return list(self.g.op("Split", [out, self.g.const([w.out_features for w in weights])],
                                   n_out=len(weights), axis=-1))
         return [self.ternary(x, [w], prefix + n,
                              None if w.input_norm is None else input_norm(w, f"{prefix}{n}.input_norm"))
                 for w, n in zip(weights, names)]
+
+    def relu2_gate_fusable(self, layer) -> bool:
+        """Whether the down projection can take gate/up's output as is (BitLinear relu2_gate): edgebit's ops, a ReLU^2
+        GLU whose gate and up are one node (the same input norm), no input norm of down's own, and a sub-norm (if
+        any) the op can fuse too."""
+        sub_ok = layer.ffn_sub_norm is None or self.cfg.norm == "rms"
+        return (self.opts.ops == "edgebit" and self.cfg.activation == "relu2" and layer.gate.same_input_norm(layer.up)
+                and layer.down.input_norm is None and sub_ok)
 
     def fusable(self, norm: "Norm") -> bool:
         """Whether BitLinear takes this norm as its norm_weight input: an RMSNorm, with edgebit's ops."""
@@ -158,16 +168,18 @@ class DecoderGraph:
     def apply(self, x: str, norm: "Norm") -> str:
         return self.norm(x, norm.weight, norm.name, norm.eps, norm.kind, norm.groups)
 
-    def ternary(self, x: str, weights: list[TernaryWeight], name: str, norm: "Norm | None" = None) -> str:
+    def ternary(self, x: str, weights: list[TernaryWeight], name: str, norm: "Norm | None" = None,
+                relu2_gate: bool = False) -> str:
         """One BitLinear node (or the standard ops) over the linears' concatenated weights, after `norm` if given:
-        fused into the node when it can be (fusable), else applied as nodes before it."""
+        fused into the node when it can be (fusable), else applied as nodes before it. relu2_gate: x is [gate | up]
+        and the node reads relu(gate)^2 * up (edgebit's ops; relu2_gate_fusable)."""
         if norm is not None and not self.fusable(norm):
             x, norm = self.apply(x, norm), None
         packed, gamma = _concat(weights)
         if self.opts.ops == "edgebit":
             g = self.g
             inputs = [x, g.initializer(name + ".packed", packed), g.initializer(name + ".gamma", gamma)]
-            attrs = {}
+            attrs = {"relu2_gate": 1} if relu2_gate else {}
             if norm is not None:
                 inputs.append(g.initializer(norm.name, norm.weight.float().numpy()))
                 attrs["norm_eps"] = float(norm.eps)
@@ -323,8 +335,17 @@ class DecoderGraph:
 
     def mlp(self, i: int, layer, x: str) -> str:
         cfg, g = self.cfg, self.g
+        mlp_norm = (layer.mlp_norm, f"layers.{i}.mlp_norm")
+        if self.relu2_gate_fusable(layer):
+            # gate/up's one node, unsplit, straight into the down projection, which computes relu(gate)^2 * up and
+            # the sub-norm itself before its quantization (BitLinear relu2_gate): no Split, Relu, Mul, Mul between.
+            (gate_up,) = self.linears(x, [layer.gate, layer.up], ["gate_proj", "up_proj"], f"layers.{i}.", "gate_up",
+                                      mlp_norm, split=False)
+            sub = None if layer.ffn_sub_norm is None else Norm(layer.ffn_sub_norm, f"layers.{i}.ffn_sub_norm",
+                                                                cfg.rms_norm_eps, cfg.norm)
+            return self.ternary(gate_up, [layer.down], f"layers.{i}.down_proj", sub, relu2_gate=True)
         gate, up = self.linears(x, [layer.gate, layer.up], ["gate_proj", "up_proj"], f"layers.{i}.", "gate_up",
-                                (layer.mlp_norm, f"layers.{i}.mlp_norm"))
+                                mlp_norm)
         if cfg.activation == "relu2":
             r = g.op("Relu", [gate])
             act = g.op("Mul", [r, r])

@@ -198,6 +198,15 @@ EDGEBIT_API int edgebit_ternary_linear_f32_rmsnorm(const float* x, int64_t M, in
                                                    const float* gamma, float* y,
                                                    const edgebit_threading* threads);
 
+/* The down projection of BitNet's ReLU^2 GLU with what precedes its quantization fused in: x [M, 2K] holds each row's
+ * [gate (K) | up (K)] (the gate/up linear's output as is), h = relu(gate)^2 * up (float steps: r * r, then * up),
+ * then edgebit_rms_norm_rows(h, norm_w, eps) when norm_w is non-null (the sub-norm), then
+ * edgebit_ternary_linear_f32_channels. Bit for bit those steps in sequence. */
+EDGEBIT_API int edgebit_ternary_linear_f32_relu2(const float* x, int64_t M, int64_t K, const float* norm_w,
+                                                 float eps, const uint8_t* packed, int64_t N,
+                                                 const float* gamma, float* y,
+                                                 const edgebit_threading* threads);
+
 /* ---- quantized linear (the LM head) ----------------------------------------------- */
 
 /* y[m, n] = ((float)acc[m, n] / s[m]) * scale[n], acc = xq[m] . q[n] exact in int32, for per-row

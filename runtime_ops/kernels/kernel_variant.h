@@ -64,20 +64,23 @@ struct KernelVariant {
 // fills *status / message when EDGEBIT_KERNEL forced a variant that cannot run here.
 const KernelVariant* active_variant(int* status);
 
-// An RMSNorm applied to each row before its quantization (the BitLinear ops' fused input norm).
-struct RmsNorm {
-    const float* weight;  // [K]
+// What a row goes through before its quantization (the BitLinear ops' fused prologue), in this order:
+// relu2_gate: x rows are [gate (K) | up (K)] (stride 2K) and become relu(gate)^2 * up (BitNet's ReLU^2 GLU);
+// weight non-null: the RMSNorm rms_norm_row(weight, eps).
+struct Prologue {
+    const float* weight;  // [K], or null: no norm
     float eps;
+    bool relu2_gate;
 };
 
 // One row's RMSNorm as edgebit_rms_norm_rows defines it (quantize_rows.cpp).
 void rms_norm_row(const float* x, int64_t K, const float* w, float eps, float* y);
 
-// Per-row int8 quantization of x [M, K] (row stride K) into xq rows of stride ldq >= K whose
-// tail [K, ldq) is set to zero: the padded activations of layout v2 (quantize_rows.cpp). With
-// `norm`, each row is normalized first (rms_norm_row; may throw std::bad_alloc).
+// Per-row int8 quantization of x [M, K] (row stride K, or 2K with a gate) into xq rows of stride ldq >= K whose
+// tail [K, ldq) is set to zero: the padded activations of layout v2 (quantize_rows.cpp). With `pro`, each row
+// goes through it first (may throw std::bad_alloc).
 void quantize_rows_padded(const float* x, int64_t M, int64_t K, int8_t* xq, int64_t ldq,
-                          float* scales, const RmsNorm* norm);
+                          float* scales, const Prologue* pro);
 
 // Thread-local error message helpers (errors.cpp). Always return `status`.
 int set_error(int status, const char* fmt, ...)

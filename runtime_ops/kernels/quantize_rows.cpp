@@ -145,14 +145,24 @@ void rms_norm_row(const float* x, int64_t K, const float* w, float eps, float* y
 }
 
 void quantize_rows_padded(const float* x, int64_t M, int64_t K, int8_t* xq, int64_t ldq,
-                          float* scales, const RmsNorm* norm) {
-    std::vector<float> normed(norm != nullptr ? static_cast<size_t>(K) : 0);
-    for (int64_t m = 0; m < M; ++m) {
+                          float* scales, const Prologue* pro) {
+    const bool gate = pro != nullptr && pro->relu2_gate, norm = pro != nullptr && pro->weight != nullptr;
+    std::vector<float> buf(static_cast<size_t>(gate && norm ? 2 * K : (gate || norm) ? K : 0));
+    float* gated = buf.data();
+    float* normed = buf.data() + (gate && norm ? K : 0);
+    for (int64_t m = 0; m < M; ++m) {  // one row at a time: its transformed copies never leave L1
         int8_t* row = xq + m * ldq;
-        const float* in = x + m * K;
-        if (norm != nullptr) {  // one row at a time: the normalized row never leaves L1
-            rms_norm_row(in, K, norm->weight, norm->eps, normed.data());
-            in = normed.data();
+        const float* in = x + m * (gate ? 2 * K : K);
+        if (gate) {  // the reference's F.relu(gate).square() * up: r * r, then times up (NaN stays NaN)
+            for (int64_t k = 0; k < K; ++k) {
+                const float g = in[k], r = g < 0.0f ? 0.0f : g;
+                gated[k] = (r * r) * in[K + k];
+            }
+            in = gated;
+        }
+        if (norm) {
+            rms_norm_row(in, K, pro->weight, pro->eps, normed);
+            in = normed;
         }
         quantize_row(in, K, row, scales + m);
         for (int64_t k = K; k < ldq; ++k) row[k] = 0;  // padding: zero activations

@@ -155,7 +155,7 @@ int gemm_q8(const char* fn, TileFn tile, const int8_t* xq, const float* scales, 
 // (per-tensor gamma or gammas[N]).
 int linear_f32(const char* fn, const float* x, int64_t M, int64_t K, const uint8_t* packed,
                int64_t N, float gamma, const float* gammas, float* y,
-               const edgebit_threading* threads, const RmsNorm* norm = nullptr) {
+               const edgebit_threading* threads, const Prologue* pro = nullptr) {
     if (x == nullptr || packed == nullptr || y == nullptr)
         return set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
     if (int st = check_shape(fn, M, N, K)) return st;
@@ -166,7 +166,7 @@ int linear_f32(const char* fn, const float* x, int64_t M, int64_t K, const uint8
     try {
         std::vector<int8_t> xq(static_cast<size_t>(M * Kp));
         std::vector<float> scales(static_cast<size_t>(M));
-        quantize_rows_padded(x, M, K, xq.data(), Kp, scales.data(), norm);
+        quantize_rows_padded(x, M, K, xq.data(), Kp, scales.data(), pro);
         return gemm_q8(fn, v->tile, xq.data(), scales.data(), M, packed, N, Kp, gamma, gammas, y,
                        threads);
     } catch (const std::bad_alloc&) {
@@ -248,8 +248,20 @@ int edgebit_ternary_linear_f32_rmsnorm(const float* x, int64_t M, int64_t K, con
     const char* fn = "edgebit_ternary_linear_f32_rmsnorm";
     if (gamma == nullptr || norm_w == nullptr)
         return edgebit::set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
-    const edgebit::RmsNorm norm = {norm_w, eps};
+    const edgebit::Prologue norm = {norm_w, eps, false};
     return edgebit::linear_f32(fn, x, M, K, packed, N, 0.0f, gamma, y, threads, &norm);
+}
+
+int edgebit_ternary_linear_f32_relu2(const float* x, int64_t M, int64_t K, const float* norm_w, float eps,
+                                     const uint8_t* packed, int64_t N, const float* gamma, float* y,
+                                     const edgebit_threading* threads) {
+    const char* fn = "edgebit_ternary_linear_f32_relu2";
+    if (gamma == nullptr)
+        return edgebit::set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
+    if (K > EDGEBIT_MAX_ELEMENTS / 2)
+        return edgebit::set_error(EDGEBIT_ERR_BAD_SHAPE, "%s: bad shape K=%lld", fn, static_cast<long long>(K));
+    const edgebit::Prologue pro = {norm_w, eps, true};
+    return edgebit::linear_f32(fn, x, M, K, packed, N, 0.0f, gamma, y, threads, &pro);
 }
 
 }  // extern "C"

@@ -11,6 +11,8 @@
 //            2 gamma  float32 [N]         one scale per output channel
 //            3 norm_weight float32 [K]    optional: the RMSNorm that feeds this linear, fused in
 //   attribute norm_eps float              with norm_weight: the norm's epsilon (required then)
+//   attribute relu2_gate int              1: X is [..., 2K] = [gate | up] (the gate/up node's output) and the
+//                                         linear's input is relu(gate)^2 * up (before the norm, if any)
 //   output   0 Y      float32 [..., N]
 //   Y[m, n] = ((float)acc[m, n] / s[m]) * gamma[n], acc = x_q[m] . W_t[n] exact in int32, where
 //   x_q, s = per-row int8 quantization of X, or of edgebit_rms_norm_rows(X, norm_weight, norm_eps)
@@ -64,6 +66,7 @@ OrtStatus* input_error(size_t i, const std::string& what) {
 struct BitLinearKernel {
     bool has_eps = false;  // the node's norm_eps attribute (its fused RMSNorm's epsilon), if it has one
     float norm_eps = 0.0f;
+    bool relu2_gate = false;  // relu2_gate = 1: X holds [gate | up], the linear reads relu(gate)^2 * up
 
     OrtStatusPtr ComputeV2(OrtKernelContext* context) {
         try {
@@ -97,7 +100,9 @@ struct BitLinearKernel {
         const std::vector<int64_t>& ws = shape[1];
         const std::vector<int64_t>& gs = shape[2];
         if (xs.empty()) return input_error(0, "must have rank >= 1 ([..., K]), got a scalar (rank 0)");
-        const int64_t K = xs.back();
+        if (relu2_gate && xs.back() % 2 != 0)
+            return input_error(0, "must be [..., 2K] ([gate | up], relu2_gate=1), got an odd last dim " + dims_str(xs));
+        const int64_t K = relu2_gate ? xs.back() / 2 : xs.back();
         if (K <= 0 || K > EDGEBIT_MAX_K)
             return input_error(0, "last dim K=" + std::to_string(K) + " must be in [1, " +
                                       std::to_string(EDGEBIT_MAX_K) + "], X shape " + dims_str(xs));
@@ -114,8 +119,8 @@ struct BitLinearKernel {
             return input_error(2, "must be [N] = [" + std::to_string(N) + "] (one scale per row of W), got " +
                                       dims_str(gs));
         if (normed && (shape[3].size() != 1 || shape[3][0] != K))
-            return input_error(3, "must be [K] = [" + std::to_string(K) + "] (X's last dim), got " +
-                                      dims_str(shape[3]));
+            return input_error(3, "must be [K] = [" + std::to_string(K) +
+                                      "] (X's last dim, or half of it with relu2_gate), got " + dims_str(shape[3]));
         int64_t M = 1;
         for (size_t d = 0; d + 1 < xs.size(); ++d) M *= xs[d];
         std::vector<int64_t> ys = xs;
@@ -128,9 +133,10 @@ struct BitLinearKernel {
         const uint8_t* w = in[1].GetTensorData<uint8_t>();
         const float* gamma = in[2].GetTensorData<float>();
         float* y = out.GetTensorMutableData<float>();
-        const int st = normed ? edgebit_ternary_linear_f32_rmsnorm(x, M, K, in[3].GetTensorData<float>(), norm_eps, w,
-                                                                   N, gamma, y, &threads)
-                              : edgebit_ternary_linear_f32_channels(x, M, K, w, N, gamma, y, &threads);
+        const float* norm_w = normed ? in[3].GetTensorData<float>() : nullptr;
+        const int st = relu2_gate ? edgebit_ternary_linear_f32_relu2(x, M, K, norm_w, norm_eps, w, N, gamma, y, &threads)
+                       : normed   ? edgebit_ternary_linear_f32_rmsnorm(x, M, K, norm_w, norm_eps, w, N, gamma, y, &threads)
+                                  : edgebit_ternary_linear_f32_channels(x, M, K, w, N, gamma, y, &threads);
         if (st != EDGEBIT_OK) return fail(std::string("kernel failed: ") + edgebit_last_error());
         return nullptr;
     }
@@ -149,6 +155,13 @@ struct BitLinearOp : Ort::CustomOpBase<BitLinearOp, BitLinearKernel, /*WithStatu
             api.ReleaseStatus(st);  // no attribute: a node without a fused norm
         else
             k->has_eps = true;
+        int64_t gate = 0;
+        if (OrtStatus* st = api.KernelInfoGetAttribute_int64(info, "relu2_gate", &gate)) api.ReleaseStatus(st);
+        if (gate != 0 && gate != 1) {
+            delete k;
+            return fail("attribute relu2_gate must be 0 or 1, got " + std::to_string(gate));
+        }
+        k->relu2_gate = gate == 1;
         *kernel = k;
         return nullptr;
     }

@@ -230,6 +230,7 @@ struct Outputs {
     std::vector<float> y_q8, y_f32;
     std::vector<float> y_ch, y_ch_uniform;  // per-channel entry: gammas, and gamma N times
     std::vector<float> y_rms;               // per-channel entry after the fused RMSNorm (norm_weight)
+    std::vector<float> y_gate;              // the ReLU^2 GLU entry on [x | up(x)], then the norm
     int status = 0;
 };
 
@@ -254,7 +255,18 @@ std::vector<float> naive_rms_norm(const std::vector<float>& x, int64_t M, int64_
     return y;
 }
 
-// The six entry points on c's shape, reading x, xq, packed and gammas from the given pointers
+// Rows [gate | up] of 2K: gate = x's row, up = the same row read backwards and scaled (signs and zeros mixed).
+std::vector<float> gate_up(const float* x, int64_t M, int64_t K) {
+    std::vector<float> gu(static_cast<size_t>(2 * M * K));
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t k = 0; k < K; ++k) {
+            gu[m * 2 * K + k] = x[m * K + k];
+            gu[m * 2 * K + K + k] = -0.75f * x[m * K + (K - 1 - k)];
+        }
+    return gu;
+}
+
+// The seven entry points on c's shape, reading x, xq, packed and gammas from the given pointers
 // (c's own vectors, or guarded copies of them).
 Outputs run_on(const Case& c, const float* x, const int8_t* xq, const uint8_t* packed,
                const float* gammas, const edgebit_threading* t) {
@@ -277,6 +289,10 @@ Outputs run_on(const Case& c, const float* x, const int8_t* xq, const uint8_t* p
     const std::vector<float> nw = norm_weight(c.K);
     o.status |= edgebit_ternary_linear_f32_rmsnorm(x, c.M, c.K, nw.data(), kNormEps, packed, c.N, gammas,
                                                    o.y_rms.data(), t);
+    o.y_gate.assign(static_cast<size_t>(c.M * c.N), -1.0f);
+    const std::vector<float> gu = gate_up(x, c.M, c.K);
+    o.status |= edgebit_ternary_linear_f32_relu2(gu.data(), c.M, c.K, nw.data(), kNormEps, packed, c.N, gammas,
+                                                 o.y_gate.data(), t);
     return o;
 }
 
@@ -291,7 +307,8 @@ bool same(const Outputs& a, const Outputs& b) {
            memcmp(a.y_f32.data(), b.y_f32.data(), a.y_f32.size() * 4) == 0 &&
            memcmp(a.y_ch.data(), b.y_ch.data(), a.y_ch.size() * 4) == 0 &&
            memcmp(a.y_ch_uniform.data(), b.y_ch_uniform.data(), a.y_ch_uniform.size() * 4) == 0 &&
-           memcmp(a.y_rms.data(), b.y_rms.data(), a.y_rms.size() * 4) == 0;
+           memcmp(a.y_rms.data(), b.y_rms.data(), a.y_rms.size() * 4) == 0 &&
+           memcmp(a.y_gate.data(), b.y_gate.data(), a.y_gate.size() * 4) == 0;
 }
 
 std::vector<std::string> g_variants;  // compiled and supported here, "scalar" first
@@ -336,6 +353,18 @@ void test_case(const Case& c, const char* label) {
           "rms_norm_rows == naive fp64 norm", shape);
     check(two && memcmp(y_two.data(), ref.y_rms.data(), y_two.size() * 4) == 0, "fused norm == norm then linear",
           shape);
+    // The ReLU^2 GLU entry: relu(gate)^2 * up written out, then the fused-norm entry, bit for bit.
+    const std::vector<float> gu = gate_up(c.x.data(), c.M, c.K);
+    std::vector<float> h(c.x.size()), y_glu(static_cast<size_t>(c.M * c.N));
+    for (int64_t m = 0; m < c.M; ++m)
+        for (int64_t k = 0; k < c.K; ++k) {
+            const float g = gu[m * 2 * c.K + k], r = g > 0.0f ? g : 0.0f;
+            h[m * c.K + k] = (r * r) * gu[m * 2 * c.K + c.K + k];
+        }
+    check(edgebit_ternary_linear_f32_rmsnorm(h.data(), c.M, c.K, nw.data(), kNormEps, c.packed.data(), c.N,
+                                             c.gammas.data(), y_glu.data(), nullptr) == 0 &&
+              memcmp(y_glu.data(), ref.y_gate.data(), y_glu.size() * 4) == 0,
+          "relu2 GLU == relu(gate)^2 * up then the fused norm", shape);
     for (const std::string& v : g_variants) {
         check(edgebit_force_variant(v.c_str()) == 0, "force", v);
         for (const ThreadCfg& tc : kThreadCfgs) {

@@ -233,3 +233,42 @@ def test_fused_rms_norm_bad_inputs_are_named():
         session(normed_bitlinear_model(1e-5)).run(None, {**feeds, "norm_weight": np.ones(383, np.float32)})
     with pytest.raises(Exception, match=r"BitLinear: input 3 'norm_weight' needs the float attribute norm_eps"):
         session(normed_bitlinear_model(None)).run(None, {**feeds, "norm_weight": np.ones(K, np.float32)})
+
+
+def gated_bitlinear_model(k: int = K) -> bytes:
+    """BitLinear with relu2_gate=1 and a fused norm: X [..., 2K] = [gate | up], the down projection of a ReLU^2 GLU."""
+    node = helper.make_node("BitLinear", ["X", "W", "gamma", "norm_weight"], ["Y"], domain="edgebit", norm_eps=1e-5,
+                            relu2_gate=1)
+    graph = helper.make_graph(
+        [node], "bitlinear_relu2",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["B", "T", "K2"]),
+         helper.make_tensor_value_info("W", TensorProto.UINT8, ["N", "K4"]),
+         helper.make_tensor_value_info("gamma", TensorProto.FLOAT, ["N"]),
+         helper.make_tensor_value_info("norm_weight", TensorProto.FLOAT, ["K"])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("edgebit", 1)],
+                              ir_version=10)
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("t", [1, 9])
+def test_relu2_gate_bit_exact_to_the_reference_mlp(t, threads):
+    """X = [gate | up] -> the reference's F.relu(gate).square() * up -> rms_norm -> ternary_linear, bit for bit: the
+    Split, Relu, Mul, Mul and norm nodes in front of a BitNet down projection folded into the op."""
+    import torch.nn.functional as F
+
+    from edgebit.model.reference import rms_norm
+
+    w = qkv_weight(seed=t)
+    gate_up = activations((1, t, 2 * K), seed=t + threads)
+    gate_up[0, 0, :3] = torch.tensor([-0.0, float("-inf"), 0.0])  # relu's edges: -0, -inf gate -> 0 (times up)
+    norm_w = (torch.rand(K, generator=torch.Generator().manual_seed(4)) + 0.5).float()
+    (y,) = session(gated_bitlinear_model(), threads).run(None, {"X": gate_up.numpy(), "W": w.packed.numpy(),
+                                                               "gamma": w.gamma.numpy(), "norm_weight": norm_w.numpy()})
+    gate, up = gate_up[..., :K], gate_up[..., K:]
+    expected = reference_linear(rms_norm(F.relu(gate).square() * up, norm_w, 1e-5), w)
+    assert torch.equal(torch.from_numpy(y), expected), (torch.from_numpy(y) - expected).abs().max()
+    with pytest.raises(Exception, match=r"BitLinear: input 0 'X' must be \[\.\.\., 2K\].*odd last dim"):
+        session(gated_bitlinear_model()).run(None, {"X": gate_up[..., 1:].contiguous().numpy(), "W": w.packed.numpy(),
+                                                    "gamma": w.gamma.numpy(), "norm_weight": norm_w.numpy()})
