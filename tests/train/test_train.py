@@ -56,13 +56,17 @@ def test_resume_continues_bit_for_bit(tmp_path, cli):
 
 
 def assert_logits_match(a: torch.Tensor, b: torch.Tensor) -> None:
-    """Logits (1, T, V) agree to 1e-4 at every position but the rare one where a last-bit difference in float
-    order (transformers divides by s * weight_scale, the reference multiplies by gamma) moves one int8
-    activation across a rounding boundary: a one-step change of one activation, ~1e-3 in the logits. Such a
-    position must still be close (< 0.05) and pick the same top token; most positions are exact to 1e-4."""
+    """Logits (1, T, V) agree to 1e-4 up to the first position where a last-bit difference in float order
+    (transformers divides by s * weight_scale, the reference multiplies by gamma) moves one int8 activation
+    across a rounding boundary (a flip: ~1e-3 to 1e-2 in the logits). That position's keys and values stay in the
+    cache, so later positions may differ by as much; all must stay close (< 0.05) and pick the same top token. A
+    different arithmetic (a scale, a norm) shows from the first position on, so the positions before the first
+    flip must be a good part of the sequence (a quarter: flips are rare, one per sequence at most here)."""
     per_pos = (a - b).abs().amax(-1)[0]
     assert per_pos.max() < 0.05
-    assert (per_pos <= 1e-4).float().mean() >= 0.9
+    off = (per_pos > 1e-4).nonzero()
+    exact_prefix = int(off[0]) if len(off) else per_pos.numel()
+    assert exact_prefix >= per_pos.numel() // 4, per_pos
     assert torch.equal(a.argmax(-1), b.argmax(-1))
 
 
