@@ -192,13 +192,14 @@ def test_only_register_custom_ops_is_exported():
     assert "OrtGetApiBase" not in undefined and "onnxruntime" not in undefined  # no -lonnxruntime
 
 
-def normed_bitlinear_model(eps: float | None, k: int = K) -> bytes:
-    """BitLinear with its optional norm_weight input (the RMSNorm in front of it, fused) and norm_eps."""
-    attrs = {} if eps is None else {"norm_eps": eps}
+def normed_bitlinear_model(eps: float | None, relu2_gate: bool = False) -> bytes:
+    """BitLinear with its optional norm_weight input (the RMSNorm in front of it, fused) and norm_eps; relu2_gate: X is
+    [..., 2K] = [gate | up], the down projection of a ReLU^2 GLU."""
+    attrs = ({} if eps is None else {"norm_eps": eps}) | ({"relu2_gate": 1} if relu2_gate else {})
     node = helper.make_node("BitLinear", ["X", "W", "gamma", "norm_weight"], ["Y"], domain="edgebit", **attrs)
     graph = helper.make_graph(
         [node], "bitlinear_normed",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["B", "T", k]),
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["B", "T", "KX"]),
          helper.make_tensor_value_info("W", TensorProto.UINT8, ["N", "K4"]),
          helper.make_tensor_value_info("gamma", TensorProto.FLOAT, ["N"]),
          helper.make_tensor_value_info("norm_weight", TensorProto.FLOAT, ["K"])],
@@ -235,22 +236,6 @@ def test_fused_rms_norm_bad_inputs_are_named():
         session(normed_bitlinear_model(None)).run(None, {**feeds, "norm_weight": np.ones(K, np.float32)})
 
 
-def gated_bitlinear_model(k: int = K) -> bytes:
-    """BitLinear with relu2_gate=1 and a fused norm: X [..., 2K] = [gate | up], the down projection of a ReLU^2 GLU."""
-    node = helper.make_node("BitLinear", ["X", "W", "gamma", "norm_weight"], ["Y"], domain="edgebit", norm_eps=1e-5,
-                            relu2_gate=1)
-    graph = helper.make_graph(
-        [node], "bitlinear_relu2",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["B", "T", "K2"]),
-         helper.make_tensor_value_info("W", TensorProto.UINT8, ["N", "K4"]),
-         helper.make_tensor_value_info("gamma", TensorProto.FLOAT, ["N"]),
-         helper.make_tensor_value_info("norm_weight", TensorProto.FLOAT, ["K"])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("edgebit", 1)],
-                              ir_version=10)
-    return model.SerializeToString()
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("t", [1, 9])
 def test_relu2_gate_bit_exact_to_the_reference_mlp(t, threads):
@@ -264,11 +249,11 @@ def test_relu2_gate_bit_exact_to_the_reference_mlp(t, threads):
     gate_up = activations((1, t, 2 * K), seed=t + threads)
     gate_up[0, 0, :3] = torch.tensor([-0.0, float("-inf"), 0.0])  # relu's edges: -0, -inf gate -> 0 (times up)
     norm_w = (torch.rand(K, generator=torch.Generator().manual_seed(4)) + 0.5).float()
-    (y,) = session(gated_bitlinear_model(), threads).run(None, {"X": gate_up.numpy(), "W": w.packed.numpy(),
+    (y,) = session(normed_bitlinear_model(1e-5, relu2_gate=True), threads).run(None, {"X": gate_up.numpy(), "W": w.packed.numpy(),
                                                                "gamma": w.gamma.numpy(), "norm_weight": norm_w.numpy()})
     gate, up = gate_up[..., :K], gate_up[..., K:]
     expected = reference_linear(rms_norm(F.relu(gate).square() * up, norm_w, 1e-5), w)
     assert torch.equal(torch.from_numpy(y), expected), (torch.from_numpy(y) - expected).abs().max()
     with pytest.raises(Exception, match=r"BitLinear: input 0 'X' must be \[\.\.\., 2K\].*odd last dim"):
-        session(gated_bitlinear_model()).run(None, {"X": gate_up[..., 1:].contiguous().numpy(), "W": w.packed.numpy(),
+        session(normed_bitlinear_model(1e-5, relu2_gate=True)).run(None, {"X": gate_up[..., 1:].contiguous().numpy(), "W": w.packed.numpy(),
                                                     "gamma": w.gamma.numpy(), "norm_weight": norm_w.numpy()})
