@@ -105,14 +105,12 @@ class SharedInput(nn.Module):
         def fusable(n) -> bool:
             return fuses and n is not None and n[2] == "rms" and (len(n) < 4 or n[3] == 1)
 
+        # The block norm goes into the one linear below when it is the last step before its quantization and
+        # fusable; otherwise it is applied first.
+        block_norm = block_norm if block_norm is not None and block_norm[0] is not None else None
         self.block = None
-        if block_norm is not None and block_norm[0] is not None:
-            if self.shared and weights[0].input_norm is None and fusable(block_norm):
-                pass  # fused into the one linear below
-            else:
-                self.block, block_norm = Normed(*block_norm), None
-        else:
-            block_norm = None
+        if block_norm is not None and not (self.shared and weights[0].input_norm is None and fusable(block_norm)):
+            self.block, block_norm = Normed(*block_norm), None
 
         def part(ws: list[TernaryWeight], n) -> tuple[nn.Module, nn.Module | None]:
             if fusable(n):

@@ -19,7 +19,6 @@
 // identical to the scalar loop, which handles the tail and other architectures.
 #include <math.h>
 
-#include <new>
 #include <vector>
 
 #if defined(__SSE2__)
