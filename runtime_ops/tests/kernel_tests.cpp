@@ -456,7 +456,7 @@ void test_shapes() {
     for (int64_t K : {1, 200, 540})
         test_case(make_case(17, 13, K, seed++, false), "padded gemm");
     test_case(make_case(25, 48, 1000, seed++, false), "padded panel k");
-    // The AVX2 GEMV sums 4x each block's sum while 4 * 3 * 128 * K fits int32 (K <= 128 * 10922) and takes
+    // The AVX2 and AVX-512 GEMVs sum 4x each block's sum while 4 * 3 * 128 * K fits int32 (K <= 128 * 10922) and take
     // plain blocks beyond: both sides of that bound, with extreme rows (all -1 / +1 against -128) and code 3.
     // x86 only: these 1.4M-wide rows would take minutes under qemu, and the ARM kernels have no such bound.
 #if defined(__x86_64__) || defined(_M_X64)

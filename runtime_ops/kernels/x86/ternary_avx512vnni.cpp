@@ -43,9 +43,52 @@ struct Avx512Vnni {
     static constexpr int kTileM = 4;
     static constexpr int kTileN = 4;
 
+    // Decode (M = 1) is bound by vector operations, not by DRAM, on one core: the 512-bit form (gemv512 below: one
+    // broadcast, two vpsrlvq, two ands, two vpdpbusd per row and block, each zmm operation two 256-bit halves on
+    // Zen 4) ran at 94 G weights/s whether the weights came from L2, L3 or DRAM, as the AVX2 variant's 14.5
+    // operations a block did. In 256-bit form with AVX2's unpacking a block is one shift, four ands and four
+    // vpdpbusd: the codes of weights 0..31 and 64..95 (p & 3, (p >> 4) & 3) at 1x, those of 32..63 and 96..127 left
+    // in place at 4x (p & 12, (p >> 4) & 12), each set in its own accumulator, so out = sum1 + sum4 / 4 - xsum,
+    // exactly (sum4 is 4x an integer): 121-138 G weights/s from cache (docs/performance.md, twelfth run). Two
+    // accumulators a row and the activations read from L1 as memory operands: GCC 12 gives the 256-bit vpdpbusd
+    // builtin only ymm0-15, and with four accumulators a row (or the asm dpbusd) it copied or spilled them every
+    // block, which ran slower than the 512-bit form. Lanes stay far inside int32 for K <= kMaxBlocksX4 * 128
+    // (as AVX2's 4x sums); longer rows take the 512-bit form.
+    static constexpr int64_t kMaxBlocksX4 = 10922;
+
     template <int R>
     static void gemv(const int8_t* x, int32_t xsum, const uint8_t* w, int64_t row_bytes,
                      int64_t nblocks, int32_t* out) {
+        if (nblocks > kMaxBlocksX4) return gemv512<R>(x, xsum, w, row_bytes, nblocks, out);
+        const __m256i m3 = _mm256_set1_epi8(3), m12 = _mm256_set1_epi8(12);
+        __m256i a1[R], a4[R];
+        for (int r = 0; r < R; ++r) a1[r] = a4[r] = _mm256_setzero_si256();
+        for (int64_t b = 0; b < nblocks; ++b) {
+            prefetch_ahead<R>(w, row_bytes, b);
+            const __m256i* xb = reinterpret_cast<const __m256i*>(x + 128 * b);
+            for (int r = 0; r < R; ++r) {
+                const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * row_bytes + 32 * b));
+                const __m256i q = _mm256_srli_epi16(p, 4);
+                a1[r] = _mm256_dpbusd_epi32(a1[r], _mm256_and_si256(p, m3), _mm256_loadu_si256(xb));
+                a4[r] = _mm256_dpbusd_epi32(a4[r], _mm256_and_si256(p, m12), _mm256_loadu_si256(xb + 1));
+                a1[r] = _mm256_dpbusd_epi32(a1[r], _mm256_and_si256(q, m3), _mm256_loadu_si256(xb + 2));
+                a4[r] = _mm256_dpbusd_epi32(a4[r], _mm256_and_si256(q, m12), _mm256_loadu_si256(xb + 3));
+            }
+        }
+        for (int r = 0; r < R; ++r) out[r] = hsum256(a1[r]) + (hsum256(a4[r]) >> 2) - xsum;
+    }
+
+    static inline int32_t hsum256(__m256i v) {
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+        return _mm_cvtsi128_si32(s);
+    }
+
+    // The 512-bit GEMV (rows longer than kMaxBlocksX4 blocks).
+    template <int R>
+    static void gemv512(const int8_t* x, int32_t xsum, const uint8_t* w, int64_t row_bytes,
+                        int64_t nblocks, int32_t* out) {
         const Unpack512 unpack;
         // Two accumulators per row: two independent vpdpbusd chains per row hide latency.
         __m512i acc0[R], acc1[R];
