@@ -8,6 +8,8 @@
 // half holds the codes of weights 0..31 and the high half those of 32..63 (resp. 64..127),
 // which line up with one contiguous 64-byte load of activations. So a block costs one
 // broadcast load, two shifts, two ands and two vpdpbusd per row, and any block count works.
+// That is the form of the prefill tile and of the longest rows; decode (Avx512Vnni::gemv) unpacks
+// as AVX2 does, in 256-bit vpdpbusd, which needs fewer operations per block.
 #include <immintrin.h>
 
 // GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own _mm512_undefined_*
