@@ -4,6 +4,8 @@ MatMulInteger (int8) and MatMulNBits (2-bit and 4-bit), all measured in the same
 Two parts: each BitNet-2B4T matrix shape alone (M=1 decode, M=128 prefill), and a decode sweep over every
 ternary matrix of a 2B4T-shaped model in turn (~0.5 GB packed, far beyond cache, as one decoded token
 reads them), whose figure of merit is the fraction of this machine's streaming read bandwidth reached.
+With the sweep comes the same M=1 work from cache (one layer's matrices, in L3, 1 thread): when it runs no faster
+than the sweep, decode is bound by the kernel's operations, not by DRAM.
 """
 
 from __future__ import annotations
@@ -134,6 +136,28 @@ def bench_decode_sweep(thread_counts=(1, 2), bandwidth_gbps: float = 0.0,
         if on_row:
             on_row(row)
     return rows
+
+
+def bench_from_cache(bandwidth_gbps: float = 0.0, on_row: Callable[[Row], None] | None = None) -> Row:
+    """The decode sweep's M=1 products with the weights in cache, 1 thread: one layer's seven matrices (17 MB, in L3
+    where it holds 32 MB) 30 times, the same calls as the sweep's. No baselines: the figure is this row's GB/s
+    against the sweep's from DRAM (about equal: decode is bound by the kernel's operations, not by memory)."""
+    weights = [_ternary(n, k, seed=i)[1] for i, (n, k) in enumerate(LAYER)]
+    total_bytes = NUM_LAYERS * sum(w.packed.numel() for w in weights)
+    xs = {k: torch.randn(1, k) for k in (2560, 6912)}
+
+    def calls():
+        for _ in range(NUM_LAYERS):
+            for w in weights:
+                native.ternary_linear(xs[w.in_features], w, threads=1)
+
+    ours = _timed(calls, 1)
+    gbps = total_bytes / ours / 1e9
+    row = Row("2b4t_layer_from_cache", 1, 1, native.variant(), ours, gbps,
+              gbps / bandwidth_gbps if bandwidth_gbps else 0.0)
+    if on_row:
+        on_row(row)
+    return row
 
 
 def measure_bandwidth() -> float:
