@@ -141,7 +141,8 @@ def bench_decode_sweep(thread_counts=(1, 2), bandwidth_gbps: float = 0.0,
 def bench_from_cache(bandwidth_gbps: float = 0.0, on_row: Callable[[Row], None] | None = None) -> Row:
     """The decode sweep's M=1 products with the weights in cache, 1 thread: one layer's seven matrices (17 MB, in L3
     where it holds 32 MB) 30 times, the same calls as the sweep's. No baselines: the figure is this row's GB/s
-    against the sweep's from DRAM (about equal: decode is bound by the kernel's operations; well above it: by memory)."""
+    against the sweep's from DRAM (about equal: decode is bound by the kernel's operations; well above it: by
+    memory)."""
     weights = [_ternary(n, k, seed=i)[1] for i, (n, k) in enumerate(LAYER)]
     total_bytes = NUM_LAYERS * sum(w.packed.numel() for w in weights)
     xs = {k: torch.randn(1, k) for k in (2560, 6912)}
