@@ -249,11 +249,11 @@ def test_relu2_gate_bit_exact_to_the_reference_mlp(t, threads):
     gate_up = activations((1, t, 2 * K), seed=t + threads)
     gate_up[0, 0, :3] = torch.tensor([-0.0, float("-inf"), 0.0])  # relu's edges: -0, -inf gate -> 0 (times up)
     norm_w = (torch.rand(K, generator=torch.Generator().manual_seed(4)) + 0.5).float()
-    (y,) = session(normed_bitlinear_model(1e-5, relu2_gate=True), threads).run(None, {"X": gate_up.numpy(), "W": w.packed.numpy(),
-                                                               "gamma": w.gamma.numpy(), "norm_weight": norm_w.numpy()})
+    model = normed_bitlinear_model(1e-5, relu2_gate=True)
+    feeds = {"W": w.packed.numpy(), "gamma": w.gamma.numpy(), "norm_weight": norm_w.numpy()}
+    (y,) = session(model, threads).run(None, {"X": gate_up.numpy(), **feeds})
     gate, up = gate_up[..., :K], gate_up[..., K:]
     expected = reference_linear(rms_norm(F.relu(gate).square() * up, norm_w, 1e-5), w)
     assert torch.equal(torch.from_numpy(y), expected), (torch.from_numpy(y) - expected).abs().max()
     with pytest.raises(Exception, match=r"BitLinear: input 0 'X' must be \[\.\.\., 2K\].*odd last dim"):
-        session(normed_bitlinear_model(1e-5, relu2_gate=True)).run(None, {"X": gate_up[..., 1:].contiguous().numpy(), "W": w.packed.numpy(),
-                                                    "gamma": w.gamma.numpy(), "norm_weight": norm_w.numpy()})
+        session(model).run(None, {"X": gate_up[..., 1:].contiguous().numpy(), **feeds})
