@@ -64,7 +64,7 @@ def reference_kv_dtype(manifest: dict) -> str:
     and the attention output."""
     kv = kv_cache(manifest)
     if kv["dtype"] != "float16":
-        return kv["dtype"]
+        return kv["dtype"]  # float32, or int8 (rows of codes and a scale: edgebit/quant/kv_int8.py)
     return "float16" if kv.get("rounds") == "kv" else "float16-qkvo"
 
 
@@ -92,9 +92,12 @@ def read_manifest(artifact_dir: str | Path, check_files: bool = True) -> dict:
     if not isinstance(manifest.get("kv_cache", {}), dict) or kv_cache(manifest)["update"] not in ("in-place", "concat"):
         raise ArtifactError(f"{path}: 'kv_cache' 'update' must be \"in-place\" or \"concat\"")
     kv = kv_cache(manifest)
-    if kv["dtype"] not in ("float32", "float16") or (kv["dtype"] == "float16" and kv["update"] != "in-place"):
-        raise ArtifactError(f"{path}: 'kv_cache' 'dtype' must be \"float32\", or \"float16\" with \"update\": "
-                            f"\"in-place\"")
+    if kv["dtype"] not in ("float32", "float16", "int8") or (kv["dtype"] != "float32" and kv["update"] != "in-place"):
+        raise ArtifactError(f"{path}: 'kv_cache' 'dtype' must be \"float32\", or \"float16\" or \"int8\" with "
+                            f"\"update\": \"in-place\"")
+    if kv["dtype"] == "int8" and kv.get("row") != "int8-codes+f32-scale":
+        raise ArtifactError(f"{path}: 'kv_cache' 'row' must be \"int8-codes+f32-scale\" for an int8 cache (the row "
+                            f"format this edgebit reads), got {kv.get('row')!r}")
     if kv.get("rounds", "kv") != "kv":
         raise ArtifactError(f"{path}: 'kv_cache' 'rounds' must be \"kv\" (the keys and values rounded to fp16)")
     if not check_files:

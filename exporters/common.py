@@ -9,7 +9,7 @@ from pathlib import Path
 from edgebit.errors import EdgebitError
 
 HEADS = ("fp32", "int8", "q4")
-KV_DTYPES = ("float32", "float16")  # the KV cache's element type (float16: edgebit's in-place cache only)
+KV_DTYPES = ("float32", "float16", "int8")  # the KV cache's element type (float16, int8: edgebit's in-place cache)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
 DEFAULT_MAX_SEQ_LEN = 4096
 
@@ -22,11 +22,19 @@ def check_head(head: str, ops: str = "edgebit") -> None:
 
 
 def check_kv_dtype(kv_dtype: str, own_cache: bool, why_not: str) -> None:
-    """float16 needs the cache edgebit's ops write (their attention widens it exactly); WHY_NOT says why it is not."""
+    """float16 and int8 need the cache edgebit's ops write (their attention reads it); WHY_NOT says why it is not."""
     if kv_dtype not in KV_DTYPES:
         raise EdgebitError(f"--kv-cache: {kv_dtype!r} is not one of {', '.join(KV_DTYPES)}")
     if kv_dtype != "float32" and not own_cache:
         raise EdgebitError(f"--kv-cache {kv_dtype}: {why_not}")
+
+
+def kv_cache_entry(update: str, kv_dtype: str) -> dict:
+    """The manifest's "kv_cache": how the cache is taken ("in-place" or "concat") and its element type; an fp16 cache
+    rounds the keys and values only ("rounds": "kv"), an int8 one holds rows of D codes and a float32 scale
+    ("row": "int8-codes+f32-scale", edgebit/quant/kv_int8.py)."""
+    extra = {"float16": {"rounds": "kv"}, "int8": {"row": "int8-codes+f32-scale"}}.get(kv_dtype, {})
+    return {"update": update, "dtype": kv_dtype, **extra}
 
 
 def load_for_export(model: Path, max_seq_len: int | None):

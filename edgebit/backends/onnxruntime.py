@@ -48,7 +48,8 @@ class OnnxRuntimeBackend:
         # Artifacts that say so take their cache as one buffer updated in place (exporters/onnx/decoder.py).
         kv = kv_cache(manifest)
         self.in_place = kv["update"] == "in-place"
-        self.kv_dtype = np.float16 if kv["dtype"] == "float16" else np.float32
+        self.kv_dtype = {"float16": np.float16, "int8": np.int8}.get(kv["dtype"], np.float32)
+        self.kv_row = self.head_dim + 4 if kv["dtype"] == "int8" else self.head_dim  # int8: codes, then a float32 scale
         self.buffers = None
         self.reset()
 
@@ -89,7 +90,7 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         if self.buffers is None:
-            shape = (1, self.kv_heads, self.max_seq_len, self.head_dim)
+            shape = (1, self.kv_heads, self.max_seq_len, self.kv_row)
             self.buffers = [ort.OrtValue.ortvalue_from_shape_and_type(shape, self.kv_dtype)
                             for _ in range(2 * self.layers)]
         io = self.session.io_binding()

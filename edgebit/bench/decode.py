@@ -4,9 +4,9 @@ to the roofline of this machine measured in the same run.
 
     roofline tokens/s = streaming read bandwidth / bytes one decoded token must read (weights + KV cache)
 
-Artifacts: ONNX with edgebit's op (its default fp16 KV cache; onnx-kv32 the fp32 one), ONNX with `--ops standard`
-(ONNX Runtime's MatMulNBits bits=2: the stock baseline, the denominator of speedup_vs_standard_ops), the ExecuTorch
-.pte (and pte-kv32), and ExecuTorch's stock low-bit path (`--ops torchao-8da4w`), each with an fp32 and an int8 head
+Artifacts: ONNX with edgebit's op (its default fp16 KV cache; onnx-kv32 the fp32 one, onnx-kv8 the int8 one), ONNX
+with `--ops standard` (ONNX Runtime's MatMulNBits bits=2: the stock baseline, the denominator of
+speedup_vs_standard_ops), the ExecuTorch .pte (and pte-kv32, pte-kv8), and ExecuTorch's stock low-bit path (`--ops torchao-8da4w`), each with an fp32 and an int8 head
 by default (`--heads`; q4 for edgebit's two; `--artifacts` picks a subset), at each prompt length of `--context` (the
 decode steps then attend over that many cached positions and more; each context gets artifacts whose sequence limit
 fits it). The generated checkpoint and its exports are cached under a key of their content, so a rerun only times."""
@@ -22,17 +22,21 @@ from pathlib import Path
 from typing import Callable
 
 # (artifact name, export target, export kwargs)
-# edgebit's artifacts as exported by default (an fp16 KV cache) and with the exact fp32 cache (-kv32)
+# edgebit's artifacts as exported by default (an fp16 KV cache), with the exact fp32 cache (-kv32) and with the int8
+# one (-kv8: rows of codes and a float32 scale)
 ARTIFACTS = (("onnx", "onnx", {"ops": "edgebit", "kv_dtype": "float16"}),
              ("onnx-kv32", "onnx", {"ops": "edgebit", "kv_dtype": "float32"}),
+             ("onnx-kv8", "onnx", {"ops": "edgebit", "kv_dtype": "int8"}),
              ("onnx-standard", "onnx", {"ops": "standard"}),
              ("pte", "executorch", {"kv_dtype": "float16"}),
              ("pte-kv32", "executorch", {"kv_dtype": "float32"}),
+             ("pte-kv8", "executorch", {"kv_dtype": "int8"}),
              # ExecuTorch's stock low-bit path on the same weights (torchao 8da4w on XNNPACK; issue 5's baseline)
              ("pte-torchao", "executorch", {"ops": "torchao-8da4w"}))
 HEADS = ("int8", "fp32", "q4")
-OWN_HEADS = ("onnx", "onnx-kv32", "pte", "pte-kv32")  # edgebit's ops: their head is edgebit's QLinear (any of HEADS)
-KV_FP32 = ("onnx-kv32", "onnx-standard", "pte-kv32", "pte-torchao")  # the rest keep their cache in fp16 (the default)
+OWN_HEADS = ("onnx", "onnx-kv32", "onnx-kv8", "pte", "pte-kv32", "pte-kv8")  # edgebit's ops: edgebit's QLinear head
+KV_FP32 = ("onnx-kv32", "onnx-standard", "pte-kv32", "pte-torchao")
+KV_INT8 = ("onnx-kv8", "pte-kv8")  # the rest keep their cache in fp16 (the default)
 DEFAULT_HEADS = ("int8", "fp32")
 # The head the stock artifacts fall back to where they cannot compute the one asked for (q4 needs edgebit's QLinear):
 # rows with a q4 head are compared with the standard artifact's int8 head, its smallest stock head.
@@ -176,7 +180,8 @@ def bytes_per_token(cfg, name: str, head: str, context: float) -> dict:
         head_bytes = v * (row_bytes(h, HEAD_BITS[head]) + 4)
     else:  # ONNX standard: MatMulNBits bits=8, an fp32 scale per 128; torchao's .pte: XNNPACK int8, one per row
         head_bytes = v * h + 4 * v if name.startswith("pte") else v * _blocks(h) * (128 + 4)
-    kv = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * (4 if name in KV_FP32 else 2) * context
+    row = cfg.head_dim + 4 if name in KV_INT8 else cfg.head_dim * (4 if name in KV_FP32 else 2)  # bytes
+    kv = 2 * cfg.num_layers * cfg.num_kv_heads * row * context
     return {"weights": body + head_bytes, "ternary": body, "head": head_bytes, "kv_cache": int(kv)}
 
 

@@ -173,7 +173,8 @@ def decode(
                      ] = "int8,fp32",
     artifacts: Annotated[str, typer.Option(help="Comma-separated artifacts: onnx, pte (edgebit's, fp16 KV cache as "
                                                 "exported by default), onnx-kv32, pte-kv32 (the same with the fp32 "
-                                                "cache), onnx-standard, pte-torchao (ratios need onnx-standard).")
+                                                "cache), onnx-kv8, pte-kv8 (the int8 cache), onnx-standard, "
+                                                "pte-torchao (ratios need onnx-standard).")
                          ] = "onnx,onnx-standard,pte,pte-torchao",
 ) -> None:
     """Whole-model decode and prefill of the ONNX (edgebit op), ONNX standard-ops, .pte and torchao .pte

@@ -16,7 +16,8 @@ SeqOpt = Annotated[Optional[int], typer.Option(help="Longest sequence (prompt + 
                                                     "default: the model's, capped at 4096.", min=1)]
 KvCacheOpt = Annotated[Optional[KvCache], typer.Option(
     help="KV cache element type; default float16 with edgebit's ops (keys and values rounded to fp16 as written, "
-         "attention in fp32: half the cache's bytes), float32 with stock ops (which only allow float32).",
+         "attention in fp32: half the cache's bytes); int8 (edgebit's ops: each row int8 codes and a float32 scale, "
+         "about a quarter of fp32's bytes, for long contexts); float32 with stock ops (which only allow float32).",
     show_default=False)]
 
 

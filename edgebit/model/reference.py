@@ -104,8 +104,9 @@ class KVCache:
         self.length = 0
 
 
-# kv_dtype -> (k and v rounded to fp16, q and the attention output too)
-KV_ROUNDING = {"float32": (False, False), "float16": (True, False), "float16-qkvo": (True, True)}
+# kv_dtype -> (how k and v are rounded as the cache holds them, q and the attention output rounded to fp16 too)
+KV_ROUNDING = {"float32": (None, False), "float16": ("float16", False), "float16-qkvo": ("float16", True),
+               "int8": ("int8", False)}
 
 
 class ReferenceModel:
@@ -116,11 +117,12 @@ class ReferenceModel:
         """kv_dtype "float16": what an artifact with an fp16 cache computes: k and v rounded to fp16 after RoPE (the
         cache holds them), attention in fp32 over them (edgebit.Attention); "float16-qkvo": what fp16-cache artifacts
         of earlier edgebit versions compute (ONNX Runtime's GroupQueryAttention in fp16): q rounded too, and the
-        attention's output."""
+        attention's output; "int8": k and v through the int8 cache's rows (edgebit/quant/kv_int8.py: code * scale,
+        max|row| / 127 a row)."""
         if kv_dtype not in KV_ROUNDING:
             raise ValueError(f"kv_dtype {kv_dtype!r} is not one of {', '.join(KV_ROUNDING)}")
         self.w = weights
-        self.kv_half, self.qo_half = KV_ROUNDING[kv_dtype]
+        self.kv_round, self.qo_half = KV_ROUNDING[kv_dtype]
         self.cfg = weights.config
         self.inv_freq = rope_inv_freq(self.cfg.head_dim, self.cfg.rope)
         self.head = head
@@ -171,8 +173,12 @@ class ReferenceModel:
         k = ternary_linear(x, layer.k).view(batch, t, cfg.num_kv_heads, cfg.head_dim).transpose(1, 2)
         v = ternary_linear(x, layer.v).view(batch, t, cfg.num_kv_heads, cfg.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # (B, heads, T, D)
-        if self.kv_half:
+        if self.kv_round == "float16":
             k, v = k.half().float(), v.half().float()
+        elif self.kv_round == "int8":
+            from edgebit.quant.kv_int8 import round_trip
+
+            k, v = round_trip(k), round_trip(v)
         if self.qo_half:
             q = q.half().float()
 

@@ -7,7 +7,8 @@ edgebit_attention_f32 (runtime_ops/kernels/attention_api.cpp).
                            Tensor(a!) out) -> Tensor(a!)
 
 q float32 [1, T, Hq, D]; k_cache and v_cache [1, Hkv, S, D], both float32 or both float16 (widened exactly; the
-kernel core's edgebit_attention_f16kv) (Hq a multiple of Hkv; query head h reads kv
+kernel core's edgebit_attention_f16kv), or both int8 [1, Hkv, S, D + 4] (rows of codes and a float32 scale, read as
+code * scale: edgebit/quant/kv_int8.py, edgebit_attention_q8kv) (Hq a multiple of Hkv; query head h reads kv
 head h // (Hq / Hkv)); input_pos int64 [T], each in [0, S). Query t attends to cached positions 0 .. input_pos[t]:
     out[0, t, h*D:(h+1)*D] = softmax(scale * q[0, t, h] . k[0, h', j]) over j <= input_pos[t], times v[0, h', j]
 -> float32 [1, T, Hq * D], the o projection's input.
@@ -35,8 +36,13 @@ def attention_reference(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
     _, t, hq, d = q.shape
     hkv = k_cache.shape[1]
     s = int(input_pos.max()) + 1 if t else 0  # rows past every query's position are never read (stale ones)
-    k = k_cache[0, :, :s].float().repeat_interleave(hq // hkv, dim=0)  # (Hq, s, D)
-    v = v_cache[0, :, :s].float().repeat_interleave(hq // hkv, dim=0)
+    k, v = k_cache[0, :, :s], v_cache[0, :, :s]
+    if k.dtype == torch.int8:
+        from edgebit.quant.kv_int8 import dequantize_rows
+
+        k, v = dequantize_rows(k), dequantize_rows(v)
+    k = k.float().repeat_interleave(hq // hkv, dim=0)  # (Hq, s, D)
+    v = v.float().repeat_interleave(hq // hkv, dim=0)
     scores = torch.matmul(q[0].transpose(0, 1), k.transpose(1, 2)) * scale  # (Hq, T, s)
     hidden = torch.arange(s)[None, :] > input_pos[:, None]  # (T, s): keys after the query
     scores = scores.masked_fill(hidden, float("-inf"))

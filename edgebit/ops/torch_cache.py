@@ -7,7 +7,9 @@ schema ExecuTorch programs call and libedgebit_executorch.so implements (docs/op
 
 cache float32 or float16 of any rank, value float32 of the same shape except T = input_pos.numel() along `dim`,
 input_pos int64 [T], every entry in [0, cache.size(dim)): cache.index_copy_(dim, input_pos, value) (value rounded to
-the cache's type: to nearest even for float16), and nothing else. The returned
+the cache's type: to nearest even for float16), and nothing else. An int8 cache (`--kv-cache int8`) holds rows along
+its last dim, written along dim = rank - 2: each row of value becomes its D codes and float32 scale
+(edgebit/quant/kv_int8.py), so the cache's last dim is value's + 4. The returned
 tensor is a one-element placeholder (the op's result is the mutation).
 
 Why an op: the stock form (index_copy_ on the cache buffer) becomes index_put.out into a fresh tensor plus a
@@ -30,6 +32,12 @@ OUT_SCHEMA = "(Tensor value, Tensor(a!) cache, Tensor input_pos, int dim, *, Ten
 
 
 def _write(value: torch.Tensor, cache: torch.Tensor, input_pos: torch.Tensor, dim: int) -> None:
+    if cache.dtype == torch.int8:
+        from edgebit.quant.kv_int8 import quantize_rows
+
+        if dim != cache.dim() - 2:
+            raise ValueError(f"edgebit::cache_write: an int8 cache is written along dim {cache.dim() - 2}, got {dim}")
+        value = quantize_rows(value)
     cache.index_copy_(dim, input_pos, value.to(cache.dtype))
 
 

@@ -149,9 +149,11 @@ class Layer(nn.Module):
         self.down = SharedInput([lw.down], linear, block(lw.ffn_sub_norm))
         # The stock path stores keys transposed, (1, KVH, D, S): its score product then reads them as they lie, where
         # a transpose of a (1, KVH, S, D) cache is a copy of the whole cache in ExecuTorch every step.
-        k_shape = (cfg.head_dim, max_seq_len) if not in_place_cache else (max_seq_len, cfg.head_dim)
+        # An int8 cache's rows are D codes and the row's float32 scale (edgebit/quant/kv_int8.py).
+        row = cfg.head_dim + 4 if kv_dtype == torch.int8 else cfg.head_dim
+        k_shape = (cfg.head_dim, max_seq_len) if not in_place_cache else (max_seq_len, row)
         self.register_buffer("k_cache", torch.zeros(1, cfg.num_kv_heads, *k_shape, dtype=kv_dtype), persistent=False)
-        self.register_buffer("v_cache", torch.zeros(1, cfg.num_kv_heads, max_seq_len, cfg.head_dim, dtype=kv_dtype),
+        self.register_buffer("v_cache", torch.zeros(1, cfg.num_kv_heads, max_seq_len, row, dtype=kv_dtype),
                              persistent=False)
 
     def forward(self, x, cos, sin, mask_bias, input_pos):
@@ -255,7 +257,7 @@ class Decoder(nn.Module):
     in_place_cache: the cache written by edgebit::cache_write and read by edgebit::attention (False: stock index_copy_
     and a masked product with the whole buffer, for the baseline, which runs without edgebit's kernel library).
     kv_dtype: the cache's element type ("float16": keys and values rounded as written, attention in fp32 over them;
-    the in-place cache only)."""
+    "int8": rows quantized as written, read as code * scale; both the in-place cache only)."""
 
     def __init__(self, weights: ModelWeights, max_seq_len: int, head: str = "fp32", linear=BitLinear,
                  head_linear: nn.Module | None = None, in_place_cache: bool = True, kv_dtype: str = "float32"):
@@ -263,9 +265,9 @@ class Decoder(nn.Module):
         cfg = self.cfg = weights.config
         self.head_kind = head
         self.in_place_cache = in_place_cache
-        if kv_dtype not in ("float32", "float16") or (kv_dtype == "float16" and not in_place_cache):
-            raise ValueError(f"kv_dtype {kv_dtype!r}: float32, or float16 with the in-place cache")
-        dtype = torch.float16 if kv_dtype == "float16" else torch.float32
+        if kv_dtype not in ("float32", "float16", "int8") or (kv_dtype != "float32" and not in_place_cache):
+            raise ValueError(f"kv_dtype {kv_dtype!r}: float32, or float16 or int8 with the in-place cache")
+        dtype = {"float16": torch.float16, "int8": torch.int8}.get(kv_dtype, torch.float32)
         self.layers = nn.ModuleList(Layer(cfg, lw, max_seq_len, linear, in_place_cache, dtype)
                                     for lw in weights.layers)
         self.head_linear = head_linear

@@ -11,7 +11,7 @@ from edgebit.atomic import atomic_output_dir
 from edgebit.errors import EdgebitError
 from .. import register
 from ..chat_template import chat_manifest_entry
-from ..common import check_head, check_kv_dtype, copy_tokenizer_files, load_for_export
+from ..common import check_head, check_kv_dtype, copy_tokenizer_files, kv_cache_entry, load_for_export
 from ..tokenizer_compat import tokenizer_warnings
 
 MODEL_FILE = "program.pte"
@@ -145,8 +145,7 @@ def export_executorch(model: Path, output: Path, max_seq_len: int | None = None,
             "head": head,
             "logits": "last",  # forward returns the last position's logits only (exporters/executorch/decoder.py)
             # edgebit's ops write the cache in place (edgebit::cache_write); an fp16 one rounds keys and values
-            **({"kv_cache": {"update": "in-place", "dtype": kv_dtype, **({"rounds": "kv"} if kv_dtype == "float16"
-                                                                        else {})}} if library else {}),
+            **({"kv_cache": kv_cache_entry("in-place", kv_dtype)} if library else {}),
             "max_seq_len": seq,
             "constant_methods": constant_methods(cfg, seq),
             "config": cfg.to_dict(),

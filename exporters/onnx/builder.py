@@ -105,4 +105,5 @@ class GraphBuilder:
 
 FLOAT = TensorProto.FLOAT
 FLOAT16 = TensorProto.FLOAT16
+INT8 = TensorProto.INT8
 INT64 = TensorProto.INT64

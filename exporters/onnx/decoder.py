@@ -33,7 +33,7 @@ from edgebit.model.weights import ModelWeights, TernaryWeight
 from edgebit.quant.head import quantize_rows_int8
 from edgebit.quant.qhead import HEAD_BITS, group_of, quantize_head
 from edgebit.quant.packing import unpack_ternary
-from .builder import EDGEBIT_DOMAIN, FLOAT, FLOAT16, INT64, MS_DOMAIN, GraphBuilder
+from .builder import EDGEBIT_DOMAIN, FLOAT, FLOAT16, INT8, INT64, MS_DOMAIN, GraphBuilder
 
 NBITS_BLOCK = 128
 
@@ -50,7 +50,7 @@ class ExportOptions:
     max_seq_len: int
     head: str = "fp32"  # "fp32" | "int8" | "q4"
     ops: str = "edgebit"  # "edgebit" | "standard"
-    kv_dtype: str = "float32"  # "float32" | "float16" (the in-place cache only: edgebit.Attention's rows in fp16)
+    kv_dtype: str = "float32"  # "float32" | "float16" | "int8" (float16, int8: the in-place cache only, edgebit.Attention)
 
 
 def _concat(weights: list[TernaryWeight]) -> tuple[np.ndarray, np.ndarray]:
@@ -319,18 +319,19 @@ class DecoderGraph:
         once per call for all layers; the reference's apply_rope, edgebit_rope_f32), then attention over the cache: it
         writes the new keys and values at positions P.. of present (in place when present is past's buffer) and attends
         causally over the first P+T. edgebit.Attention for an fp32 cache (only the positions each query sees, split
-        over the threads: docs/ops.md), over an fp32 or fp16 cache (the new rows rounded to fp16 as they are written;
-        q, k, v and the output stay fp32). [B, T, NH*D] out."""
+        over the threads: docs/ops.md), over an fp32, fp16 or int8 cache (the new rows rounded to fp16, or quantized
+        to int8 rows, as they are written; q, k, v and the output stay fp32). [B, T, NH*D] out."""
         cfg, g = self.cfg, self.g
         kvh, d = cfg.num_kv_heads, cfg.head_dim
-        kind = FLOAT16 if self.opts.kv_dtype == "float16" else FLOAT
-        past_k = g.input(f"past_key_values.{i}.key", kind, ["batch", kvh, "past_seq", d])
-        past_v = g.input(f"past_key_values.{i}.value", kind, ["batch", kvh, "past_seq", d])
+        kind = {"float16": FLOAT16, "int8": INT8}.get(self.opts.kv_dtype, FLOAT)
+        row = d + 4 if kind == INT8 else d  # int8 rows: D codes and the row's float32 scale (edgebit/quant/kv_int8.py)
+        past_k = g.input(f"past_key_values.{i}.key", kind, ["batch", kvh, "past_seq", row])
+        past_v = g.input(f"past_key_values.{i}.value", kind, ["batch", kvh, "past_seq", row])
         out, present_k, present_v = g.op(
             "Attention", [q, k, v, past_k, past_v, *self.attention_inputs, *self.rope_bt], n_out=3,
             domain=EDGEBIT_DOMAIN, hint="attn", num_heads=cfg.num_heads, kv_num_heads=kvh, scale=float(d ** -0.5))
-        g.output(present_k, f"present.{i}.key", kind, ["batch", kvh, "present_seq", d])
-        g.output(present_v, f"present.{i}.value", kind, ["batch", kvh, "present_seq", d])
+        g.output(present_k, f"present.{i}.key", kind, ["batch", kvh, "present_seq", row])
+        g.output(present_v, f"present.{i}.value", kind, ["batch", kvh, "present_seq", row])
         return out
 
     def mlp(self, i: int, layer, x: str) -> str:

@@ -12,7 +12,7 @@ from edgebit.atomic import atomic_output_dir
 from edgebit.errors import EdgebitError
 from .. import register
 from ..chat_template import chat_manifest_entry
-from ..common import check_head, check_kv_dtype, copy_tokenizer_files, load_for_export
+from ..common import check_head, check_kv_dtype, copy_tokenizer_files, kv_cache_entry, load_for_export
 from ..tokenizer_compat import tokenizer_warnings
 
 MODEL_FILE = "model.onnx"
@@ -82,8 +82,8 @@ def export_onnx(model: Path, output: Path, max_seq_len: int | None = None, head:
             # How the graph takes its cache (exporters/onnx/decoder.py): "in-place", one buffer bound as past and
             # present; "concat", a past of P positions in and a new present of P+T out. An fp16 cache rounds the
             # keys and values only ("rounds": "kv"; before, GroupQueryAttention in fp16 rounded q and its output too).
-            "kv_cache": {"update": "in-place" if in_place else "concat", "dtype": kv_dtype,
-                         **({"rounds": "kv"} if kv_dtype == "float16" else {})},
+            # An int8 one holds rows of D codes and a float32 scale (edgebit/quant/kv_int8.py).
+            "kv_cache": kv_cache_entry("in-place" if in_place else "concat", kv_dtype),
             "config": cfg.to_dict(),
             "chat": chat_manifest_entry(Path(model), list(cfg.eos_token_ids)),
             "source": checkpoint_fingerprint(Path(model)),

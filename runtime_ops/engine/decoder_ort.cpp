@@ -32,7 +32,7 @@ class OrtDecoder final : public Decoder {
     std::vector<Ort::Value> past;  // 2 * layers: key, value per layer
     // In-place artifacts (manifest kv_cache.update): one [1, KVH, max_seq_len, D] buffer per cache tensor, bound as
     // past and present; left uninitialized, so a page becomes resident only when a position in it is written.
-    std::vector<std::unique_ptr<uint8_t[]>> buffers;  // in place: float32 or float16 (m.kv_bytes) elements
+    std::vector<std::unique_ptr<uint8_t[]>> buffers;  // in place: float32, float16 or int8 rows (m.kv_row_bytes() each)
     size_t logits_out = 0;
     std::vector<size_t> present_out;  // output index for past slot i
     std::vector<Ort::Value> outputs;  // the last run's, kept: forward() returns a pointer into its logits
@@ -108,8 +108,8 @@ OrtDecoder::OrtDecoder(const DecoderConfig& cfg, const Manifest& m) {
     }
     if (s.keep_last) s.in_names.push_back("logits_to_keep");
     if (m.kv_in_place) {
-        const size_t n = size_t(m.num_kv_heads) * size_t(m.max_seq_len) * size_t(m.head_dim);
-        for (int64_t i = 0; i < 2 * m.num_layers; ++i) s.buffers.emplace_back(new uint8_t[n * m.kv_bytes]);
+        const size_t n = size_t(m.num_kv_heads) * size_t(m.max_seq_len) * size_t(m.kv_row_bytes());
+        for (int64_t i = 0; i < 2 * m.num_layers; ++i) s.buffers.emplace_back(new uint8_t[n]);
     }
     reset();
 }
@@ -145,9 +145,11 @@ const float* OrtDecoder::forward(const std::vector<int64_t>& tokens) {
     inputs.push_back(Ort::Value::CreateTensor<int64_t>(s.cpu, mask.data(), mask.size(), mask_shape, 2));
     inputs.push_back(Ort::Value::CreateTensor<int64_t>(s.cpu, pos.data(), pos.size(), ids_shape, 2));
     // In place: the same buffer is input and output (two views of it); ONNX Runtime allocates only the logits.
-    const int64_t cache_shape[4] = {1, s.m.num_kv_heads, s.m.max_seq_len, s.m.head_dim};
-    const size_t cache_count = size_t(s.m.num_kv_heads) * size_t(s.m.max_seq_len) * size_t(s.m.head_dim);
-    const auto cache_type = s.m.kv_bytes == 2 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+    const int64_t cache_shape[4] = {1, s.m.num_kv_heads, s.m.max_seq_len, s.m.kv_row_elems()};
+    const size_t cache_count = size_t(s.m.num_kv_heads) * size_t(s.m.max_seq_len) * size_t(s.m.kv_row_elems());
+    const auto cache_type = s.m.kv_bytes == 2   ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16
+                            : s.m.kv_bytes == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8
+                                                : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
     auto view = [&](size_t i) {
         return Ort::Value::CreateTensor(s.cpu, s.buffers[i].get(), cache_count * size_t(s.m.kv_bytes), cache_shape, 4,
                                         cache_type);

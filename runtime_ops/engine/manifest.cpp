@@ -128,11 +128,15 @@ Manifest read_manifest(const std::string& dir) {
             throw std::runtime_error(path + ": 'kv_cache' 'update' must be \"in-place\" or \"concat\"");
         m.kv_in_place = update->str == "in-place";
         const Json* dtype = kv->find("dtype");
-        const bool half = dtype && dtype->kind == Json::String && dtype->str == "float16" && m.kv_in_place;
-        if (dtype && !half && (dtype->kind != Json::String || dtype->str != "float32"))
-            throw std::runtime_error(path + ": 'kv_cache' 'dtype' must be \"float32\", or \"float16\" with "
-                                     "\"update\": \"in-place\"");
-        m.kv_bytes = half ? 2 : 4;
+        const std::string type = dtype && dtype->kind == Json::String ? dtype->str : "";
+        const bool half = type == "float16" && m.kv_in_place, q8 = type == "int8" && m.kv_in_place;
+        if (dtype && !half && !q8 && type != "float32")
+            throw std::runtime_error(path + ": 'kv_cache' 'dtype' must be \"float32\", or \"float16\" or \"int8\" "
+                                     "with \"update\": \"in-place\"");
+        const Json* row = kv->find("row");
+        if (q8 && (!row || row->kind != Json::String || row->str != "int8-codes+f32-scale"))
+            throw std::runtime_error(path + ": 'kv_cache' 'row' must be \"int8-codes+f32-scale\" for an int8 cache");
+        m.kv_bytes = half ? 2 : q8 ? 1 : 4;
     }
     m.vocab_size = json_int(cfg, "vocab_size", cpath, 1, int64_t(1) << 24);
     m.eos_token_ids = id_list(cfg.find("eos_token_ids"), cpath + " 'eos_token_ids'");

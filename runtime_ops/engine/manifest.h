@@ -37,7 +37,10 @@ struct Manifest {
     // both past and present (the graph's attention op writes the new positions into it); otherwise past in, new present
     // out.
     bool kv_in_place = false;
-    int64_t kv_bytes = 4;  // "dtype": "float32" (4) or, in place only, "float16" (2): the cache's element size
+    int64_t kv_bytes = 4;  // "dtype": "float32" (4) or, in place only, "float16" (2) or "int8" (1): element size
+    // A cached row (one position of one kv head): head_dim elements, and an int8 row's float32 scale after its codes.
+    int64_t kv_row_elems() const { return kv_bytes == 1 ? head_dim + 4 : head_dim; }
+    int64_t kv_row_bytes() const { return kv_row_elems() * kv_bytes; }
     std::vector<int64_t> eos_token_ids;
     ChatPieces chat;
 };

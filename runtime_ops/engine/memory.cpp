@@ -139,7 +139,7 @@ int64_t release_mapped_pages(const std::vector<std::string>& paths) {
 }
 
 int64_t kv_cache_bytes(const Manifest& m, int64_t tokens) {
-    return 2 * m.num_layers * m.num_kv_heads * m.head_dim * m.kv_bytes * tokens;
+    return 2 * m.num_layers * m.num_kv_heads * m.kv_row_bytes() * tokens;
 }
 
 MemoryNeed memory_need(const std::string& artifact_dir, const Manifest& m) {

@@ -211,15 +211,18 @@ Tensor& qlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w,
                         ##__VA_ARGS__)
 
 // The KV cache written in place: cache.index_copy_(dim, input_pos, value) (edgebit/ops/torch_cache.py, docs/ops.md);
-// a float16 cache gets value rounded to nearest even (edgebit_f32_to_f16, as torch's .half()).
+// a float16 cache gets value rounded to nearest even (edgebit_f32_to_f16, as torch's .half()); an int8 cache (rows
+// along the last dim, dim the one before it) gets each row of value quantized to D codes and its float32 scale's 4
+// bytes (edgebit_f32_to_q8_row: the cache's last dim is value's + 4).
 // The program passes the cache buffer itself as `cache`, so nothing else is copied; `out` is a one-element
 // placeholder the schema needs, left as it is. Positions come from the runner's input_pos: each is checked against
 // the cache's length before anything is written, so a bad one fails the call with the cache untouched.
 Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& value, Tensor& cache, const Tensor& input_pos,
                         int64_t dim, Tensor& out) {
+    const bool q8 = cache.scalar_type() == ScalarType::Char;
     EDGEBIT_CHECK(value.scalar_type() == ScalarType::Float &&
-                      (cache.scalar_type() == ScalarType::Float || cache.scalar_type() == ScalarType::Half),
-                  "value must be float32 and cache float32 or float16, got dtypes %d and %d",
+                      (cache.scalar_type() == ScalarType::Float || cache.scalar_type() == ScalarType::Half || q8),
+                  "value must be float32 and cache float32, float16 or int8, got dtypes %d and %d",
                   static_cast<int>(value.scalar_type()), static_cast<int>(cache.scalar_type()));
     EDGEBIT_CHECK(input_pos.scalar_type() == ScalarType::Long && input_pos.dim() == 1,
                   "input_pos must be int64 [T], got dtype %d of rank %d", static_cast<int>(input_pos.scalar_type()),
@@ -231,10 +234,18 @@ Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& value, Tensor& 
                   static_cast<long long>(rank));
     EDGEBIT_CHECK(value.dim() == rank, "value must have cache's rank %lld, got %d", static_cast<long long>(rank),
                   static_cast<int>(value.dim()));
+    EDGEBIT_CHECK(!q8 || (dim == rank - 2 && cache.size(rank - 1) == value.size(rank - 1) + 4),
+                  "an int8 cache is written along dim = rank - 2 = %lld with rows of value's last dim + 4 (the codes "
+                  "and a float32 scale), got dim=%lld and last dims %lld, %lld", static_cast<long long>(rank - 2),
+                  static_cast<long long>(dim), static_cast<long long>(cache.size(rank - 1)),
+                  static_cast<long long>(value.size(rank - 1)));
     const int64_t T = input_pos.size(0);
     int64_t outer = 1, inner = 1;
     for (int64_t d = 0; d < rank; ++d) {
-        if (d == dim) continue;
+        if (d == dim || (q8 && d == rank - 1)) {
+            if (d != dim) inner *= value.size(d);  // the int8 rows: value's D floats each
+            continue;
+        }
         EDGEBIT_CHECK(value.size(d) == cache.size(d), "value's dim %lld is %lld, cache's is %lld (they must agree "
                       "except along dim=%lld)", static_cast<long long>(d), static_cast<long long>(value.size(d)),
                       static_cast<long long>(cache.size(d)), static_cast<long long>(dim));
@@ -248,6 +259,13 @@ Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& value, Tensor& 
         EDGEBIT_CHECK(pos[t] >= 0 && pos[t] < S, "input_pos[%lld] = %lld is outside the cache's %lld positions",
                       static_cast<long long>(t), static_cast<long long>(pos[t]), static_cast<long long>(S));
     const float* src = value.const_data_ptr<float>();
+    if (q8) {
+        int8_t* dst = static_cast<int8_t*>(cache.mutable_data_ptr());
+        for (int64_t o = 0; o < outer; ++o)
+            for (int64_t t = 0; t < T; ++t)
+                edgebit_f32_to_q8_row(src + (o * T + t) * inner, inner, dst + (o * S + pos[t]) * (inner + 4));
+        return out;
+    }
     if (cache.scalar_type() == ScalarType::Half) {
         uint16_t* dst = static_cast<uint16_t*>(cache.mutable_data_ptr());
         for (int64_t o = 0; o < outer; ++o)
@@ -267,15 +285,16 @@ Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& value, Tensor& 
                         ##__VA_ARGS__)
 
 // Attention over the KV cache, reading only the positions each query may see (edgebit/ops/torch_attention.py,
-// docs/ops.md): the kernel core's edgebit_attention_f32 (or _f16kv for float16 caches). q [1, T, Hq, D], caches
-// [1, Hkv, S, D], input_pos [T] -> out [1, T, Hq * D]. Positions are checked against S here, before anything is read.
+// docs/ops.md): the kernel core's edgebit_attention_f32 (or _f16kv for float16 caches, _q8kv for int8 ones). q
+// [1, T, Hq, D], caches [1, Hkv, S, D] (int8: [1, Hkv, S, D + 4], rows of codes and a float32 scale), input_pos [T]
+// -> out [1, T, Hq * D]. Positions are checked against S here, before anything is read.
 Tensor& attention_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                       const Tensor& input_pos, double scale, Tensor& out) {
-    const bool half = k_cache.scalar_type() == ScalarType::Half;
-    EDGEBIT_CHECK(q.scalar_type() == ScalarType::Float && (half || k_cache.scalar_type() == ScalarType::Float) &&
+    const bool half = k_cache.scalar_type() == ScalarType::Half, q8 = k_cache.scalar_type() == ScalarType::Char;
+    EDGEBIT_CHECK(q.scalar_type() == ScalarType::Float && (half || q8 || k_cache.scalar_type() == ScalarType::Float) &&
                       v_cache.scalar_type() == k_cache.scalar_type() && out.scalar_type() == ScalarType::Float,
-                  "q and out must be float32, k_cache and v_cache both float32 or both float16, got dtypes %d, %d, "
-                  "%d, %d",
+                  "q and out must be float32, k_cache and v_cache both float32, both float16 or both int8, got dtypes "
+                  "%d, %d, %d, %d",
                   static_cast<int>(q.scalar_type()), static_cast<int>(k_cache.scalar_type()),
                   static_cast<int>(v_cache.scalar_type()), static_cast<int>(out.scalar_type()));
     EDGEBIT_CHECK(input_pos.scalar_type() == ScalarType::Long && input_pos.dim() == 1,
@@ -293,8 +312,8 @@ Tensor& attention_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor& 
         EDGEBIT_CHECK(v_cache.size(d) == k_cache.size(d), "v_cache's dim %d is %lld, k_cache's is %lld (they must "
                       "have one shape)", d, static_cast<long long>(v_cache.size(d)),
                       static_cast<long long>(k_cache.size(d)));
-    EDGEBIT_CHECK(k_cache.size(3) == D, "the caches' head size %lld must be q's D = %lld",
-                  static_cast<long long>(k_cache.size(3)), static_cast<long long>(D));
+    EDGEBIT_CHECK(k_cache.size(3) == (q8 ? D + 4 : D), "the caches' last dim %lld must be q's D = %lld%s",
+                  static_cast<long long>(k_cache.size(3)), static_cast<long long>(D), q8 ? " + 4 (int8 rows)" : "");
     EDGEBIT_CHECK(Hkv > 0 && Hq % Hkv == 0, "q's %lld heads must be a multiple of the caches' %lld",
                   static_cast<long long>(Hq), static_cast<long long>(Hkv));
     EDGEBIT_CHECK(input_pos.size(0) == T, "input_pos must have T = %lld entries (q's dim 1), got %lld",
@@ -309,7 +328,10 @@ Tensor& attention_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor& 
     if (T == 0 || Hq == 0 || D == 0) return out;
     edgebit_threading threads = {et_parallel_for, nullptr, 0};
     const int st =
-        half ? edgebit_attention_f16kv(q.const_data_ptr<float>(), T, Hq,
+        q8 ? edgebit_attention_q8kv(q.const_data_ptr<float>(), T, Hq, k_cache.const_data_ptr<int8_t>(),
+                                    v_cache.const_data_ptr<int8_t>(), Hkv, S, D, pos, 0, static_cast<float>(scale),
+                                    out.mutable_data_ptr<float>(), &threads)
+        : half ? edgebit_attention_f16kv(q.const_data_ptr<float>(), T, Hq,
                                        static_cast<const uint16_t*>(k_cache.const_data_ptr()),
                                        static_cast<const uint16_t*>(v_cache.const_data_ptr()), Hkv, S, D, pos, 0,
                                        static_cast<float>(scale), out.mutable_data_ptr<float>(), &threads)

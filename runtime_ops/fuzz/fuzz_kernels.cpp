@@ -125,7 +125,8 @@ void check_valid(fuzz::Reader& r, int threads_mode) {
 // Attention on small shapes from the input: caches sized exactly [Hkv, S, D] (ASan sees any read past them),
 // floats of every magnitude (NaN and Inf included), positions from the input, some outside [0, S) (refused with
 // a message, output untouched). Every variant and thread configuration must give the scalar variant's bits, and over
-// the same cache in fp16 (edgebit_attention_f16kv) the bits of the fp32 call on the widened cache.
+// the same cache in fp16 (edgebit_attention_f16kv) the bits of the fp32 call on the widened cache, and in int8 rows
+// (edgebit_attention_q8kv) the bits of the fp32 call on the dequantized rows.
 void check_attention(fuzz::Reader& r, int threads_mode) {
     const uint8_t a = r.u8(), b = r.u8();
     const int64_t T = 1 + a % 3, Hkv = 1 + (a >> 2) % 3, Hq = Hkv * (1 + (a >> 4) % 3), D = 1 + b % 40;
@@ -191,6 +192,34 @@ void check_attention(fuzz::Reader& r, int threads_mode) {
             fuzz::fail("attention f16kv refused", i, S, D);
         for (size_t j = 0; j < out.size(); ++j)
             if (!fuzz::same_float(out[j], ref[j])) fuzz::fail("attention f16kv differs from f32 on the widened cache", i, S, D);
+    }
+    // The int8 cache (rows of D codes and a float32 scale, sized exactly): the fp32 call's bits on its dequantized rows.
+    std::vector<int8_t> k8(static_cast<size_t>(Hkv * S * (D + 4))), v8(k8.size());
+    for (int64_t row = 0; row < Hkv * S; ++row) {
+        edgebit_f32_to_q8_row(k.data() + row * D, D, k8.data() + row * (D + 4));
+        edgebit_f32_to_q8_row(v.data() + row * D, D, v8.data() + row * (D + 4));
+        float ks, vs;
+        memcpy(&ks, k8.data() + row * (D + 4) + D, sizeof ks);
+        memcpy(&vs, v8.data() + row * (D + 4) + D, sizeof vs);
+        for (int64_t j = 0; j < D; ++j) {
+            k[row * D + j] = static_cast<float>(k8[row * (D + 4) + j]) * ks;
+            v[row * D + j] = static_cast<float>(v8[row * (D + 4) + j]) * vs;
+        }
+    }
+    edgebit_force_variant("scalar");
+    if (edgebit_attention_f32(q.data(), T, Hq, k.data(), v.data(), Hkv, S, D, pos.data(), start, scale, ref.data(),
+                              nullptr) != EDGEBIT_OK)
+        fuzz::fail("attention on the dequantized cache refused", T, S, D);
+    for (int i = 0; i < edgebit_variant_count(); ++i) {
+        const char* name = edgebit_variant_name(i);
+        if (!edgebit_variant_supported(name)) continue;
+        edgebit_force_variant(name);
+        std::vector<float> out(q.size());
+        if (edgebit_attention_q8kv(q.data(), T, Hq, k8.data(), v8.data(), Hkv, S, D, pos.data(), start, scale,
+                                   out.data(), threads_mode == 0 ? nullptr : &t) != EDGEBIT_OK)
+            fuzz::fail("attention q8kv refused", i, S, D);
+        for (size_t j = 0; j < out.size(); ++j)
+            if (!fuzz::same_float(out[j], ref[j])) fuzz::fail("attention q8kv differs from f32 on the dequantized cache", i, S, D);
     }
     edgebit_force_variant("auto");
 }

@@ -1,7 +1,8 @@
-// C entries of decode attention (edgebit_attention_f32, and _f16kv over an fp16 cache): argument checks, the split of the work into
+// C entries of decode attention (edgebit_attention_f32, _f16kv over an fp16 cache, _q8kv over an int8 one): argument checks, the split of the work into
 // fixed units (a block of queries x one kv head x one chunk of cached keys), and the merge of the
 // chunks' softmax partials (flash-decoding). Units are fixed by the shapes and positions alone and
 // the merge runs here in baseline code, so results never depend on the thread count or the variant.
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -48,14 +49,21 @@ struct Group {       // the units of one (query block, kv head), chunks in key o
     int64_t first, count;
 };
 
+// The cache: one pair set (fp32, fp16 bits, or int8 rows of D codes and a float32 scale), the others null.
+struct Cache {
+    const float* k;
+    const float* v;
+    const uint16_t* k16;
+    const uint16_t* v16;
+    const int8_t* k8;
+    const int8_t* v8;
+};
+
 struct Job {
     AttnChunkFn fn;
     const float* q;
     int64_t Hq, G, D;
-    const float* k;     // the cache: fp32, or fp16 bits (k16, v16; the other pair null)
-    const float* v;
-    const uint16_t* k16;
-    const uint16_t* v16;
+    Cache c;
     int64_t S;
     const int64_t* pos;
     int64_t start;
@@ -98,10 +106,12 @@ void unit_task(void* ctx, int64_t i) {
         }
     }
     float* p = j.partials + u.part;
-    const int64_t at = (u.h * j.S + u.j0) * j.D;
-    AttnChunkArgs a = {sc.q.data(), rows, j.D, j.k ? j.k + at : nullptr, j.v ? j.v + at : nullptr,
-                       j.k16 ? j.k16 + at : nullptr, j.v16 ? j.v16 + at : nullptr, u.n, sc.lo.data(), sc.hi.data(),
-                       j.scale, sc.s.data(), p, p + rows, p + 2 * rows};
+    const int64_t at = (u.h * j.S + u.j0) * j.D, at8 = (u.h * j.S + u.j0) * (j.D + 4);
+    const Cache& c = j.c;
+    AttnChunkArgs a = {sc.q.data(), rows, j.D, c.k ? c.k + at : nullptr, c.v ? c.v + at : nullptr,
+                       c.k16 ? c.k16 + at : nullptr, c.v16 ? c.v16 + at : nullptr, c.k8 ? c.k8 + at8 : nullptr,
+                       c.v8 ? c.v8 + at8 : nullptr, u.n, sc.lo.data(), sc.hi.data(), j.scale, sc.s.data(), p,
+                       p + rows, p + 2 * rows};
     j.fn(a);
 }
 
@@ -135,13 +145,13 @@ void merge_task(void* ctx, int64_t gi) {
     }
 }
 
-// Both entries: the cache is (k, v) in fp32 or (k16, v16) in fp16 bits, the other pair null (so a null cache pointer
-// of either entry is refused here).
-int attention(const char* fn, const float* q, int64_t T, int64_t Hq, const float* k_cache, const float* v_cache,
-              const uint16_t* k16, const uint16_t* v16, int64_t Hkv, int64_t S, int64_t D, const int64_t* pos,
-              int64_t kv_start, float scale, float* out, const edgebit_threading* threads) {
-    const bool half = k16 != nullptr || v16 != nullptr;
-    if (half ? (k16 == nullptr || v16 == nullptr) : (k_cache == nullptr || v_cache == nullptr))
+// Every entry: the cache is one pair of `c` (the entry's own; so a null cache pointer of any entry is refused here).
+int attention(const char* fn, const float* q, int64_t T, int64_t Hq, const Cache& c, int64_t Hkv, int64_t S,
+              int64_t D, const int64_t* pos, int64_t kv_start, float scale, float* out,
+              const edgebit_threading* threads) {
+    const bool half = c.k16 != nullptr || c.v16 != nullptr, q8 = c.k8 != nullptr || c.v8 != nullptr;
+    if (half ? (c.k16 == nullptr || c.v16 == nullptr)
+             : q8 ? (c.k8 == nullptr || c.v8 == nullptr) : (c.k == nullptr || c.v == nullptr))
         return set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
     if (q == nullptr || pos == nullptr || out == nullptr)
         return set_error(EDGEBIT_ERR_NULL_POINTER, "%s: null pointer argument", fn);
@@ -197,10 +207,7 @@ int attention(const char* fn, const float* q, int64_t T, int64_t Hq, const float
             job.Hq = Hq;
             job.G = G;
             job.D = D;
-            job.k = k_cache;
-            job.v = v_cache;
-            job.k16 = k16;
-            job.v16 = v16;
+            job.c = c;
             job.S = S;
             job.pos = pos;
             job.start = kv_start;
@@ -227,16 +234,44 @@ extern "C" int edgebit_attention_f32(const float* q, int64_t T, int64_t Hq, cons
                                      const float* v_cache, int64_t Hkv, int64_t S, int64_t D,
                                      const int64_t* pos, int64_t kv_start, float scale, float* out,
                                      const edgebit_threading* threads) {
-    return edgebit::attention("edgebit_attention_f32", q, T, Hq, k_cache, v_cache, nullptr, nullptr, Hkv, S, D, pos,
-                              kv_start, scale, out, threads);
+    const edgebit::Cache c = {k_cache, v_cache, nullptr, nullptr, nullptr, nullptr};
+    return edgebit::attention("edgebit_attention_f32", q, T, Hq, c, Hkv, S, D, pos, kv_start, scale, out, threads);
 }
 
 extern "C" int edgebit_attention_f16kv(const float* q, int64_t T, int64_t Hq, const uint16_t* k_cache,
                                        const uint16_t* v_cache, int64_t Hkv, int64_t S, int64_t D,
                                        const int64_t* pos, int64_t kv_start, float scale, float* out,
                                        const edgebit_threading* threads) {
-    return edgebit::attention("edgebit_attention_f16kv", q, T, Hq, nullptr, nullptr, k_cache, v_cache, Hkv, S, D, pos,
-                              kv_start, scale, out, threads);
+    const edgebit::Cache c = {nullptr, nullptr, k_cache, v_cache, nullptr, nullptr};
+    return edgebit::attention("edgebit_attention_f16kv", q, T, Hq, c, Hkv, S, D, pos, kv_start, scale, out, threads);
+}
+
+extern "C" int edgebit_attention_q8kv(const float* q, int64_t T, int64_t Hq, const int8_t* k_cache,
+                                      const int8_t* v_cache, int64_t Hkv, int64_t S, int64_t D,
+                                      const int64_t* pos, int64_t kv_start, float scale, float* out,
+                                      const edgebit_threading* threads) {
+    const edgebit::Cache c = {nullptr, nullptr, nullptr, nullptr, k_cache, v_cache};
+    return edgebit::attention("edgebit_attention_q8kv", q, T, Hq, c, Hkv, S, D, pos, kv_start, scale, out, threads);
+}
+
+// s = max|x| / 127, codes rint(x / s) (ties to even; |x| <= max|x|, so within +-127 but for a last-bit excess the
+// clamp takes back); s = 0 (all zeros, or a max below 127 subnormal steps) gives zero codes; a NaN or infinity in the
+// row makes s NaN (every value of the row reads NaN: the fp32 cache would carry it too) and the codes zero.
+extern "C" void edgebit_f32_to_q8_row(const float* x, int64_t D, int8_t* out) {
+    float amax = 0.0f;
+    bool finite = true;
+    for (int64_t i = 0; i < D; ++i) {
+        const float a = fabsf(x[i]);
+        finite = finite && a <= FLT_MAX;  // false for inf and NaN
+        amax = a > amax ? a : amax;
+    }
+    const float s = finite ? amax / 127.0f : NAN;
+    for (int64_t i = 0; i < D; ++i) {
+        float c = s > 0.0f ? rintf(x[i] / s) : 0.0f;  // NaN s: the comparison is false
+        c = c > 127.0f ? 127.0f : (c < -127.0f ? -127.0f : c);
+        out[i] = static_cast<int8_t>(c);
+    }
+    memcpy(out + D, &s, sizeof s);
 }
 
 extern "C" void edgebit_f32_to_f16(const float* x, int64_t n, uint16_t* out) {

@@ -3,7 +3,8 @@
 // loops), x86/attention_avx2.cpp and arm/attention_neon.cpp (compiler vector types, one ymm / two
 // NEON registers). L provides:
 //   F (8 floats), I (8 int32), zero(), splat(x), load(p), load_part(p, n) (lanes >= n zero; both also for
-//   p a const uint16_t* of binary16 bits, exactly widened: the fp16 cache),
+//   p a const uint16_t* of binary16 bits, exactly widened: the fp16 cache; and a const int8_t* of codes, exactly
+//   converted: the int8 cache, whose rows then get their scale by one IEEE mul),
 //   store(p, a), store_part(p, a, n), add/sub/mul, at_least(x, lo) (x < lo ? lo : x; NaN stays),
 //   trunc_i(x) (toward zero; NaN -> 0), to_f(i), pow2(i) (2^i as float bits, i in [-126, 127]),
 //   lane(a, j), hsum(a) (the 8 lanes summed in hsum_tree's order).
@@ -14,6 +15,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "attention_variant.h"
 
@@ -49,6 +51,38 @@ inline typename L::F exp_nonpositive(typename L::F x) {
     return L::mul(p, L::pow2(n));
 }
 
+// The cached rows of one chunk, as scores() and values() read them. PlainRows: fp32 values or fp16 bits, D a
+// row. Q8Rows: the int8 cache, D codes then the row's float32 scale (D + 4 bytes a row), each value code * scale (one
+// IEEE mul: the fp32 body on the dequantized cache, bit for bit).
+template <class C>
+struct PlainRows {
+    const C* base;
+    int64_t D;
+    struct Row { const C* p; };
+    Row row(int64_t j) const { return {base + j * D}; }
+    const void* row_ptr(int64_t j) const { return base + j * D; }
+    int64_t row_bytes() const { return D * static_cast<int64_t>(sizeof(C)); }
+    template <class L> typename L::F load(Row r, int64_t i) const { return L::load(r.p + i); }
+    template <class L> typename L::F load_part(Row r, int64_t i, int64_t n) const { return L::load_part(r.p + i, n); }
+};
+
+struct Q8Rows {
+    const int8_t* base;
+    int64_t D;
+    struct Row { const int8_t* p; float s; };
+    Row row(int64_t j) const {
+        Row r = {base + j * (D + 4), 0.0f};
+        memcpy(&r.s, r.p + D, sizeof r.s);
+        return r;
+    }
+    const void* row_ptr(int64_t j) const { return base + j * (D + 4); }
+    int64_t row_bytes() const { return D + 4; }
+    template <class L> typename L::F load(Row r, int64_t i) const { return L::mul(L::load(r.p + i), L::splat(r.s)); }
+    template <class L> typename L::F load_part(Row r, int64_t i, int64_t n) const {
+        return L::mul(L::load_part(r.p + i, n), L::splat(r.s));
+    }
+};
+
 // The first key any of rows r0 .. r0+RB-1 sees: keys before it (padding) are never read.
 template <int RB>
 int64_t first_key(const AttnChunkArgs& a, int64_t r0) {
@@ -59,32 +93,32 @@ int64_t first_key(const AttnChunkArgs& a, int64_t r0) {
 
 // Scores of rows r0 .. r0+RB-1 against every key of the chunk: the RB rows share each key row's loads;
 // two accumulators per row (even and odd 8-float slices) keep the add chains short.
-// C: the cache's element type (float, or uint16_t binary16 bits).
-template <class L, int RB, class C>
-void scores(const AttnChunkArgs& a, const C* kc, const C* vc, int64_t r0, int64_t ld) {
+// K, V: the cache's rows (PlainRows of float or binary16 bits, or Q8Rows).
+template <class L, int RB, class K, class V>
+void scores(const AttnChunkArgs& a, const K& kc, const V& vc, int64_t r0, int64_t ld) {
     using F = typename L::F;
     const int64_t D = a.D, dv = D / 8, dt = D % 8;
     for (int64_t j = first_key<RB>(a, r0); j < a.n; ++j) {
-        const C* k = kc + j * D;
+        const typename K::Row k = kc.row(j);
         if (r0 == 0)  // the value rows stream in while the scores are computed (read strided after)
-            for (int64_t b = 0; b < D * static_cast<int64_t>(sizeof(C)); b += 64)
-                __builtin_prefetch(reinterpret_cast<const char*>(vc + j * D) + b);
+            for (int64_t b = 0; b < vc.row_bytes(); b += 64)
+                __builtin_prefetch(static_cast<const char*>(vc.row_ptr(j)) + b);
         F acc[RB][2];
         for (int r = 0; r < RB; ++r) acc[r][0] = acc[r][1] = L::zero();
         int64_t i = 0;
         for (; i + 2 <= dv; i += 2) {
-            const F k0 = L::load(k + 8 * i), k1 = L::load(k + 8 * i + 8);
+            const F k0 = kc.template load<L>(k, 8 * i), k1 = kc.template load<L>(k, 8 * i + 8);
             for (int r = 0; r < RB; ++r) {
                 acc[r][0] = L::add(acc[r][0], L::mul(L::load(a.q[r0 + r] + 8 * i), k0));
                 acc[r][1] = L::add(acc[r][1], L::mul(L::load(a.q[r0 + r] + 8 * i + 8), k1));
             }
         }
         if (i < dv) {
-            const F k0 = L::load(k + 8 * i);
+            const F k0 = kc.template load<L>(k, 8 * i);
             for (int r = 0; r < RB; ++r) acc[r][0] = L::add(acc[r][0], L::mul(L::load(a.q[r0 + r] + 8 * i), k0));
         }
         if (dt != 0) {
-            const F k1 = L::load_part(k + 8 * dv, dt);
+            const F k1 = kc.template load_part<L>(k, 8 * dv, dt);
             for (int r = 0; r < RB; ++r)
                 acc[r][1] = L::add(acc[r][1], L::mul(L::load_part(a.q[r0 + r] + 8 * dv, dt), k1));
         }
@@ -94,16 +128,16 @@ void scores(const AttnChunkArgs& a, const C* kc, const C* vc, int64_t r0, int64_
 
 // o[r, d0 .. d0+16) for rows r0 .. r0+RB-1: sum over the chunk's keys of p[r, j] v[j, :] (p zero outside
 // a row's visible keys), in key order. `w0`, `w1`: valid floats in the two 8-float slices (8 or fewer).
-template <class L, int RB, class C>
-void values(const AttnChunkArgs& a, const C* vc, int64_t r0, int64_t ld, int64_t d0, int64_t w0, int64_t w1) {
+template <class L, int RB, class V>
+void values(const AttnChunkArgs& a, const V& vc, int64_t r0, int64_t ld, int64_t d0, int64_t w0, int64_t w1) {
     using F = typename L::F;
     F acc[RB][2];
     for (int r = 0; r < RB; ++r) acc[r][0] = acc[r][1] = L::zero();
     const bool full = w0 == 8 && w1 == 8;
     for (int64_t j = first_key<RB>(a, r0); j < a.n; ++j) {
-        const C* v = vc + j * a.D + d0;
-        const F v0 = full ? L::load(v) : L::load_part(v, w0);
-        const F v1 = full ? L::load(v + 8) : L::load_part(v + 8, w1);
+        const typename V::Row v = vc.row(j);
+        const F v0 = full ? vc.template load<L>(v, d0) : vc.template load_part<L>(v, d0, w0);
+        const F v1 = full ? vc.template load<L>(v, d0 + 8) : vc.template load_part<L>(v, d0 + 8, w1);
         for (int r = 0; r < RB; ++r) {
             const F p = L::splat(a.s[(r0 + r) * ld + j]);
             acc[r][0] = L::add(acc[r][0], L::mul(p, v0));
@@ -143,8 +177,8 @@ void softmax_row(const AttnChunkArgs& a, int64_t r, int64_t ld) {
     a.l[r] = L::hsum(sum);
 }
 
-template <class L, class C>
-void attend_chunk_of(const AttnChunkArgs& a, const C* k, const C* v) {
+template <class L, class R>
+void attend_chunk_of(const AttnChunkArgs& a, const R& k, const R& v) {
     const int64_t ld = round8(a.n);
     int64_t r = 0;
     for (; r + 4 <= a.R; r += 4) scores<L, 4>(a, k, v, r, ld);
@@ -158,13 +192,16 @@ void attend_chunk_of(const AttnChunkArgs& a, const C* k, const C* v) {
     }
 }
 
-// The fp16 cache's values are widened exactly, so it computes what the fp32 body computes on those floats.
+// The fp16 cache's values are widened exactly and the int8 cache's are code * scale, so each computes what the fp32
+// body computes on those floats.
 template <class L>
 void attend_chunk(const AttnChunkArgs& a) {
-    if (a.k16 != nullptr)
-        attend_chunk_of<L>(a, a.k16, a.v16);
+    if (a.k8 != nullptr)
+        attend_chunk_of<L>(a, Q8Rows{a.k8, a.D}, Q8Rows{a.v8, a.D});
+    else if (a.k16 != nullptr)
+        attend_chunk_of<L>(a, PlainRows<uint16_t>{a.k16, a.D}, PlainRows<uint16_t>{a.v16, a.D});
     else
-        attend_chunk_of<L>(a, a.k, a.v);
+        attend_chunk_of<L>(a, PlainRows<float>{a.k, a.D}, PlainRows<float>{a.v, a.D});
 }
 
 }  // namespace attn

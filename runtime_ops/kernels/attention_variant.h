@@ -18,10 +18,12 @@ struct AttnChunkArgs {
     const float* const* q;  // R row pointers, D floats each
     int64_t R;
     int64_t D;
-    const float* k;         // n rows of D (stride D); null when the cache is fp16 (k16, v16)
+    const float* k;         // n rows of D (stride D); null when the cache is fp16 (k16, v16) or int8 (k8, v8)
     const float* v;         // n rows of D (stride D)
     const uint16_t* k16;    // the same in IEEE binary16 bits (read exactly widened to float), or null
     const uint16_t* v16;
+    const int8_t* k8;       // or n rows of D int8 codes and the row's float32 scale (stride D + 4), or null
+    const int8_t* v8;
     int64_t n;
     const int32_t* lo;      // R first visible keys, each in [0, n]
     const int32_t* hi;      // R ends of the visible keys, each in [0, n]

@@ -48,6 +48,18 @@ struct VectorLanes {
         memcpy(t, p, static_cast<size_t>(n) * sizeof *p);
         return load(t);
     }
+    // 8 int8 codes converted exactly (vpmovsxbd + vcvtdq2ps; sxtl + scvtf on NEON).
+    static F load(const int8_t* p) {
+        typedef int8_t C8 __attribute__((vector_size(8)));
+        C8 c;
+        memcpy(&c, p, sizeof c);
+        return __builtin_convertvector(__builtin_convertvector(c, I), F);
+    }
+    static F load_part(const int8_t* p, int64_t n) {
+        int8_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(t, p, static_cast<size_t>(n));
+        return load(t);
+    }
     static void store(float* p, F a) { memcpy(p, &a, sizeof a); }
     static void store_part(float* p, F a, int64_t n) {
         if (n == 8) { store(p, a); return; }

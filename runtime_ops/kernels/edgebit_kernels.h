@@ -265,6 +265,20 @@ EDGEBIT_API int edgebit_attention_f16kv(const float* q, int64_t T, int64_t Hq, c
                                         const int64_t* pos, int64_t kv_start, float scale, float* out,
                                         const edgebit_threading* threads);
 
+/* The same over an int8 cache: each cached row (D values of one position and kv head) is D int8 codes followed by its
+ * float32 scale, D + 4 bytes (row j of head h at (h * S + j) * (D + 4)); a value reads as code * scale (one float mul),
+ * so the result is bit for bit edgebit_attention_f32's on that dequantized cache, in every variant (a quarter of the
+ * fp32 cache's bytes, a bit over half the fp16 one's). Writers quantize new rows with edgebit_f32_to_q8_row. */
+EDGEBIT_API int edgebit_attention_q8kv(const float* q, int64_t T, int64_t Hq, const int8_t* k_cache,
+                                       const int8_t* v_cache, int64_t Hkv, int64_t S, int64_t D,
+                                       const int64_t* pos, int64_t kv_start, float scale, float* out,
+                                       const edgebit_threading* threads);
+
+/* One row of D floats to the int8 cache's D + 4 bytes: scale s = max|x| / 127 (float division), codes
+ * rint(x / s) (ties to even) within [-127, 127], then s's 4 bytes (native order, little-endian on every target).
+ * s = 0 gives zero codes; a row with a NaN or infinity gets s = NaN and zero codes (it reads back as NaN). */
+EDGEBIT_API void edgebit_f32_to_q8_row(const float* x, int64_t D, int8_t* out);
+
 /* n floats to binary16 bits, rounded to nearest (ties to even), as numpy's astype(float16): beyond 65504 at or
  * past 65520 inf; NaN stays NaN. For the fp16 cache's writers (the ONNX Runtime and ExecuTorch ops). */
 EDGEBIT_API void edgebit_f32_to_f16(const float* x, int64_t n, uint16_t* out);

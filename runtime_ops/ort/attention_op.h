@@ -6,21 +6,23 @@
 //   inputs  0 query       float32 [B, T, num_heads * D]      (RoPE applied)
 //           1 key         float32 [B, T, kv_num_heads * D]   (RoPE applied)
 //           2 value       float32 [B, T, kv_num_heads * D]
-//           3 past_key    float32 or float16 [B, kv_num_heads, L, D] (the cache's type: both the same)
-//           4 past_value  float32 or float16 [B, kv_num_heads, L, D]
+//           3 past_key    float32 or float16 [B, kv_num_heads, L, D], or int8 [B, kv_num_heads, L, D + 4] (the
+//           4 past_value  cache's type: both the same; int8 rows are D codes then the row's float32 scale)
 //           5 total_len   int64 [1]: P + T, the attention mask's width (P = positions already cached)
 //           6 key_start   int64 [B]: each row's first real position (its left padding before it)
 //           7 cos         float32 [B, T, D], optional (with 8): RoPE applied here to query and key (edgebit_rope_f32,
 //           8 sin         float32 [B, T, D]  the reference's apply_rope), each position's angles; then 0 and 1 are
 //                                            the projections before RoPE
 //   outputs 0 out           float32 [B, T, num_heads * D]
-//           1 present_key   the cache's type [B, kv_num_heads, max(L, P + T), D]
-//           2 present_value the cache's type [B, kv_num_heads, max(L, P + T), D]
+//           1 present_key   the cache's type [B, kv_num_heads, max(L, P + T), D (+ 4 for int8)]
+//           2 present_value the cache's type [B, kv_num_heads, max(L, P + T), D (+ 4 for int8)]
 // The T new keys and values go to positions P .. P+T-1 of present. When a runner binds present to past's own
 // buffer (L = max_seq_len, onnxruntime-genai's past_present_share_buffer, edgebit's engine), only those rows are
 // written; otherwise present gets a copy of past's first P rows first. Query t of row b (position P + t) attends
 // to keys key_start[b] .. P + t; a query before key_start (padding) gets zeros. An fp16 cache gets the new rows
-// rounded to nearest even (edgebit_f32_to_f16) and is read by edgebit_attention_f16kv: q and the output stay fp32.
+// rounded to nearest even (edgebit_f32_to_f16) and is read by edgebit_attention_f16kv; an int8 cache gets each new row
+// quantized (edgebit_f32_to_q8_row: scale max|x| / 127) and is read by edgebit_attention_q8kv. q and the output stay
+// fp32.
 #ifndef EDGEBIT_ORT_ATTENTION_OP_H
 #define EDGEBIT_ORT_ATTENTION_OP_H
 
@@ -66,8 +68,9 @@ struct AttentionKernel {
             const ONNXTensorElementDataType want = i < 3 || i > 6 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
                                                    : i < 5        ? got
                                                                   : ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
-            if (cache && got != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT && got != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16)
-                return afail(name + "must be float32 or float16, got " + type_name(got));
+            if (cache && got != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT && got != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16 &&
+                got != ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8)
+                return afail(name + "must be float32, float16 or int8, got " + type_name(got));
             if (got != want) return afail(name + "must be " + type_name(want) + ", got " + type_name(got));
             shape[i] = info.GetShape();
         }
@@ -75,7 +78,7 @@ struct AttentionKernel {
         if (in[4].GetTensorTypeAndShapeInfo().GetElementType() != kind)
             return afail(std::string("input 4 'past_value' must be ") + type_name(kind) + " as input 3 'past_key' is, got " +
                          type_name(in[4].GetTensorTypeAndShapeInfo().GetElementType()));
-        const bool half = kind == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+        const bool half = kind == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16, q8 = kind == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
         const std::vector<int64_t>& qs = shape[0];
         if (qs.size() != 3 || qs[2] % num_heads != 0)
             return afail("input 0 'query' must be [B, T, num_heads * D] with num_heads=" + std::to_string(num_heads) +
@@ -87,11 +90,12 @@ struct AttentionKernel {
                 return afail("input " + std::to_string(i) + " '" + names[i] + "' must be " + dims_str(kv_new) +
                              ", got " + dims_str(shape[i]));
         const int64_t L = shape[3].size() == 4 ? shape[3][2] : -1;
-        const std::vector<int64_t> past = {B, kv_num_heads, L, D};
+        const int64_t W = q8 ? D + 4 : D;  // a cached row's elements: int8 rows carry their scale's 4 bytes
+        const std::vector<int64_t> past = {B, kv_num_heads, L, W};
         for (size_t i = 3; i < 5; ++i)
             if (shape[i] != past)
-                return afail("input " + std::to_string(i) + " '" + names[i] + "' must be [B, kv_num_heads, L, D] = " +
-                             dims_str(past) + ", got " + dims_str(shape[i]));
+                return afail("input " + std::to_string(i) + " '" + names[i] + "' must be [B, kv_num_heads, L, " +
+                             (q8 ? "D + 4" : "D") + "] = " + dims_str(past) + ", got " + dims_str(shape[i]));
         if (shape[5] != std::vector<int64_t>{1})
             return afail("input 5 'total_len' must be [1], got " + dims_str(shape[5]));
         if (shape[6] != std::vector<int64_t>{B})
@@ -111,11 +115,11 @@ struct AttentionKernel {
                              " must be in [0, total_len = " + std::to_string(total) + ")");
         const int64_t S = L > total ? L : total;
         Ort::UnownedValue out = ctx.GetOutput(0, qs);
-        const std::vector<int64_t> present = {B, kv_num_heads, S, D};
+        const std::vector<int64_t> present = {B, kv_num_heads, S, W};
         Ort::UnownedValue pk = ctx.GetOutput(1, present), pv = ctx.GetOutput(2, present);
         if (B == 0 || T == 0 || D == 0) return nullptr;
-        // The caches as bytes: elements of `esize` (4, or 2 for fp16 bits).
-        const size_t esize = half ? 2 : 4;
+        // The caches as bytes: elements of `esize` (4, 2 for fp16 bits, 1 for int8), W of them a row.
+        const size_t esize = half ? 2 : q8 ? 1 : 4;
         char* cache[2] = {static_cast<char*>(pk.GetTensorMutableRawData()),
                           static_cast<char*>(pv.GetTensorMutableRawData())};
         const char* past_data[2] = {static_cast<const char*>(in[3].GetTensorRawData()),
@@ -137,7 +141,7 @@ struct AttentionKernel {
             q = q_roped.data();
             fresh[0] = k_roped.data();
         }
-        const size_t row = static_cast<size_t>(D) * esize;
+        const size_t row = static_cast<size_t>(W) * esize;
         for (int c = 0; c < 2; ++c)
             for (int64_t b = 0; b < B; ++b)
                 for (int64_t h = 0; h < kv_num_heads; ++h) {
@@ -149,6 +153,8 @@ struct AttentionKernel {
                         const float* src = fresh[c] + ((b * T + t) * kv_num_heads + h) * D;
                         if (half)
                             edgebit_f32_to_f16(src, D, reinterpret_cast<uint16_t*>(dst + (P + t) * row));
+                        else if (q8)
+                            edgebit_f32_to_q8_row(src, D, reinterpret_cast<int8_t*>(dst + (P + t) * row));
                         else
                             memcpy(dst + (P + t) * row, src, row);
                     }
@@ -166,6 +172,9 @@ struct AttentionKernel {
             const int st = half ? edgebit_attention_f16kv(qb, T, num_heads, reinterpret_cast<const uint16_t*>(kb),
                                                           reinterpret_cast<const uint16_t*>(vb), kv_num_heads, S, D,
                                                           pos.data(), starts[b], scale, yb, &threads)
+                           : q8 ? edgebit_attention_q8kv(qb, T, num_heads, reinterpret_cast<const int8_t*>(kb),
+                                                         reinterpret_cast<const int8_t*>(vb), kv_num_heads, S, D,
+                                                         pos.data(), starts[b], scale, yb, &threads)
                                 : edgebit_attention_f32(qb, T, num_heads, reinterpret_cast<const float*>(kb),
                                                         reinterpret_cast<const float*>(vb), kv_num_heads, S, D,
                                                         pos.data(), starts[b], scale, yb, &threads);

@@ -4,9 +4,12 @@
 // the key chunks and the query blocks, head sizes that are not a multiple of 8, grouped and plain
 // heads, saturated softmaxes; stale cache rows past a query's position never read; errors. The fp16 cache: in
 // every variant bit for bit the fp32 kernel on the cache widened by an independent decoding (ldexp), and
-// edgebit_f32_to_f16 the nearest half (ties to even) of every float it is given.
+// edgebit_f32_to_f16 the nearest half (ties to even) of every float it is given. The int8 cache likewise: bit for
+// bit the fp32 kernel on the cache dequantized here (code * scale), and edgebit_f32_to_q8_row's codes the nearest
+// multiples of max|x| / 127.
 #include <math.h>
 #include <cmath>
+#include <stdlib.h>
 #include <string.h>
 
 #include <string>
@@ -121,6 +124,83 @@ std::vector<float> run_f16(const ACase& c, const std::vector<uint16_t>& k, const
     return out;
 }
 
+// Rows of D floats (x holds whole rows) to the int8 cache's rows of D codes and a float32 scale.
+std::vector<int8_t> to_q8(const std::vector<float>& x, int64_t D) {
+    const int64_t rows = static_cast<int64_t>(x.size()) / D;
+    std::vector<int8_t> q(static_cast<size_t>(rows * (D + 4)));
+    for (int64_t r = 0; r < rows; ++r) edgebit_f32_to_q8_row(x.data() + r * D, D, q.data() + r * (D + 4));
+    return q;
+}
+
+float q8_scale(const int8_t* row, int64_t D) {
+    float s;
+    memcpy(&s, row + D, sizeof s);
+    return s;
+}
+
+// The int8 rows read back as floats: code * scale.
+std::vector<float> from_q8(const std::vector<int8_t>& q, int64_t D) {
+    const int64_t rows = static_cast<int64_t>(q.size()) / (D + 4);
+    std::vector<float> x(static_cast<size_t>(rows * D));
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t i = 0; i < D; ++i)
+            x[r * D + i] = static_cast<float>(q[r * (D + 4) + i]) * q8_scale(q.data() + r * (D + 4), D);
+    return x;
+}
+
+std::vector<float> run_q8(const ACase& c, const std::vector<int8_t>& k, const std::vector<int8_t>& v,
+                          const edgebit_threading* th, int* status) {
+    std::vector<float> out(static_cast<size_t>(c.T * c.Hq * c.D), -7.0f);
+    *status = edgebit_attention_q8kv(c.q.data(), c.T, c.Hq, k.data(), v.data(), c.Hkv, c.S, c.D, c.pos.data(),
+                                     c.start, c.scale, out.data(), th);
+    return out;
+}
+
+// edgebit_f32_to_q8_row against its definition, in double: the scale max|x| / 127, each code the nearest integer to
+// x / scale (ties to even), the largest magnitude 127 (for a normal scale); zero rows, rows of tiny subnormals, NaN and infinity.
+void test_f32_to_q8_row() {
+    ktest::Rng rng(41);
+    for (int it = 0; it < 2000; ++it) {
+        const int64_t D = 1 + it % 131;
+        std::vector<float> x(static_cast<size_t>(D));
+        const float mag = ldexpf(1.0f, static_cast<int>(rng.uniform(-140, 120)));
+        for (float& f : x) f = static_cast<float>(rng.uniform(-1000, 1000)) / 1000.0f * mag;
+        if (it % 7 == 0) x[static_cast<size_t>(it % D)] = 0.5f * mag * (it % 2 ? 1 : -1);  // ties somewhere
+        const std::vector<int8_t> q = to_q8(x, D);
+        const float s = q8_scale(q.data(), D);
+        double amax = 0.0;
+        for (float f : x) amax = fabs(f) > amax ? fabs(f) : amax;
+        bool ok = s == static_cast<float>(amax) / 127.0f;
+        int top = 0;
+        for (int64_t i = 0; i < D && ok; ++i) {
+            const int c = q[i];
+            top = abs(c) > top ? abs(c) : top;
+            if (s == 0.0f) { ok = c == 0; continue; }
+            const double r = static_cast<double>(static_cast<float>(x[i] / s));  // the float quotient, rounded here
+            ok = c >= -127 && c <= 127 && (fabs(r - c) < 0.5 || (fabs(r - c) == 0.5 && c % 2 == 0) ||
+                                           (fabs(r) > 127.0 && abs(c) == 127));
+        }
+        ok = ok && (s < ldexpf(1.0f, -126) || top == 127);  // a subnormal scale's few bits may round max|x| off 127
+        if (!ok) {
+            ktest::check(false, "edgebit_f32_to_q8_row: nearest codes of max|x| / 127", "D=" + std::to_string(D) +
+                         " it=" + std::to_string(it));
+            return;
+        }
+    }
+    const float special[3] = {NAN, INFINITY, -INFINITY};
+    for (float bad : special) {
+        std::vector<float> x = {1.0f, bad, -2.0f};
+        const std::vector<int8_t> q = to_q8(x, 3);
+        ktest::check(q8_scale(q.data(), 3) != q8_scale(q.data(), 3) && q[0] == 0 && q[1] == 0 && q[2] == 0,
+                     "edgebit_f32_to_q8_row: a non-finite row reads NaN");
+    }
+    const std::vector<float> zeros(5, 0.0f), tiny = {ldexpf(1.0f, -149), -ldexpf(3.0f, -149)};
+    const std::vector<int8_t> qz = to_q8(zeros, 5), qt = to_q8(tiny, 2);
+    ktest::check(q8_scale(qz.data(), 5) == 0.0f && qz[0] == 0, "edgebit_f32_to_q8_row: zero row");
+    ktest::check(q8_scale(qt.data(), 2) == 0.0f && qt[0] == 0 && qt[1] == 0, "edgebit_f32_to_q8_row: a scale below "
+                 "the smallest subnormal gives zero codes, never a division by zero");
+}
+
 // edgebit_f32_to_f16 against the definition: no half is nearer to x, and of two equally near the even one.
 void test_f32_to_f16() {
     std::vector<float> xs = {0.0f, -0.0f, 1.0f, 65504.0f, 65519.996f, 65520.0f, -65520.0f, INFINITY, -INFINITY,
@@ -185,6 +265,11 @@ void test_errors() {
                                          out.data(), nullptr) == EDGEBIT_ERR_NULL_POINTER, "attention f16kv null v");
     ktest::check(edgebit_attention_f16kv(c.q.data(), 1, 4, k16.data(), k16.data(), 2, 8, 16, c.pos.data(), 8, 0.25f,
                                          out.data(), nullptr) == EDGEBIT_ERR_BAD_SHAPE, "attention f16kv kv_start");
+    const std::vector<int8_t> k8 = to_q8(c.k, 16);
+    ktest::check(edgebit_attention_q8kv(c.q.data(), 1, 4, nullptr, k8.data(), 2, 8, 16, c.pos.data(), 0, 0.25f,
+                                        out.data(), nullptr) == EDGEBIT_ERR_NULL_POINTER, "attention q8kv null k");
+    ktest::check(edgebit_attention_q8kv(c.q.data(), 1, 4, k8.data(), k8.data(), 2, 8, 16, past, 0, 0.25f,
+                                        out.data(), nullptr) == EDGEBIT_ERR_BAD_SHAPE, "attention q8kv pos");
 }
 
 }  // namespace
@@ -192,6 +277,7 @@ void test_errors() {
 void test_attention(const std::vector<std::string>& variants, const ktest::ThreadList& threads) {
     test_errors();
     test_f32_to_f16();
+    test_f32_to_q8_row();
     std::vector<ACase> cases;
     cases.push_back(make(1, 1, 1, 1, 1, {0}, 1.0f, 2));                          // one key
     cases.push_back(make(1, 4, 1, 300, 128, {299}, 0.0884f, 3));                 // two chunks, MQA
@@ -242,6 +328,21 @@ void test_attention(const std::vector<std::string>& variants, const ktest::Threa
                 const std::vector<float> got = run_f16(c, k16, v16, th.second, &st);
                 ktest::check(st == EDGEBIT_OK && memcmp(got.data(), ref16.data(), ref16.size() * sizeof(float)) == 0,
                              "attention f16kv bit-exact to f32 on the widened cache", v + " " + th.first + " " + name(c));
+            }
+        // The int8 cache: the fp32 kernel's bits on the cache dequantized here, in every variant.
+        const std::vector<int8_t> k8 = to_q8(c.k, c.D), v8 = to_q8(c.v, c.D);
+        ACase deq = c;
+        deq.k = from_q8(k8, c.D);
+        deq.v = from_q8(v8, c.D);
+        edgebit_force_variant("scalar");
+        const std::vector<float> ref8 = run(deq, nullptr, &st);
+        for (const std::string& v : variants)
+            for (const auto& th : threads) {
+                edgebit_force_variant(v.c_str());
+                const std::vector<float> got = run_q8(c, k8, v8, th.second, &st);
+                ktest::check(st == EDGEBIT_OK && memcmp(got.data(), ref8.data(), ref8.size() * sizeof(float)) == 0,
+                             "attention q8kv bit-exact to f32 on the dequantized cache",
+                             v + " " + th.first + " " + name(c));
             }
     }
     edgebit_force_variant("auto");

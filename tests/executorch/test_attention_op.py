@@ -132,3 +132,22 @@ def test_fp16_caches_give_the_fp32_kernels_bits_on_the_widened_caches(runtime, n
     assert not got.isnan().any() and torch.equal(got, want)
     ref = torch.ops.edgebit.attention(q, k16, v16, pos, 0.25)
     assert torch.allclose(ref, sdpa_reference(q, k16.float(), v16.float(), pos, 0.25), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["decode-gqa", "decode-mha-odd-d", "prompt"])
+def test_int8_caches_give_the_fp32_kernels_bits_on_the_dequantized_caches(runtime, name):
+    """int8 caches (the .pte's --kv-cache int8: rows of codes and a float32 scale, edgebit/quant/kv_int8.py): the
+    kernel's output equals, bit for bit, its own output on the dequantized caches in float32 (the stale rows quantize
+    to NaN scales and stay unread); the torch op agrees with SDPA on them."""
+    from edgebit.quant.kv_int8 import dequantize_rows, quantize_rows
+
+    q, k, v, pos = case(*CASES[name], seed=5)
+    k8, v8 = quantize_rows(k), quantize_rows(v)
+    kd, vd = dequantize_rows(k8), dequantize_rows(v8)
+    _keep8, forward8 = lowered(runtime, (q, k8, v8, pos), 0.25, None)
+    _keep32, forward32 = lowered(runtime, (q, kd, vd, pos), 0.25, None)
+    (got,) = forward8.execute([q, k8, v8, pos])
+    (want,) = forward32.execute([q, kd, vd, pos])
+    assert not got.isnan().any() and torch.equal(got, want)
+    ref = torch.ops.edgebit.attention(q, k8, v8, pos, 0.25)
+    assert torch.allclose(ref, sdpa_reference(q, kd, vd, pos, 0.25), atol=1e-5, rtol=1e-5)

@@ -3,7 +3,8 @@ libedgebit_executorch.so through the real ExecuTorch runtime, on a program holdi
 does, writes exactly what index_copy_ writes into the buffer itself, step after step, along a middle dim (values)
 and the last one (transposed keys). Positions outside the cache, or a value of the wrong shape, fail the call with a
 message naming the op and leave the cache as it was. A float16 cache gets the rows rounded as torch's .half() rounds
-them (to nearest even), bit for bit."""
+them (to nearest even), bit for bit; an int8 cache each row's codes and float32 scale as edgebit/quant/kv_int8.py
+writes them, bit for bit."""
 
 import re
 
@@ -18,14 +19,15 @@ SHAPE = (1, 2, 6, 5)  # (1, KVH, S, D): values' layout; with dim 3 it stands for
 class CacheHolder(torch.nn.Module):
     """A buffer written by cache_write along `dim`, then read back, as a layer writes and reads its cache."""
 
-    def __init__(self, dim: int, dtype: torch.dtype = torch.float32):
+    def __init__(self, dim: int, dtype: torch.dtype = torch.float32, shape: tuple[int, ...] = SHAPE):
         super().__init__()
         self.dim = dim
-        self.register_buffer("cache", torch.zeros(SHAPE, dtype=dtype), persistent=False)
+        self.register_buffer("cache", torch.zeros(shape, dtype=dtype), persistent=False)
 
     def forward(self, value, input_pos):
         torch_cache.cache_write(value, self.cache, input_pos, self.dim)
-        return self.cache * 1.0  # a copy of the buffer after the write, for the test to compare
+        # a copy of the buffer after the write, for the test to compare (in the buffer's own type)
+        return self.cache * 1.0 if self.cache.is_floating_point() else self.cache + 0
 
 
 def value_shape(dim: int, t: int) -> tuple[int, ...]:
@@ -72,6 +74,37 @@ def test_fp16_cache_rows_are_rounded_as_torch_half():
         (cache,) = forward.execute([value, pos])
         expected.index_copy_(2, pos, value.half())
         assert cache.dtype == torch.float16 and torch.equal(cache.view(torch.int16), expected.view(torch.int16))
+
+
+def test_int8_cache_rows_are_the_python_codecs():
+    """An int8 cache (1, KVH, S, D + 4) written along dim 2: each new row's D codes and float32 scale, bit for bit
+    edgebit/quant/kv_int8.py's (ties, a zero row, a NaN row: NaN scale, zero codes)."""
+    from executorch.exir import EdgeCompileConfig, to_edge
+
+    from edgebit.quant.kv_int8 import quantize_rows
+
+    executorch_library.load()
+    from executorch.runtime import Runtime
+
+    shape = SHAPE[:3] + (SHAPE[3] + 4,)
+    t = torch.export.Dim("t", min=1, max=SHAPE[2])
+    ep = torch.export.export(CacheHolder(2, torch.int8, shape), (torch.zeros(value_shape(2, 2)), torch.arange(2)),
+                             dynamic_shapes=({2: t}, {0: t}), strict=False)
+    loaded = Runtime.get().load_program(to_edge(ep, compile_config=EdgeCompileConfig(
+        _check_ir_validity=False)).to_executorch().buffer)
+    forward = loaded.load_method("forward")
+    expected = torch.zeros(shape, dtype=torch.int8)
+    g = torch.Generator().manual_seed(8)
+    for positions in ([0, 1, 2], [3], [5]):
+        pos = torch.tensor(positions)
+        value = torch.randn(value_shape(2, len(positions)), generator=g) * 100
+        value[0, 0, 0] = torch.tensor([2.5, -1.5, 0.5, 127.0, 3.0])  # ties against the scale 1
+        value[0, 1, 0] = 0.0
+        if len(positions) == 1:
+            value[0, 0, 0, 2] = float("nan")
+        (cache,) = forward.execute([value, pos])
+        expected.index_copy_(2, pos, quantize_rows(value))
+        assert cache.dtype == torch.int8 and torch.equal(cache, expected), positions
 
 
 def test_torch_op_is_index_copy():

@@ -221,10 +221,15 @@ def test_bad_attributes_and_types():
     with pytest.raises(Exception, match=r"edgebit\.Attention: input 4 'past_value' must be float32 as input 3 "
                                         r"'past_key' is, got float16"):
         run_bad(mixed, {"past_value": np.zeros((1, 2, 3, 8), np.float16)})
-    with pytest.raises(Exception, match=r"edgebit\.Attention: input 3 'past_key' must be float32 or float16, got "
+    with pytest.raises(Exception, match=r"edgebit\.Attention: input 3 'past_key' must be float32, float16 or int8, got "
                                         r"float64"):
         run_bad(edgebit_model(4, 2, 8, cache=TensorProto.DOUBLE),
                 {"past_key": np.zeros((1, 2, 3, 8)), "past_value": np.zeros((1, 2, 3, 8))})
+    # an int8 cache's rows carry their scale: D + 4 bytes, so a row of D is refused by shape
+    with pytest.raises(Exception, match=r"edgebit\.Attention: input 3 'past_key' must be \[B, kv_num_heads, L, D \+ 4\] "
+                                        r"= \[1, 2, 3, 12\], got \[1, 2, 3, 8\]"):
+        run_bad(edgebit_model(4, 2, 8, cache=TensorProto.INT8),
+                {"past_key": np.zeros((1, 2, 3, 8), np.int8), "past_value": np.zeros((1, 2, 3, 8), np.int8)})
 
 
 def rope_model(hq, hkv, d, cache=FLOAT) -> bytes:

@@ -77,7 +77,14 @@ def _kv_cache_unknown(art, tmp_path):
 
 def _kv_cache_half_concat(art, tmp_path):
     edit_manifest(art, lambda m: m.update(kv_cache={"update": "concat", "dtype": "float16"}))
-    return ["manifest.json", "'kv_cache' 'dtype' must be \"float32\", or \"float16\" with \"update\": \"in-place\""]
+    return ["manifest.json", "'kv_cache' 'dtype' must be \"float32\", or \"float16\" or \"int8\" with \"update\": "
+                             "\"in-place\""]
+
+
+def _kv_cache_int8_row(art, tmp_path):
+    """An int8 cache whose rows are laid out some other way (a later edgebit's, say): refused by name."""
+    edit_manifest(art, lambda m: m.update(kv_cache={"update": "in-place", "dtype": "int8", "row": "int8-codes"}))
+    return ["manifest.json", "'kv_cache' 'row' must be \"int8-codes+f32-scale\""]
 
 
 def _manifest_not_json(art, tmp_path):
@@ -147,7 +154,7 @@ def _files_escape(art, tmp_path):
 
 
 CASES = {f.__name__.lstrip("_"): f for f in [
-    _layout_version, _layout_v1, _kv_cache_unknown, _kv_cache_half_concat, _manifest_not_json, _manifest_missing,
+    _layout_version, _layout_v1, _kv_cache_unknown, _kv_cache_half_concat, _kv_cache_int8_row, _manifest_not_json, _manifest_missing,
     _model_changed, _model_truncated, _model_truncated_rehashed, _library_missing, _library_replaced,
     _library_foreign_rehashed, _library_truncated_rehashed, _library_not_elf_rehashed, _tokenizer_missing, _files_escape,
 ]}

@@ -113,3 +113,18 @@ def test_model_card_perplexity_is_reproduced(name):
     for other in SHIPPED_MODELS:
         figure = json.loads((shipped_model_path(other) / "training.json").read_text())["heldout_perplexity"]
         assert f"{figure:.2f}" in (path / "MODEL_CARD.md").read_text(), (name, other)
+
+
+def test_perplexity_prices_the_kv_cache(cli):
+    """`edgebit perplexity --kv-cache float16|int8`: the shipped model's held-out perplexity with its keys and values
+    rounded as those artifacts' caches hold them; each moves it, by well under 1% (docs/performance.md)."""
+    assert shutil.which("bible"), "needs the KJV text: apt-get install bible-kjv bible-kjv-text (scripts/setup.sh)"
+    got = {}
+    for kv in ("float32", "float16", "int8"):
+        r = cli("perplexity", "--kv-cache", kv, "--json")
+        assert r.returncode == 0, r.stderr
+        got[kv] = json.loads(r.stdout)
+        assert got[kv]["kv_cache"] == kv
+    for kv in ("float16", "int8"):
+        assert got[kv]["heldout_loss"] != got["float32"]["heldout_loss"], kv
+        assert got[kv]["heldout_perplexity"] == pytest.approx(got["float32"]["heldout_perplexity"], rel=5e-3), kv

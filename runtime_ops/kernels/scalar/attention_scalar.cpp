@@ -21,6 +21,12 @@ struct ScalarLanes {
         for (int64_t j = 0; j < n; ++j) r.x[j] = half_to_float(p[j]);
         return r;
     }
+    static F load(const int8_t* p) { F r; for (int j = 0; j < 8; ++j) r.x[j] = static_cast<float>(p[j]); return r; }
+    static F load_part(const int8_t* p, int64_t n) {
+        F r = zero();
+        for (int64_t j = 0; j < n; ++j) r.x[j] = static_cast<float>(p[j]);
+        return r;
+    }
     static void store(float* p, const F& a) { memcpy(p, a.x, sizeof a.x); }
     static void store_part(float* p, const F& a, int64_t n) { for (int64_t j = 0; j < n; ++j) p[j] = a.x[j]; }
     static F add(const F& a, const F& b) { F r; for (int j = 0; j < 8; ++j) r.x[j] = a.x[j] + b.x[j]; return r; }
