@@ -32,6 +32,7 @@ from edgebit.model.weights import ModelWeights, TernaryWeight
 from edgebit.ops.torch_attention import attention
 from edgebit.ops.torch_cache import cache_write
 from edgebit.ops.torch_qlinear import qlinear
+from edgebit.ops.torch_relu2_bitlinear import relu2_bitlinear
 from edgebit.ops.torch_rope import rope
 from edgebit.quant.packing import padded_k
 from edgebit.quant.qhead import HEAD_BITS, group_of, quantize_head
@@ -128,9 +129,15 @@ class SharedInput(nn.Module):
         if self.block is not None:
             x = self.block(x)
         if self.shared:
-            y = self.fused(x if self.fused_norm is None else self.fused_norm(x))
+            y = self.joined(x, block_done=True)
             return list(y.split(self.sizes, dim=-1)) if len(self.sizes) > 1 else [y]
         return [part(n(x)) for part, n in zip(self.parts, self.part_norms)]
+
+    def joined(self, x: torch.Tensor, block_done: bool = False) -> torch.Tensor:
+        """The shared linear's output unsplit ([..., sum of sizes]), for an op that reads it as one tensor."""
+        if self.block is not None and not block_done:
+            x = self.block(x)
+        return self.fused(x if self.fused_norm is None else self.fused_norm(x))
 
 
 class Layer(nn.Module):
@@ -147,6 +154,13 @@ class Layer(nn.Module):
         self.o = SharedInput([lw.o], linear, block(lw.attn_sub_norm))
         self.gate_up = SharedInput([lw.gate, lw.up], linear, block(lw.mlp_norm))
         self.down = SharedInput([lw.down], linear, block(lw.ffn_sub_norm))
+        # BitNet's ReLU^2 GLU with an RMS sub-norm (2B4T): the down projection takes gate/up's output as is and
+        # computes relu(gate)^2 * up and the sub-norm in its kernel (edgebit::relu2_bitlinear), as the ONNX
+        # BitLinear's relu2_gate does.
+        down = self.down.fused if self.down.shared else None
+        self.relu2_down = (linear is BitLinear and cfg.activation == "relu2" and self.gate_up.shared
+                           and self.down.block is None and self.down.fused_norm is None
+                           and isinstance(down, BitLinear) and down.norm_eps is not None)
         # The stock path stores keys transposed, (1, KVH, D, S): its score product then reads them as they lie, where
         # a transpose of a (1, KVH, S, D) cache is a copy of the whole cache in ExecuTorch every step.
         # An int8 cache's rows are D codes and the row's float32 scale (edgebit/quant/kv_int8.py).
@@ -203,6 +217,9 @@ class Layer(nn.Module):
 
     def mlp(self, x):
         cfg = self.cfg
+        if self.relu2_down:
+            d = self.down.fused
+            return relu2_bitlinear(self.gate_up.joined(x), d.norm_weight, d.norm_eps, d.w_packed, d.gamma)
         gate, up = self.gate_up(x)
         if cfg.activation == "relu2":
             act = F.relu(gate)

@@ -1,9 +1,10 @@
 // ExecuTorch kernel library libedgebit_executorch.so: registration only (edgebit::bitlinear.out and
-// edgebit::rms_bitlinear.out, the same after the RMSNorm in front of it (edgebit_ternary_linear_f32_rmsnorm), and
-// edgebit::qlinear.out, edgebit::cache_write.out, the in-place KV cache write, and edgebit::attention.out, the
-// attention over that cache, and edgebit::rope.out, at the end). The arithmetic is the kernel
-// core's edgebit_ternary_linear_f32_channels (runtime_ops/kernels), linked from the same objects as every
-// other edgebit library; threads are ExecuTorch's threadpool (executorch::extension::parallel_for).
+// edgebit::rms_bitlinear.out, the same after the RMSNorm in front of it (edgebit_ternary_linear_f32_rmsnorm),
+// edgebit::relu2_bitlinear.out, the ReLU^2 GLU's down projection with the gate product and sub-norm fused in
+// (edgebit_ternary_linear_f32_relu2), and edgebit::qlinear.out, edgebit::cache_write.out, the in-place KV cache
+// write, and edgebit::attention.out, the attention over that cache, and edgebit::rope.out, at the end). The
+// arithmetic is the kernel core's edgebit_ternary_linear_f32_channels (runtime_ops/kernels), linked from the same
+// objects as every other edgebit library; threads are ExecuTorch's threadpool (executorch::extension::parallel_for).
 //
 // Op schema, written once in edgebit/ops/torch_ops.py (also in docs/ops.md):
 //   edgebit::bitlinear.out(Tensor x, Tensor w_packed, Tensor gamma, *, Tensor(a!) out) -> Tensor(a!)
@@ -61,9 +62,10 @@ bool default_dim_order(const Tensor& t) {
 #define EDGEBIT_CHECK(cond, fmt, ...) \
     ET_KERNEL_CHECK_MSG(ctx, cond, InvalidArgument, out, "%s: " fmt, op, ##__VA_ARGS__)
 
-// bitlinear.out, and rms_bitlinear.out with norm_w (its fused input RMSNorm, edgebit_rms_norm_rows) non-null.
+// bitlinear.out, and rms_bitlinear.out with norm_w (its fused input RMSNorm, edgebit_rms_norm_rows) non-null;
+// relu2: relu2_bitlinear.out, x [..., 2K] = [gate | up] and norm_w the sub-norm.
 Tensor& linear_out(const char* op, KernelRuntimeContext& ctx, const Tensor& x, const Tensor* norm_w, float eps,
-                   const Tensor& w, const Tensor& gamma, Tensor& out) {
+                   const Tensor& w, const Tensor& gamma, Tensor& out, bool relu2 = false) {
     EDGEBIT_CHECK(x.scalar_type() == ScalarType::Float, "x must be float32 [..., K], got dtype %d",
                   static_cast<int>(x.scalar_type()));
     EDGEBIT_CHECK(w.scalar_type() == ScalarType::Byte,
@@ -78,7 +80,9 @@ Tensor& linear_out(const char* op, KernelRuntimeContext& ctx, const Tensor& x, c
     EDGEBIT_CHECK(default_dim_order(gamma), "gamma must be contiguous (default dim order), got a permuted dim order");
     EDGEBIT_CHECK(default_dim_order(out), "out must be contiguous (default dim order), got a permuted dim order");
     EDGEBIT_CHECK(x.dim() >= 1, "x must have rank >= 1 ([..., K]), got rank 0");
-    const int64_t K = x.size(x.dim() - 1);
+    EDGEBIT_CHECK(!relu2 || x.size(x.dim() - 1) % 2 == 0, "gate_up must be [..., 2K] ([gate | up]), got an odd last "
+                  "dim %lld", static_cast<long long>(x.size(x.dim() - 1)));
+    const int64_t K = relu2 ? x.size(x.dim() - 1) / 2 : x.size(x.dim() - 1);  // relu2: the down projection's K
     EDGEBIT_CHECK(K > 0 && K <= EDGEBIT_MAX_K, "x's last dim K=%lld must be in [1, %lld]",
                   static_cast<long long>(K), static_cast<long long>(EDGEBIT_MAX_K));
     EDGEBIT_CHECK(w.dim() == 2, "w_packed must be 2-D [N, ceil(K/128)*32], got rank %d", static_cast<int>(w.dim()));
@@ -131,10 +135,10 @@ Tensor& linear_out(const char* op, KernelRuntimeContext& ctx, const Tensor& x, c
     const uint8_t* wp = w.const_data_ptr<uint8_t>();
     const float* gp = gamma.const_data_ptr<float>();
     float* yp = out.mutable_data_ptr<float>();
-    const int st = norm_w != nullptr
-                       ? edgebit_ternary_linear_f32_rmsnorm(xp, M, K, norm_w->const_data_ptr<float>(), eps, wp, N, gp,
-                                                            yp, &threads)
-                       : edgebit_ternary_linear_f32_channels(xp, M, K, wp, N, gp, yp, &threads);
+    const float* nw = norm_w != nullptr ? norm_w->const_data_ptr<float>() : nullptr;
+    const int st = relu2 ? edgebit_ternary_linear_f32_relu2(xp, M, K, nw, eps, wp, N, gp, yp, &threads)
+                   : nw != nullptr ? edgebit_ternary_linear_f32_rmsnorm(xp, M, K, nw, eps, wp, N, gp, yp, &threads)
+                                   : edgebit_ternary_linear_f32_channels(xp, M, K, wp, N, gp, yp, &threads);
     ET_KERNEL_CHECK_MSG(ctx, st == EDGEBIT_OK, Internal, out, "%s: kernel failed: %s", op, edgebit_last_error());
     return out;
 }
@@ -150,6 +154,15 @@ Tensor& bitlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& 
 Tensor& rms_bitlinear_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& norm_weight, double eps,
                           const Tensor& w, const Tensor& gamma, Tensor& out) {
     return linear_out("edgebit::rms_bitlinear.out", ctx, x, &norm_weight, static_cast<float>(eps), w, gamma, out);
+}
+
+// BitNet's ReLU^2 GLU down projection (schema in edgebit/ops/torch_relu2_bitlinear.py): gate_up [..., 2K] as the
+// gate/up linear wrote it, relu(gate)^2 * up and the sub-norm computed in the kernel (edgebit_ternary_linear_f32_relu2)
+// right before the quantization: no split, relu, mul or norm calls between the two linears.
+Tensor& relu2_bitlinear_out(KernelRuntimeContext& ctx, const Tensor& gate_up, const Tensor& norm_weight, double eps,
+                            const Tensor& w, const Tensor& gamma, Tensor& out) {
+    return linear_out("edgebit::relu2_bitlinear.out", ctx, gate_up, &norm_weight, static_cast<float>(eps), w, gamma,
+                      out, true);
 }
 
 #undef EDGEBIT_CHECK
@@ -374,6 +387,7 @@ Tensor& rope_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& cos, 
 
 EXECUTORCH_LIBRARY(edgebit, "bitlinear.out", bitlinear_out);
 EXECUTORCH_LIBRARY(edgebit, "rms_bitlinear.out", rms_bitlinear_out);
+EXECUTORCH_LIBRARY(edgebit, "relu2_bitlinear.out", relu2_bitlinear_out);
 EXECUTORCH_LIBRARY(edgebit, "qlinear.out", qlinear_out);
 EXECUTORCH_LIBRARY(edgebit, "cache_write.out", cache_write_out);
 EXECUTORCH_LIBRARY(edgebit, "attention.out", attention_out);

@@ -25,9 +25,11 @@ def test_program_loads_in_executorch_runtime_with_our_library(et_artifact, hf_ch
     art = et_artifact()
     manifest = json.loads((art / "manifest.json").read_text())
     # The kernels the program calls, read off its execution plan: every linear of the BitNet fixture has an RMSNorm in
-    # front (block norms and sub-norms), fused, so there is no plain bitlinear; RoPE is edgebit's too.
+    # front (block norms and sub-norms), fused, so there is no plain bitlinear; the down projection takes the ReLU^2
+    # gate product too (relu2_bitlinear); RoPE is edgebit's too.
     assert manifest["target"] == "executorch" and manifest["op_names"] == [
-        "edgebit::rms_bitlinear.out", "edgebit::rope.out", "edgebit::cache_write.out", "edgebit::attention.out"]
+        "edgebit::rms_bitlinear.out", "edgebit::rope.out", "edgebit::cache_write.out", "edgebit::attention.out",
+        "edgebit::relu2_bitlinear.out"]
     assert set(manifest["files"]) >= {"program.pte", "libedgebit_executorch.so", "tokenizer.json"}
     executorch_library.load(art / manifest["op_library"])
     from executorch.runtime import Runtime
@@ -134,9 +136,12 @@ def test_profile_lists_our_op(et_artifact, tmp_path, cli):
     assert result.returncode == 0, result.stderr
     got = json.loads(result.stdout)
     assert (tmp_path / "run.etdp").stat().st_size > 0
-    ours = [row for row in got["ops"] if row["op"] == "edgebit::rms_bitlinear.out"]  # each with its RMSNorm fused
-    assert ours and ours[0]["calls"] == 4 * 2 * 4  # 4 linears a layer, 2 layers, prefill + 3 decode steps
-    assert 0 < ours[0]["share"] < 1
+    calls = {row["op"]: row for row in got["ops"]}
+    # qkv, o and gate/up with their RMSNorms fused, down with the ReLU^2 gate product and its sub-norm;
+    # 2 layers, prefill + 3 decode steps
+    assert calls["edgebit::rms_bitlinear.out"]["calls"] == 3 * 2 * 4
+    assert calls["edgebit::relu2_bitlinear.out"]["calls"] == 1 * 2 * 4
+    assert 0 < calls["edgebit::rms_bitlinear.out"]["share"] < 1
     text = cli("run", et_artifact(), "--prompt-ids", "256,1,2", "--max-new-tokens", "2", "--profile",
                "--etdump", tmp_path / "b.etdp")
     assert text.returncode == 0 and "edgebit::rms_bitlinear.out" in text.stderr
