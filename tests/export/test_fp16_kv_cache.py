@@ -6,8 +6,6 @@ cache is not in place. Artifacts of earlier versions (GroupQueryAttention in fp1
 well) are held to that arithmetic. The .pte's fp16 cache likewise. Stock ops keep (and default to) the fp32 cache."""
 
 import json
-import os
-import subprocess
 
 import numpy as np
 import onnx
@@ -19,6 +17,7 @@ from edgebit.api import export_executorch, export_onnx
 from edgebit.generate import generate
 from edgebit.verify import verify
 from genai_greedy import genai_greedy
+from native_runner import native_runner_tokens
 
 PROMPT = [256, 40, 101, 7, 9]
 
@@ -74,23 +73,11 @@ def test_verify_holds_it_to_the_fp16_reference(half):
     assert report.max_abs_diff < 1e-3 if report.flipped_sequences == 0 else report.exact_fraction >= 0.5
 
 
-def native_runner_tokens(artifact, tmp_path) -> list[int]:
-    """The native runner's greedy tokens for PROMPT + 10."""
-    from edgebit.profile.bundle import build_bundle
-
-    runner = build_bundle("host").path / "bin" / "edgebit-runner"
-    r = subprocess.run([str(runner), str(artifact), "--prompt-ids", ",".join(map(str, PROMPT)), "--gen-len", "10",
-                        "--runs", "1", "--warmup", "0"], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "EDGEBIT_CACHE_DIR": str(tmp_path / "cache")})
-    assert r.returncode == 0, r.stderr[-2000:]
-    return json.loads(r.stdout)["generated_ids"]
-
-
 def test_native_runner_and_genai_generate_the_backends_tokens(half, tmp_path):
     import onnxruntime_genai as og
 
     expected = generate(open_backend(half), PROMPT, 10).generated_ids
-    assert native_runner_tokens(half, tmp_path) == expected
+    assert native_runner_tokens(half, tmp_path, PROMPT, 10) == expected
 
     assert genai_greedy(og.Model(str(half)), PROMPT, 10) == expected
 
@@ -155,7 +142,8 @@ def test_pte_fp16_cache_is_held_to_the_fp16_reference(half_pte, checkpoint, tmp_
         assert np.abs(backend.forward(step)[-1] - ref.forward(step)[-1]).max() < 1e-3
     report = verify(half_pte)
     assert report.passed and report.top1_agreement >= 0.99, report
-    assert native_runner_tokens(half_pte, tmp_path) == generate(open_backend(half_pte), PROMPT, 10).generated_ids
+    expected = generate(open_backend(half_pte), PROMPT, 10).generated_ids
+    assert native_runner_tokens(half_pte, tmp_path, PROMPT, 10) == expected
 
 
 def test_pte_fp16_cache_needs_edgebits_ops(checkpoint, tmp_path, cli):

@@ -3,12 +3,10 @@ max|row| / 127, code = rint(x / s), read as code * s), for both artifacts. edgeb
 edgebit::cache_write (.pte) quantize each new row as they write it, in C (edgebit_f32_to_q8_row), bit for bit as the
 Python codec; edgebit_attention_q8kv reads it exactly as the fp32 kernel reads the dequantized cache. The reference
 model (kv_dtype "int8") does the same round trip, so verify holds the artifact to it as tightly as the fp16 one is
-held; driven by the Python backend and the native runner. Refused with stock ops, and a manifest naming another row
-format is refused by name."""
+held; driven by the Python backend, the native runner and onnxruntime-genai. Refused with stock ops, and a manifest
+naming another row format is refused by name."""
 
 import json
-import os
-import subprocess
 
 import numpy as np
 import onnx
@@ -22,6 +20,8 @@ from edgebit.backends.reference import ReferenceBackend
 from edgebit.generate import generate
 from edgebit.quant.kv_int8 import dequantize_rows, quantize_rows, round_trip
 from edgebit.verify import verify
+from genai_greedy import genai_greedy
+from native_runner import native_runner_tokens
 
 PROMPT = [256, 40, 101, 7, 9]
 KV = {"update": "in-place", "dtype": "int8", "row": "int8-codes+f32-scale"}
@@ -133,21 +133,15 @@ def test_verify_holds_it_to_the_int8_reference(kv8):
     assert report.top1_agreement >= 0.99
 
 
-def native_runner_tokens(artifact, tmp_path) -> list[int]:
-    """The native runner's greedy tokens for PROMPT + 10."""
-    from edgebit.profile.bundle import build_bundle
+def test_native_runner_and_genai_generate_the_backends_tokens(kv8, kv8_pte, tmp_path):
+    import onnxruntime_genai as og
 
-    runner = build_bundle("host").path / "bin" / "edgebit-runner"
-    r = subprocess.run([str(runner), str(artifact), "--prompt-ids", ",".join(map(str, PROMPT)), "--gen-len", "10",
-                        "--runs", "1", "--warmup", "0"], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "EDGEBIT_CACHE_DIR": str(tmp_path / "cache")})
-    assert r.returncode == 0, r.stderr[-2000:]
-    return json.loads(r.stdout)["generated_ids"]
-
-
-def test_native_runner_generates_the_backends_tokens(kv8, kv8_pte, tmp_path):
     for artifact in (kv8, kv8_pte):
-        assert native_runner_tokens(artifact, tmp_path) == generate(open_backend(artifact), PROMPT, 10).generated_ids
+        assert native_runner_tokens(artifact, tmp_path, PROMPT, 10) == generate(open_backend(artifact), PROMPT,
+                                                                                 10).generated_ids
+    # onnxruntime-genai allocates the cache from the graph's input type and shape (int8, D + 4) and shares it as
+    # past and present; edgebit.Attention reads and writes the rows.
+    assert genai_greedy(og.Model(str(kv8)), PROMPT, 10) == generate(open_backend(kv8), PROMPT, 10).generated_ids
 
 
 def test_pte_int8_cache_is_held_to_the_int8_reference(kv8_pte, checkpoint):
