@@ -43,11 +43,6 @@ struct VectorLanes {
 #endif
         return r;
     }
-    static F load_part(const uint16_t* p, int64_t n) {
-        uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        memcpy(t, p, static_cast<size_t>(n) * sizeof *p);
-        return load(t);
-    }
     // 8 int8 codes converted exactly (vpmovsxbd + vcvtdq2ps; sxtl + scvtf on NEON).
     // Written with intrinsics: GCC 12 scalarizes __builtin_convertvector from an 8-byte vector (a movsbl and a
     // vpinsrd per lane), which made the int8 cache's attention slower than the fp32 cache's.
@@ -66,9 +61,11 @@ struct VectorLanes {
 #endif
         return r;
     }
-    static F load_part(const int8_t* p, int64_t n) {
-        int8_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        memcpy(t, p, static_cast<size_t>(n));
+    // The first n codes or binary16 values, the rest zero, through the full-width load above.
+    template <class C>
+    static F load_part(const C* p, int64_t n) {
+        C t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(t, p, static_cast<size_t>(n) * sizeof *p);
         return load(t);
     }
     static void store(float* p, F a) { memcpy(p, &a, sizeof a); }

@@ -17,6 +17,7 @@ from edgebit.api import export_executorch, export_onnx
 from edgebit.generate import generate
 from edgebit.verify import verify
 from genai_greedy import genai_greedy
+from kv_reference import check_logits_and_cache
 from native_runner import native_runner_tokens
 
 PROMPT = [256, 40, 101, 7, 9]
@@ -53,17 +54,7 @@ def test_logits_and_cache_match_the_fp16_reference(half, checkpoint):
     difference upstream)."""
     backend, ref = open_backend(half), ReferenceBackend(checkpoint, 64, kv_dtype="float16")
     assert backend.in_place and backend.kv_dtype == np.float16
-    fp32 = ReferenceBackend(checkpoint, 64)
-    for step in (PROMPT, [12], [250]):
-        mine, want, far = backend.forward(step), ref.forward(step), fp32.forward(step)
-        assert np.abs(mine - want).max() < 1e-3
-        assert np.abs(mine - want).max() < np.abs(mine - far).max()
-    n = len(PROMPT) + 2
-    for layer in range(backend.layers):
-        for j, mine in enumerate((ref.cache.k[layer], ref.cache.v[layer])):
-            bound = backend.buffers[2 * layer + j].numpy()
-            assert bound.dtype == np.float16
-            assert np.abs(bound[:, :, :n].astype(np.float32) - mine[:, :, :n].numpy()).max() < 1e-3, (layer, j)
+    check_logits_and_cache(backend, ref, ReferenceBackend(checkpoint, 64), PROMPT, lambda rows: rows.astype(np.float32))
 
 
 def test_verify_holds_it_to_the_fp16_reference(half):
