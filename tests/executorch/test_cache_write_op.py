@@ -53,18 +53,24 @@ def program(request):
     del loaded
 
 
-def test_fp16_cache_rows_are_rounded_as_torch_half():
+def dim2_program(dtype: torch.dtype, shape: tuple[int, ...] = SHAPE):
+    """(the loaded Program, its forward Method) for a CacheHolder of `dtype` written along dim 2 (keep the Program
+    alive while the Method is used)."""
     from executorch.exir import EdgeCompileConfig, to_edge
 
     executorch_library.load()
     from executorch.runtime import Runtime
 
     t = torch.export.Dim("t", min=1, max=SHAPE[2])
-    ep = torch.export.export(CacheHolder(2, torch.float16), (torch.zeros(value_shape(2, 2)), torch.arange(2)),
+    ep = torch.export.export(CacheHolder(2, dtype, shape), (torch.zeros(value_shape(2, 2)), torch.arange(2)),
                              dynamic_shapes=({2: t}, {0: t}), strict=False)
     loaded = Runtime.get().load_program(to_edge(ep, compile_config=EdgeCompileConfig(
         _check_ir_validity=False)).to_executorch().buffer)
-    forward = loaded.load_method("forward")
+    return loaded, loaded.load_method("forward")
+
+
+def test_fp16_cache_rows_are_rounded_as_torch_half():
+    _program, forward = dim2_program(torch.float16)
     expected = torch.zeros(SHAPE, dtype=torch.float16)
     g = torch.Generator().manual_seed(7)
     for positions in ([0, 1, 2], [3], [5]):
@@ -79,20 +85,10 @@ def test_fp16_cache_rows_are_rounded_as_torch_half():
 def test_int8_cache_rows_are_the_python_codecs():
     """An int8 cache (1, KVH, S, D + 4) written along dim 2: each new row's D codes and float32 scale, bit for bit
     edgebit/quant/kv_int8.py's (ties, a zero row, a NaN row: NaN scale, zero codes)."""
-    from executorch.exir import EdgeCompileConfig, to_edge
-
     from edgebit.quant.kv_int8 import quantize_rows
 
-    executorch_library.load()
-    from executorch.runtime import Runtime
-
     shape = SHAPE[:3] + (SHAPE[3] + 4,)
-    t = torch.export.Dim("t", min=1, max=SHAPE[2])
-    ep = torch.export.export(CacheHolder(2, torch.int8, shape), (torch.zeros(value_shape(2, 2)), torch.arange(2)),
-                             dynamic_shapes=({2: t}, {0: t}), strict=False)
-    loaded = Runtime.get().load_program(to_edge(ep, compile_config=EdgeCompileConfig(
-        _check_ir_validity=False)).to_executorch().buffer)
-    forward = loaded.load_method("forward")
+    _program, forward = dim2_program(torch.int8, shape)
     expected = torch.zeros(shape, dtype=torch.int8)
     g = torch.Generator().manual_seed(8)
     for positions in ([0, 1, 2], [3], [5]):
