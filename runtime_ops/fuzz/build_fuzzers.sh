@@ -41,7 +41,7 @@ for f in scalar/ternary_scalar.cpp scalar/qlinear_scalar.cpp scalar/attention_sc
 done
 compile "$K/x86/ternary_avx2.cpp" -mavx2
 compile "$K/x86/qlinear_avx2.cpp" -mavx2
-compile "$K/x86/attention_avx2.cpp" -mavx2 -mf16c
+compile "$K/x86/attention_avx2.cpp" -mavx2 -mf16c -mfma
 compile "$K/x86/ternary_avx512vnni.cpp" -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 
 "$CXX" "${FLAGS[@]}" "${SAN[@]}" -fsanitize=fuzzer "$HERE/fuzz_kernels.cpp" "${objs[@]}" -o "$OUT/fuzz_kernels"

@@ -28,8 +28,9 @@ AttnChunkFn chunk_fn_for(const KernelVariant* v, bool half) {
     (void)n;
     (void)half;
 #if defined(EDGEBIT_HAVE_AVX2)
-    // The AVX2 file widens fp16 with F16C, which every AVX2 processor has; a VM that hides it gets the scalar body.
-    if ((strcmp(n, "avx2") == 0 || strcmp(n, "avx512vnni") == 0) && (!half || cpu_has_f16c()))
+    // The AVX2 file multiplies and adds with FMA and widens fp16 with F16C, which every AVX2 processor has; a VM
+    // that hides one gets the scalar body (the same bits: it fuses with fmaf).
+    if ((strcmp(n, "avx2") == 0 || strcmp(n, "avx512vnni") == 0) && cpu_has_fma() && (!half || cpu_has_f16c()))
         return attend_chunk_avx2;
 #endif
 #if defined(EDGEBIT_HAVE_NEON)

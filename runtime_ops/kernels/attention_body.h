@@ -5,11 +5,13 @@
 //   F (8 floats), I (8 int32), zero(), splat(x), load(p), load_part(p, n) (lanes >= n zero; both also for
 //   p a const uint16_t* of binary16 bits, exactly widened: the fp16 cache; and a const int8_t* of codes, exactly
 //   converted: the int8 cache, whose rows then get their scale by one IEEE mul),
-//   store(p, a), store_part(p, a, n), add/sub/mul, at_least(x, lo) (x < lo ? lo : x; NaN stays),
+//   store(p, a), store_part(p, a, n), add/sub/mul, fma(a, b, c) (a * b + c rounded once: fmaf, vfmadd, fmla),
+//   at_least(x, lo) (x < lo ? lo : x; NaN stays),
 //   trunc_i(x) (toward zero; NaN -> 0), to_f(i), pow2(i) (2^i as float bits, i in [-126, 127]),
 //   lane(a, j), hsum(a) (the 8 lanes summed in hsum_tree's order).
-// Only IEEE add, sub and mul appear (never fused: -ffp-contract=off), and every reduction has a
-// fixed order, so all variants give the same bits.
+// Only IEEE add, sub, mul and the explicit fma appear (the compiler fuses nothing itself: -ffp-contract=off),
+// and every reduction has a fixed order, so all variants give the same bits. The fma is the inner loops'
+// accumulate (q . k and p v): one instruction where a mul and an add were, and one rounding fewer.
 #ifndef EDGEBIT_ATTENTION_BODY_H
 #define EDGEBIT_ATTENTION_BODY_H
 
@@ -93,8 +95,9 @@ int64_t first_key(const AttnChunkArgs& a, int64_t r0) {
 
 // Scores of rows r0 .. r0+RB-1 against every key of the chunk: the RB rows share each key row's loads;
 // two accumulators per row (even and odd 8-float slices) keep the add chains short.
-// K, V: the cache's rows (PlainRows of float or binary16 bits, or Q8Rows).
-template <class L, int RB, class K, class V>
+// K, V: the cache's rows (PlainRows of float or binary16 bits, or Q8Rows). Whole: D is a multiple of 16, so the
+// tails below are compiled out (they would otherwise keep GCC from holding the accumulators in registers).
+template <class L, int RB, bool Whole, class K, class V>
 void scores(const AttnChunkArgs& a, const K& kc, const V& vc, int64_t r0, int64_t ld) {
     using F = typename L::F;
     const int64_t D = a.D, dv = D / 8, dt = D % 8;
@@ -109,39 +112,39 @@ void scores(const AttnChunkArgs& a, const K& kc, const V& vc, int64_t r0, int64_
         for (; i + 2 <= dv; i += 2) {
             const F k0 = kc.template load<L>(k, 8 * i), k1 = kc.template load<L>(k, 8 * i + 8);
             for (int r = 0; r < RB; ++r) {
-                acc[r][0] = L::add(acc[r][0], L::mul(L::load(a.q[r0 + r] + 8 * i), k0));
-                acc[r][1] = L::add(acc[r][1], L::mul(L::load(a.q[r0 + r] + 8 * i + 8), k1));
+                acc[r][0] = L::fma(L::load(a.q[r0 + r] + 8 * i), k0, acc[r][0]);
+                acc[r][1] = L::fma(L::load(a.q[r0 + r] + 8 * i + 8), k1, acc[r][1]);
             }
         }
-        if (i < dv) {
+        if (!Whole && i < dv) {
             const F k0 = kc.template load<L>(k, 8 * i);
-            for (int r = 0; r < RB; ++r) acc[r][0] = L::add(acc[r][0], L::mul(L::load(a.q[r0 + r] + 8 * i), k0));
+            for (int r = 0; r < RB; ++r) acc[r][0] = L::fma(L::load(a.q[r0 + r] + 8 * i), k0, acc[r][0]);
         }
-        if (dt != 0) {
+        if (!Whole && dt != 0) {
             const F k1 = kc.template load_part<L>(k, 8 * dv, dt);
             for (int r = 0; r < RB; ++r)
-                acc[r][1] = L::add(acc[r][1], L::mul(L::load_part(a.q[r0 + r] + 8 * dv, dt), k1));
+                acc[r][1] = L::fma(L::load_part(a.q[r0 + r] + 8 * dv, dt), k1, acc[r][1]);
         }
         for (int r = 0; r < RB; ++r) a.s[(r0 + r) * ld + j] = L::hsum(L::add(acc[r][0], acc[r][1])) * a.scale;
     }
 }
 
 // o[r, d0 .. d0+16) for rows r0 .. r0+RB-1: sum over the chunk's keys of p[r, j] v[j, :] (p zero outside
-// a row's visible keys), in key order. `w0`, `w1`: valid floats in the two 8-float slices (8 or fewer).
-template <class L, int RB, class V>
+// a row's visible keys), in key order. `w0`, `w1`: valid floats in the two 8-float slices (8 or fewer; Full: both 8,
+// the partial loads compiled out of the loop).
+template <class L, int RB, bool Full, class V>
 void values(const AttnChunkArgs& a, const V& vc, int64_t r0, int64_t ld, int64_t d0, int64_t w0, int64_t w1) {
     using F = typename L::F;
     F acc[RB][2];
     for (int r = 0; r < RB; ++r) acc[r][0] = acc[r][1] = L::zero();
-    const bool full = w0 == 8 && w1 == 8;
     for (int64_t j = first_key<RB>(a, r0); j < a.n; ++j) {
         const typename V::Row v = vc.row(j);
-        const F v0 = full ? vc.template load<L>(v, d0) : vc.template load_part<L>(v, d0, w0);
-        const F v1 = full ? vc.template load<L>(v, d0 + 8) : vc.template load_part<L>(v, d0 + 8, w1);
+        const F v0 = Full ? vc.template load<L>(v, d0) : vc.template load_part<L>(v, d0, w0);
+        const F v1 = Full ? vc.template load<L>(v, d0 + 8) : vc.template load_part<L>(v, d0 + 8, w1);
         for (int r = 0; r < RB; ++r) {
             const F p = L::splat(a.s[(r0 + r) * ld + j]);
-            acc[r][0] = L::add(acc[r][0], L::mul(p, v0));
-            acc[r][1] = L::add(acc[r][1], L::mul(p, v1));
+            acc[r][0] = L::fma(p, v0, acc[r][0]);
+            acc[r][1] = L::fma(p, v1, acc[r][1]);
         }
     }
     for (int r = 0; r < RB; ++r) {
@@ -177,18 +180,35 @@ void softmax_row(const AttnChunkArgs& a, int64_t r, int64_t ld) {
     a.l[r] = L::hsum(sum);
 }
 
+template <class L, bool Whole, class R>
+void scores_all(const AttnChunkArgs& a, const R& k, const R& v, int64_t ld) {
+    int64_t r = 0;
+    for (; r + 4 <= a.R; r += 4) scores<L, 4, Whole>(a, k, v, r, ld);
+    for (; r < a.R; ++r) scores<L, 1, Whole>(a, k, v, r, ld);
+}
+
+template <class L, bool Full, class R>
+void values_all(const AttnChunkArgs& a, const R& v, int64_t ld, int64_t d0, int64_t w0, int64_t w1) {
+    int64_t r = 0;
+    for (; r + 4 <= a.R; r += 4) values<L, 4, Full>(a, v, r, ld, d0, w0, w1);
+    for (; r < a.R; ++r) values<L, 1, Full>(a, v, r, ld, d0, w0, w1);
+}
+
 template <class L, class R>
 void attend_chunk_of(const AttnChunkArgs& a, const R& k, const R& v) {
     const int64_t ld = round8(a.n);
-    int64_t r = 0;
-    for (; r + 4 <= a.R; r += 4) scores<L, 4>(a, k, v, r, ld);
-    for (; r < a.R; ++r) scores<L, 1>(a, k, v, r, ld);
-    for (r = 0; r < a.R; ++r) softmax_row<L>(a, r, ld);
+    if (a.D % 16 == 0)
+        scores_all<L, true>(a, k, v, ld);
+    else
+        scores_all<L, false>(a, k, v, ld);
+    for (int64_t r = 0; r < a.R; ++r) softmax_row<L>(a, r, ld);
     for (int64_t d0 = 0; d0 < a.D; d0 += 16) {
         const int64_t rest = a.D - d0;
         const int64_t w0 = rest < 8 ? rest : 8, w1 = rest - 8 <= 0 ? 0 : (rest - 8 < 8 ? rest - 8 : 8);
-        for (r = 0; r + 4 <= a.R; r += 4) values<L, 4>(a, v, r, ld, d0, w0, w1);
-        for (; r < a.R; ++r) values<L, 1>(a, v, r, ld, d0, w0, w1);
+        if (w0 == 8 && w1 == 8)
+            values_all<L, true>(a, v, ld, d0, w0, w1);
+        else
+            values_all<L, false>(a, v, ld, d0, w0, w1);
     }
 }
 

@@ -1,7 +1,7 @@
 // Internal interface of decode attention (attention_api.cpp) and its per-ISA files. Each ISA file
 // instantiates the one body in attention_body.h with its lane type, so every variant performs the
-// same IEEE operations in the same order (8 lanes, fixed reduction trees, mul and add never fused:
-// the core is built with -ffp-contract=off) and is bit-exact to the scalar one.
+// same IEEE operations in the same order (8 lanes, fixed reduction trees, a mul and an add fused only where
+// the body says fma: the core is built with -ffp-contract=off) and is bit-exact to the scalar one.
 #ifndef EDGEBIT_ATTENTION_VARIANT_H
 #define EDGEBIT_ATTENTION_VARIANT_H
 

@@ -6,12 +6,12 @@
 
 #include <string.h>
 
-#if defined(__F16C__)
+#if defined(__F16C__) && defined(__FMA__)
 #include <immintrin.h>
 #elif defined(__aarch64__)
 #include <arm_neon.h>
 #else
-#error "attention_vector_lanes.h: binary16 loads need F16C (x86) or aarch64"
+#error "attention_vector_lanes.h: binary16 loads and fused multiply-adds need F16C and FMA (x86) or aarch64"
 #endif
 
 #include "attention_body.h"
@@ -22,13 +22,9 @@ struct VectorLanes {
     typedef float F __attribute__((vector_size(32)));
     typedef int32_t I __attribute__((vector_size(32)));
     static F zero() { return F{} ; }
-    static F splat(float v) { return F{} + v; }
+    // A broadcast (F{} + v would be a real add: a vaddss per splat, and -0 made +0).
+    static F splat(float v) { return F{v, v, v, v, v, v, v, v}; }
     static F load(const float* p) { F r; memcpy(&r, p, sizeof r); return r; }
-    static F load_part(const float* p, int64_t n) {
-        F r = zero();
-        for (int64_t j = 0; j < n; ++j) r[j] = p[j];
-        return r;
-    }
     // 8 binary16 values widened (exact, as half_to_float): vcvtph2ps, or fcvtl on each half.
     static F load(const uint16_t* p) {
         F r;
@@ -61,7 +57,7 @@ struct VectorLanes {
 #endif
         return r;
     }
-    // The first n codes or binary16 values, the rest zero, through the full-width load above.
+    // The first n floats, binary16 values or codes, the rest zero, through the full-width loads above.
     template <class C>
     static F load_part(const C* p, int64_t n) {
         C t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -69,13 +65,33 @@ struct VectorLanes {
         return load(t);
     }
     static void store(float* p, F a) { memcpy(p, &a, sizeof a); }
+    // Through a float array: indexing `a` by a variable would make GCC keep the caller's accumulators in memory,
+    // stored back on every iteration of the loop that builds them.
     static void store_part(float* p, F a, int64_t n) {
-        if (n == 8) { store(p, a); return; }
-        for (int64_t j = 0; j < n; ++j) p[j] = a[j];
+        float t[8];
+        store(t, a);
+        memcpy(p, t, static_cast<size_t>(n) * sizeof *p);
     }
     static F add(F a, F b) { return a + b; }
     static F sub(F a, F b) { return a - b; }
     static F mul(F a, F b) { return a * b; }
+    // a * b + c rounded once: vfmadd231ps, or fmla on each half (never a * b + c in source: -ffp-contract=off
+    // keeps that two roundings, as the scalar twin's fmaf would not).
+    static F fma(F a, F b, F c) {
+#if defined(__FMA__)
+        return (F)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+        float32x4_t h[3][2];
+        memcpy(h[0], &a, sizeof a);
+        memcpy(h[1], &b, sizeof b);
+        memcpy(h[2], &c, sizeof c);
+        const float32x4_t lo = vfmaq_f32(h[2][0], h[0][0], h[1][0]), hi = vfmaq_f32(h[2][1], h[0][1], h[1][1]);
+        F r;
+        memcpy(&r, &lo, sizeof lo);
+        memcpy(reinterpret_cast<char*>(&r) + sizeof lo, &hi, sizeof hi);
+        return r;
+#endif
+    }
     static F at_least(F a, float lo) {
         const I below = a < splat(lo);  // all-ones lanes where a < lo (false for NaN)
         return (F)(((I)a & ~below) | ((I)splat(lo) & below));

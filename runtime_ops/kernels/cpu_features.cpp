@@ -25,6 +25,7 @@ namespace {
 struct Features {
     bool avx2 = false;
     bool f16c = false;
+    bool fma = false;
     bool avx512vnni = false;
     bool neon = false;
     bool neon_dotprod = false;
@@ -46,6 +47,7 @@ Features probe() {
     const bool osxsave = (c >> 27) & 1u;
     const bool avx = (c >> 28) & 1u;
     const bool f16c = (c >> 29) & 1u;
+    const bool fma = (c >> 12) & 1u;
     if (!osxsave || !avx) return f;
     const uint64_t xcr0 = read_xcr0();
     const bool ymm_state = (xcr0 & 0x6) == 0x6;     // SSE + AVX state saved by the OS
@@ -58,6 +60,7 @@ Features probe() {
     const bool avx512vnni = (c >> 11) & 1u;
     f.avx2 = ymm_state && avx2;
     f.f16c = ymm_state && f16c;
+    f.fma = ymm_state && fma;
     f.avx512vnni = zmm_state && avx512f && avx512bw && avx512vl && avx512vnni;
     return f;
 }
@@ -91,6 +94,7 @@ const Features& features() {
 
 bool cpu_has_avx2() { return features().avx2; }
 bool cpu_has_f16c() { return features().f16c; }
+bool cpu_has_fma() { return features().fma; }
 bool cpu_has_avx512vnni() { return features().avx512vnni; }
 bool cpu_has_neon() { return features().neon; }
 bool cpu_has_neon_dotprod() { return features().neon_dotprod; }

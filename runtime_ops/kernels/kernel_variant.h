@@ -49,6 +49,7 @@ void tile_neon_i8mm(const TileArgs& a);
 // CPU feature probes (cpu_features.cpp). False on architectures where they do not apply.
 bool cpu_has_avx2();
 bool cpu_has_f16c();        // binary16 conversions (the fp16 KV cache's loads in the avx2 attention file)
+bool cpu_has_fma();         // fused multiply-add on ymm (the avx2 attention file's inner loops)
 bool cpu_has_avx512vnni();  // F + BW + VL + VNNI and OS-enabled zmm state
 bool cpu_has_neon();
 bool cpu_has_neon_dotprod();

@@ -1,5 +1,6 @@
 // Scalar decode attention: attention_body.h over a plain struct of 8 floats, every lane op a loop.
 // The reference every other attention variant is held bit-exact to.
+#include <math.h>
 #include <string.h>
 
 #include "attention_body.h"
@@ -32,6 +33,13 @@ struct ScalarLanes {
     static F add(const F& a, const F& b) { F r; for (int j = 0; j < 8; ++j) r.x[j] = a.x[j] + b.x[j]; return r; }
     static F sub(const F& a, const F& b) { F r; for (int j = 0; j < 8; ++j) r.x[j] = a.x[j] - b.x[j]; return r; }
     static F mul(const F& a, const F& b) { F r; for (int j = 0; j < 8; ++j) r.x[j] = a.x[j] * b.x[j]; return r; }
+    // One rounding, as the vector variants' fused instructions: fmaf is exact (an instruction, or libm's exact
+    // emulation where the target has none).
+    static F fma(const F& a, const F& b, const F& c) {
+        F r;
+        for (int j = 0; j < 8; ++j) r.x[j] = fmaf(a.x[j], b.x[j], c.x[j]);
+        return r;
+    }
     static F at_least(const F& a, float lo) { F r; for (int j = 0; j < 8; ++j) r.x[j] = a.x[j] < lo ? lo : a.x[j]; return r; }
     static I trunc_i(const F& a) {
         I r;
