@@ -94,7 +94,7 @@ int64_t first_key(const AttnChunkArgs& a, int64_t r0) {
 }
 
 // Scores of rows r0 .. r0+RB-1 against every key of the chunk: the RB rows share each key row's loads;
-// two accumulators per row (even and odd 8-float slices) keep the add chains short.
+// two accumulators per row (even and odd 8-float slices) keep the fma chains short.
 // K, V: the cache's rows (PlainRows of float or binary16 bits, or Q8Rows). Whole: D is a multiple of 16, so the
 // tails below are compiled out (they would otherwise keep GCC from holding the accumulators in registers).
 template <class L, int RB, bool Whole, class K, class V>
