@@ -6,10 +6,12 @@
 #include "decoder.h"
 #include "memory.h"
 #include "sysinfo.h"
+#include "weight_map.h"
 
 #include <dlfcn.h>
 
 #include <executorch/devtools/etdump/etdump_flatcc.h>
+#include <executorch/extension/data_loader/buffer_data_loader.h>
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor_ptr.h>
 #include <executorch/runtime/platform/runtime.h>
@@ -58,6 +60,9 @@ class EtDecoder final : public Decoder {
     int64_t kv_cache_bytes() const override { return edgebit::engine::kv_cache_bytes(m, m.max_seq_len); }
 
   private:
+    // The program mapped by the engine on 2 MB pages (weight_map.h), which the module reads its constants from in
+    // place: declared first, so it outlives the module. Null where those pages are off (ExecuTorch maps the file).
+    std::unique_ptr<WeightMap> program_map;
     std::unique_ptr<Module> module;
     Manifest m;
     std::string model;
@@ -89,7 +94,14 @@ EtDecoder::EtDecoder(const DecoderConfig& cfg, const Manifest& m) {
         tracer.reset(new executorch::etdump::ETDumpGen());
         s.etdump_path = cfg.profile_prefix + ".etdump";
     }
-    s.module.reset(new Module(s.model, Module::LoadMode::Mmap, std::move(tracer)));
+    if (!m.op_library.empty() && hugepages_wanted()) {  // edgebit's ops read their weights every token (weight_map.h)
+        s.program_map.reset(new WeightMap(s.model));
+        s.module.reset(new Module(std::make_unique<executorch::extension::BufferDataLoader>(s.program_map->data(),
+                                                                                         s.program_map->size()),
+                                  nullptr, nullptr, std::move(tracer)));
+    } else {
+        s.module.reset(new Module(s.model, Module::LoadMode::Mmap, std::move(tracer)));
+    }
     Error err = s.module->load_method("forward");
     if (err != Error::Ok)
         throw std::runtime_error(s.model + ": ExecuTorch cannot load method forward (error 0x" +

@@ -1,11 +1,14 @@
 #include "decoder.h"
 #include "memory.h"
+#include "onnx_external.h"
 #include "sysinfo.h"
+#include "weight_map.h"
 
 
 #include <onnxruntime_cxx_api.h>
 
 #include <malloc.h>
+#include <map>
 #include <stdexcept>
 
 namespace edgebit::engine {
@@ -22,8 +25,14 @@ class OrtDecoder final : public Decoder {
     int64_t kv_cache_bytes() const override { return edgebit::engine::kv_cache_bytes(m, length_); }
 
   private:
+    void map_weights(const std::string& model);
+
     Ort::Env env{ORT_LOGGING_LEVEL_ERROR, "edgebit-runner"};
     Ort::SessionOptions opts;
+    // The external data files mapped by the engine (weight_map.h) and the initializers over them, which the session
+    // reads in place: declared before it, so they outlive it.
+    std::map<std::string, std::unique_ptr<WeightMap>> weight_maps;
+    std::vector<Ort::Value> weight_values;
     std::unique_ptr<Ort::Session> session;
     Ort::MemoryInfo cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
     Manifest m;
@@ -53,8 +62,9 @@ OrtDecoder::OrtDecoder(const DecoderConfig& cfg, const Manifest& m) {
     // activations) for the session's life and grows in doublings past it; plain allocations go back to the heap.
     // Measured on the 2B4T shape: peak RSS 50 MB lower, decode tokens/s unchanged (docs/performance.md).
     s.opts.DisableCpuMemArena();
-    // Weights come from model.onnx.data, which ONNX Runtime maps (exporters/onnx/builder.py aligns them): the
-    // BitLinear op reads its W input where it is, in the mapped file, and nothing copies it.
+    // Weights come from model.onnx.data (exporters/onnx/builder.py aligns them), mapped by the engine on 2 MB pages
+    // (map_weights) or, where those are off, by ONNX Runtime: either way the BitLinear op reads its W input where it
+    // is, in the mapped file, and nothing copies it.
     if (!cfg.profile_prefix.empty()) {
         s.opts.EnableProfiling(cfg.profile_prefix.c_str());
         s.profiling = true;
@@ -70,6 +80,9 @@ OrtDecoder::OrtDecoder(const DecoderConfig& cfg, const Manifest& m) {
     }
     const std::string model = cfg.artifact_dir + "/" + m.model_file;
     if (!is_file(model)) throw std::runtime_error(model + ": missing (manifest.json names it as model_file)");
+    // Artifacts with edgebit's ops only: a standard one's MatMulNBits copies its weights at load (2 MB pages would
+    // only make its embedding's gathered rows cost 2 MB each).
+    if (!m.op_library.empty() && hugepages_wanted()) s.map_weights(model);
     try {
         s.session.reset(new Ort::Session(s.env, model.c_str(), s.opts));
     } catch (const Ort::Exception& e) {
@@ -129,6 +142,43 @@ void OrtDecoder::reset() {
     Ort::AllocatorWithDefaultOptions alloc;
     for (int64_t i = 0; i < 2 * s.m.num_layers; ++i)
         s.past.push_back(Ort::Value::CreateTensor<float>(alloc, shape, 4));
+}
+
+// Every external initializer of a fixed-size type becomes an OrtValue over the engine's mapping of its file, added to
+// the session options (AddInitializer: ONNX Runtime uses the buffer as given, no copy). Others, and any whose bytes
+// would be misaligned for their type, are left to ONNX Runtime's own loading.
+void OrtDecoder::map_weights(const std::string& model) {
+    const std::string dir = model.substr(0, model.find_last_of('/') + 1);
+    const Ort::MemoryInfo info = Ort::MemoryInfo::CreateCpu(OrtDeviceAllocator, OrtMemTypeDefault);
+    std::vector<std::pair<std::string, size_t>> added;
+    for (const ExternalTensor& t : external_initializers(model)) {
+        const int64_t elem = element_bytes(t.data_type);
+        // A location that leaves the model's directory is ONNX Runtime's to refuse, as it does.
+        if (elem == 0 || t.location.empty() || t.location[0] == '/' || t.location.find("..") != std::string::npos ||
+            t.offset % elem != 0)
+            continue;
+        std::unique_ptr<WeightMap>& w = weight_maps[t.location];
+        if (!w) w.reset(new WeightMap(dir + t.location));
+        int64_t count = 1;
+        for (int64_t d : t.dims) {
+            if (d < 0 || (d > 0 && count > (int64_t(1) << 50) / d))
+                throw std::runtime_error(model + ": initializer '" + t.name + "' has an invalid shape");
+            count *= d;
+        }
+        const int64_t size = static_cast<int64_t>(w->size());
+        const int64_t length = t.length < 0 ? size - t.offset : t.length;
+        if (count == 0) continue;
+        if (length != count * elem || t.offset > size || length > size - t.offset)
+            throw std::runtime_error(model + ": initializer '" + t.name + "' wants bytes [" + std::to_string(t.offset) +
+                                     ", +" + std::to_string(length) + ") of " + w->path() + " (" +
+                                     std::to_string(size) + " bytes) for " + std::to_string(count * elem) +
+                                     " bytes of data");
+        weight_values.push_back(Ort::Value::CreateTensor(info, w->data() + t.offset, static_cast<size_t>(length),
+                                                         t.dims.data(), t.dims.size(),
+                                                         static_cast<ONNXTensorElementDataType>(t.data_type)));
+        added.emplace_back(t.name, weight_values.size() - 1);
+    }
+    for (const auto& a : added) opts.AddInitializer(a.first.c_str(), weight_values[a.second]);
 }
 
 const float* OrtDecoder::forward(const std::vector<int64_t>& tokens) {

@@ -102,6 +102,9 @@ MemorySplit memory_split(const std::vector<std::string>& weight_paths) {
             else if (kind == OtherFile) s.other_file += kb * 1024;
         } else if (line.compare(0, 10, "Anonymous:") == 0 && std::sscanf(line.c_str() + 10, "%lld", &kb) == 1) {
             s.anonymous += kb * 1024;
+        } else if (kind == Weights && line.compare(0, 14, "FilePmdMapped:") == 0 &&
+                   std::sscanf(line.c_str() + 14, "%lld", &kb) == 1) {
+            s.weights_huge += kb * 1024;
         }
     }
     return s;

@@ -20,6 +20,7 @@ struct MemorySplit {
     int64_t rss = 0;               // every mapping's Rss
     int64_t weights_mapped = 0;    // Rss of mappings of the artifact's model files (file-backed: the page cache's)
     int64_t weights_mapped_size = 0;  // their mapped size, resident or not
+    int64_t weights_huge = 0;      // of weights_mapped, the bytes on 2 MB pages ("FilePmdMapped:", weight_map.h)
     int64_t other_file = 0;        // Rss of other file-backed mappings (libraries' code and data)
     int64_t anonymous = 0;         // "Anonymous:" over all mappings (heap, arenas, stacks, private copies)
 };
