@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from edgebit.bench.ort_baselines import matmul_integer_session, matmul_nbits_session
-from edgebit.bench.timing import seconds_per_call, streaming_read_gbps
+from edgebit.bench.timing import huge_page_tensor, seconds_per_call, streaming_read_gbps
 from edgebit.model.weights import TernaryWeight
 from edgebit.ops import native
 from edgebit.quant.packing import pack_ternary
@@ -111,9 +111,17 @@ def bench_decode_sweep(thread_counts=(1, 2), bandwidth_gbps: float = 0.0,
     """Every ternary matrix of a 30-layer 2B4T-shaped model once per 'token', at M=1. Each layer has its
     own copy of the weights (same values, distinct memory), so nothing is served from cache."""
     layer = [_ternary(n, k, seed=i) for i, (n, k) in enumerate(LAYER)]
-    ours_weights = [TernaryWeight(w.packed.clone(), w.gamma, w.out_features, w.in_features)
-                    for _ in range(NUM_LAYERS) for _, w in layer]
-    total_bytes = sum(w.packed.numel() for w in ours_weights)
+    # One region on 2 MB pages, as the runner maps an artifact's weights (timing.huge_page_tensor).
+    total_bytes = NUM_LAYERS * sum(w.packed.numel() for _, w in layer)
+    region_tensor, region = huge_page_tensor(total_bytes)
+    ours_weights, offset = [], 0
+    for _ in range(NUM_LAYERS):
+        for _, w in layer:
+            n = w.packed.numel()
+            packed = region_tensor[offset:offset + n].view(w.packed.dtype).view(w.packed.shape)
+            packed.copy_(w.packed)
+            ours_weights.append(TernaryWeight(packed, w.gamma, w.out_features, w.in_features))
+            offset += n
     xs = {k: torch.randn(1, k) for k in (2560, 6912)}
     rows = []
     for threads in thread_counts:

@@ -30,10 +30,11 @@ def seconds_per_call(fn: Callable[[], object], min_round_s: float = 0.05, rounds
 HUGE_PAGE = 2 << 20
 
 
-def _read_buffer(nbytes: int):
-    """nbytes of ones to read, on 2 MB pages where the kernel has transparent huge pages: the runner maps an edgebit
-    artifact's weights on such pages (runtime_ops/engine/weight_map.h), and with 4 KB pages a plain read on these VMs
-    streams 10-20% slower (its TLB misses), which would flatter every ratio taken against it."""
+def huge_page_tensor(nbytes: int):
+    """(uint8 tensor of nbytes, the mapping that holds it: keep it alive as long as the tensor) on 2 MB pages where
+    the kernel has transparent huge pages, as the runner maps an edgebit artifact's weights
+    (runtime_ops/engine/weight_map.h): with 4 KB pages these VMs read memory 10-20% slower (TLB misses), so figures
+    meant to match the runner's, and the bandwidth yardstick, are taken on such pages too."""
     import ctypes
     import mmap
 
@@ -42,11 +43,14 @@ def _read_buffer(nbytes: int):
     region = mmap.mmap(-1, nbytes + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     try:
         region.madvise(mmap.MADV_HUGEPAGE)
-    except (AttributeError, OSError):  # no THP here: 4 KB pages, as the weights get too
+    except (AttributeError, OSError):  # no THP here: 4 KB pages, as the runner's weights get too
         pass
-    address = ctypes.addressof(ctypes.c_char.from_buffer(region))
-    start = -address % HUGE_PAGE
-    buf = torch.frombuffer(region, dtype=torch.uint8, offset=start, count=nbytes)
+    start = -ctypes.addressof(ctypes.c_char.from_buffer(region)) % HUGE_PAGE
+    return torch.frombuffer(region, dtype=torch.uint8, offset=start, count=nbytes), region
+
+
+def _read_buffer(nbytes: int):
+    buf, region = huge_page_tensor(nbytes)
     buf.fill_(1)
     return buf, region
 
