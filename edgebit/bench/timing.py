@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 
@@ -30,6 +31,16 @@ def seconds_per_call(fn: Callable[[], object], min_round_s: float = 0.05, rounds
 HUGE_PAGE = 2 << 20
 
 
+def transparent_hugepages() -> bool:
+    """The kernel gives 2 MB pages to a mapping that asks (its THP setting is "always" or "madvise"), as the
+    engine's hugepages_wanted() reads it (runtime_ops/engine/weight_map.cpp)."""
+    try:
+        mode = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return False
+    return "[always]" in mode or "[madvise]" in mode
+
+
 def huge_page_tensor(nbytes: int):
     """(uint8 tensor of nbytes, the mapping that holds it: keep it alive as long as the tensor) on 2 MB pages where
     the kernel has transparent huge pages, as the runner maps an edgebit artifact's weights
@@ -41,10 +52,8 @@ def huge_page_tensor(nbytes: int):
     import torch
 
     region = mmap.mmap(-1, nbytes + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    try:
+    if transparent_hugepages():  # else 4 KB pages, as the runner's weights get too
         region.madvise(mmap.MADV_HUGEPAGE)
-    except (AttributeError, OSError):  # no THP here: 4 KB pages, as the runner's weights get too
-        pass
     start = -ctypes.addressof(ctypes.c_char.from_buffer(region)) % HUGE_PAGE
     return torch.frombuffer(region, dtype=torch.uint8, offset=start, count=nbytes), region
 

@@ -457,7 +457,8 @@ const char* edgebit_engine_memory_json(edgebit_engine* e) {
     auto num = [](int64_t v) { return std::to_string(v); };
     e->memory = std::string("{\"available\": ") + (m.available ? "true" : "false") + ", \"rss\": " + num(m.rss) +
                 ", \"weights_mapped\": " + num(m.weights_mapped) +
-                ", \"weights_mapped_size\": " + num(m.weights_mapped_size) + ", \"weights_huge\": " + num(m.weights_huge) + ", \"other_file\": " + num(m.other_file) +
+                ", \"weights_mapped_size\": " + num(m.weights_mapped_size) +
+                ", \"weights_huge\": " + num(m.weights_huge) + ", \"other_file\": " + num(m.other_file) +
                 ", \"anonymous\": " + num(m.anonymous) + ", \"kv_cache\": " + num(e->dec->kv_cache_bytes()) +
                 ", \"peak_rss\": " + num(std::max<int64_t>(0, proc_status_bytes("VmHWM"))) +
                 ", \"weights_file\": " + num(files_bytes(e->weight_files)) +

@@ -4,7 +4,7 @@ slower on these VMs and would flatter the ratios."""
 
 from pathlib import Path
 
-from edgebit.bench.timing import HUGE_PAGE, _read_buffer, streaming_read_gbps
+from edgebit.bench.timing import HUGE_PAGE, _read_buffer, streaming_read_gbps, transparent_hugepages
 
 
 def anon_huge_bytes() -> int:
@@ -14,21 +14,13 @@ def anon_huge_bytes() -> int:
     return 0
 
 
-def thp_madvise() -> bool:
-    try:
-        mode = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
-    except OSError:
-        return False
-    return "[always]" in mode or "[madvise]" in mode
-
-
 def test_read_buffer_is_aligned_filled_and_on_huge_pages():
     before = anon_huge_bytes()
     buf, region = _read_buffer(16 * HUGE_PAGE)
     try:
         assert buf.numel() == 16 * HUGE_PAGE and buf.data_ptr() % HUGE_PAGE == 0
         assert int(buf.min()) == 1 == int(buf.max())
-        if thp_madvise():
+        if transparent_hugepages():
             assert anon_huge_bytes() - before >= 8 * HUGE_PAGE
     finally:
         del buf

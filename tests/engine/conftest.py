@@ -98,6 +98,22 @@ def runner(host_bundle):
 
 
 @pytest.fixture(scope="session")
+def int8_artifacts(hf_checkpoint, tmp_path_factory):
+    """int8_artifacts(dims, name) -> {"onnx": dir, "executorch": dir}: a tiny packed BitNet checkpoint of those dims
+    exported to ONNX (edgebit's ops) and .pte, both with the int8 head and context 64."""
+    def make(dims: dict, name: str) -> dict:
+        from edgebit.exporters.executorch.export import export_executorch
+        from edgebit.exporters.onnx.export import export_onnx
+
+        ckpt = hf_checkpoint("bitnet", "packed", dims=dims)
+        d = tmp_path_factory.mktemp(name)
+        return {"onnx": export_onnx(ckpt, d / "onnx", 64, "int8", "edgebit"),
+                "executorch": export_executorch(ckpt, d / "pte", 64, head="int8")}
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def shipped_artifacts(tmp_path_factory, cli):
     """The shipped model exported to ONNX and to .pte (context 96, so context limits are quick to reach)."""
     d = tmp_path_factory.mktemp("shipped")

@@ -12,29 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from edgebit.bench.timing import transparent_hugepages
+
 # An int8 head of 16384 x 256 (4 MiB): a weight file with whole 2 MB pieces.
 DIMS = {"vocab_size": 16384, "hidden_size": 256, "intermediate_size": 512}
 BENCH = ("--prompt-len", "8", "--gen-len", "8", "--runs", "1", "--warmup", "0", "--threads", "1", "--seed", "0",
          "--verify", "off")  # no sha256 pass: it would read the file into the cache before the runtime maps it
 
 
-def thp_madvise() -> bool:
-    try:
-        mode = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
-    except OSError:
-        return False
-    return "[always]" in mode or "[madvise]" in mode
-
-
 @pytest.fixture(scope="module")
-def artifacts(hf_checkpoint, tmp_path_factory):
-    from edgebit.exporters.executorch.export import export_executorch
-    from edgebit.exporters.onnx.export import export_onnx
-
-    ckpt = hf_checkpoint("bitnet", "packed", dims=DIMS)
-    d = tmp_path_factory.mktemp("hugepages")
-    return {"onnx": export_onnx(ckpt, d / "onnx", 64, "int8", "edgebit"),
-            "executorch": export_executorch(ckpt, d / "pte", 64, head="int8")}
+def artifacts(int8_artifacts):
+    return int8_artifacts(DIMS, "hugepages")
 
 
 def weight_file(art: Path) -> Path:
@@ -75,7 +63,7 @@ def test_engine_mapping_computes_what_the_runtime_mapping_does(artifacts, runner
     assert engine["generated_ids"] == own["generated_ids"] and len(own["generated_ids"]) == 8
     m, m0 = engine["memory"], own["memory"]
     assert m["weights_mapped_size"] >= weight_file(art).stat().st_size and m["weights_mapped"] > 0
-    if thp_madvise():
+    if transparent_hugepages():
         # Every whole 2 MB piece the model read sits on a 2 MB page.
         assert m["weights_huge"] >= (m["weights_file"] // (2 << 20) - 1) * (2 << 20), m
     else:

@@ -17,14 +17,8 @@ BENCH = ("--prompt-len", "8", "--gen-len", "4", "--runs", "1", "--warmup", "0", 
 
 
 @pytest.fixture(scope="module")
-def artifacts(hf_checkpoint, tmp_path_factory):
-    from edgebit.exporters.executorch.export import export_executorch
-    from edgebit.exporters.onnx.export import export_onnx
-
-    ckpt = hf_checkpoint("bitnet", "packed", dims=DIMS)
-    d = tmp_path_factory.mktemp("memory")
-    return {"onnx": export_onnx(ckpt, d / "onnx", 64, "int8", "edgebit"),
-            "executorch": export_executorch(ckpt, d / "pte", 64, head="int8")}
+def artifacts(int8_artifacts):
+    return int8_artifacts(DIMS, "memory")
 
 
 def weight_files(art: Path) -> list[Path]:
