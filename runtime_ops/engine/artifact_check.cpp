@@ -46,16 +46,6 @@ Seen seen_of(const struct stat& st) {
     return s;
 }
 
-std::string cache_root() {
-    const char* v = getenv("EDGEBIT_CACHE_DIR");
-    if (v && *v) return v;
-    v = getenv("XDG_CACHE_HOME");
-    if (v && *v) return std::string(v) + "/edgebit";
-    v = getenv("HOME");
-    if (v && *v) return std::string(v) + "/.cache/edgebit";
-    return "";
-}
-
 // The stamp for this artifact directory (by its real path, so two paths to one dir share it), "" if no cache.
 std::string stamp_path(const std::string& dir, std::string* real_dir) {
     char buf[PATH_MAX];
@@ -128,6 +118,16 @@ void write_stamp(const std::string& path, const std::string& real_dir, const std
 }
 
 }  // namespace
+
+std::string cache_root() {
+    const char* v = getenv("EDGEBIT_CACHE_DIR");
+    if (v && *v) return v;
+    v = getenv("XDG_CACHE_HOME");
+    if (v && *v) return std::string(v) + "/edgebit";
+    v = getenv("HOME");
+    if (v && *v) return std::string(v) + "/.cache/edgebit";
+    return "";
+}
 
 VerifyReport check_artifact_files(const std::string& dir, const Manifest& m, Verify mode) {
     VerifyReport r;

@@ -32,6 +32,10 @@ struct VerifyReport {
     std::string stamp;       // the stamp file used, "" when there is none
 };
 
+// The engine's cache directory: $EDGEBIT_CACHE_DIR, else $XDG_CACHE_HOME/edgebit, else $HOME/.cache/edgebit; ""
+// when none is set.
+std::string cache_root();
+
 // Throws std::runtime_error with one line naming the file and what to do.
 VerifyReport check_artifact_files(const std::string& dir, const Manifest& m, Verify mode);
 

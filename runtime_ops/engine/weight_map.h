@@ -10,7 +10,8 @@
 // The mapping is file-backed (the page cache's pages, as before: nothing is copied, the memory figures count it as
 // mapped weights, the kernel can drop it under pressure). A 2 MB page needs the page cache to hold the file in 2 MB
 // folios; a file cached in small folios (read earlier through 4 KB mappings) is dropped from the cache once
-// (POSIX_FADV_DONTNEED) and faulted back through this mapping, which reads it in 2 MB folios. Only artifacts whose
+// (POSIX_FADV_DONTNEED) and faulted back through this mapping, which reads it in 2 MB folios where the filesystem
+// supports large folios (where it does not, a marker in the engine's cache directory stops later re-reads). Only artifacts whose
 // linears are edgebit's ops use it (their kernels read the mapped weights every token); where transparent huge pages
 // are off, or EDGEBIT_HUGEPAGES=0, the runtimes map the files themselves, as before.
 #pragma once
@@ -30,7 +31,7 @@ class WeightMap {
     uint8_t* data() const { return data_; }
     size_t size() const { return size_; }
     const std::string& path() const { return path_; }
-    bool huge_advised() const { return huge_; }  // MADV_HUGEPAGE accepted
+    bool huge_advised() const { return huge_ != 0; }  // MADV_HUGEPAGE accepted
 
   private:
     void map_file(int fd);
@@ -39,11 +40,12 @@ class WeightMap {
     std::string path_;
     uint8_t* data_ = nullptr;
     size_t size_ = 0;
-    bool huge_ = false;
+    size_t huge_ = 0;  // the huge page size advised, 0 = none
 };
 
-// Transparent huge pages usable by madvise (the kernel's setting is "always" or "madvise") and not turned off by
-// EDGEBIT_HUGEPAGES=0.
-bool hugepages_wanted();
+// The size of a transparent huge page (the PMD size: 2 MB with 4 KB base pages) when the kernel gives them to a
+// mapping that asks (its setting is "always" or "madvise") and EDGEBIT_HUGEPAGES=0 is not set; else 0.
+size_t hugepage_bytes();
+bool hugepages_wanted();  // hugepage_bytes() != 0
 
 }  // namespace edgebit::engine

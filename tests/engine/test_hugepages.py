@@ -43,9 +43,18 @@ def run(runner, art, hugepages: bool):
     return json.loads(r.stdout)
 
 
+def no_file_thp_marker(path: Path) -> Path:
+    """Where the engine records that this kernel gives this file's filesystem no 2 MB folios (weight_map.cpp)."""
+    env = os.environ
+    root = (Path(env["EDGEBIT_CACHE_DIR"]) if env.get("EDGEBIT_CACHE_DIR") else
+            Path(env["XDG_CACHE_HOME"]) / "edgebit" if env.get("XDG_CACHE_HOME") else Path.home() / ".cache/edgebit")
+    return root / "hugepages" / f"no-file-thp-{os.stat(path).st_dev:x}-{os.uname().release.replace('/', '_')}"
+
+
 def drop_cached(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
+        os.fdatasync(fd)  # only clean pages can be dropped, and the export may not be written back yet
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
@@ -63,11 +72,15 @@ def test_engine_mapping_computes_what_the_runtime_mapping_does(artifacts, runner
     assert engine["generated_ids"] == own["generated_ids"] and len(own["generated_ids"]) == 8
     m, m0 = engine["memory"], own["memory"]
     assert m["weights_mapped_size"] >= weight_file(art).stat().st_size and m["weights_mapped"] > 0
-    if transparent_hugepages():
+    if not transparent_hugepages():
+        assert m["weights_huge"] == 0
+    elif no_file_thp_marker(weight_file(art)).exists():
+        # This kernel gave the filesystem no 2 MB folios even after the re-read; the engine wrote that down so
+        # later opens do not re-read for nothing (weight_map.cpp). Not the case on the CI machines (ext4, 6.18).
+        assert m["weights_huge"] == 0
+    else:
         # Every whole 2 MB piece the model read sits on a 2 MB page.
         assert m["weights_huge"] >= (m["weights_file"] // (2 << 20) - 1) * (2 << 20), m
-    else:
-        assert m["weights_huge"] == 0
     # 2 MB pages cost at most a page's worth of partly read bytes at each end of the file.
     assert m["peak_rss"] <= m0["peak_rss"] + (4 << 20), (m["peak_rss"], m0["peak_rss"])
 
