@@ -35,7 +35,8 @@ std::string no_file_thp_marker(dev_t dev) {
     if (root.empty() || uname(&u) != 0) return "";
     char name[64];
     std::snprintf(name, sizeof name, "/no-file-thp-%llx-", static_cast<unsigned long long>(dev));
-    std::string release = u.release;
+    // The machine too: an emulated aarch64 run (qemu-user) on the same filesystem sees no 2 MB pages of its own.
+    std::string release = std::string(u.release) + "-" + u.machine;
     for (char& c : release)
         if (c == '/') c = '_';
     return root + "/hugepages" + name + release;
