@@ -20,7 +20,7 @@ struct Reader {
     const std::string* file;
 
     [[noreturn]] void fail(const char* what) const {
-        throw std::runtime_error(*file + ": not a well-formed ONNX model (" + what + ")");
+        throw std::runtime_error(*file + ": cannot load it: not a well-formed ONNX model (" + what + ")");
     }
     bool done() const { return p >= end; }
     uint64_t varint() {

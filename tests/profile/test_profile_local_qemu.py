@@ -112,6 +112,7 @@ def test_broken_model_and_op_library_fail_in_one_line(tiny_artifact, cli, tmp_pa
     import shutil
 
     from edgebit.artifact import sha256_file
+    from edgebit.bench.timing import transparent_hugepages
     from edgebit.profile.bundle import build_bundle
 
     art = tmp_path / "broken"
@@ -124,7 +125,11 @@ def test_broken_model_and_op_library_fail_in_one_line(tiny_artifact, cli, tmp_pa
     manifest["files"]["model.onnx"] = sha256_file(art / "model.onnx")
     (art / "manifest.json").write_text(json.dumps(manifest))
     r = cli("profile", art, "--prompt-len", "4", "--gen-len", "2", "--runs", "1")
-    assert r.returncode == 2 and "model.onnx: ONNX Runtime cannot load it" in r.stderr, r.stderr
+    # Where the engine maps the weights itself (2 MB pages, runtime_ops/engine/weight_map.h) its own protobuf reader
+    # meets the model first; elsewhere ONNX Runtime does. Either refuses it in one line naming the file.
+    expect = ("model.onnx: cannot load it: not a well-formed ONNX model" if transparent_hugepages()
+              else "model.onnx: ONNX Runtime cannot load it")
+    assert r.returncode == 2 and expect in r.stderr, r.stderr
     runner = build_bundle("host").runner
     (tmp_path / "bad.so").write_bytes(b"\x7fELF garbage")
     # A 12-byte "library" is refused by the engine's ELF check before ONNX Runtime sees it.
