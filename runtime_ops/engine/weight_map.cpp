@@ -88,15 +88,16 @@ void WeightMap::map_file(int fd) {
 // memory.h).
 bool WeightMap::cached_small(size_t chunks) {
     const size_t n = chunks < 4 ? chunks : 4;
+    auto piece = [&](size_t i) { return data_ + (chunks * (2 * i + 1) / (2 * n)) * huge_; };  // middles of n slices
     for (size_t i = 0; i < n; ++i) {
-        uint8_t* p = data_ + (chunks * (2 * i + 1) / (2 * n)) * huge_;
+        uint8_t* p = piece(i);
         if (madvise(p, huge_, MADV_POPULATE_READ) != 0) {  // Linux < 5.14: touch the pages instead
             volatile uint8_t sink = 0;
             for (size_t k = 0; k < huge_; k += 4096) sink = sink + p[k];
         }
     }
     const bool small = memory_split({path_}).weights_huge < static_cast<int64_t>(n * huge_ / 2);
-    for (size_t i = 0; i < n; ++i) madvise(data_ + (chunks * (2 * i + 1) / (2 * n)) * huge_, huge_, MADV_DONTNEED);
+    for (size_t i = 0; i < n; ++i) madvise(piece(i), huge_, MADV_DONTNEED);
     return small;
 }
 

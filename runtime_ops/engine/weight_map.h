@@ -31,7 +31,6 @@ class WeightMap {
     uint8_t* data() const { return data_; }
     size_t size() const { return size_; }
     const std::string& path() const { return path_; }
-    bool huge_advised() const { return huge_ != 0; }  // MADV_HUGEPAGE accepted
 
   private:
     void map_file(int fd);
