@@ -24,9 +24,9 @@ namespace {
 // requests as many bytes of the next group of R rows, linearly (prefetches never fault; the address is an integer).
 template <int R>
 inline void qprefetch_next_group(const uint8_t* w, int64_t row_bytes, int64_t consumed, int step) {
-    const uintptr_t base = reinterpret_cast<uintptr_t>(w) + static_cast<uintptr_t>(R * row_bytes + consumed * R);
-    for (int line = 0; line < R * step; line += 64)
-        __builtin_prefetch(reinterpret_cast<const void*>(base + line), 0, 0);
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(w) + static_cast<uintptr_t>(R * row_bytes + consumed * R);
+    for (uintptr_t line = (lo + 63) & ~uintptr_t{63}; line < lo + static_cast<uintptr_t>(R * step); line += 64)
+        __builtin_prefetch(reinterpret_cast<const void*>(line), 0, 0);
 }
 
 template <class Micro>

@@ -34,7 +34,11 @@ inline uint32_t bias_sum(const uint8_t* sub, const int16_t* gsum, int64_t ngroup
 }
 
 struct Avx2Q {
-    static constexpr int kRows = 4;  // 4 weight rows stream side by side per activation load
+    // Weight rows streamed side by side per activation load. Two, not four: from DRAM the 2B4T q4 head (1360-byte
+    // rows) ran in 6.3-7.0 ms with two, 7.7-8.0 with three, 8.1-10.3 with four and 8.7-9.2 with one (1 thread,
+    // Zen 4, alternated; the q8 head 13.1-13.7 against 14.2-14.4 ms with four), while from L3 four are ~8%
+    // faster: the prefetch distance, one group ahead, is what it sets (~2.7 KB, as the ternary GEMV's 2.5 KB).
+    static constexpr int kRows = 2;
 
     template <int R>
     static void q8(const int8_t* x, const uint8_t* w, int64_t row_bytes, int64_t Kp, int32_t* out) {
