@@ -22,6 +22,7 @@ namespace {
 // As the ternary GEMV (tile_driver.h): a row is short (1360 bytes for a 2560-wide q4 head), too short for the
 // hardware stream prefetchers, so while a micro-kernel consumes `step` bytes of each of its R contiguous rows it
 // requests as many bytes of the next group of R rows, linearly (prefetches never fault; the address is an integer).
+// Each line once: the lines that start in this call's range (a q4 chunk's 34-byte steps asked for some twice).
 template <int R>
 inline void qprefetch_next_group(const uint8_t* w, int64_t row_bytes, int64_t consumed, int step) {
     const uintptr_t lo = reinterpret_cast<uintptr_t>(w) + static_cast<uintptr_t>(R * row_bytes + consumed * R);

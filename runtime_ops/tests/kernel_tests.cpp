@@ -595,6 +595,53 @@ void test_quantize() {
     }
 }
 
+// The ReLU^2 GLU entry with a non-finite or negative-zero gate, in the vector body and in the tail of the gate loop:
+// NaN and +inf poison the row (relu keeps NaN; inf * inf * up is not finite), -inf and -0 are relu's zero (the row
+// stays the written-out formula's, bit for bit), and the other row of the call is untouched.
+void test_relu2_gate_specials() {
+    const Case c = make_case(2, 9, 131, 777001, false);
+    const std::vector<float> nw = norm_weight(c.K);
+    const std::vector<float> clean = gate_up(c.x.data(), c.M, c.K);
+    auto glu = [&](const std::vector<float>& gu) {
+        std::vector<float> y(static_cast<size_t>(c.M * c.N), -1.0f);
+        check(edgebit_ternary_linear_f32_relu2(gu.data(), c.M, c.K, nw.data(), kNormEps, c.packed.data(), c.N,
+                                               c.gammas.data(), y.data(), nullptr) == 0,
+              "relu2 entry status");
+        return y;
+    };
+    auto formula = [&](const std::vector<float>& gu) {  // relu(gate)^2 * up written out, then the fused norm
+        std::vector<float> h(static_cast<size_t>(c.M * c.K)), y(static_cast<size_t>(c.M * c.N), -1.0f);
+        for (int64_t m = 0; m < c.M; ++m)
+            for (int64_t k = 0; k < c.K; ++k) {
+                const float g = gu[m * 2 * c.K + k], r = g > 0.0f ? g : 0.0f;
+                h[m * c.K + k] = (r * r) * gu[m * 2 * c.K + c.K + k];
+            }
+        check(edgebit_ternary_linear_f32_rmsnorm(h.data(), c.M, c.K, nw.data(), kNormEps, c.packed.data(), c.N,
+                                                 c.gammas.data(), y.data(), nullptr) == 0,
+              "rmsnorm entry status");
+        return y;
+    };
+    const std::vector<float> base = glu(clean);
+    for (int64_t pos : {int64_t{5}, c.K - 1}) {  // vector body, scalar tail
+        for (float special : {NAN, INFINITY, -INFINITY, -0.0f}) {
+            std::vector<float> gu(clean);
+            gu[pos] = special;
+            const std::vector<float> y = glu(gu);
+            char what[64];
+            snprintf(what, sizeof what, "gate[%lld] = %g", static_cast<long long>(pos), static_cast<double>(special));
+            bool row0 = true;
+            if (special == special && special != INFINITY) {
+                row0 = memcmp(y.data(), formula(gu).data(), c.N * sizeof(float)) == 0;
+            } else {
+                for (int64_t n = 0; n < c.N; ++n) row0 = row0 && y[n] != y[n];
+            }
+            check(row0, "relu2 gate special value, its row", what);
+            check(memcmp(y.data() + c.N, base.data() + c.N, c.N * sizeof(float)) == 0,
+                  "relu2 gate special value, the other row untouched", what);
+        }
+    }
+}
+
 void expect_status(int got, int want, const char* what) {
     check(got == want, what,
           fmt("status %lld want %lld", got, want, 0) + " msg: " + edgebit_last_error());
@@ -825,6 +872,7 @@ int main() {
     g_pool3.pool_ctx = pools[2];
     g_pool8.pool_ctx = pools[3];
     test_quantize();
+    test_relu2_gate_specials();
     test_errors();
     test_threadpool();
     test_shapes();
