@@ -128,10 +128,6 @@ void quantize_row(const float* x, int64_t K, int8_t* xq, float* scale) {
     }
 }
 
-}  // namespace
-
-namespace {
-
 // The reference's F.relu(gate).square() * up over one row: r * r, then times up (NaN stays NaN: the
 // comparison is false for NaN, which keeps g). A branch per element mispredicted on half of them
 // (~3% of a decoded token in `perf`), hence the vector loops; each lane does the scalar's operations.

@@ -266,6 +266,17 @@ std::vector<float> gate_up(const float* x, int64_t M, int64_t K) {
     return gu;
 }
 
+// relu(gate)^2 * up written out for rows [gate | up] of 2K (an independent form of the ReLU^2 GLU entry's gate).
+std::vector<float> relu2_by_formula(const std::vector<float>& gu, int64_t M, int64_t K) {
+    std::vector<float> h(static_cast<size_t>(M * K));
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t k = 0; k < K; ++k) {
+            const float g = gu[m * 2 * K + k], r = g > 0.0f ? g : 0.0f;
+            h[m * K + k] = (r * r) * gu[m * 2 * K + K + k];
+        }
+    return h;
+}
+
 // The seven entry points on c's shape, reading x, xq, packed and gammas from the given pointers
 // (c's own vectors, or guarded copies of them).
 Outputs run_on(const Case& c, const float* x, const int8_t* xq, const uint8_t* packed,
@@ -355,12 +366,8 @@ void test_case(const Case& c, const char* label) {
           shape);
     // The ReLU^2 GLU entry: relu(gate)^2 * up written out, then the fused-norm entry, bit for bit.
     const std::vector<float> gu = gate_up(c.x.data(), c.M, c.K);
-    std::vector<float> h(c.x.size()), y_glu(static_cast<size_t>(c.M * c.N));
-    for (int64_t m = 0; m < c.M; ++m)
-        for (int64_t k = 0; k < c.K; ++k) {
-            const float g = gu[m * 2 * c.K + k], r = g > 0.0f ? g : 0.0f;
-            h[m * c.K + k] = (r * r) * gu[m * 2 * c.K + c.K + k];
-        }
+    const std::vector<float> h = relu2_by_formula(gu, c.M, c.K);
+    std::vector<float> y_glu(static_cast<size_t>(c.M * c.N));
     check(edgebit_ternary_linear_f32_rmsnorm(h.data(), c.M, c.K, nw.data(), kNormEps, c.packed.data(), c.N,
                                              c.gammas.data(), y_glu.data(), nullptr) == 0 &&
               memcmp(y_glu.data(), ref.y_gate.data(), y_glu.size() * 4) == 0,
@@ -610,12 +617,8 @@ void test_relu2_gate_specials() {
         return y;
     };
     auto formula = [&](const std::vector<float>& gu) {  // relu(gate)^2 * up written out, then the fused norm
-        std::vector<float> h(static_cast<size_t>(c.M * c.K)), y(static_cast<size_t>(c.M * c.N), -1.0f);
-        for (int64_t m = 0; m < c.M; ++m)
-            for (int64_t k = 0; k < c.K; ++k) {
-                const float g = gu[m * 2 * c.K + k], r = g > 0.0f ? g : 0.0f;
-                h[m * c.K + k] = (r * r) * gu[m * 2 * c.K + c.K + k];
-            }
+        const std::vector<float> h = relu2_by_formula(gu, c.M, c.K);
+        std::vector<float> y(static_cast<size_t>(c.M * c.N), -1.0f);
         check(edgebit_ternary_linear_f32_rmsnorm(h.data(), c.M, c.K, nw.data(), kNormEps, c.packed.data(), c.N,
                                                  c.gammas.data(), y.data(), nullptr) == 0,
               "rmsnorm entry status");
