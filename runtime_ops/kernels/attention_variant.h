@@ -39,6 +39,8 @@ using AttnChunkFn = void (*)(const AttnChunkArgs&);
 void attend_chunk_scalar(const AttnChunkArgs& a);
 #if defined(EDGEBIT_HAVE_AVX2)
 void attend_chunk_avx2(const AttnChunkArgs& a);
+// float32 -> binary16 bits as half_float.h's float_to_half, eight at a time with F16C (x86/attention_avx2.cpp).
+void f32_to_f16_f16c(const float* x, int64_t n, uint16_t* out);
 #endif
 #if defined(EDGEBIT_HAVE_NEON)
 void attend_chunk_neon(const AttnChunkArgs& a);

@@ -9,6 +9,7 @@
 // multiples of max|x| / 127.
 #include <math.h>
 #include <cmath>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,10 @@
 
 #include "edgebit_kernels.h"
 #include "kernel_test_util.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 namespace {
 
@@ -242,6 +247,62 @@ void test_f32_to_f16() {
     ktest::check((h & 0x7c00) == 0x7c00 && (h & 0x3ff) != 0, "edgebit_f32_to_f16 NaN stays NaN");
 }
 
+// Every variant's edgebit_f32_to_f16 gives the scalar variant's bits (the integer code of half_float.h, held to the
+// definition above) for all 2^32 floats on x86, where the others convert with F16C: NaN payloads, float32
+// subnormals, the overflow boundary and -0 included; the tiny ones also under FTZ and DAZ. ARM variants convert with the scalar code: every 97th slice
+// there (the full sweep under qemu would take many minutes).
+void test_f32_to_f16_every_float(const std::vector<std::string>& variants) {
+#if defined(__x86_64__) || defined(__i386__)
+    const uint32_t stride = 1;
+#else
+    const uint32_t stride = 97;
+#endif
+    std::vector<std::string> others;
+    for (const std::string& v : variants)
+        if (v != "scalar") others.push_back(v);
+    if (others.empty()) return;
+    const int64_t n = INT64_C(1) << 16;
+    std::vector<float> x(n);
+    std::vector<uint16_t> ref(n), got(n);
+    for (uint32_t hi = 0; hi < (1u << 16); hi += stride) {
+        for (int64_t i = 0; i < n; ++i) {
+            const uint32_t bits = hi << 16 | static_cast<uint32_t>(i);
+            memcpy(&x[i], &bits, sizeof bits);
+        }
+        edgebit_force_variant("scalar");
+        edgebit_f32_to_f16(x.data(), n, ref.data());
+        // Where the input is a float32 subnormal or the half is (|x| < 2^-14), again with flush-to-zero and
+        // denormals-are-zero set, as a host process may run: the bits must not change.
+        const bool tiny = (hi & 0x7fffu) < 0x3880u;
+        for (int mode = 0; mode < (tiny ? 2 : 1); ++mode) {
+            for (const std::string& v : others) {
+                edgebit_force_variant(v.c_str());
+#if defined(__x86_64__) || defined(__i386__)
+                const unsigned csr = _mm_getcsr();
+                if (mode == 1) _mm_setcsr(csr | 0x8040u);  // FTZ (bit 15) and DAZ (bit 6)
+                edgebit_f32_to_f16(x.data(), n, got.data());
+                _mm_setcsr(csr);
+#else
+                edgebit_f32_to_f16(x.data(), n, got.data());
+#endif
+                for (int64_t i = 0; i < n; ++i) {
+                    if (got[i] != ref[i]) {
+                        char msg[112];
+                        snprintf(msg, sizeof msg, "%s%s: float bits 0x%08x -> 0x%04x, scalar 0x%04x", v.c_str(),
+                                 mode == 1 ? " (FTZ+DAZ)" : "",
+                                 static_cast<unsigned>(hi << 16 | static_cast<uint32_t>(i)), got[i], ref[i]);
+                        ktest::check(false, "edgebit_f32_to_f16 the scalar variant's bits for every float", msg);
+                        edgebit_force_variant("auto");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    ktest::check(true, "edgebit_f32_to_f16 the scalar variant's bits for every float");
+    edgebit_force_variant("auto");
+}
+
 void test_errors() {
     ACase c = make(1, 4, 2, 8, 16, {3}, 0.25f, 1);
     std::vector<float> out(64);
@@ -277,6 +338,7 @@ void test_errors() {
 void test_attention(const std::vector<std::string>& variants, const ktest::ThreadList& threads) {
     test_errors();
     test_f32_to_f16();
+    test_f32_to_f16_every_float(variants);
     test_f32_to_q8_row();
     std::vector<ACase> cases;
     cases.push_back(make(1, 1, 1, 1, 1, {0}, 1.0f, 2));                          // one key
