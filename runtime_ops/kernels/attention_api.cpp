@@ -23,6 +23,13 @@ constexpr int64_t kChunk = EDGEBIT_ATTENTION_CHUNK;  // keys per unit
 constexpr int64_t kTBlock = 16;                      // queries per unit (prefill; decode has one)
 constexpr int64_t kSlabFloats = INT64_C(1) << 21;    // partials held at once (8 MB)
 
+#if defined(EDGEBIT_HAVE_AVX2)
+// Whether variant v runs x86/attention_avx2.cpp's code (given the FMA / F16C it also needs).
+bool runs_avx2_file(const KernelVariant* v) {
+    return strcmp(v->name, "avx2") == 0 || strcmp(v->name, "avx512vnni") == 0;
+}
+#endif
+
 AttnChunkFn chunk_fn_for(const KernelVariant* v, bool half) {
     const char* n = v->name;
     (void)n;
@@ -30,8 +37,7 @@ AttnChunkFn chunk_fn_for(const KernelVariant* v, bool half) {
 #if defined(EDGEBIT_HAVE_AVX2)
     // The AVX2 file multiplies and adds with FMA and widens fp16 with F16C, which every AVX2 processor has; a VM
     // that hides one gets the scalar body (the same bits: it fuses with fmaf).
-    if ((strcmp(n, "avx2") == 0 || strcmp(n, "avx512vnni") == 0) && cpu_has_fma() && (!half || cpu_has_f16c()))
-        return attend_chunk_avx2;
+    if (runs_avx2_file(v) && cpu_has_fma() && (!half || cpu_has_f16c())) return attend_chunk_avx2;
 #endif
 #if defined(EDGEBIT_HAVE_NEON)
     if (strncmp(n, "neon", 4) == 0) return attend_chunk_neon;
@@ -281,7 +287,7 @@ extern "C" void edgebit_f32_to_f16(const float* x, int64_t n, uint16_t* out) {
     // decode step); the scalar variant, a CPU without F16C and a rejected EDGEBIT_KERNEL keep the integer code.
     int status = 0;
     const edgebit::KernelVariant* v = edgebit::active_variant(&status);
-    if (v != nullptr && strcmp(v->name, "scalar") != 0 && edgebit::cpu_has_f16c())
+    if (v != nullptr && edgebit::runs_avx2_file(v) && edgebit::cpu_has_f16c())
         return edgebit::f32_to_f16_f16c(x, n, out);
 #endif
     for (int64_t i = 0; i < n; ++i) out[i] = edgebit::float_to_half(x[i]);

@@ -249,8 +249,8 @@ void test_f32_to_f16() {
 
 // Every variant's edgebit_f32_to_f16 gives the scalar variant's bits (the integer code of half_float.h, held to the
 // definition above) for all 2^32 floats on x86, where the others convert with F16C: NaN payloads, float32
-// subnormals, the overflow boundary and -0 included; the tiny ones also under FTZ and DAZ. ARM variants convert with the scalar code: every 97th slice
-// there (the full sweep under qemu would take many minutes).
+// subnormals, the overflow boundary and -0 included; the tiny ones also under FTZ and DAZ. ARM variants convert
+// with the scalar code: every 97th slice there (the full sweep under qemu would take many minutes).
 void test_f32_to_f16_every_float(const std::vector<std::string>& variants) {
 #if defined(__x86_64__) || defined(__i386__)
     const uint32_t stride = 1;

@@ -288,6 +288,9 @@ inline void prefetch_panel(const uint8_t* w, int64_t row_bytes, int64_t cols, in
     }
 }
 
+// Codes per column of the panel starting at k0 (the last one along K may be shorter).
+inline int64_t panel_k(int64_t K, int64_t k0) { return K - k0 < kPanelK ? K - k0 : kPanelK; }
+
 void panel_gemm(const TileArgs& a) {
     alignas(64) int32_t panel[kPanelK / 4 * kPanelCols];
     const int64_t row_bytes = a.K / 4;
@@ -298,15 +301,13 @@ void panel_gemm(const TileArgs& a) {
                                 : cols <= 16 ? __mmask16(0)
                                              : __mmask16((1u << (cols - 16)) - 1);
         for (int64_t k0 = 0; k0 < a.K; k0 += kPanelK) {
-            const int64_t kc = a.K - k0 < kPanelK ? a.K - k0 : kPanelK;
+            const int64_t kc = panel_k(a.K, k0);
             build_panel(a.w + n0 * row_bytes, row_bytes, cols, k0 / 128, kc / 128, panel);
-            if (k0 + kc < a.K) {  // the next panel: the same columns further along K, or the next columns' first
-                prefetch_panel(a.w + n0 * row_bytes, row_bytes, cols, (k0 + kc) / 128,
-                               (a.K - k0 - kc < kPanelK ? a.K - k0 - kc : kPanelK) / 128);
-            } else if (n0 + kPanelCols < a.nr) {
-                const int64_t next = a.nr - n0 - kPanelCols < kPanelCols ? a.nr - n0 - kPanelCols : kPanelCols;
-                prefetch_panel(a.w + (n0 + kPanelCols) * row_bytes, row_bytes, next, 0,
-                               (a.K < kPanelK ? a.K : kPanelK) / 128);
+            // The next panel: the same columns further along K, or the next columns' first.
+            const int64_t n1 = k0 + kc < a.K ? n0 : n0 + kPanelCols, k1 = k0 + kc < a.K ? k0 + kc : 0;
+            if (n1 < a.nr) {
+                const int64_t cols1 = a.nr - n1 < kPanelCols ? a.nr - n1 : kPanelCols;
+                prefetch_panel(a.w + n1 * row_bytes, row_bytes, cols1, k1 / 128, panel_k(a.K, k1) / 128);
             }
             const bool first = k0 == 0;
             const bool last = k0 + kc == a.K;
