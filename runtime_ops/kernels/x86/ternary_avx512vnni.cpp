@@ -118,6 +118,8 @@ struct Avx512Vnni {
         for (int m = 0; m < kTileM; ++m)
             for (int n = 0; n < kTileN; ++n) acc[m][n] = _mm512_setzero_si512();
         for (int64_t b = 0; b < nblocks; ++b) {
+            // The tile's weight rows stream side by side, as the GEMV's do (see prefetch_ahead).
+            prefetch_ahead<kTileN>(w, row_bytes, b);
             __m512i x01[kTileM], x23[kTileM];
             for (int m = 0; m < kTileM; ++m) {
                 x01[m] = _mm512_loadu_si512(x + m * K + 128 * b);
