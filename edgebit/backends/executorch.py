@@ -15,7 +15,10 @@ from edgebit.artifact import ArtifactError
 
 class ExecutorchBackend:
     def __init__(self, artifact_dir: Path, manifest: dict, threads: int | None = None, profile: bool = False):
+        import torch
+
         from edgebit.ops import executorch_library
+        from edgebit.third_party_noise import native_probe_lines_dropped, python_noise_silenced
 
         library = manifest.get("op_library")
         if library:
@@ -26,25 +29,27 @@ class ExecutorchBackend:
                     f"which this ExecuTorch kernel library implements: re-export, or put a build of it there "
                     f"(load it with ctypes.CDLL(path, RTLD_GLOBAL) before load_method)")
             try:
-                executorch_library.load(path)
+                with python_noise_silenced():  # loading it imports ExecuTorch's pybindings first
+                    executorch_library.load(path)
             except executorch_library.ExecutorchLibraryError as e:
                 raise ArtifactError(str(e)) from None
-        import torch
-        from executorch import version as et_version
-        from executorch.extension.pybindings import portable_lib
-        from executorch.runtime import Runtime
+        with python_noise_silenced():
+            from executorch import version as et_version
+            from executorch.extension.pybindings import portable_lib
+            from executorch.runtime import Runtime
 
-        if threads:
-            portable_lib._unsafe_reset_threadpool(threads)
         self.torch = torch
         self.model_path = artifact_dir / manifest["model_file"]
-        try:
-            self.program = Runtime.get().load_program(str(self.model_path), enable_etdump=profile,
-                                                      debug_buffer_size=0)
-            self.method = self.program.load_method("forward")
-        except Exception as e:  # the pybindings raise RuntimeError with the runtime's error code
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ArtifactError(f"{self.model_path}: executorch cannot load it: {first}") from None
+        with native_probe_lines_dropped():  # the threadpool starts here (third_party_noise.py)
+            if threads:
+                portable_lib._unsafe_reset_threadpool(threads)
+            try:
+                self.program = Runtime.get().load_program(str(self.model_path), enable_etdump=profile,
+                                                          debug_buffer_size=0)
+                self.method = self.program.load_method("forward")
+            except Exception as e:  # the pybindings raise RuntimeError with the runtime's error code
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ArtifactError(f"{self.model_path}: executorch cannot load it: {first}") from None
         cfg = manifest["config"]
         self.vocab_size = cfg["vocab_size"]
         self.max_seq_len = manifest["max_seq_len"]

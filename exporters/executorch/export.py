@@ -9,6 +9,7 @@ from typing import Callable
 
 from edgebit.atomic import atomic_output_dir
 from edgebit.errors import EdgebitError
+from edgebit.third_party_noise import python_noise_silenced
 from .. import register
 from ..chat_template import chat_manifest_entry
 from ..common import check_head, check_kv_dtype, copy_tokenizer_files, kv_cache_entry, load_for_export
@@ -52,6 +53,12 @@ def export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[
     """ModelWeights -> ExecutorchProgramManager. Our op stays a CPU kernel call (edgebit::bitlinear.out);
     with xnnpack the head and the attention products go to the XNNPACK delegate (XNNPACK_CONFIGS). ops
     "torchao-8da4w" builds ExecuTorch's stock low-bit baseline instead (torchao_baseline.py), all on XNNPACK."""
+    with python_noise_silenced(mutated_buffers_ok=ops == "edgebit"):
+        return _export_program(weights, seq, head, xnnpack, step, ops, kv_dtype)
+
+
+def _export_program(weights, seq: int, head: str, xnnpack: bool, step: Callable[[str], None], ops: str,
+                    kv_dtype: str):
     import torch
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge, to_edge_transform_and_lower
     from executorch.exir.passes import MemoryPlanningPass
