@@ -21,19 +21,19 @@ class ExecutorchBackend:
         from edgebit.third_party_noise import native_probe_lines_dropped, python_noise_silenced
 
         library = manifest.get("op_library")
-        if library:
-            path = artifact_dir / library
-            if not path.is_file():
-                raise ArtifactError(
-                    f"{path}: missing; {manifest['model_file']} calls {', '.join(manifest.get('op_names', []))}, "
-                    f"which this ExecuTorch kernel library implements: re-export, or put a build of it there "
-                    f"(load it with ctypes.CDLL(path, RTLD_GLOBAL) before load_method)")
-            try:
-                with python_noise_silenced():  # loading it imports ExecuTorch's pybindings first
+        with python_noise_silenced():  # ExecuTorch's pybindings are imported here (by the library's load first)
+            if library:
+                path = artifact_dir / library
+                if not path.is_file():
+                    raise ArtifactError(
+                        f"{path}: missing; {manifest['model_file']} calls "
+                        f"{', '.join(manifest.get('op_names', []))}, which this ExecuTorch kernel library implements: "
+                        f"re-export, or put a build of it there (load it with ctypes.CDLL(path, RTLD_GLOBAL) before "
+                        f"load_method)")
+                try:
                     executorch_library.load(path)
-            except executorch_library.ExecutorchLibraryError as e:
-                raise ArtifactError(str(e)) from None
-        with python_noise_silenced():
+                except executorch_library.ExecutorchLibraryError as e:
+                    raise ArtifactError(str(e)) from None
             from executorch import version as et_version
             from executorch.extension.pybindings import portable_lib
             from executorch.runtime import Runtime
