@@ -165,6 +165,9 @@ void rms_norm_row(const float* x, int64_t K, const float* w, float eps, float* y
 #if defined(__SSE2__)
     __m128d a01 = _mm_setzero_pd(), a23 = _mm_setzero_pd();
     for (; k + 4 <= K; k += 4) {
+        // The norm's weights are read once a token, after this loop: fetched while it runs (decode found them in
+        // DRAM, ~1% of a 1-thread token). One request a 64-byte line; prefetches never fault past the end.
+        if ((k & 15) == 0) _mm_prefetch(reinterpret_cast<const char*>(w + k), _MM_HINT_T0);
         const __m128 v = _mm_loadu_ps(x + k);
         const __m128d lo = _mm_cvtps_pd(v), hi = _mm_cvtps_pd(_mm_movehl_ps(v, v));
         a01 = _mm_add_pd(a01, _mm_mul_pd(lo, lo));
@@ -175,6 +178,7 @@ void rms_norm_row(const float* x, int64_t K, const float* w, float eps, float* y
 #elif defined(__aarch64__)
     float64x2_t a01 = vdupq_n_f64(0.0), a23 = vdupq_n_f64(0.0);
     for (; k + 4 <= K; k += 4) {  // vmulq + vaddq, not vfmaq: the scalar loop's two roundings
+        if ((k & 15) == 0) __builtin_prefetch(w + k, 0, 3);  // the weights, as in the SSE2 loop
         const float32x4_t v = vld1q_f32(x + k);
         const float64x2_t lo = vcvt_f64_f32(vget_low_f32(v)), hi = vcvt_high_f64_f32(v);
         a01 = vaddq_f64(a01, vmulq_f64(lo, lo));

@@ -91,6 +91,10 @@ void gemm_task(void* ctx, int64_t chunk) {
     a.nr = nr;
     a.acc = j.y != nullptr ? local : j.acc + n0;
     a.ld = j.y != nullptr ? EDGEBIT_N_CHUNK : j.N;
+    // The epilogue's per-channel scales are read once a token, so in decode they came from DRAM after the tile
+    // (~1% of a 1-thread token); requested now, they arrive while the tile runs.
+    if (j.y != nullptr && j.gammas != nullptr)
+        for (int64_t r = 0; r < nr; r += 16) __builtin_prefetch(j.gammas + n0 + r, 0, 3);
     j.tile(a);
     if (j.y == nullptr) return;
     for (int64_t m = 0; m < j.M; ++m) {
