@@ -166,8 +166,8 @@ void rms_norm_row(const float* x, int64_t K, const float* w, float eps, float* y
     __m128d a01 = _mm_setzero_pd(), a23 = _mm_setzero_pd();
     for (; k + 4 <= K; k += 4) {
         // The norm's weights are read once a token, after this loop: fetched while it runs (decode found them in
-        // DRAM, ~1% of a 1-thread token). One request a 64-byte line; prefetches never fault past the end.
-        if ((k & 15) == 0) _mm_prefetch(reinterpret_cast<const char*>(w + k), _MM_HINT_T0);
+        // DRAM, ~1% of a 1-thread token). One request a 64-byte line (every 16 floats), all inside w[0, K).
+        if ((k & 15) == 0) __builtin_prefetch(w + k, 0, 3);
         const __m128 v = _mm_loadu_ps(x + k);
         const __m128d lo = _mm_cvtps_pd(v), hi = _mm_cvtps_pd(_mm_movehl_ps(v, v));
         a01 = _mm_add_pd(a01, _mm_mul_pd(lo, lo));
